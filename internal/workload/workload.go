@@ -1,0 +1,197 @@
+// Package workload is inspectd's lab: a catalog of concurrency workloads, each a
+// lesson of the talk "1 Hour Dive into Asynchronous Rust" redone in Go, in a
+// healthy form and in deliberately broken forms, and the supervisor that runs them.
+//
+// A workload is a Spec that registers itself from its own file:
+//
+//	func init() {
+//		Register(Spec{
+//			Name: "hello", Lesson: "hello_tokio", Kind: Healthy,
+//			Description: "...",
+//			Params: []ParamSpec{DurationParam("interval", "time between ticks", time.Second, time.Millisecond, time.Minute)},
+//			Run: runHello,
+//		})
+//	}
+//
+// Run receives an Env. Every goroutine a workload starts goes through Env.Go (or
+// Env.GoDetached for what a broken workload leaks on purpose), which labels it
+// with pprof labels workload=<name> and role=<role>, recovers its panics and lets
+// the supervisor wait for it on stop. The supervisor, not the workload, owns
+// restarts, backoff, logging and the Prometheus metrics.
+package workload
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"runtime/pprof"
+	"sort"
+	"sync"
+	"sync/atomic"
+)
+
+// Kind tells whether a workload is a healthy lesson or a deliberately broken scenario.
+type Kind string
+
+const (
+	Healthy Kind = "healthy"
+	Broken  Kind = "broken"
+)
+
+// Spec describes one workload of the catalog.
+type Spec struct {
+	Name        string
+	Lesson      string // the talk's lesson it redoes, e.g. "tokio_select"
+	Kind        Kind
+	Description string // one paragraph a learner reads in the CLI
+	Params      []ParamSpec
+	// Caps says what a broken workload may leave behind or consume, in words;
+	// the bounds themselves are parameters.
+	Caps string
+	// MaxLeft is how many of its goroutines a broken workload may leave alive
+	// after it is stopped (its leak cap under these parameters); nil means none.
+	MaxLeft func(p Params) int
+	// Run does the work until ctx is cancelled. It returns nil on cancellation.
+	Run func(ctx context.Context, env *Env) error
+}
+
+// Registry holds workload specs by name. The package has a default registry
+// that the catalog's files register into; tests can build their own.
+type Registry struct {
+	mu    sync.RWMutex
+	specs map[string]Spec
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{specs: map[string]Spec{}} }
+
+// Default is the registry of the built-in catalog.
+var Default = NewRegistry()
+
+// Register adds a spec to the default registry.
+func Register(s Spec) { Default.Register(s) }
+
+// Register adds a spec. It panics on a duplicate or incomplete spec: both are
+// programming errors that the first test run reveals.
+func (r *Registry) Register(s Spec) {
+	if s.Name == "" || s.Run == nil || (s.Kind != Healthy && s.Kind != Broken) {
+		panic(fmt.Sprintf("workload: incomplete spec %q", s.Name))
+	}
+	for _, p := range s.Params {
+		if _, err := convert(p, anyToRaw(p.Default)); err != nil {
+			panic(fmt.Sprintf("workload %s: default of %q is outside its own bounds", s.Name, p.Name))
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.specs[s.Name]; dup {
+		panic("workload: duplicate name " + s.Name)
+	}
+	r.specs[s.Name] = s
+}
+
+// anyToRaw renders a typed default in the raw form Resolve accepts.
+func anyToRaw(v any) any {
+	if _, ok := v.(interface{ String() string }); ok {
+		return FormatValue(v)
+	}
+	return v
+}
+
+// Lookup returns the spec of name.
+func (r *Registry) Lookup(name string) (Spec, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	s, ok := r.specs[name]
+	return s, ok
+}
+
+// Specs returns all specs: healthy ones first, then broken, each sorted by name.
+func (r *Registry) Specs() []Spec {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]Spec, 0, len(r.specs))
+	for _, s := range r.specs {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Kind != out[j].Kind {
+			return out[i].Kind == Healthy
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+// Names returns the names of all specs in Specs order.
+func (r *Registry) Names() []string {
+	specs := r.Specs()
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Name
+	}
+	return names
+}
+
+// Env is what a running workload gets from the supervisor.
+type Env struct {
+	Name   string
+	Params Params
+	Log    *slog.Logger
+
+	ops      func(n float64)
+	wg       sync.WaitGroup
+	detached atomic.Int64
+	panicked chan panicReport
+}
+
+type panicReport struct {
+	value any
+	stack []byte
+	role  string
+}
+
+// Op counts one operation of the workload: the progress that starvation or
+// overhead slows down.
+func (e *Env) Op() { e.ops(1) }
+
+// Ops counts n operations.
+func (e *Env) Ops(n int) { e.ops(float64(n)) }
+
+// Go starts fn in a goroutine labelled role (the workload label is inherited).
+// The supervisor waits for it when the workload stops, so fn must return soon
+// after ctx is done.
+func (e *Env) Go(ctx context.Context, role string, fn func(ctx context.Context)) {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		e.run(ctx, role, fn)
+	}()
+}
+
+// GoDetached starts fn like Go, but the supervisor does not wait for it: it is
+// for the goroutines a broken workload leaks or lets outlive its context on
+// purpose. The caller bounds how many it starts (the workload's cap).
+func (e *Env) GoDetached(ctx context.Context, role string, fn func(ctx context.Context)) {
+	e.detached.Add(1)
+	go func() {
+		defer e.detached.Add(-1)
+		e.run(ctx, role, fn)
+	}()
+}
+
+// Detached reports how many detached goroutines are still alive.
+func (e *Env) Detached() int64 { return e.detached.Load() }
+
+func (e *Env) run(ctx context.Context, role string, fn func(ctx context.Context)) {
+	defer func() {
+		if v := recover(); v != nil {
+			select {
+			case e.panicked <- panicReport{value: v, stack: debug.Stack(), role: role}:
+			default: // a report is already pending; the restart will clean up
+			}
+		}
+	}()
+	pprof.Do(ctx, pprof.Labels("role", role), fn)
+}
