@@ -122,7 +122,7 @@ func (p Params) get(name string) any {
 func (p Params) Map() map[string]any {
 	m := make(map[string]any, len(p.values))
 	for k, v := range p.values {
-		m[k] = wireValue(v)
+		m[k] = Wire(v)
 	}
 	return m
 }
@@ -141,7 +141,9 @@ func (p Params) LogValue() slog.Value {
 	return slog.GroupValue(attrs...)
 }
 
-func wireValue(v any) any {
+// Wire renders a parameter value in its JSON form: durations as strings such as
+// "250ms", the form the API and config files accept back.
+func Wire(v any) any {
 	if d, ok := v.(time.Duration); ok {
 		return d.String()
 	}

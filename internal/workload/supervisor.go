@@ -314,6 +314,8 @@ func (s *Supervisor) runOnce(ctx context.Context, in *instance) error {
 	case err = <-ended:
 	case p := <-env.panicked:
 		err = &panicError{value: p.value, stack: p.stack, role: p.role}
+	case <-ctx.Done():
+		// Stopped: Run gets StopGrace to return, like every other goroutine.
 	}
 	cancel()
 	s.wait(env)

@@ -79,7 +79,7 @@ func (r *Registry) Register(s Spec) {
 		panic(fmt.Sprintf("workload: incomplete spec %q", s.Name))
 	}
 	for _, p := range s.Params {
-		if _, err := convert(p, anyToRaw(p.Default)); err != nil {
+		if _, err := convert(p, Wire(p.Default)); err != nil {
 			panic(fmt.Sprintf("workload %s: default of %q is outside its own bounds", s.Name, p.Name))
 		}
 	}
@@ -89,14 +89,6 @@ func (r *Registry) Register(s Spec) {
 		panic("workload: duplicate name " + s.Name)
 	}
 	r.specs[s.Name] = s
-}
-
-// anyToRaw renders a typed default in the raw form Resolve accepts.
-func anyToRaw(v any) any {
-	if _, ok := v.(interface{ String() string }); ok {
-		return FormatValue(v)
-	}
-	return v
 }
 
 // Lookup returns the spec of name.

@@ -1,0 +1,33 @@
+// Command inspectd runs the workload lab and serves the inspection API, pprof,
+// fgprof, a gops agent and Prometheus metrics. Run `inspectd -h` for flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/inspectd/inspectd/internal/daemon"
+	"github.com/inspectd/inspectd/internal/workload"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg, err := daemon.Load(os.Args[1:], os.Getenv, workload.Default, os.Stdout)
+	switch {
+	case errors.Is(err, flag.ErrHelp), errors.Is(err, daemon.ErrListed):
+		return
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "inspectd:", err)
+		os.Exit(2)
+	}
+	if err := daemon.Run(ctx, cfg, workload.Default, daemon.NewLogger(cfg, os.Stderr)); err != nil {
+		fmt.Fprintln(os.Stderr, "inspectd:", err)
+		os.Exit(1)
+	}
+}

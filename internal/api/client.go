@@ -1,0 +1,110 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Client talks to an inspectd daemon or an embedded agent.
+type Client struct {
+	// Base is the target's URL, e.g. http://127.0.0.1:7777.
+	Base  string
+	Token string
+	HTTP  *http.Client
+}
+
+// NewClient returns a client for base ("127.0.0.1:7777" or a full URL).
+func NewClient(base, token string) *Client {
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	return &Client{Base: strings.TrimRight(base, "/"), Token: token, HTTP: &http.Client{Timeout: 60 * time.Second}}
+}
+
+// StatusError is an error answer of the API.
+type StatusError struct {
+	Code    int
+	Message string
+	URL     string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("%s: %d %s: %s", e.URL, e.Code, http.StatusText(e.Code), e.Message)
+}
+
+// Do sends a request and decodes a JSON answer into out (unless out is nil).
+func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		var e Error
+		if json.Unmarshal(b, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(string(b))
+		}
+		return &StatusError{Code: resp.StatusCode, Message: e.Error, URL: req.URL.Redacted()}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s: decoding answer: %w", req.URL.Redacted(), err)
+	}
+	return nil
+}
+
+// Workloads lists the lab's workloads.
+func (c *Client) Workloads(ctx context.Context) ([]Workload, error) {
+	var l WorkloadList
+	err := c.Do(ctx, "GET", "/api/v1/workloads", nil, &l)
+	return l.Workloads, err
+}
+
+// StartWorkload starts a workload with raw parameter values.
+func (c *Client) StartWorkload(ctx context.Context, name string, params map[string]any) (Workload, error) {
+	var w Workload
+	err := c.Do(ctx, "POST", "/api/v1/workloads/"+url.PathEscape(name)+"/start", StartRequest{Params: params}, &w)
+	return w, err
+}
+
+// StopWorkload stops a workload.
+func (c *Client) StopWorkload(ctx context.Context, name string) (Workload, error) {
+	var w Workload
+	err := c.Do(ctx, "POST", "/api/v1/workloads/"+url.PathEscape(name)+"/stop", nil, &w)
+	return w, err
+}
+
+// IsNotFound reports whether err is a 404 answer.
+func IsNotFound(err error) bool {
+	var se *StatusError
+	return errors.As(err, &se) && se.Code == http.StatusNotFound
+}

@@ -1,0 +1,120 @@
+package api
+
+import "time"
+
+// Frame is one call of a stack.
+type Frame struct {
+	Function string `json:"function"`
+	File     string `json:"file,omitempty"`
+	Line     int    `json:"line,omitempty"`
+}
+
+// TaskStats are a task's numbers over the snapshot's trace window.
+type TaskStats struct {
+	TotalNS      int64 `json:"total_ns"`   // time the goroutine existed within the window
+	BusyNS       int64 `json:"busy_ns"`    // running
+	SchedNS      int64 `json:"sched_ns"`   // runnable: ready but not running
+	IdleNS       int64 `json:"idle_ns"`    // waiting, for any reason
+	SyscallNS    int64 `json:"syscall_ns"` // in a system call
+	Polls        int64 `json:"polls"`      // times it was scheduled onto a thread
+	LongestRunNS int64 `json:"longest_run_ns"`
+	// IdleByReason splits IdleNS by wait reason ("chan receive", "sync.Mutex.Lock", ...).
+	IdleByReason map[string]int64 `json:"idle_by_reason,omitempty"`
+}
+
+// Histogram is a distribution of durations with its percentiles.
+type Histogram struct {
+	Count int64 `json:"count"`
+	P50NS int64 `json:"p50_ns"`
+	P90NS int64 `json:"p90_ns"`
+	P99NS int64 `json:"p99_ns"`
+	MaxNS int64 `json:"max_ns"`
+	// Buckets are counts per power-of-two bucket: Buckets[i] counts durations
+	// in [2^i, 2^(i+1)) nanoseconds.
+	Buckets []int64 `json:"buckets,omitempty"`
+}
+
+// Task is one goroutine, as tokio-console shows a task.
+type Task struct {
+	ID          int64             `json:"id"`
+	Name        string            `json:"name"` // label "task", else workload/role, else the start function
+	Labels      map[string]string `json:"labels,omitempty"`
+	LabelsStale bool              `json:"labels_stale,omitempty"` // labels inferred, may predate a pprof.Do
+	State       string            `json:"state"`                  // running, runnable, waiting, syscall
+	WaitReason  string            `json:"wait_reason,omitempty"`
+	WaitMinutes int               `json:"wait_minutes,omitempty"`
+	Leaked      bool              `json:"leaked,omitempty"` // reported by the goroutineleak profile
+	Locked      bool              `json:"locked_to_thread,omitempty"`
+	CreatedBy   Frame             `json:"created_by"`
+	ParentID    int64             `json:"parent_id,omitempty"`
+	Location    Frame             `json:"location"` // top frame in user code
+	Stats       TaskStats         `json:"stats"`
+	Warnings    []string          `json:"warnings,omitempty"` // ids of findings that name this task
+
+	// Only in GET /api/v1/tasks/{id}:
+	RunTimes   *Histogram `json:"run_times,omitempty"`
+	SchedDelay *Histogram `json:"sched_delays,omitempty"`
+	Stack      []Frame    `json:"stack,omitempty"`
+}
+
+// Site is a place where goroutines wait: a wait reason at a blocking call
+// site (tokio-console's resources).
+type Site struct {
+	Reason   string  `json:"reason"`
+	Location Frame   `json:"location"`
+	Waiting  int     `json:"waiting"` // goroutines waiting there now
+	WaitNS   int64   `json:"wait_ns"` // total wait in the window
+	Wakeups  int64   `json:"wakeups"`
+	Tasks    []int64 `json:"tasks,omitempty"` // ids of the goroutines waiting now (at most 100)
+	// Waker is the stack that most often woke goroutines from this site.
+	Waker []Frame `json:"waker,omitempty"`
+}
+
+// Process holds the runtime/metrics of interest.
+type Process struct {
+	GoVersion    string           `json:"go_version"`
+	GOMAXPROCS   int              `json:"gomaxprocs"`
+	Goroutines   int64            `json:"goroutines"`
+	ByState      map[string]int64 `json:"goroutines_by_state,omitempty"` // runnable, running, waiting, syscall, not-in-go
+	Threads      int64            `json:"threads"`
+	SchedLatency *Histogram       `json:"sched_latency,omitempty"`
+	MutexWaitNS  int64            `json:"mutex_wait_ns"`
+	GCPause      *Histogram       `json:"gc_pauses,omitempty"`
+	HeapBytes    uint64           `json:"heap_bytes"`
+	Leaked       int              `json:"leaked_goroutines"` // -1 when unknown (no leak profile)
+}
+
+// Finding is a diagnosis: what is wrong, with evidence and advice.
+type Finding struct {
+	Rule      string    `json:"rule"`
+	Severity  string    `json:"severity"` // info, warning, critical
+	Title     string    `json:"title"`
+	Message   string    `json:"message"`
+	Evidence  Evidence  `json:"evidence"`
+	Advice    string    `json:"advice"`
+	Lesson    string    `json:"lesson,omitempty"`
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+}
+
+// Evidence is what a finding rests on.
+type Evidence struct {
+	Tasks   []int64            `json:"tasks,omitempty"`
+	Sites   []Frame            `json:"sites,omitempty"`
+	Figures map[string]float64 `json:"figures,omitempty"`
+	Missing []string           `json:"missing,omitempty"` // sources the target could not provide
+}
+
+// Snapshot is the body of GET /api/v1/snapshot.
+type Snapshot struct {
+	Time     time.Time `json:"time"`
+	Target   string    `json:"target,omitempty"`
+	WindowNS int64     `json:"window_ns"` // length of the trace window the stats cover
+	Source   string    `json:"source"`    // what it was built from, e.g. "trace+profile"
+	Tasks    []Task    `json:"tasks"`
+	Sites    []Site    `json:"sites"`
+	Process  Process   `json:"process"`
+	Findings []Finding `json:"findings"`
+	// Notes say what is approximate or missing in this snapshot.
+	Notes []string `json:"notes,omitempty"`
+}

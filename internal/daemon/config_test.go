@@ -1,0 +1,228 @@
+package daemon
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/inspectd/inspectd/internal/workload"
+)
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "inspectd.yaml")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func load(args []string, env map[string]string) (Config, string, error) {
+	var out bytes.Buffer
+	cfg, err := Load(args, func(k string) string { return env[k] }, workload.Default, &out)
+	return cfg, out.String(), err
+}
+
+func TestLoadDefaults(t *testing.T) {
+	cfg, _, err := load(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:7777" || cfg.GopsAddr != "127.0.0.1:0" || cfg.LogFormat != "text" ||
+		cfg.LogLevel != slog.LevelInfo || !slices.Equal(cfg.Workloads, DefaultWorkloads) {
+		t.Errorf("defaults: %+v", cfg)
+	}
+	var healthy, broken int
+	for _, n := range DefaultWorkloads {
+		s, ok := workload.Default.Lookup(n)
+		if !ok {
+			t.Fatalf("default mix names unknown workload %s", n)
+		}
+		if s.Kind == workload.Healthy {
+			healthy++
+		} else {
+			broken++
+		}
+	}
+	if healthy == 0 || broken == 0 {
+		t.Errorf("the default mix must show healthy and broken side by side: %d healthy, %d broken", healthy, broken)
+	}
+}
+
+// File < environment < flags.
+func TestLoadPrecedence(t *testing.T) {
+	file := writeFile(t, `
+listen: 127.0.0.1:9001
+log_format: json
+log_level: debug
+block_profile_rate: 1ms
+workloads:
+  hello: {interval: 50ms}
+  leak: {}
+`)
+	cfg, _, err := load([]string{"--config", file}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:9001" || cfg.LogFormat != "json" || cfg.LogLevel != slog.LevelDebug ||
+		cfg.BlockProfileRate != time.Millisecond || !slices.Equal(cfg.Workloads, []string{"hello", "leak"}) ||
+		cfg.Params["hello"]["interval"] != "50ms" {
+		t.Errorf("from file: %+v", cfg)
+	}
+	cfg, _, err = load([]string{"--config", file}, map[string]string{"INSPECTD_LISTEN": "127.0.0.1:9002", "INSPECTD_LOG_FORMAT": "text"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:9002" || cfg.LogFormat != "text" || cfg.LogLevel != slog.LevelDebug {
+		t.Errorf("env over file: %+v", cfg)
+	}
+	cfg, _, err = load([]string{"--config", file, "--listen", "127.0.0.1:9003", "--workloads", "hello", "--param", "hello.interval=20ms"},
+		map[string]string{"INSPECTD_LISTEN": "127.0.0.1:9002"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:9003" || !slices.Equal(cfg.Workloads, []string{"hello"}) || cfg.Params["hello"]["interval"] != "20ms" {
+		t.Errorf("flags over env: %+v", cfg)
+	}
+	// The config file may come from the environment too.
+	cfg, _, err = load(nil, map[string]string{"INSPECTD_CONFIG": file})
+	if err != nil || cfg.Listen != "127.0.0.1:9001" {
+		t.Errorf("INSPECTD_CONFIG: %v %+v", err, cfg)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		file string // config file content, if any
+		args []string
+		env  map[string]string
+		want []string // substrings of the error
+	}{
+		{name: "unknown key", file: "listen: 127.0.0.1:1\nlisen: x\n", want: []string{`line 2`, `unknown key "lisen"`, "allowed: listen"}},
+		{name: "bad yaml", file: "listen: [\n", want: []string{"config", "yaml"}},
+		{name: "bad log level in file", file: "log_level: loud\n", want: []string{`log_level "loud"`, "debug, info, warn or error"}},
+		{name: "bad duration in file", file: "block_profile_rate: fast\n", want: []string{`block_profile_rate "fast"`, "100us"}},
+		{name: "unknown workload in file", file: "workloads: {nope: {}}\n", want: []string{`unknown workload "nope"`, "known: hello"}},
+		{name: "bad parameter in file", file: "workloads: {hello: {interval: 5h}}\n", want: []string{`"interval"`, `"5h"`, "from 1ms to 1m0s"}},
+		{name: "unknown parameter in file", file: "workloads: {hello: {speed: 1}}\n", want: []string{`"speed": unknown parameter; known: interval`}},
+		{name: "missing file", args: []string{"--config", "/nonexistent/inspectd.yaml"}, want: []string{"/nonexistent/inspectd.yaml"}},
+		{name: "unknown flag", args: []string{"--bogus"}, want: []string{"bogus"}},
+		{name: "stray argument", args: []string{"serve"}, want: []string{`unexpected argument "serve"`}},
+		{name: "unknown workload flag", args: []string{"--workloads", "hello,nope"}, want: []string{`unknown workload "nope"`, "all, healthy, broken, none"}},
+		{name: "bad param flag", args: []string{"--param", "interval=5ms"}, want: []string{"workload.name=value"}},
+		{name: "param for a workload not run", args: []string{"--workloads", "hello", "--param", "leak.interval=5ms"}, want: []string{`"leak"`, "not among the workloads to run"}},
+		{name: "bad log format", args: []string{"--log-format", "xml"}, want: []string{`"xml"`, "text or json"}},
+		{name: "bad env", env: map[string]string{"INSPECTD_MUTEX_PROFILE_FRACTION": "lots"}, want: []string{"INSPECTD_MUTEX_PROFILE_FRACTION", "lots"}},
+		{name: "public listen without token", args: []string{"--listen", "0.0.0.0:7777"}, want: []string{"refusing to listen on 0.0.0.0:7777 without a token", "--token"}},
+		{name: "all interfaces without token", args: []string{"--listen", ":7777"}, want: []string{"without a token"}},
+		{name: "bad listen", args: []string{"--listen", "localhost"}, want: []string{`listen address "localhost"`}},
+		{name: "public gops", args: []string{"--gops-addr", "0.0.0.0:0", "--token", "x"}, want: []string{"gops agent", "no authentication"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			args := c.args
+			if c.file != "" {
+				args = append([]string{"--config", writeFile(t, c.file)}, args...)
+			}
+			_, _, err := load(args, c.env)
+			if err == nil {
+				t.Fatalf("no error; want one containing %q", c.want)
+			}
+			var ue *UsageError
+			if !errors.As(err, &ue) {
+				t.Errorf("error %v is not a UsageError (exit code 2)", err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadPublicWithToken(t *testing.T) {
+	cfg, _, err := load([]string{"--listen", "0.0.0.0:7777"}, map[string]string{"INSPECTD_TOKEN": "t"})
+	if err != nil || cfg.Token != "t" {
+		t.Fatalf("public listen with a token from the environment: %v %+v", err, cfg)
+	}
+}
+
+func TestLoadWorkloadSets(t *testing.T) {
+	for arg, want := range map[string]int{"all": 27, "healthy": 15, "broken": 12, "none": 0, "": 0, "hello,hello": 1} {
+		cfg, _, err := load([]string{"--workloads", arg}, nil)
+		if err != nil || len(cfg.Workloads) != want {
+			t.Errorf("--workloads %q: %d workloads (%v), want %d", arg, len(cfg.Workloads), err, want)
+		}
+	}
+}
+
+func TestListWorkloads(t *testing.T) {
+	for _, args := range [][]string{{"workloads"}, {"--list-workloads"}} {
+		_, out, err := load(args, nil)
+		if !errors.Is(err, ErrListed) {
+			t.Fatalf("%v: err %v", args, err)
+		}
+		for _, n := range workload.Default.Names() {
+			if !strings.Contains(out, n) {
+				t.Errorf("%v: catalog lacks %s", args, n)
+			}
+		}
+	}
+	_, out, err := load([]string{"-h"}, nil)
+	if !errors.Is(err, flag.ErrHelp) || !strings.Contains(out, "INSPECTD_") || !strings.Contains(out, "--workloads") && !strings.Contains(out, "-workloads") {
+		t.Errorf("help: %v\n%s", err, out)
+	}
+}
+
+// The README's catalog is generated from the registry; keep them equal with
+// `go test ./internal/daemon -run TestReadmeCatalog -update`.
+func TestReadmeCatalog(t *testing.T) {
+	const begin, end = "<!-- catalog:begin -->\n", "<!-- catalog:end -->"
+	path := filepath.Join("..", "..", "README.md")
+	readme, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(readme)
+	i, j := strings.Index(s, begin), strings.Index(s, end)
+	if i < 0 || j < i {
+		t.Fatalf("README.md lacks the %q ... %q markers", begin, end)
+	}
+	want := CatalogMarkdown(workload.Default)
+	if got := s[i+len(begin) : j]; got != want {
+		if *update {
+			s = s[:i+len(begin)] + want + s[j:]
+			if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		t.Errorf("README.md's workload catalog is out of date; run go test ./internal/daemon -run TestReadmeCatalog -update")
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite generated sections of README.md")
+
+// The README's example configuration must load as it stands.
+func TestReadmeConfigExample(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "```yaml\n")
+	example, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("README.md has no yaml example")
+	}
+	if _, _, err := load([]string{"--config", writeFile(t, example)}, nil); err != nil {
+		t.Errorf("README's example config: %v", err)
+	}
+}

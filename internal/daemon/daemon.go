@@ -1,0 +1,202 @@
+// Package daemon assembles inspectd: configuration, logging, profiling rates,
+// the workload supervisor, the HTTP surface and the gops agent, and runs them
+// until its context ends. cmd/inspectd is a thin main around Run; tests start
+// the whole daemon on port 0 through the same function.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/gops/agent"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/inspectd/inspectd/internal/server"
+	"github.com/inspectd/inspectd/internal/workload"
+)
+
+// ShutdownTimeout bounds the whole shutdown: stop workloads, close listeners.
+const ShutdownTimeout = 4 * time.Second
+
+// NewLogger returns the slog logger the configuration asks for.
+func NewLogger(cfg Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Daemon is a running inspectd.
+type Daemon struct {
+	cfg  Config
+	log  *slog.Logger
+	reg  *workload.Registry
+	sup  *workload.Supervisor
+	ln   net.Listener
+	http *http.Server
+
+	gopsAddr string
+}
+
+// Addr is the address the HTTP surface listens on (useful with port 0).
+func (d *Daemon) Addr() string { return d.ln.Addr().String() }
+
+// GopsAddr is the gops agent's address, or "" when it is off.
+func (d *Daemon) GopsAddr() string { return d.gopsAddr }
+
+// Supervisor returns the workload supervisor.
+func (d *Daemon) Supervisor() *workload.Supervisor { return d.sup }
+
+// gopsMu serialises the process-wide gops agent between daemons (tests may
+// start several in one process, one after another).
+var gopsMu sync.Mutex
+
+// Start sets the daemon up and binds its listeners, but serves nothing yet.
+func Start(cfg Config, reg *workload.Registry, log *slog.Logger) (*Daemon, error) {
+	runtime.SetMutexProfileFraction(cfg.MutexProfileFraction)
+	runtime.SetBlockProfileRate(int(cfg.BlockProfileRate.Nanoseconds()))
+
+	promReg := prometheus.NewRegistry()
+	promReg.MustRegister(
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.MetricsAll)),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewBuildInfoCollector(),
+	)
+	sup := workload.NewSupervisor(reg, workload.Options{Logger: log, Registerer: promReg})
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	d := &Daemon{cfg: cfg, log: log, reg: reg, sup: sup, ln: ln}
+	d.http = &http.Server{
+		Handler:           server.New(server.Options{Supervisor: sup, Gatherer: promReg, Logger: log, Token: cfg.Token}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if cfg.GopsAddr != "" && cfg.GopsAddr != "off" {
+		if err := d.startGops(); err != nil {
+			ln.Close()
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// startGops starts the gops agent without its signal handling: the daemon
+// owns SIGINT/SIGTERM and removes the agent itself on shutdown.
+func (d *Daemon) startGops() error {
+	dir, err := gopsConfigDir()
+	if err != nil {
+		return fmt.Errorf("gops agent: %w", err)
+	}
+	gopsMu.Lock()
+	if err := agent.Listen(agent.Options{Addr: d.cfg.GopsAddr, ConfigDir: dir, ShutdownCleanup: false}); err != nil {
+		gopsMu.Unlock()
+		return fmt.Errorf("gops agent on %s: %w", d.cfg.GopsAddr, err)
+	}
+	// The agent reports its port only through the port file the gops CLI reads.
+	port, err := os.ReadFile(filepath.Join(dir, strconv.Itoa(os.Getpid())))
+	if err != nil {
+		agent.Close()
+		gopsMu.Unlock()
+		return fmt.Errorf("gops agent: reading its port file: %w", err)
+	}
+	host, _, _ := net.SplitHostPort(d.cfg.GopsAddr)
+	d.gopsAddr = net.JoinHostPort(host, strings.TrimSpace(string(port)))
+	return nil
+}
+
+// gopsConfigDir is where the gops CLI looks for port files.
+func gopsConfigDir() (string, error) {
+	if dir := os.Getenv("GOPS_CONFIG_DIR"); dir != "" {
+		return dir, nil
+	}
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "gops"), nil
+}
+
+// Serve starts the configured workloads and serves until ctx ends, then shuts
+// everything down within ShutdownTimeout. A clean shutdown returns nil.
+func (d *Daemon) Serve(ctx context.Context) error {
+	d.log.Info("inspectd listening", "addr", d.Addr(), "token", d.cfg.Token != "",
+		"gops", d.gopsAddr, "go", runtime.Version(), "version", version(), "pid", os.Getpid())
+	for _, name := range d.cfg.Workloads {
+		if err := d.sup.Start(name, d.cfg.Params[name]); err != nil {
+			d.shutdown()
+			return fmt.Errorf("starting workload %s: %w", name, err)
+		}
+	}
+	served := make(chan error, 1)
+	go func() { served <- d.http.Serve(d.ln) }()
+	select {
+	case err := <-served:
+		d.shutdown()
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	d.log.Info("shutting down")
+	err := d.shutdown()
+	<-served
+	d.log.Info("stopped")
+	return err
+}
+
+// shutdown stops workloads and the HTTP server in parallel, on a fresh timeout.
+func (d *Daemon) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(d.sup.StopAll)
+	var httpErr error
+	wg.Go(func() {
+		httpErr = d.http.Shutdown(ctx)
+		if errors.Is(httpErr, context.DeadlineExceeded) {
+			httpErr = d.http.Close()
+		}
+	})
+	wg.Wait()
+	if d.gopsAddr != "" {
+		agent.Close()
+		gopsMu.Unlock()
+		d.gopsAddr = ""
+	}
+	if errors.Is(httpErr, http.ErrServerClosed) {
+		return nil
+	}
+	return httpErr
+}
+
+// Run starts the daemon and serves until ctx ends.
+func Run(ctx context.Context, cfg Config, reg *workload.Registry, log *slog.Logger) error {
+	d, err := Start(cfg, reg, log)
+	if err != nil {
+		return err
+	}
+	return d.Serve(ctx)
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "devel"
+}

@@ -1,0 +1,291 @@
+package daemon
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/gops/goprocess"
+	"go.uber.org/goleak"
+
+	"github.com/inspectd/inspectd/internal/workload"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds cmd/inspectd once per test run.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "inspectd-test")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "inspectd")
+		out, err := exec.Command("go", "build", "-o", binPath, "../../cmd/inspectd").CombinedOutput()
+		if err != nil {
+			buildErr = err
+			binPath = string(out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("building inspectd: %v\n%s", buildErr, binPath)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" && buildErr == nil {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+// TestDaemonInProcess starts the whole daemon on port 0 and stops it cleanly.
+func TestDaemonInProcess(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	t.Setenv("GOPS_CONFIG_DIR", t.TempDir())
+	cfg := Defaults()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Workloads = []string{"hello"}
+	d, err := Start(cfg, workload.Default, NewLogger(cfg, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx) }()
+	waitHealthy(t, "http://"+d.Addr())
+	if d.GopsAddr() == "" {
+		t.Error("gops agent address unknown")
+	}
+	st, _ := d.Supervisor().StatusOf("hello")
+	if !st.Running {
+		t.Error("configured workload hello is not running")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(ShutdownTimeout + time.Second):
+		t.Fatal("shutdown took longer than its budget")
+	}
+}
+
+func waitHealthy(t *testing.T, base string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s/healthz did not answer within 10s: %v", base, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// proc is inspectd running as a subprocess.
+type proc struct {
+	cmd    *exec.Cmd
+	addr   string
+	gops   string
+	stderr *bytes.Buffer
+	mu     sync.Mutex
+}
+
+// startProc runs the binary with args and waits for its "listening" record.
+func startProc(t *testing.T, gopsDir string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(binary(t), append([]string{"--log-format", "json", "--listen", "127.0.0.1:0"}, args...)...)
+	cmd.Env = append(os.Environ(), "GOPS_CONFIG_DIR="+gopsDir)
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, stderr: &bytes.Buffer{}}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	ready, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		sc := bufio.NewScanner(pipe)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.stderr.WriteString(line + "\n")
+			p.mu.Unlock()
+			var rec struct {
+				Msg  string `json:"msg"`
+				Addr string `json:"addr"`
+				Gops string `json:"gops"`
+			}
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "inspectd listening" {
+				p.addr, p.gops = rec.Addr, rec.Gops
+				close(ready)
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-exited:
+		t.Fatalf("inspectd exited before listening; stderr:\n%s", p.log())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("inspectd did not log that it listens within 20s; stderr:\n%s", p.log())
+	}
+	return p
+}
+
+func (p *proc) log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.String()
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestDaemonProcess runs the binary with its default workload mix, checks every
+// surface, then stops it with SIGTERM.
+func TestDaemonProcess(t *testing.T) {
+	gopsDir := t.TempDir()
+	p := startProc(t, gopsDir)
+	base := "http://" + p.addr
+
+	for _, c := range []struct{ path, want string }{
+		{"/healthz", "ok"},
+		{"/metrics", `inspectd_workload_running{kind="broken",workload="leak"} 1`},
+		{"/metrics", "go_sched_latencies_seconds_bucket"},
+		{"/metrics", "go_goroutines"},
+		{"/debug/pprof/goroutineleak?debug=1", "goroutineleak profile"},
+		{"/debug/pprof/goroutine?debug=1", `"workload":"blocking-lock"`},
+		{"/debug/fgprof?seconds=1&format=folded", "runtime.gopark"},
+		{"/api/v1/workloads", `"name": "deadlock"`},
+	} {
+		if code, body := get(t, base+c.path); code != 200 || !strings.Contains(body, c.want) {
+			t.Errorf("GET %s = %d, want 200 with %q; got %.300s", c.path, code, c.want, body)
+		}
+	}
+	for _, name := range DefaultWorkloads {
+		if !strings.Contains(p.log(), `"msg":"workload started","workload":"`+name+`"`) {
+			t.Errorf("no start logged for default workload %s", name)
+		}
+	}
+
+	// The stock gops CLI finds agents through their port files and this library.
+	t.Setenv("GOPS_CONFIG_DIR", gopsDir)
+	if _, err := os.Stat(filepath.Join(gopsDir, strconv.Itoa(p.cmd.Process.Pid))); err != nil {
+		t.Errorf("gops port file: %v", err)
+	}
+	var listed bool
+	for _, gp := range goprocess.FindAll() {
+		if gp.PID == p.cmd.Process.Pid && gp.Agent {
+			listed = true
+		}
+	}
+	if !listed {
+		t.Error("gops does not list the daemon as a process with an agent")
+	}
+	// gops' wire protocol: one byte per request; 0x1 asks for the stack dump.
+	conn, err := net.DialTimeout("tcp", p.gops, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial gops agent at %s: %v", p.gops, err)
+	}
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn.Write([]byte{0x1})
+	stack, _ := io.ReadAll(conn)
+	conn.Close()
+	if !bytes.Contains(stack, []byte("goroutine ")) || !bytes.Contains(stack, []byte("workload.")) {
+		t.Errorf("gops stack dump lacks the workloads' goroutines: %.300s", stack)
+	}
+
+	began := time.Now()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	err = p.cmd.Wait()
+	if err != nil {
+		t.Errorf("exit after SIGTERM: %v; want status 0\n%s", err, p.log())
+	}
+	if took := time.Since(began); took > 5*time.Second {
+		t.Errorf("shutdown took %v, want under 5s", took)
+	}
+	if _, err := os.Stat(filepath.Join(gopsDir, strconv.Itoa(p.cmd.Process.Pid))); !os.IsNotExist(err) {
+		t.Errorf("gops port file left behind after shutdown: %v", err)
+	}
+	if !strings.Contains(p.log(), `"msg":"stopped"`) {
+		t.Errorf("no clean stop logged:\n%s", p.log())
+	}
+}
+
+func TestDaemonRefusesPublicWithoutToken(t *testing.T) {
+	cmd := exec.Command(binary(t), "--listen", "0.0.0.0:0")
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Fatalf("exit: %v, want status 2; output %s", err, out)
+	}
+	if !strings.Contains(string(out), "refusing to listen on 0.0.0.0:0 without a token") {
+		t.Errorf("message: %s", out)
+	}
+}
+
+func TestDaemonTokenProcess(t *testing.T) {
+	p := startProc(t, t.TempDir(), "--token", "s3cret", "--workloads", "hello", "--gops-addr", "off")
+	base := "http://" + p.addr
+	if code, _ := get(t, base+"/api/v1/workloads"); code != 401 {
+		t.Errorf("API without token: %d, want 401", code)
+	}
+	req, _ := http.NewRequest("GET", base+"/debug/pprof/goroutineleak?debug=1", nil)
+	req.Header.Set("Authorization", "Bearer s3cret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("pprof with token: %d", resp.StatusCode)
+	}
+	p.cmd.Process.Signal(syscall.SIGINT)
+	if err := p.cmd.Wait(); err != nil {
+		t.Errorf("exit after SIGINT: %v", err)
+	}
+}

@@ -1,0 +1,226 @@
+// Package server is the HTTP surface of the inspectd daemon: the control API of
+// the workload lab, the standard Go diagnostics endpoints and Prometheus metrics,
+// on one mux.
+//
+// Routes:
+//
+//	GET  /healthz                              "ok" while the daemon serves
+//	GET  /metrics                              Prometheus metrics (runtime/metrics, workloads)
+//	GET  /api/v1/workloads                     the catalog with each workload's state and parameters
+//	GET  /api/v1/workloads/{name}              one workload
+//	POST /api/v1/workloads/{name}/start        start it; body {"params": {...}} is optional
+//	POST /api/v1/workloads/{name}/stop         stop it
+//	POST /api/v1/workloads/{name}/params       restart it with new parameters
+//	GET  /debug/pprof/...                      net/http/pprof, including goroutineleak
+//	GET  /debug/fgprof?seconds=N               wall-clock profile (github.com/felixge/fgprof)
+//
+// With a token, every /api and /debug request needs "Authorization: Bearer <token>".
+package server
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/pprof"
+	"strings"
+
+	"github.com/felixge/fgprof"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/workload"
+)
+
+// Options configure the handler.
+type Options struct {
+	Supervisor *workload.Supervisor
+	Gatherer   prometheus.Gatherer
+	Logger     *slog.Logger
+	// Token, when set, is required as a bearer token on /api and /debug.
+	Token string
+}
+
+// maxBody bounds request bodies: parameters are a few hundred bytes.
+const maxBody = 1 << 20
+
+type server struct {
+	sup *workload.Supervisor
+	log *slog.Logger
+}
+
+// New returns the daemon's HTTP handler.
+func New(opts Options) http.Handler {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &server{sup: opts.Supervisor, log: opts.Logger}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelError)}))
+
+	mux.HandleFunc("GET /api/v1/workloads", s.listWorkloads)
+	mux.HandleFunc("GET /api/v1/workloads/{name}", s.getWorkload)
+	mux.HandleFunc("POST /api/v1/workloads/{name}/start", s.startWorkload)
+	mux.HandleFunc("POST /api/v1/workloads/{name}/stop", s.stopWorkload)
+	mux.HandleFunc("POST /api/v1/workloads/{name}/params", s.changeParams)
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
+	})
+
+	// Every pattern under /debug/pprof/ names its method: net/http/pprof uses
+	// "GET /debug/pprof/" itself, and mixing method-less patterns there panics.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	mux.Handle("GET /debug/fgprof", fgprof.Handler())
+
+	if opts.Token == "" {
+		return mux
+	}
+	return requireToken(opts.Token, mux)
+}
+
+// requireToken guards /api and /debug with a bearer token; /healthz and
+// /metrics stay open for health checks and scrapers.
+func requireToken(token string, next http.Handler) http.Handler {
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/debug/") {
+			got := []byte(r.Header.Get("Authorization"))
+			if subtle.ConstantTimeCompare(got, want) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="inspectd"`)
+				writeError(w, http.StatusUnauthorized, "missing or wrong bearer token: send Authorization: Bearer <token>")
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *server) listWorkloads(w http.ResponseWriter, r *http.Request) {
+	var out api.WorkloadList
+	for _, st := range s.sup.Status() {
+		out.Workloads = append(out.Workloads, toAPI(st))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *server) getWorkload(w http.ResponseWriter, r *http.Request) {
+	st, err := s.sup.StatusOf(r.PathValue("name"))
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toAPI(st))
+}
+
+func (s *server) startWorkload(w http.ResponseWriter, r *http.Request) {
+	s.withParams(w, r, s.sup.Start)
+}
+
+func (s *server) changeParams(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if st, err := s.sup.StatusOf(name); err == nil && !st.Running {
+		writeError(w, http.StatusConflict, fmt.Sprintf("workload %s is not running: start it with these parameters instead", name))
+		return
+	}
+	s.withParams(w, r, s.sup.Restart)
+}
+
+// withParams decodes the optional StartRequest body and applies fn to it.
+func (s *server) withParams(w http.ResponseWriter, r *http.Request, fn func(string, map[string]any) error) {
+	name := r.PathValue("name")
+	var req api.StartRequest
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "reading request body: "+err.Error())
+		return
+	}
+	if len(strings.TrimSpace(string(body))) > 0 {
+		dec := json.NewDecoder(strings.NewReader(string(body)))
+		dec.DisallowUnknownFields()
+		dec.UseNumber()
+		if err := dec.Decode(&req); err != nil {
+			writeError(w, http.StatusBadRequest, `request body: want {"params": {"name": value, ...}}: `+err.Error())
+			return
+		}
+	}
+	if err := fn(name, req.Params); err != nil {
+		writeErr(w, err)
+		return
+	}
+	st, err := s.sup.StatusOf(name)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toAPI(st))
+}
+
+func (s *server) stopWorkload(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if err := s.sup.Stop(name); err != nil {
+		writeErr(w, err)
+		return
+	}
+	st, _ := s.sup.StatusOf(name)
+	writeJSON(w, http.StatusOK, toAPI(st))
+}
+
+func toAPI(st workload.Status) api.Workload {
+	values := st.Params.Map()
+	w := api.Workload{
+		Name: st.Spec.Name, Lesson: st.Spec.Lesson, Kind: string(st.Spec.Kind),
+		Description: st.Spec.Description, Caps: st.Spec.Caps,
+		Params:  make([]api.Param, 0, len(st.Spec.Params)),
+		Running: st.Running, Since: st.Since, Operations: st.Ops,
+		Panics: st.Panics, Restarts: st.Restarts, LastError: st.LastErr, Detached: st.Detached,
+	}
+	for _, p := range st.Spec.Params {
+		w.Params = append(w.Params, api.Param{
+			Name: p.Name, Type: string(p.Type), Help: p.Help,
+			Default: workload.Wire(p.Default), Min: workload.Wire(p.Min), Max: workload.Wire(p.Max), Choices: p.Choices,
+			Value: values[p.Name],
+		})
+	}
+	return w
+}
+
+// writeErr maps supervisor errors to status codes.
+func writeErr(w http.ResponseWriter, err error) {
+	var pe *workload.ParamError
+	switch {
+	case errors.As(err, &pe):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, workload.ErrUnknown):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, workload.ErrRunning), errors.Is(err, workload.ErrNotRunning):
+		writeError(w, http.StatusConflict, err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, err.Error())
+	}
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, api.Error{Error: msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
