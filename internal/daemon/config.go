@@ -71,7 +71,7 @@ func Defaults() Config {
 //	block_profile_rate: 100us
 //	workloads:            # the workloads to run, each with optional parameters
 //	  hello: {}
-//	  leak: {interval: 50ms, max_leaked: 5000}
+//	  leak: {every: 50ms, max_leaked: 5000}
 type fileConfig struct {
 	Listen               *string                   `yaml:"listen"`
 	GopsAddr             *string                   `yaml:"gops_addr"`
@@ -195,6 +195,9 @@ func Load(args []string, getenv func(string) string, reg *workload.Registry, out
 		cfg.Workloads = names
 	}
 	for _, p := range params {
+		if !slices.Contains(cfg.Workloads, p.workload) {
+			return cfg, usagef("--param %s.%s: workload %q is not among the workloads to run (%s)", p.workload, p.name, p.workload, strings.Join(cfg.Workloads, ", "))
+		}
 		if cfg.Params[p.workload] == nil {
 			cfg.Params[p.workload] = map[string]any{}
 		}
@@ -315,9 +318,6 @@ func (cfg *Config) validate(reg *workload.Registry) error {
 		}
 		if _, err := workload.Resolve(name, spec.Params, raw); err != nil {
 			return &UsageError{Err: err}
-		}
-		if !slices.Contains(cfg.Workloads, name) {
-			return usagef("parameters given for workload %q, which is not among the workloads to run (%s)", name, strings.Join(cfg.Workloads, ", "))
 		}
 	}
 	return nil

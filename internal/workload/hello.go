@@ -28,7 +28,7 @@ func runHello(ctx context.Context, env *Env) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			env.Go(ctx, "greeter", func(context.Context) {
+			go env.Spawn(ctx, "greeter")(func(context.Context) {
 				env.Log.Debug("hello from a goroutine")
 				env.Op()
 			})

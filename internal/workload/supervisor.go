@@ -46,6 +46,9 @@ type Supervisor struct {
 
 	mu   sync.Mutex
 	inst map[string]*instance
+	// last keeps each stopped workload's final run, whose detached goroutines
+	// (a broken workload's leak) may live on.
+	last map[string]*instance
 }
 
 type instance struct {
@@ -72,7 +75,9 @@ type Status struct {
 	Panics   int64
 	Restarts int64
 	LastErr  string
-	Detached int64 // goroutines left running on purpose and still alive
+	// Detached counts goroutines left running on purpose and still alive,
+	// also after the workload stopped.
+	Detached int64
 }
 
 // NewSupervisor returns a supervisor for the workloads of reg.
@@ -94,6 +99,7 @@ func NewSupervisor(reg *Registry, opts Options) *Supervisor {
 		opts: opts,
 		log:  opts.Logger,
 		inst: map[string]*instance{},
+		last: map[string]*instance{},
 		ops: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "inspectd_workload_operations_total",
 			Help: "Operations completed by each workload: its progress.",
@@ -161,6 +167,9 @@ func (s *Supervisor) Stop(name string) error {
 	}
 	in.cancel()
 	<-in.done
+	s.mu.Lock()
+	s.last[name] = in
+	s.mu.Unlock()
 	s.running.WithLabelValues(name, string(in.spec.Kind)).Set(0)
 	s.log.Info("workload stopped", "workload", name, "ran", time.Since(in.started).Round(time.Millisecond), "ops", in.ops.Load())
 	return nil
@@ -217,11 +226,17 @@ func (s *Supervisor) StatusOf(name string) (Status, error) {
 		return Status{}, fmt.Errorf("%w %q", ErrUnknown, name)
 	}
 	s.mu.Lock()
-	in := s.inst[name]
+	in, last := s.inst[name], s.last[name]
 	s.mu.Unlock()
 	if in == nil {
 		p, _ := Resolve(name, spec.Params, nil)
-		return Status{Spec: spec, Params: p}, nil
+		st := Status{Spec: spec, Params: p}
+		if last != nil {
+			if env := last.env.Load(); env != nil {
+				st.Detached = env.Detached()
+			}
+		}
+		return st, nil
 	}
 	st := Status{
 		Spec: spec, Running: true, Params: in.params, Since: in.started,
@@ -302,7 +317,7 @@ func (s *Supervisor) runOnce(ctx context.Context, in *instance) error {
 	in.env.Store(env)
 	ended := make(chan error, 1)
 	labelled := pprof.WithLabels(runCtx, pprof.Labels("workload", in.spec.Name))
-	env.Go(labelled, "main", func(ctx context.Context) {
+	go env.Spawn(labelled, "main")(func(ctx context.Context) {
 		err := in.spec.Run(ctx, env)
 		if err == nil && ctx.Err() == nil {
 			err = errors.New("Run returned before the workload was stopped")

@@ -13,8 +13,8 @@
 //		})
 //	}
 //
-// Run receives an Env. Every goroutine a workload starts goes through Env.Go (or
-// Env.GoDetached for what a broken workload leaks on purpose), which labels it
+// Run receives an Env. Every goroutine a workload starts goes through Env.Spawn
+// (or Env.SpawnDetached for what a broken workload leaks on purpose), which labels it
 // with pprof labels workload=<name> and role=<role>, recovers its panics and lets
 // the supervisor wait for it on stop. The supervisor, not the workload, owns
 // restarts, backoff, logging and the Prometheus metrics.
@@ -151,26 +151,32 @@ func (e *Env) Op() { e.ops(1) }
 // Ops counts n operations.
 func (e *Env) Ops(n int) { e.ops(float64(n)) }
 
-// Go starts fn in a goroutine labelled role (the workload label is inherited).
-// The supervisor waits for it when the workload stops, so fn must return soon
-// after ctx is done.
-func (e *Env) Go(ctx context.Context, role string, fn func(ctx context.Context)) {
+// Spawn prepares a goroutine labelled role (the workload label is inherited)
+// and returns the function to start with a go statement:
+//
+//	go env.Spawn(ctx, "worker")(func(ctx context.Context) { ... })
+//
+// The go statement stays in the workload's code, so goroutine dumps and traces
+// name the workload's line as the creation site, not this package. The
+// supervisor waits for the goroutine when the workload stops, so fn must return
+// soon after ctx is done. Every Spawn must be started exactly once.
+func (e *Env) Spawn(ctx context.Context, role string) func(fn func(ctx context.Context)) {
 	e.wg.Add(1)
-	go func() {
+	return func(fn func(ctx context.Context)) {
 		defer e.wg.Done()
 		e.run(ctx, role, fn)
-	}()
+	}
 }
 
-// GoDetached starts fn like Go, but the supervisor does not wait for it: it is
-// for the goroutines a broken workload leaks or lets outlive its context on
-// purpose. The caller bounds how many it starts (the workload's cap).
-func (e *Env) GoDetached(ctx context.Context, role string, fn func(ctx context.Context)) {
+// SpawnDetached is Spawn for the goroutines a broken workload leaks or lets
+// outlive its context on purpose: the supervisor does not wait for them. The
+// caller bounds how many it starts (the workload's cap).
+func (e *Env) SpawnDetached(ctx context.Context, role string) func(fn func(ctx context.Context)) {
 	e.detached.Add(1)
-	go func() {
+	return func(fn func(ctx context.Context)) {
 		defer e.detached.Add(-1)
 		e.run(ctx, role, fn)
-	}()
+	}
 }
 
 // Detached reports how many detached goroutines are still alive.

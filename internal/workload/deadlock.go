@@ -1,0 +1,82 @@
+package workload
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+func init() {
+	Register(Spec{
+		Name:   "deadlock",
+		Lesson: "tokio_spawn (shared state)",
+		Kind:   Broken,
+		Description: "Two goroutines transfer money between the same two accounts in opposite " +
+			"directions. Each locks the account it pays from, then the one it pays to: one takes A then " +
+			"B, the other B then A. Each ends up holding one lock and waiting for the other's, forever: " +
+			"both sit in sync.Mutex.Lock and make no progress. A new pair starts every interval, so the " +
+			"deadlock recurs. The fix: take the locks in one global order (say, by account ID) whatever " +
+			"the direction of the transfer.",
+		Params: []ParamSpec{
+			DurationParam("every", "time between two deadlocking pairs", 5*time.Second, time.Millisecond, time.Hour),
+			IntParam("max_pairs", "pairs started per start (two goroutines each)", 5000, 1, 5000),
+		},
+		Caps: "At most max_pairs pairs (default 5,000, so 10,000 goroutines) per start. Deadlocked " +
+			"goroutines can never be reclaimed, not even by stopping the workload: only they reference " +
+			"their mutexes, which is what lets the goroutineleak profile see them. Restart the process to free them.",
+		MaxLeft: func(p Params) int { return 2 * p.Int("max_pairs") },
+		Run:     runDeadlock,
+	})
+}
+
+type account struct {
+	mu      sync.Mutex
+	balance int
+}
+
+func runDeadlock(ctx context.Context, env *Env) error {
+	p := env.Params
+	maxPairs := p.Int("max_pairs")
+	t := time.NewTicker(p.Duration("every"))
+	defer t.Stop()
+	for pairs := 0; ; {
+		if pairs < maxPairs {
+			startDeadlockPair(ctx, env)
+			pairs++
+			env.Op()
+			if pairs == maxPairs {
+				env.Log.Warn("deadlock cap reached; no more pairs until restart", "pairs", pairs)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// startDeadlockPair starts two transfers in opposite directions. The accounts
+// are reachable only from the two goroutines, so once they deadlock nothing
+// else can ever unlock them.
+func startDeadlockPair(ctx context.Context, env *Env) {
+	a, b := &account{balance: 100}, &account{balance: 100}
+	var bothHold sync.WaitGroup
+	bothHold.Add(2)
+	go env.SpawnDetached(ctx, "transfer")(func(context.Context) { transfer(a, b, 10, &bothHold) })
+	go env.SpawnDetached(ctx, "transfer")(func(context.Context) { transfer(b, a, 10, &bothHold) })
+}
+
+func transfer(from, to *account, amount int, bothHold *sync.WaitGroup) {
+	from.mu.Lock()
+	defer from.mu.Unlock()
+	// Both hold their first lock before either reaches for the second, which
+	// makes certain a deadlock that real code hits only now and then.
+	bothHold.Done()
+	bothHold.Wait()
+	// The bug: the other transfer takes these two locks in the opposite order.
+	to.mu.Lock()
+	defer to.mu.Unlock()
+	from.balance -= amount
+	to.balance += amount
+}

@@ -1,0 +1,24 @@
+package workload
+
+import (
+	"context"
+	"time"
+)
+
+// pauseFor waits for d or until ctx is done and reports whether the whole
+// duration passed. Workloads use it instead of time.Sleep, which would keep a
+// stopped workload's goroutines alive until the sleep ends; a broken workload
+// that means to block uncooperatively uses slowCall instead.
+func pauseFor(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,90 @@
+package workload
+
+import (
+	"context"
+	"runtime"
+	"sync/atomic"
+	"time"
+)
+
+func init() {
+	Register(Spec{
+		Name:   "yield",
+		Lesson: "tokio_yield",
+		Kind:   Healthy,
+		Description: "Goroutines take strict turns: each round every player makes a move when the shared " +
+			"turn counter says so, and while waiting for its turn calls runtime.Gosched to hand its P " +
+			"to whoever can run; then all rest until the next round. In Tokio a task must reach an " +
+			".await, or call yield_now, before another task on its thread can run. Go preempts " +
+			"goroutines anyway, so Gosched is rarely needed: it matters only when more goroutines " +
+			"want to run than there are Ps (GOMAXPROCS), which raising players beyond GOMAXPROCS shows. " +
+			"Rounds are short and end in a rest, so the yielding never turns into busy polling.",
+		Params: []ParamSpec{
+			IntParam("players", "goroutines taking turns; more than GOMAXPROCS makes them contend for Ps", 2, 2, 16),
+			IntParam("turns", "moves each player makes per round", 20, 1, 10000),
+			DurationParam("pause", "rest between rounds", 50*time.Millisecond, time.Millisecond, time.Minute),
+		},
+		Run: runYield,
+	})
+}
+
+func runYield(ctx context.Context, env *Env) error {
+	p := env.Params
+	players, turns := p.Int("players"), p.Int("turns")
+	t := time.NewTicker(p.Duration("pause"))
+	defer t.Stop()
+
+	var turn, yields atomic.Int64
+	// One start channel per player: with a shared one, a player that finished
+	// its round early could take another player's start and wait forever for
+	// a turn that never comes.
+	starts := make([]chan struct{}, players)
+	done := make(chan struct{}, players)
+	for me := range players {
+		starts[me] = make(chan struct{}, 1)
+		go env.Spawn(ctx, "player")(func(ctx context.Context) {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-starts[me]:
+				}
+				for k := range turns {
+					mine := int64(k*players + me)
+					for turn.Load() != mine {
+						if ctx.Err() != nil {
+							return
+						}
+						runtime.Gosched()
+						yields.Add(1)
+					}
+					env.Op()
+					turn.Store(mine + 1)
+				}
+				done <- struct{}{} // buffered for every player: never blocks
+			}
+		})
+	}
+
+	for round := 1; ; round++ {
+		// Every player has reported the previous round done, so nobody reads
+		// the counter while it is reset.
+		turn.Store(0)
+		for _, s := range starts {
+			s <- struct{}{}
+		}
+		for range players {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-done:
+			}
+		}
+		env.Log.Debug("round played", "round", round, "moves", players*turns, "yields", yields.Swap(0))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
