@@ -7,7 +7,10 @@
 //	curl -s -X POST localhost:7777/api/v1/workloads/leak/start -d '{"params":{"interval":"20ms"}}'
 package api
 
-import "time"
+import (
+	"errors"
+	"time"
+)
 
 // Error is the body of every error response.
 type Error struct {
@@ -57,3 +60,7 @@ type WorkloadList struct {
 type StartRequest struct {
 	Params map[string]any `json:"params"`
 }
+
+// ErrNoTask is what a source answers for a goroutine it does not know: it
+// has exited, or never existed.
+var ErrNoTask = errors.New("no such task")

@@ -118,3 +118,16 @@ type Snapshot struct {
 	// Notes say what is approximate or missing in this snapshot.
 	Notes []string `json:"notes,omitempty"`
 }
+
+// SiteList is the body of GET /api/v1/sites.
+type SiteList struct {
+	Time     time.Time `json:"time"`
+	WindowNS int64     `json:"window_ns"`
+	Sites    []Site    `json:"sites"`
+}
+
+// FindingList is the body of GET /api/v1/findings.
+type FindingList struct {
+	Time     time.Time `json:"time"`
+	Findings []Finding `json:"findings"`
+}

@@ -7,15 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/inspectd/inspectd/internal/server"
 	"github.com/inspectd/inspectd/internal/workload"
 )
 
@@ -280,7 +279,7 @@ func (cfg *Config) applyFile(path string) error {
 
 // validate checks what no single source can: names, parameters and safety.
 func (cfg *Config) validate(reg *workload.Registry) error {
-	loopback, err := isLoopback(cfg.Listen)
+	loopback, err := server.IsLoopback(cfg.Listen)
 	if err != nil {
 		return usagef("listen address %q: %v", cfg.Listen, err)
 	}
@@ -289,7 +288,7 @@ func (cfg *Config) validate(reg *workload.Registry) error {
 			"set --token (or INSPECTD_TOKEN), or listen on 127.0.0.1", cfg.Listen)
 	}
 	if cfg.GopsAddr != "" && cfg.GopsAddr != "off" {
-		loopback, err := isLoopback(cfg.GopsAddr)
+		loopback, err := server.IsLoopback(cfg.GopsAddr)
 		if err != nil {
 			return usagef("gops address %q: %v", cfg.GopsAddr, err)
 		}
@@ -321,23 +320,6 @@ func (cfg *Config) validate(reg *workload.Registry) error {
 		}
 	}
 	return nil
-}
-
-// isLoopback reports whether addr (host:port) binds only loopback interfaces.
-// An empty host binds every interface.
-func isLoopback(addr string) (bool, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false, err
-	}
-	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return false, fmt.Errorf("port %q is not a number from 0 to 65535", port)
-	}
-	if host == "localhost" {
-		return true, nil
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback(), nil
 }
 
 // expandWorkloads turns the --workloads value into names.

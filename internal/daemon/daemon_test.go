@@ -118,6 +118,7 @@ type proc struct {
 	gops   string
 	stderr *bytes.Buffer
 	mu     sync.Mutex
+	exited chan struct{} // closed when stderr is drained: the process is gone
 }
 
 // startProc runs the binary with args and waits for its "listening" record.
@@ -140,6 +141,7 @@ func startProc(t *testing.T, gopsDir string, args ...string) *proc {
 		}
 	})
 	ready, exited := make(chan struct{}), make(chan struct{})
+	p.exited = exited
 	go func() {
 		defer close(exited)
 		sc := bufio.NewScanner(pipe)
@@ -167,6 +169,16 @@ func startProc(t *testing.T, gopsDir string, args ...string) *proc {
 		t.Fatalf("inspectd did not log that it listens within 20s; stderr:\n%s", p.log())
 	}
 	return p
+}
+
+// wait waits for the process to exit after its stderr is read to the end
+// (Wait closes the pipe, so it must come last).
+func (p *proc) wait() error {
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+	}
+	return p.cmd.Wait()
 }
 
 func (p *proc) log() string {
@@ -242,7 +254,7 @@ func TestDaemonProcess(t *testing.T) {
 
 	began := time.Now()
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	err = p.cmd.Wait()
+	err = p.wait()
 	if err != nil {
 		t.Errorf("exit after SIGTERM: %v; want status 0\n%s", err, p.log())
 	}
@@ -285,7 +297,7 @@ func TestDaemonTokenProcess(t *testing.T) {
 		t.Errorf("pprof with token: %d", resp.StatusCode)
 	}
 	p.cmd.Process.Signal(syscall.SIGINT)
-	if err := p.cmd.Wait(); err != nil {
+	if err := p.wait(); err != nil {
 		t.Errorf("exit after SIGINT: %v", err)
 	}
 }

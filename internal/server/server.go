@@ -11,6 +11,11 @@
 //	POST /api/v1/workloads/{name}/start        start it; body {"params": {...}} is optional
 //	POST /api/v1/workloads/{name}/stop         stop it
 //	POST /api/v1/workloads/{name}/params       restart it with new parameters
+//	GET  /api/v1/snapshot?window=5s            tasks, wait sites, process metrics, findings
+//	GET  /api/v1/tasks/{id}?window=5s          one task with histograms and its full stack
+//	GET  /api/v1/sites?window=5s               wait sites
+//	GET  /api/v1/findings?window=5s            findings
+//	GET  /api/v1/watch?interval=1s&window=5s   server-sent events: what changed, every interval
 //	GET  /debug/pprof/...                      net/http/pprof, including goroutineleak
 //	GET  /debug/fgprof?seconds=N               wall-clock profile (github.com/felixge/fgprof)
 //
@@ -24,8 +29,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"strings"
 
 	"github.com/felixge/fgprof"
@@ -36,21 +43,26 @@ import (
 	"github.com/inspectd/inspectd/internal/workload"
 )
 
-// Options configure the handler.
+// Options configure the handler. Each part is optional: the embedded agent
+// serves the inspection endpoints and pprof without workloads or metrics.
 type Options struct {
 	Supervisor *workload.Supervisor
 	Gatherer   prometheus.Gatherer
 	Logger     *slog.Logger
 	// Token, when set, is required as a bearer token on /api and /debug.
 	Token string
+	// Prober serves the inspection endpoints (snapshot, tasks, sites,
+	// findings, watch); without one they are absent.
+	Prober Prober
 }
 
 // maxBody bounds request bodies: parameters are a few hundred bytes.
 const maxBody = 1 << 20
 
 type server struct {
-	sup *workload.Supervisor
-	log *slog.Logger
+	sup   *workload.Supervisor
+	probe Prober
+	log   *slog.Logger
 }
 
 // New returns the daemon's HTTP handler.
@@ -64,13 +76,19 @@ func New(opts Options) http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelError)}))
-
-	mux.HandleFunc("GET /api/v1/workloads", s.listWorkloads)
-	mux.HandleFunc("GET /api/v1/workloads/{name}", s.getWorkload)
-	mux.HandleFunc("POST /api/v1/workloads/{name}/start", s.startWorkload)
-	mux.HandleFunc("POST /api/v1/workloads/{name}/stop", s.stopWorkload)
-	mux.HandleFunc("POST /api/v1/workloads/{name}/params", s.changeParams)
+	if opts.Gatherer != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelError)}))
+	}
+	if opts.Supervisor != nil {
+		mux.HandleFunc("GET /api/v1/workloads", s.listWorkloads)
+		mux.HandleFunc("GET /api/v1/workloads/{name}", s.getWorkload)
+		mux.HandleFunc("POST /api/v1/workloads/{name}/start", s.startWorkload)
+		mux.HandleFunc("POST /api/v1/workloads/{name}/stop", s.stopWorkload)
+		mux.HandleFunc("POST /api/v1/workloads/{name}/params", s.changeParams)
+	}
+	if opts.Prober != nil {
+		s.routeProbes(mux, opts.Prober)
+	}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
 	})
@@ -223,4 +241,21 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// IsLoopback reports whether addr (host:port) binds only loopback interfaces.
+// An empty host binds every interface.
+func IsLoopback(addr string) (bool, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false, err
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return false, fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	if host == "localhost" {
+		return true, nil
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback(), nil
 }

@@ -136,7 +136,7 @@ func (p Params) LogValue() slog.Value {
 	sort.Strings(keys)
 	attrs := make([]slog.Attr, len(keys))
 	for i, k := range keys {
-		attrs[i] = slog.String(k, FormatValue(p.values[k]))
+		attrs[i] = slog.Any(k, Wire(p.values[k]))
 	}
 	return slog.GroupValue(attrs...)
 }

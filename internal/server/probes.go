@@ -1,0 +1,203 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/inspectd/inspectd/internal/api"
+)
+
+// Prober builds the task model the inspection endpoints serve; the probes
+// package's Collector is one.
+type Prober interface {
+	// Snapshot builds the model over the last window of execution trace.
+	Snapshot(ctx context.Context, window time.Duration) (*api.Snapshot, error)
+	// Task returns one task with its histograms and full stack; an error
+	// wrapping api.ErrNoTask when no such goroutine is alive or was in the window.
+	Task(ctx context.Context, id int64, window time.Duration) (*api.Task, error)
+}
+
+// Defaults and bounds of the inspection endpoints' query parameters.
+const (
+	DefaultWindow   = 5 * time.Second
+	MaxWindow       = 60 * time.Second
+	DefaultInterval = time.Second
+	MinInterval     = 100 * time.Millisecond
+)
+
+// routeProbes adds the inspection endpoints:
+//
+//	GET /api/v1/snapshot?window=5s     tasks, sites, process metrics and findings
+//	GET /api/v1/tasks/{id}?window=5s   one task with histograms and its full stack
+//	GET /api/v1/sites?window=5s        the wait sites
+//	GET /api/v1/findings?window=5s     the findings
+//	GET /api/v1/watch?interval=1s&window=5s
+//	                                   server-sent events: one "update" event per interval
+//	                                   with what changed since the previous one (api.Update)
+//
+// window is how much recent execution trace the numbers cover (default 5s,
+// at most 60s; the flight recorder may hold less).
+func (s *server) routeProbes(mux *http.ServeMux, p Prober) {
+	s.probe = p
+	mux.HandleFunc("GET /api/v1/snapshot", s.snapshot)
+	mux.HandleFunc("GET /api/v1/tasks/{id}", s.task)
+	mux.HandleFunc("GET /api/v1/sites", s.sites)
+	mux.HandleFunc("GET /api/v1/findings", s.findings)
+	mux.HandleFunc("GET /api/v1/watch", s.watch)
+}
+
+// durationParam reads a duration query parameter within [lo, hi].
+func durationParam(r *http.Request, name string, def, lo, hi time.Duration) (time.Duration, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		// A bare number means seconds, as in /debug/pprof/profile?seconds=N.
+		n, err2 := strconv.ParseFloat(v, 64)
+		if err2 != nil {
+			return 0, fmt.Errorf("query parameter %s=%q: want a duration such as 5s", name, v)
+		}
+		d = time.Duration(n * float64(time.Second))
+	}
+	if d < lo || d > hi {
+		return 0, fmt.Errorf("query parameter %s=%s: want from %v to %v", name, v, lo, hi)
+	}
+	return d, nil
+}
+
+func (s *server) snapshotFor(w http.ResponseWriter, r *http.Request) (*api.Snapshot, bool) {
+	window, err := durationParam(r, "window", DefaultWindow, 100*time.Millisecond, MaxWindow)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return nil, false
+	}
+	snap, err := s.probe.Snapshot(r.Context(), window)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "building the snapshot: "+err.Error())
+		return nil, false
+	}
+	return snap, true
+}
+
+func (s *server) snapshot(w http.ResponseWriter, r *http.Request) {
+	if snap, ok := s.snapshotFor(w, r); ok {
+		writeJSON(w, http.StatusOK, snap)
+	}
+}
+
+func (s *server) sites(w http.ResponseWriter, r *http.Request) {
+	if snap, ok := s.snapshotFor(w, r); ok {
+		writeJSON(w, http.StatusOK, api.SiteList{Time: snap.Time, WindowNS: snap.WindowNS, Sites: snap.Sites})
+	}
+}
+
+func (s *server) findings(w http.ResponseWriter, r *http.Request) {
+	if snap, ok := s.snapshotFor(w, r); ok {
+		writeJSON(w, http.StatusOK, api.FindingList{Time: snap.Time, Findings: snap.Findings})
+	}
+}
+
+func (s *server) task(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("task id %q: want a goroutine id (a positive integer)", r.PathValue("id")))
+		return
+	}
+	window, err := durationParam(r, "window", DefaultWindow, 100*time.Millisecond, MaxWindow)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	t, err := s.probe.Task(r.Context(), id, window)
+	switch {
+	case errors.Is(err, api.ErrNoTask):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no goroutine %d: it has exited or never existed", id))
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, "reading task: "+err.Error())
+	default:
+		writeJSON(w, http.StatusOK, t)
+	}
+}
+
+// watch streams updates as server-sent events until the client goes away or
+// the server shuts down. A client that reads slower than the interval gets
+// fewer updates, each saying how many it missed.
+func (s *server) watch(w http.ResponseWriter, r *http.Request) {
+	interval, err := durationParam(r, "interval", DefaultInterval, MinInterval, time.Minute)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	window, err := durationParam(r, "window", DefaultWindow, 100*time.Millisecond, MaxWindow)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	if err := rc.Flush(); err != nil {
+		return
+	}
+	ctx := r.Context()
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	var (
+		prev   *api.Snapshot
+		seq    int64
+		missed int64
+	)
+	for {
+		began := time.Now()
+		snap, err := s.probe.Snapshot(ctx, window)
+		if ctx.Err() != nil {
+			return
+		}
+		var event string
+		var payload any
+		if err != nil {
+			event, payload = "error", api.Error{Error: "building the snapshot: " + err.Error()}
+		} else {
+			u := api.Diff(prev, snap)
+			seq++
+			u.Seq, u.Missed = seq, missed
+			event, payload = "update", u
+		}
+		// A client that stops reading must not hold the handler forever.
+		_ = rc.SetWriteDeadline(time.Now().Add(max(10*time.Second, 5*interval)))
+		if err := writeEvent(w, event, payload); err != nil {
+			return
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+		if snap != nil {
+			prev = snap
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		// The ticker drops the ticks that passed while we built or wrote.
+		missed = max(0, int64(time.Since(began)/interval)-1)
+	}
+}
+
+func writeEvent(w http.ResponseWriter, event string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b)
+	return err
+}
