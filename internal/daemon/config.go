@@ -40,6 +40,13 @@ type Config struct {
 	// event is sampled per this much time spent blocked.
 	BlockProfileRate time.Duration
 
+	// TraceMinAge and TraceMaxBytes bound the always-on flight recorder the
+	// task model is built from; DumpBudget is the share of wall time full
+	// goroutine dumps (which stop the world) may take.
+	TraceMinAge   time.Duration
+	TraceMaxBytes uint64
+	DumpBudget    float64
+
 	// Workloads to start, in order, and their raw parameter values.
 	Workloads []string
 	Params    map[string]map[string]any
@@ -54,6 +61,9 @@ func Defaults() Config {
 		LogLevel:             slog.LevelInfo,
 		MutexProfileFraction: 100,
 		BlockProfileRate:     100 * time.Microsecond,
+		TraceMinAge:          10 * time.Second,
+		TraceMaxBytes:        64 << 20,
+		DumpBudget:           0.01,
 		Workloads:            slices.Clone(DefaultWorkloads),
 		Params:               map[string]map[string]any{},
 	}
@@ -68,6 +78,9 @@ func Defaults() Config {
 //	log_level: debug
 //	mutex_profile_fraction: 100
 //	block_profile_rate: 100us
+//	trace_min_age: 10s
+//	trace_max_bytes: 67108864
+//	dump_budget: 0.01
 //	workloads:            # the workloads to run, each with optional parameters
 //	  hello: {}
 //	  leak: {every: 50ms, max_leaked: 5000}
@@ -79,11 +92,14 @@ type fileConfig struct {
 	LogLevel             *string                   `yaml:"log_level"`
 	MutexProfileFraction *int                      `yaml:"mutex_profile_fraction"`
 	BlockProfileRate     *string                   `yaml:"block_profile_rate"`
+	TraceMinAge          *string                   `yaml:"trace_min_age"`
+	TraceMaxBytes        *uint64                   `yaml:"trace_max_bytes"`
+	DumpBudget           *float64                  `yaml:"dump_budget"`
 	Workloads            map[string]map[string]any `yaml:"workloads"`
 }
 
 var fileKeys = []string{"listen", "gops_addr", "token", "log_format", "log_level",
-	"mutex_profile_fraction", "block_profile_rate", "workloads"}
+	"mutex_profile_fraction", "block_profile_rate", "trace_min_age", "trace_max_bytes", "dump_budget", "workloads"}
 
 // UsageError is a configuration mistake: the daemon prints it and exits 2.
 type UsageError struct{ Err error }
@@ -111,6 +127,9 @@ func Load(args []string, getenv func(string) string, reg *workload.Registry, out
 		logLevel     = fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 		mutexFrac    = fs.Int("mutex-profile-fraction", cfg.MutexProfileFraction, "sample 1 in `N` mutex contention events (0 turns the mutex profile off)")
 		blockRate    = fs.Duration("block-profile-rate", cfg.BlockProfileRate, "sample one blocking event per this much `time` blocked (0 turns the block profile off)")
+		traceMinAge  = fs.Duration("trace-min-age", cfg.TraceMinAge, "keep at least this much execution trace in the flight recorder (`duration`)")
+		traceMaxB    = fs.Uint64("trace-max-bytes", cfg.TraceMaxBytes, "bound the flight recorder to about this many `bytes`")
+		dumpBudget   = fs.Float64("dump-budget", cfg.DumpBudget, "share of wall time full goroutine dumps may stop the world (`fraction`, 0 < f <= 0.5)")
 		workloadList = fs.String("workloads", strings.Join(cfg.Workloads, ","), "comma-separated workload `names` to run, or all, healthy, broken, none")
 		listOnly     = fs.Bool("list-workloads", false, "print the workload catalog and exit")
 		params       paramFlags
@@ -185,6 +204,15 @@ func Load(args []string, getenv func(string) string, reg *workload.Registry, out
 	}
 	if set["block-profile-rate"] {
 		cfg.BlockProfileRate = *blockRate
+	}
+	if set["trace-min-age"] {
+		cfg.TraceMinAge = *traceMinAge
+	}
+	if set["trace-max-bytes"] {
+		cfg.TraceMaxBytes = *traceMaxB
+	}
+	if set["dump-budget"] {
+		cfg.DumpBudget = *dumpBudget
 	}
 	if set["workloads"] {
 		names, err := expandWorkloads(*workloadList, reg)
@@ -264,6 +292,19 @@ func (cfg *Config) applyFile(path string) error {
 		}
 		cfg.BlockProfileRate = d
 	}
+	if fc.TraceMinAge != nil {
+		d, err := time.ParseDuration(*fc.TraceMinAge)
+		if err != nil {
+			return usagef("config %s: trace_min_age %q: want a duration such as 10s", path, *fc.TraceMinAge)
+		}
+		cfg.TraceMinAge = d
+	}
+	if fc.TraceMaxBytes != nil {
+		cfg.TraceMaxBytes = *fc.TraceMaxBytes
+	}
+	if fc.DumpBudget != nil {
+		cfg.DumpBudget = *fc.DumpBudget
+	}
 	if fc.Workloads != nil {
 		cfg.Workloads = cfg.Workloads[:0]
 		for name, params := range fc.Workloads {
@@ -304,6 +345,15 @@ func (cfg *Config) validate(reg *workload.Registry) error {
 	}
 	if cfg.BlockProfileRate < 0 {
 		return usagef("block profile rate %v: want 0 or more", cfg.BlockProfileRate)
+	}
+	if cfg.TraceMinAge < time.Second || cfg.TraceMinAge > 10*time.Minute {
+		return usagef("trace min age %v: want from 1s to 10m", cfg.TraceMinAge)
+	}
+	if cfg.TraceMaxBytes < 1<<20 || cfg.TraceMaxBytes > 4<<30 {
+		return usagef("trace max bytes %d: want from 1 MiB (1048576) to 4 GiB", cfg.TraceMaxBytes)
+	}
+	if !(cfg.DumpBudget > 0 && cfg.DumpBudget <= 0.5) {
+		return usagef("dump budget %v: want a fraction above 0 and at most 0.5", cfg.DumpBudget)
 	}
 	for _, name := range cfg.Workloads {
 		if _, ok := reg.Lookup(name); !ok {

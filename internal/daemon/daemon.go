@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/inspectd/inspectd/internal/probes"
 	"github.com/inspectd/inspectd/internal/server"
 	"github.com/inspectd/inspectd/internal/workload"
 )
@@ -49,6 +50,9 @@ type Daemon struct {
 	sup  *workload.Supervisor
 	ln   net.Listener
 	http *http.Server
+	col  *probes.Collector
+
+	cancelStreams context.CancelFunc
 
 	gopsAddr string
 }
@@ -83,15 +87,28 @@ func Start(cfg Config, reg *workload.Registry, log *slog.Logger) (*Daemon, error
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	d := &Daemon{cfg: cfg, log: log, reg: reg, sup: sup, ln: ln}
+	col, err := probes.NewCollector(probes.CollectorOptions{
+		TraceMinAge: cfg.TraceMinAge, TraceMaxBytes: cfg.TraceMaxBytes, DumpBudget: cfg.DumpBudget, Logger: log,
+	})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	d := &Daemon{cfg: cfg, log: log, reg: reg, sup: sup, ln: ln, col: col}
+	// Streams (the watch endpoint) end when this context does, at shutdown.
+	base, cancelBase := context.WithCancel(context.Background())
+	d.cancelStreams = cancelBase
 	d.http = &http.Server{
-		Handler:           server.New(server.Options{Supervisor: sup, Gatherer: promReg, Logger: log, Token: cfg.Token}),
+		Handler:           server.New(server.Options{Supervisor: sup, Gatherer: promReg, Logger: log, Token: cfg.Token, Prober: col}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return base },
 	}
 	if cfg.GopsAddr != "" && cfg.GopsAddr != "off" {
 		if err := d.startGops(); err != nil {
 			ln.Close()
+			col.Close()
+			cancelBase()
 			return nil, err
 		}
 	}
@@ -167,6 +184,7 @@ func (d *Daemon) shutdown() error {
 	var wg sync.WaitGroup
 	wg.Go(d.sup.StopAll)
 	var httpErr error
+	d.cancelStreams()
 	wg.Go(func() {
 		httpErr = d.http.Shutdown(ctx)
 		if errors.Is(httpErr, context.DeadlineExceeded) {
@@ -174,6 +192,7 @@ func (d *Daemon) shutdown() error {
 		}
 	})
 	wg.Wait()
+	d.col.Close()
 	if d.gopsAddr != "" {
 		agent.Close()
 		gopsMu.Unlock()

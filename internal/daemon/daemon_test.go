@@ -21,6 +21,7 @@ import (
 	"github.com/google/gops/goprocess"
 	"go.uber.org/goleak"
 
+	"github.com/inspectd/inspectd/internal/api"
 	"github.com/inspectd/inspectd/internal/workload"
 )
 
@@ -225,6 +226,8 @@ func TestDaemonProcess(t *testing.T) {
 		}
 	}
 
+	checkInspection(t, base)
+
 	// The stock gops CLI finds agents through their port files and this library.
 	t.Setenv("GOPS_CONFIG_DIR", gopsDir)
 	if _, err := os.Stat(filepath.Join(gopsDir, strconv.Itoa(p.cmd.Process.Pid))); err != nil {
@@ -299,5 +302,85 @@ func TestDaemonTokenProcess(t *testing.T) {
 	p.cmd.Process.Signal(syscall.SIGINT)
 	if err := p.wait(); err != nil {
 		t.Errorf("exit after SIGINT: %v", err)
+	}
+}
+
+// checkInspection reads the task model of the default mix over HTTP: the
+// blocking-lock waiters must show as waiting in sync.Mutex.Lock at their
+// Lock call, with their labels, and the watch stream must send updates.
+func checkInspection(t *testing.T, base string) {
+	t.Helper()
+	var snap api.Snapshot
+	var waiters []api.Task
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, body := get(t, base+"/api/v1/snapshot?window=2s")
+		if err := json.Unmarshal([]byte(body), &snap); err != nil {
+			t.Fatalf("snapshot: %v: %.300s", err, body)
+		}
+		waiters = waiters[:0]
+		for _, tk := range snap.Tasks {
+			if tk.Name == "blocking-lock/waiter" && tk.State == "waiting" && tk.WaitReason == "sync.Mutex.Lock" &&
+				strings.HasSuffix(tk.Location.File, "blocking_lock.go") && tk.Labels["workload"] == "blocking-lock" {
+				waiters = append(waiters, tk)
+			}
+		}
+		if len(waiters) >= 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no blocking-lock waiters in sync.Mutex.Lock in the snapshot after 15s (%d tasks, notes %v)", len(snap.Tasks), snap.Notes)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if snap.WindowNS <= 0 || snap.WindowNS > int64(2100*time.Millisecond) || snap.Process.Goroutines == 0 || snap.Process.GOMAXPROCS == 0 {
+		t.Errorf("snapshot window %v, process %+v", time.Duration(snap.WindowNS), snap.Process)
+	}
+	var site *api.Site
+	for i, s := range snap.Sites {
+		if s.Reason == "sync.Mutex.Lock" && strings.HasSuffix(s.Location.File, "blocking_lock.go") {
+			site = &snap.Sites[i]
+		}
+	}
+	if site == nil || site.Waiting < 4 || site.WaitNS <= 0 {
+		t.Errorf("no wait site for the blocking-lock waiters: %+v", site)
+	}
+
+	code, body := get(t, base+"/api/v1/tasks/"+strconv.FormatInt(waiters[0].ID, 10))
+	var task api.Task
+	if code != 200 || json.Unmarshal([]byte(body), &task) != nil || len(task.Stack) == 0 || task.Labels["role"] != "waiter" {
+		t.Errorf("task %d: %d %.300s", waiters[0].ID, code, body)
+	}
+	if code, body := get(t, base+"/api/v1/tasks/999999999"); code != 404 || !strings.Contains(body, "no goroutine 999999999") {
+		t.Errorf("unknown task: %d %s", code, body)
+	}
+	if code, body := get(t, base+"/api/v1/snapshot?window=forever"); code != 400 || !strings.Contains(body, "window") {
+		t.Errorf("bad window: %d %s", code, body)
+	}
+
+	// Two updates of the watch stream: the first full, the next a diff.
+	resp, err := http.Get(base + "/api/v1/watch?interval=200ms&window=1s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Errorf("watch content type %q", ct)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	var updates []api.Update
+	for len(updates) < 2 && sc.Scan() {
+		line := sc.Text()
+		if data, ok := strings.CutPrefix(line, "data: "); ok {
+			var u api.Update
+			if err := json.Unmarshal([]byte(data), &u); err != nil {
+				t.Fatalf("watch event: %v", err)
+			}
+			updates = append(updates, u)
+		}
+	}
+	if len(updates) < 2 || !updates[0].Full || updates[1].Full || updates[1].Seq != 2 || len(updates[0].Tasks) == 0 {
+		t.Errorf("watch: %d updates; want a full one then a diff", len(updates))
 	}
 }

@@ -1,0 +1,158 @@
+// Package agent embeds inspectd's inspection API in any Go program, so that
+// inspect-cli sees its goroutines as tasks: state, wait reason, labels, busy,
+// scheduled and idle time, polls, spawn site and wait sites.
+//
+// One call, early in main:
+//
+//	a, err := agent.Listen(agent.Options{}) // 127.0.0.1, a free port
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	defer a.Close()
+//	log.Printf("inspect with: inspect-cli top %s", a.Addr())
+//
+// The agent serves, on a loopback port of its own:
+//
+//	GET /api/v1/snapshot, /api/v1/tasks/{id}, /api/v1/sites, /api/v1/findings, /api/v1/watch
+//	GET /debug/pprof/... (net/http/pprof, including goroutineleak), /debug/fgprof
+//	GET /healthz
+//
+// It runs the execution trace flight recorder (bounded by Options.Trace*),
+// which costs a few percent of a busy program's throughput, and takes full
+// goroutine dumps, which stop the world, only within a budget (by default 1%
+// of wall time). Only one flight recorder can run per process, so Listen
+// fails when the program already runs one.
+//
+// It writes its address to a port file (in $XDG_CONFIG_HOME/inspectd/agents,
+// named after the process id) so that `inspect-cli ps` finds it, and removes
+// it on Close.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/inspectd/inspectd/internal/probes"
+	"github.com/inspectd/inspectd/internal/server"
+)
+
+// Options configure the agent. The zero value listens on 127.0.0.1 on a
+// free port.
+type Options struct {
+	// Addr is the listen address (default "127.0.0.1:0"). A non-loopback
+	// address needs a Token.
+	Addr string
+	// Token, when set, is required as "Authorization: Bearer <token>".
+	Token string
+	// TraceMinAge and TraceMaxBytes bound the flight recorder (defaults
+	// 10s and 64 MiB).
+	TraceMinAge   time.Duration
+	TraceMaxBytes uint64
+	// Logger receives the agent's few records (default: none).
+	Logger *slog.Logger
+	// NoPortFile leaves out the port file that `inspect-cli ps` reads.
+	NoPortFile bool
+}
+
+// Agent is a running agent.
+type Agent struct {
+	ln        net.Listener
+	srv       *http.Server
+	col       *probes.Collector
+	portFile  string
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Listen starts the agent.
+func Listen(opts Options) (*Agent, error) {
+	if opts.Addr == "" {
+		opts.Addr = "127.0.0.1:0"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if loopback, err := server.IsLoopback(opts.Addr); err != nil {
+		return nil, fmt.Errorf("agent: address %q: %w", opts.Addr, err)
+	} else if !loopback && opts.Token == "" {
+		return nil, fmt.Errorf("agent: refusing to listen on %s without a token: the API shows every goroutine's stack; set Options.Token or use a loopback address", opts.Addr)
+	}
+	col, err := probes.NewCollector(probes.CollectorOptions{TraceMinAge: opts.TraceMinAge, TraceMaxBytes: opts.TraceMaxBytes, Logger: opts.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	ln, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		col.Close()
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	a := &Agent{ln: ln, col: col}
+	a.srv = &http.Server{
+		Handler:           server.New(server.Options{Prober: col, Token: opts.Token, Logger: opts.Logger}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+	}
+	if !opts.NoPortFile {
+		if path, err := writePortFile(ln.Addr().String()); err != nil {
+			opts.Logger.Warn("agent: writing the port file inspect-cli ps reads", "err", err)
+		} else {
+			a.portFile = path
+		}
+	}
+	go a.srv.Serve(ln)
+	opts.Logger.Info("inspectd agent listening", "addr", a.Addr())
+	return a, nil
+}
+
+// Addr is the address the agent serves on.
+func (a *Agent) Addr() string { return a.ln.Addr().String() }
+
+// Close stops serving, stops the flight recorder and removes the port file.
+// It is safe to call more than once.
+func (a *Agent) Close() error {
+	a.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		err := a.srv.Shutdown(ctx)
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = a.srv.Close() // watchers hold their streams open
+		}
+		a.col.Close()
+		if a.portFile != "" {
+			os.Remove(a.portFile)
+		}
+		a.closeErr = err
+	})
+	return a.closeErr
+}
+
+// PortDir is where agents write their port files: one file per process,
+// named after its pid, holding the agent's address.
+func PortDir() (string, error) {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "inspectd", "agents"), nil
+}
+
+func writePortFile(addr string) (string, error) {
+	dir, err := PortDir()
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, strconv.Itoa(os.Getpid()))
+	return path, os.WriteFile(path, []byte(addr), 0o644)
+}

@@ -1,0 +1,123 @@
+package agent
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/inspectd/inspectd/internal/api"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// A program that embeds the agent shows its own goroutines, labelled and in
+// the states they are in, through the API the CLI reads.
+func TestAgentServesTheProgramsGoroutines(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	a, err := Listen(Options{TraceMinAge: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+
+	var mu sync.Mutex
+	mu.Lock()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	ctx := pprof.WithLabels(context.Background(), pprof.Labels("task", "orders"))
+	for range 3 {
+		wg.Go(func() {
+			pprof.Do(ctx, pprof.Labels("role", "waiter"), func(context.Context) {
+				mu.Lock() // waits for the test to unlock
+				mu.Unlock()
+			})
+		})
+	}
+	wg.Go(func() {
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	})
+	defer func() {
+		mu.Unlock()
+		close(stop)
+		wg.Wait()
+	}()
+
+	c := api.NewClient(a.Addr(), "")
+	var waiting []api.Task
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var snap api.Snapshot
+		if err := c.Do(context.Background(), "GET", "/api/v1/snapshot?window=1s", nil, &snap); err != nil {
+			t.Fatal(err)
+		}
+		waiting = waiting[:0]
+		for _, tk := range snap.Tasks {
+			if tk.Name == "orders" && tk.WaitReason == "sync.Mutex.Lock" && tk.Labels["role"] == "waiter" &&
+				strings.HasSuffix(tk.Location.File, "agent_test.go") {
+				waiting = append(waiting, tk)
+			}
+		}
+		if len(waiting) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("found %d of 3 waiters named orders in sync.Mutex.Lock in %d tasks", len(waiting), len(snap.Tasks))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// pprof is served too.
+	if err := c.Do(context.Background(), "GET", "/debug/pprof/", nil, nil); err != nil {
+		t.Errorf("pprof index: %v", err)
+	}
+	// The port file lets inspect-cli ps find the agent.
+	dir, _ := PortDir()
+	pf := filepath.Join(dir, strconv.Itoa(os.Getpid()))
+	if b, err := os.ReadFile(pf); err != nil || string(b) != a.Addr() {
+		t.Errorf("port file %s: %q %v", pf, b, err)
+	}
+	if err := a.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := os.Stat(pf); !os.IsNotExist(err) {
+		t.Errorf("port file left after Close: %v", err)
+	}
+}
+
+func TestAgentRefusesPublicWithoutToken(t *testing.T) {
+	_, err := Listen(Options{Addr: "0.0.0.0:0", NoPortFile: true})
+	if err == nil || !strings.Contains(err.Error(), "without a token") {
+		t.Fatalf("Listen on 0.0.0.0 without token: %v", err)
+	}
+}
+
+func TestOneAgentPerProcess(t *testing.T) {
+	a, err := Listen(Options{NoPortFile: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if b, err := Listen(Options{NoPortFile: true}); err == nil {
+		b.Close()
+		t.Fatal("a second agent started beside the first; only one flight recorder can run")
+	}
+}

@@ -1,0 +1,349 @@
+package probes
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"runtime/pprof"
+	"runtime/trace"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/inspectd/inspectd/internal/api"
+)
+
+// CollectorOptions configure the in-process source. The zero value gives the
+// defaults.
+type CollectorOptions struct {
+	// TraceMinAge and TraceMaxBytes bound the always-on flight recorder: it
+	// keeps at least MinAge of trace, but never much more than MaxBytes.
+	// Defaults 10s and 64 MiB.
+	TraceMinAge   time.Duration
+	TraceMaxBytes uint64
+	// DumpBudget is the share of wall time that full goroutine dumps, which
+	// stop the world, may take (default 0.01: 1%). A dump that took d is not
+	// repeated before d/DumpBudget has passed.
+	DumpBudget float64
+	// CPUBudget is the share of one core that building snapshots may take
+	// while clients ask for them (default 0.25). Requests that come sooner
+	// share the last snapshot.
+	CPUBudget float64
+	// LeakInterval is the least time between two reads of the goroutine leak
+	// profile, which forces a full GC (default 30s; at least 30s).
+	LeakInterval time.Duration
+	Logger       *slog.Logger
+}
+
+func (o *CollectorOptions) defaults() {
+	if o.TraceMinAge <= 0 {
+		o.TraceMinAge = 10 * time.Second
+	}
+	if o.TraceMaxBytes == 0 {
+		o.TraceMaxBytes = 64 << 20
+	}
+	if o.DumpBudget <= 0 {
+		o.DumpBudget = 0.01
+	}
+	if o.CPUBudget <= 0 {
+		o.CPUBudget = 0.25
+	}
+	if o.LeakInterval < 30*time.Second {
+		o.LeakInterval = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Collector is the in-process source: it runs the flight recorder and builds
+// snapshots from its window, joined with goroutine dumps taken within a
+// stop-the-world budget, the goroutine leak profile and runtime/metrics.
+// It does nothing while nobody asks for a snapshot, but keep the recorder
+// running.
+type Collector struct {
+	opts CollectorOptions
+	fr   *trace.FlightRecorder
+
+	mu sync.Mutex // one snapshot at a time; guards everything below
+	// What the last dump said of each goroutine alive then.
+	facts     map[int64]*dumpFacts
+	lastDump  time.Time
+	dumpCost  time.Duration
+	dumpBytes int
+	// Labels inherited at creation since the last dump.
+	inherited map[int64]map[string]string
+	lastLeak  time.Time
+	leaked    int
+	// The last snapshot, shared by requests within the CPU budget.
+	last      *built
+	traceBuf  bytes.Buffer
+	dumpBuf   []byte
+	buildCost time.Duration
+}
+
+// dumpFacts are what only a dump tells about a goroutine.
+type dumpFacts struct {
+	labels      map[string]string
+	waitMinutes int
+	locked      bool
+	leaked      bool
+	createdBy   Frame
+	parentID    int64
+	frames      []Frame
+	startFunc   string
+}
+
+type built struct {
+	at     time.Time
+	window time.Duration
+	snap   *api.Snapshot
+	win    *Window
+}
+
+// NewCollector starts the flight recorder. Only one flight recorder can run
+// in a process: a second collector fails.
+func NewCollector(opts CollectorOptions) (*Collector, error) {
+	opts.defaults()
+	fr := trace.NewFlightRecorder(trace.FlightRecorderConfig{MinAge: opts.TraceMinAge, MaxBytes: opts.TraceMaxBytes})
+	if err := fr.Start(); err != nil {
+		return nil, fmt.Errorf("starting the flight recorder: %w", err)
+	}
+	return &Collector{opts: opts, fr: fr, facts: map[int64]*dumpFacts{}, inherited: map[int64]map[string]string{}}, nil
+}
+
+// Close stops the flight recorder.
+func (c *Collector) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fr.Enabled() {
+		c.fr.Stop()
+	}
+}
+
+// Snapshot builds the task model over the last window of trace.
+func (c *Collector) Snapshot(ctx context.Context, window time.Duration) (*api.Snapshot, error) {
+	b, err := c.build(ctx, window)
+	if err != nil {
+		return nil, err
+	}
+	return b.snap, nil
+}
+
+// Task returns one task of the current window with its histograms and full
+// stack, or an error wrapping api.ErrNoTask.
+func (c *Collector) Task(ctx context.Context, id int64, window time.Duration) (*api.Task, error) {
+	b, err := c.build(ctx, window)
+	if err != nil {
+		return nil, err
+	}
+	i, ok := slices.BinarySearchFunc(b.snap.Tasks, id, func(t api.Task, id int64) int { return int(t.ID - id) })
+	if !ok {
+		return nil, fmt.Errorf("goroutine %d: %w", id, api.ErrNoTask)
+	}
+	t := b.snap.Tasks[i]
+	if g := b.win.Goroutines[id]; g != nil {
+		if g.RunTimes != nil {
+			h := g.RunTimes.Histogram()
+			t.RunTimes = &h
+		}
+		if g.SchedDelays != nil {
+			h := g.SchedDelays.Histogram()
+			t.SchedDelay = &h
+		}
+		t.Stack = traceAPIFrames(g.Stack)
+	}
+	c.mu.Lock()
+	if f := c.facts[id]; f != nil && len(f.frames) > len(t.Stack) {
+		t.Stack = traceAPIFrames(f.frames)
+	}
+	c.mu.Unlock()
+	return &t, nil
+}
+
+func (c *Collector) build(ctx context.Context, window time.Duration) (*built, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	// Within the CPU budget, requests share the last snapshot.
+	if c.last != nil && c.last.window == window && now.Sub(c.last.at) < time.Duration(float64(c.buildCost)/c.opts.CPUBudget) {
+		return c.last, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	began := time.Now()
+	var notes []string
+	source := "trace"
+
+	if now.Sub(c.lastDump) >= time.Duration(float64(c.dumpCost)/c.opts.DumpBudget) {
+		if c.lastLeakDue(now) {
+			c.readLeaks(now)
+		}
+		c.dump(now)
+		source += "+dump"
+	} else {
+		notes = append(notes, fmt.Sprintf("labels, wait minutes and leak marks are from a goroutine dump %s ago "+
+			"(dumps stop the world for %s: taken at most %.0f%% of the time); newer goroutines carry their creator's labels",
+			now.Sub(c.lastDump).Round(time.Millisecond), c.dumpCost.Round(time.Microsecond), c.opts.DumpBudget*100))
+	}
+
+	c.traceBuf.Reset()
+	if _, err := c.fr.WriteTo(&c.traceBuf); err != nil {
+		return nil, fmt.Errorf("flight recorder snapshot: %w", err)
+	}
+	win, err := AnalyzeTrace(bytes.NewReader(c.traceBuf.Bytes()), WindowOptions{Sites: true, Since: now.Add(-window)})
+	if err != nil {
+		notes = append(notes, "trace: "+err.Error())
+	}
+	if win.Truncated {
+		notes = append(notes, "the trace window was cut short: numbers are partial")
+	}
+	snap := c.model(win, now)
+	snap.Source = source
+	snap.Notes = append(snap.Notes, notes...)
+	c.buildCost = time.Since(began)
+	c.last = &built{at: now, window: window, snap: snap, win: win}
+	return c.last, nil
+}
+
+func (c *Collector) lastLeakDue(now time.Time) bool {
+	return now.Sub(c.lastLeak) >= c.opts.LeakInterval
+}
+
+// readLeaks runs the leak detector: the goroutineleak profile forces a GC that
+// marks leaked goroutines, which the following dump then shows as "(leaked)".
+func (c *Collector) readLeaks(now time.Time) {
+	p := pprof.Lookup("goroutineleak")
+	if p == nil {
+		c.leaked = -1
+		return
+	}
+	if err := p.WriteTo(io.Discard, 0); err != nil {
+		c.opts.Logger.Warn("reading the goroutine leak profile", "err", err)
+		return
+	}
+	c.leaked = p.Count()
+	c.lastLeak = now
+}
+
+// dump takes a full goroutine dump and records what it says of every goroutine.
+func (c *Collector) dump(now time.Time) {
+	size := max(c.dumpBytes+c.dumpBytes/4, runtime.NumGoroutine()*1024, 64<<10)
+	if cap(c.dumpBuf) < size {
+		c.dumpBuf = make([]byte, size)
+	}
+	began := time.Now()
+	var n int
+	for {
+		n = runtime.Stack(c.dumpBuf[:cap(c.dumpBuf)], true)
+		if n < cap(c.dumpBuf) {
+			break
+		}
+		c.dumpBuf = make([]byte, 2*cap(c.dumpBuf))
+	}
+	c.dumpCost = time.Since(began)
+	c.dumpBytes = n
+	c.lastDump = now
+	gs, err := ParseDumpBytes(c.dumpBuf[:n])
+	if err != nil {
+		c.opts.Logger.Warn("parsing a goroutine dump of this process", "err", err)
+	}
+	clear(c.facts)
+	clear(c.inherited)
+	for i := range gs {
+		g := &gs[i]
+		f := &dumpFacts{labels: g.Labels, waitMinutes: g.WaitMinutes, locked: g.Locked, leaked: g.Leaked,
+			createdBy: g.CreatedBy, parentID: g.ParentID, frames: g.Frames}
+		if len(g.Frames) > 0 {
+			f.startFunc = g.Frames[len(g.Frames)-1].Func
+		}
+		c.facts[g.ID] = f
+	}
+}
+
+// model joins the window with what the dumps said.
+func (c *Collector) model(win *Window, now time.Time) *api.Snapshot {
+	snap := &api.Snapshot{Time: now, WindowNS: win.Duration(), Tasks: make([]api.Task, 0, len(win.Goroutines))}
+	ids := make([]int64, 0, len(win.Goroutines))
+	for id := range win.Goroutines {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	// Creation order is id order, so a parent's labels are known before its children's.
+	stale := 0
+	for _, id := range ids {
+		g := win.Goroutines[id]
+		if g.Exited {
+			continue
+		}
+		t := api.Task{
+			ID:         id,
+			State:      g.State.String(),
+			WaitReason: g.WaitReason,
+			CreatedBy:  traceAPIFrame(g.CreatedBy),
+			ParentID:   g.ParentID,
+			Location:   traceAPIFrame(g.Location()),
+			Stats:      g.TaskStats(),
+		}
+		startFunc := g.StartFunc
+		if f := c.facts[id]; f != nil {
+			t.Labels, t.WaitMinutes, t.Locked, t.Leaked = f.labels, f.waitMinutes, f.locked, f.leaked
+			if t.CreatedBy.Function == "" {
+				t.CreatedBy, t.ParentID = traceAPIFrame(f.createdBy), f.parentID
+			}
+			if startFunc == "" {
+				startFunc = f.startFunc
+			}
+		} else if l, ok := c.inherited[id]; ok {
+			t.Labels, t.LabelsStale = l, true
+		} else if g.ParentID != 0 {
+			// Created since the last dump: it started with its creator's labels.
+			var l map[string]string
+			if pf := c.facts[g.ParentID]; pf != nil {
+				l = pf.labels
+			} else {
+				l = c.inherited[g.ParentID]
+			}
+			c.inherited[id] = l
+			t.Labels, t.LabelsStale = l, l != nil
+		}
+		if t.LabelsStale {
+			stale++
+		}
+		t.Name = taskName(t.Labels, startFunc, t.CreatedBy.Function)
+		snap.Tasks = append(snap.Tasks, t)
+	}
+	if stale > 0 {
+		snap.Notes = append(snap.Notes, fmt.Sprintf("%d tasks were created since the last dump: their labels are their creator's and may be stale", stale))
+	}
+	snap.Sites = make([]api.Site, 0, len(win.Sites))
+	for _, s := range win.Sites {
+		snap.Sites = append(snap.Sites, s.Site())
+	}
+	snap.Process = ReadProcess()
+	if !c.lastLeak.IsZero() {
+		snap.Process.Leaked = c.leaked
+	}
+	snap.Findings = []api.Finding{}
+	return snap
+}
+
+// taskName is tokio-console's task name: label "task", else workload/role,
+// else the function the goroutine started in.
+func taskName(labels map[string]string, startFunc, createdBy string) string {
+	if n := labels["task"]; n != "" {
+		return n
+	}
+	if w, r := labels["workload"], labels["role"]; w != "" || r != "" {
+		return strings.Trim(w+"/"+r, "/")
+	}
+	if startFunc != "" {
+		return startFunc
+	}
+	return createdBy
+}

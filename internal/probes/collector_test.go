@@ -1,0 +1,162 @@
+package probes
+
+import (
+	"context"
+	"errors"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/inspectd/inspectd/internal/api"
+)
+
+func findTasks(snap *api.Snapshot, name string) []api.Task {
+	var out []api.Task
+	for _, t := range snap.Tasks {
+		if t.Name == name {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// The collector joins the flight recorder's window with a dump: a goroutine
+// sleeping 10ms in a loop shows ~100 polls a second, idle in "sleep", and a
+// mutex waiter shows as waiting in sync.Mutex.Lock at its Lock call, both
+// named by their labels.
+func TestCollectorKnownGoroutines(t *testing.T) {
+	c, err := NewCollector(CollectorOptions{TraceMinAge: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	var mu sync.Mutex
+	mu.Lock()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	ctx := context.Background()
+	wg.Go(func() {
+		pprof.Do(ctx, pprof.Labels("workload", "test", "role", "sleeper"), func(context.Context) {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	})
+	wg.Go(func() {
+		pprof.Do(ctx, pprof.Labels("task", "locker"), func(context.Context) {
+			mu.Lock()
+			mu.Unlock()
+		})
+	})
+	defer func() {
+		close(stop)
+		mu.Unlock()
+		wg.Wait()
+	}()
+	time.Sleep(2500 * time.Millisecond)
+
+	snap, err := c.Snapshot(ctx, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(snap.Source, "dump") {
+		t.Errorf("first snapshot source %q: want a dump in it", snap.Source)
+	}
+	if w := time.Duration(snap.WindowNS); w < 1500*time.Millisecond || w > 2100*time.Millisecond {
+		t.Errorf("window %v, want about 2s", w)
+	}
+	sleepers := findTasks(snap, "test/sleeper")
+	if len(sleepers) != 1 {
+		t.Fatalf("%d tasks named test/sleeper", len(sleepers))
+	}
+	s := sleepers[0]
+	perSec := float64(s.Stats.Polls) / (float64(s.Stats.TotalNS) / 1e9)
+	if perSec < 50 || perSec > 110 {
+		t.Errorf("sleeper: %.0f polls per second (%d in %v), want about 100", perSec, s.Stats.Polls, time.Duration(s.Stats.TotalNS))
+	}
+	if s.Stats.IdleByReason["sleep"] < s.Stats.TotalNS*8/10 {
+		t.Errorf("sleeper: idle by sleep %v of %v", time.Duration(s.Stats.IdleByReason["sleep"]), time.Duration(s.Stats.TotalNS))
+	}
+	lockers := findTasks(snap, "locker")
+	if len(lockers) != 1 {
+		t.Fatalf("%d tasks named locker", len(lockers))
+	}
+	l := lockers[0]
+	if l.State != "waiting" || l.WaitReason != "sync.Mutex.Lock" || !strings.HasSuffix(l.Location.File, "collector_test.go") ||
+		l.LabelsStale || l.CreatedBy.Function == "" || l.ParentID == 0 {
+		t.Errorf("locker: %+v", l)
+	}
+
+	task, err := c.Task(ctx, s.ID, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if task.RunTimes == nil || task.RunTimes.Count == 0 || task.SchedDelay == nil || len(task.Stack) == 0 {
+		t.Errorf("task detail lacks histograms or stack: %+v", task)
+	}
+	if _, err := c.Task(ctx, 1<<40, 2*time.Second); !errors.Is(err, api.ErrNoTask) {
+		t.Errorf("unknown task: %v", err)
+	}
+}
+
+// Dumps stop the world, so they are taken only within their budget; between
+// dumps a new goroutine carries its creator's labels, marked stale.
+func TestCollectorDumpBudget(t *testing.T) {
+	c, err := NewCollector(CollectorOptions{TraceMinAge: time.Second, DumpBudget: 1e-9, CPUBudget: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	defer func() { close(stop); wg.Wait() }()
+	started, spawn, childMade := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	wg.Go(func() {
+		pprof.Do(ctx, pprof.Labels("workload", "parent", "role", "spawner"), func(context.Context) {
+			close(started)
+			<-spawn
+			wg.Go(func() {
+				pprof.Do(ctx, pprof.Labels("role", "child"), func(context.Context) { <-stop })
+			})
+			close(childMade)
+			<-stop
+		})
+	})
+	<-started
+	if _, err := c.Snapshot(ctx, time.Second); err != nil { // takes the one dump the budget allows
+		t.Fatal(err)
+	}
+	// A child created after the dump by a goroutine whose labels the dump saw.
+	close(spawn)
+	<-childMade
+	time.Sleep(300 * time.Millisecond)
+	snap, err := c.Snapshot(ctx, 900*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(snap.Source, "dump") {
+		t.Errorf("second snapshot took a dump within a budget of 1e-9: source %q", snap.Source)
+	}
+	if len(snap.Notes) == 0 || !strings.Contains(strings.Join(snap.Notes, " "), "goroutine dump") {
+		t.Errorf("notes do not say the labels come from an older dump: %v", snap.Notes)
+	}
+	var stale int
+	for _, tk := range snap.Tasks {
+		if tk.LabelsStale && tk.Labels["workload"] == "parent" {
+			stale++
+		}
+	}
+	if stale == 0 {
+		t.Errorf("no task created after the dump carries its creator's labels marked stale")
+	}
+}
