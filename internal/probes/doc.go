@@ -5,7 +5,16 @@
 // Data flows one way: sources -> probes -> diagnose -> api -> cli/tui. Probes
 // know nothing of workloads; they see labels only.
 //
-// For now it holds the goroutine dump parser.
+// The pieces:
+//
+//   - ParseDump: the goroutine dump parser (below).
+//   - AnalyzeTrace and WindowBuilder: per-goroutine statistics and wait sites
+//     over an execution trace window (see trace.go's comment for the accounting).
+//   - ReadProcess: the runtime/metrics of interest.
+//   - Collector: the in-process source. It keeps a flight recorder running and
+//     builds api.Snapshot values from its window, joined with goroutine dumps
+//     taken only within a stop-the-world budget, and the goroutine leak profile
+//     (read at most every 30s: it forces a GC).
 //
 // # Goroutine dumps
 //
