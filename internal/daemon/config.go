@@ -111,116 +111,102 @@ func usagef(format string, args ...any) error {
 	return &UsageError{Err: fmt.Errorf(format, args...)}
 }
 
-// Load builds the configuration from the command-line arguments (without the
-// program name), the environment (getenv) and the config file they name.
-// It returns flag.ErrHelp when help was asked for, after printing it to out.
-func Load(args []string, getenv func(string) string, reg *workload.Registry, out io.Writer) (Config, error) {
-	cfg := Defaults()
+// cmdline holds what the command line says beyond Config's fields.
+type cmdline struct {
+	configPath string
+	listOnly   bool
+	params     paramFlags
+}
+
+// flagSet binds the flags to cfg's fields, whose values are the defaults shown.
+func flagSet(cfg *Config, cl *cmdline, reg *workload.Registry) *flag.FlagSet {
 	fs := flag.NewFlagSet("inspectd", flag.ContinueOnError)
-	fs.SetOutput(out)
-	var (
-		configPath   = fs.String("config", "", "YAML config `file` (see README)")
-		listen       = fs.String("listen", cfg.Listen, "`address` of the HTTP API, pprof and metrics; non-loopback needs --token")
-		gopsAddr     = fs.String("gops-addr", cfg.GopsAddr, "`address` of the gops agent (loopback only), or off")
-		token        = fs.String("token", "", "bearer `token` required on /api and /debug")
-		logFormat    = fs.String("log-format", cfg.LogFormat, "log `format`: text or json")
-		logLevel     = fs.String("log-level", "info", "log `level`: debug, info, warn or error")
-		mutexFrac    = fs.Int("mutex-profile-fraction", cfg.MutexProfileFraction, "sample 1 in `N` mutex contention events (0 turns the mutex profile off)")
-		blockRate    = fs.Duration("block-profile-rate", cfg.BlockProfileRate, "sample one blocking event per this much `time` blocked (0 turns the block profile off)")
-		traceMinAge  = fs.Duration("trace-min-age", cfg.TraceMinAge, "keep at least this much execution trace in the flight recorder (`duration`)")
-		traceMaxB    = fs.Uint64("trace-max-bytes", cfg.TraceMaxBytes, "bound the flight recorder to about this many `bytes`")
-		dumpBudget   = fs.Float64("dump-budget", cfg.DumpBudget, "share of wall time full goroutine dumps may stop the world (`fraction`, 0 < f <= 0.5)")
-		workloadList = fs.String("workloads", strings.Join(cfg.Workloads, ","), "comma-separated workload `names` to run, or all, healthy, broken, none")
-		listOnly     = fs.Bool("list-workloads", false, "print the workload catalog and exit")
-		params       paramFlags
-	)
-	fs.Var(&params, "param", "set a workload parameter as `workload.name=value` (repeatable)")
+	// Errors are returned, and printed once by main; help is printed by Load.
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&cl.configPath, "config", "", "YAML config `file` (see README)")
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "`address` of the HTTP API, pprof and metrics; non-loopback needs --token")
+	fs.StringVar(&cfg.GopsAddr, "gops-addr", cfg.GopsAddr, "`address` of the gops agent (loopback only), or off")
+	fs.StringVar(&cfg.Token, "token", cfg.Token, "bearer `token` required on /api and /debug")
+	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log `format`: text or json")
+	fs.TextVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log `level`: debug, info, warn or error")
+	fs.IntVar(&cfg.MutexProfileFraction, "mutex-profile-fraction", cfg.MutexProfileFraction, "sample 1 in `N` mutex contention events (0 turns the mutex profile off)")
+	fs.DurationVar(&cfg.BlockProfileRate, "block-profile-rate", cfg.BlockProfileRate, "sample one blocking event per this much `time` blocked (0 turns the block profile off)")
+	fs.DurationVar(&cfg.TraceMinAge, "trace-min-age", cfg.TraceMinAge, "keep at least this much execution trace in the flight recorder (`duration`)")
+	fs.Uint64Var(&cfg.TraceMaxBytes, "trace-max-bytes", cfg.TraceMaxBytes, "bound the flight recorder to about this many `bytes`")
+	fs.Float64Var(&cfg.DumpBudget, "dump-budget", cfg.DumpBudget, "share of wall time full goroutine dumps may stop the world (`fraction`, 0 < f <= 0.5)")
+	fs.Var(&workloadsFlag{names: &cfg.Workloads, reg: reg}, "workloads", "comma-separated workload `names` to run, or all, healthy, broken, none")
+	fs.BoolVar(&cl.listOnly, "list-workloads", false, "print the workload catalog and exit")
+	fs.Var(&cl.params, "param", "set a workload parameter as `workload.name=value` (repeatable)")
 	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: inspectd [flags]\n       inspectd workloads    print the workload catalog\n\n"+
+		fmt.Fprintf(fs.Output(), "Usage: inspectd [flags]\n       inspectd workloads    print the workload catalog\n\n"+
 			"inspectd runs a lab of concurrency workloads and serves pprof, fgprof, a gops agent,\n"+
 			"Prometheus metrics and the inspection API. Every flag can also be set as an\n"+
 			"INSPECTD_<FLAG> environment variable (INSPECTD_LISTEN, INSPECTD_LOG_FORMAT, ...).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
+	return fs
+}
+
+// parse reads the command line, then the environment for the flags it left unset.
+func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usagef("%v (run inspectd -h for the flags)", err)
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q (run inspectd -h)", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		key := "INSPECTD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(key); v != "" && !set[f.Name] && err == nil {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = usagef("environment %s=%q: %v", key, v, e)
+			}
+		}
+	})
+	return err
+}
+
+// Load builds the configuration from the command-line arguments (without the
+// program name), the environment (getenv) and the config file they name.
+// It returns flag.ErrHelp when help was asked for, after printing it to out.
+func Load(args []string, getenv func(string) string, reg *workload.Registry, out io.Writer) (Config, error) {
+	cfg := Defaults()
 	if len(args) > 0 && args[0] == "workloads" {
 		PrintCatalog(out, reg)
 		return cfg, ErrListed
 	}
-	if err := fs.Parse(args); err != nil {
+	// The first pass finds the config file and reports bad flags; the second
+	// lays flags and environment over the file's values.
+	first := Defaults()
+	var cl cmdline
+	fs := flagSet(&first, &cl, reg)
+	if err := parse(fs, args, getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return cfg, err
+			fs.SetOutput(out)
+			fs.Usage()
 		}
-		return cfg, &UsageError{Err: err}
+		return cfg, err
 	}
-	if fs.NArg() > 0 {
-		return cfg, usagef("unexpected argument %q (run inspectd -h)", fs.Arg(0))
-	}
-	if *listOnly {
+	if cl.listOnly {
 		PrintCatalog(out, reg)
 		return cfg, ErrListed
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	// The environment fills in what the command line left unset.
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		key := "INSPECTD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		v := getenv(key)
-		if v == "" || set[f.Name] || envErr != nil {
-			return
-		}
-		if err := fs.Set(f.Name, v); err != nil {
-			envErr = usagef("environment %s=%q: %v", key, v, err)
-		}
-		set[f.Name] = true
-	})
-	if envErr != nil {
-		return cfg, envErr
-	}
-	if *configPath != "" {
-		if err := cfg.applyFile(*configPath); err != nil {
+	if cl.configPath != "" {
+		if err := cfg.applyFile(cl.configPath); err != nil {
 			return cfg, err
 		}
 	}
-	if set["listen"] {
-		cfg.Listen = *listen
+	cl = cmdline{}
+	if err := parse(flagSet(&cfg, &cl, reg), args, getenv); err != nil {
+		return cfg, err
 	}
-	if set["gops-addr"] {
-		cfg.GopsAddr = *gopsAddr
-	}
-	if set["token"] {
-		cfg.Token = *token
-	}
-	if set["log-format"] {
-		cfg.LogFormat = *logFormat
-	}
-	if set["log-level"] {
-		if err := cfg.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
-			return cfg, usagef("--log-level %q: want debug, info, warn or error", *logLevel)
-		}
-	}
-	if set["mutex-profile-fraction"] {
-		cfg.MutexProfileFraction = *mutexFrac
-	}
-	if set["block-profile-rate"] {
-		cfg.BlockProfileRate = *blockRate
-	}
-	if set["trace-min-age"] {
-		cfg.TraceMinAge = *traceMinAge
-	}
-	if set["trace-max-bytes"] {
-		cfg.TraceMaxBytes = *traceMaxB
-	}
-	if set["dump-budget"] {
-		cfg.DumpBudget = *dumpBudget
-	}
-	if set["workloads"] {
-		names, err := expandWorkloads(*workloadList, reg)
-		if err != nil {
-			return cfg, err
-		}
-		cfg.Workloads = names
-	}
+	params := cl.params
 	for _, p := range params {
 		if !slices.Contains(cfg.Workloads, p.workload) {
 			return cfg, usagef("--param %s.%s: workload %q is not among the workloads to run (%s)", p.workload, p.name, p.workload, strings.Join(cfg.Workloads, ", "))
@@ -389,13 +375,35 @@ func expandWorkloads(list string, reg *workload.Registry) ([]string, error) {
 			}
 		default:
 			if _, ok := reg.Lookup(n); !ok {
-				return nil, usagef("--workloads: unknown workload %q; known: all, healthy, broken, none, %s", n, strings.Join(reg.Names(), ", "))
+				return nil, fmt.Errorf("unknown workload %q; known: all, healthy, broken, none, %s", n, strings.Join(reg.Names(), ", "))
 			}
 			names = append(names, n)
 		}
 	}
 	slices.Sort(names)
 	return slices.Compact(names), nil
+}
+
+// workloadsFlag is the --workloads list, expanded and checked as it is set.
+type workloadsFlag struct {
+	names *[]string
+	reg   *workload.Registry
+}
+
+func (w *workloadsFlag) String() string {
+	if w == nil || w.names == nil {
+		return ""
+	}
+	return strings.Join(*w.names, ",")
+}
+
+func (w *workloadsFlag) Set(s string) error {
+	names, err := expandWorkloads(s, w.reg)
+	if err != nil {
+		return err
+	}
+	*w.names = names
+	return nil
 }
 
 type paramFlag struct{ workload, name, value string }
