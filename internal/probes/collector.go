@@ -62,7 +62,8 @@ func (o *CollectorOptions) defaults() {
 
 // Collector is the in-process source: it runs the flight recorder and builds
 // snapshots from its window, joined with goroutine dumps taken within a
-// stop-the-world budget, the goroutine leak profile and runtime/metrics.
+// stop-the-world budget, labels from the goroutine profile in between, the
+// goroutine leak profile and runtime/metrics.
 // It does nothing while nobody asks for a snapshot, but keep the recorder
 // running.
 type Collector struct {
@@ -77,8 +78,13 @@ type Collector struct {
 	dumpBytes int
 	// Labels inherited at creation since the last dump.
 	inherited map[int64]map[string]string
-	lastLeak  time.Time
-	leaked    int
+	// Labels by stack from the goroutine profile, for goroutines the last
+	// dump did not see.
+	profLabels stackLabels
+	lastProf   time.Time
+	profCost   time.Duration
+	lastLeak   time.Time
+	leaked     int
 	// The last snapshot, shared by requests within the CPU budget.
 	last      *built
 	traceBuf  bytes.Buffer
@@ -189,8 +195,15 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 		c.dump(now)
 		source += "+dump"
 	} else {
+		if now.Sub(c.lastProf) >= time.Duration(float64(c.profCost)/c.opts.CPUBudget) {
+			c.readProfile(now)
+		}
+		if c.profLabels != nil {
+			source += "+profile"
+		}
 		notes = append(notes, fmt.Sprintf("labels, wait minutes and leak marks are from a goroutine dump %s ago "+
-			"(dumps stop the world for %s: taken at most %.0f%% of the time); newer goroutines carry their creator's labels",
+			"(dumps stop the world for %s: taken at most %.0f%% of the time); goroutines it did not see are named "+
+			"from the goroutine profile by stack, or else carry their creator's labels",
 			now.Sub(c.lastDump).Round(time.Millisecond), c.dumpCost.Round(time.Microsecond), c.opts.DumpBudget*100))
 	}
 
@@ -255,6 +268,19 @@ func (c *Collector) Dump() {
 	c.last = nil
 }
 
+// readProfile refreshes the labels by stack from the goroutine profile.
+func (c *Collector) readProfile(now time.Time) {
+	began := time.Now()
+	sl, err := readProfileLabels()
+	c.profCost = time.Since(began)
+	c.lastProf = now
+	if err != nil {
+		c.opts.Logger.Warn("reading the goroutine profile for labels", "err", err)
+		return
+	}
+	c.profLabels = sl
+}
+
 // dump takes a full goroutine dump and records what it says of every goroutine.
 func (c *Collector) dump(now time.Time) {
 	size := max(c.dumpBytes+c.dumpBytes/4, runtime.NumGoroutine()*1024, 64<<10)
@@ -279,6 +305,7 @@ func (c *Collector) dump(now time.Time) {
 	}
 	clear(c.facts)
 	clear(c.inherited)
+	c.profLabels = nil // older than the dump
 	for i := range gs {
 		g := &gs[i]
 		f := &dumpFacts{labels: g.Labels, waitMinutes: g.WaitMinutes, locked: g.Locked, leaked: g.Leaked,
@@ -323,6 +350,8 @@ func (c *Collector) model(win *Window, now time.Time) *api.Snapshot {
 			if startFunc == "" {
 				startFunc = f.startFunc
 			}
+		} else if l, ok := c.profLabels.lookup(g.Stack); ok {
+			t.Labels = l
 		} else if l, ok := c.inherited[id]; ok {
 			t.Labels, t.LabelsStale = l, true
 		} else if g.ParentID != 0 {

@@ -108,7 +108,8 @@ func TestCollectorKnownGoroutines(t *testing.T) {
 }
 
 // Dumps stop the world, so they are taken only within their budget; between
-// dumps a new goroutine carries its creator's labels, marked stale.
+// dumps a new goroutine that the goroutine profile cannot name carries its
+// creator's labels, marked stale.
 func TestCollectorDumpBudget(t *testing.T) {
 	c, err := NewCollector(CollectorOptions{TraceMinAge: time.Second, DumpBudget: 1e-9, CPUBudget: 1})
 	if err != nil {
@@ -125,9 +126,13 @@ func TestCollectorDumpBudget(t *testing.T) {
 		pprof.Do(ctx, pprof.Labels("workload", "parent", "role", "spawner"), func(context.Context) {
 			close(started)
 			<-spawn
-			wg.Go(func() {
-				pprof.Do(ctx, pprof.Labels("role", "child"), func(context.Context) { <-stop })
-			})
+			// Two children that wait at the same line with different labels:
+			// the profile cannot tell them apart by stack.
+			for _, role := range []string{"child-a", "child-b"} {
+				wg.Go(func() {
+					pprof.Do(ctx, pprof.Labels("role", role), func(context.Context) { <-stop })
+				})
+			}
 			close(childMade)
 			<-stop
 		})
@@ -157,7 +162,38 @@ func TestCollectorDumpBudget(t *testing.T) {
 			stale++
 		}
 	}
-	if stale == 0 {
-		t.Errorf("no task created after the dump carries its creator's labels marked stale")
+	if stale != 2 {
+		t.Errorf("%d tasks created after the dump carry their creator's labels marked stale, want 2", stale)
+	}
+}
+
+// Between dumps, labels come from the goroutine profile, joined by stack:
+// goroutines that existed before the collector and were never dumped are
+// still named by their labels.
+func TestCollectorProfileLabels(t *testing.T) {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	defer func() { close(stop); wg.Wait() }()
+	ctx := context.Background()
+	for range 5 {
+		wg.Go(func() {
+			pprof.Do(ctx, pprof.Labels("workload", "old", "role", "parked"), func(context.Context) { <-stop })
+		})
+	}
+	c, err := NewCollector(CollectorOptions{TraceMinAge: time.Second, DumpBudget: 1e-9, CPUBudget: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(1500 * time.Millisecond) // a generation boundary records every goroutine's stack
+	snap, err := c.Snapshot(ctx, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(snap.Source, "dump") || !strings.Contains(snap.Source, "profile") {
+		t.Errorf("source %q: want the profile and no dump", snap.Source)
+	}
+	if n := len(findTasks(snap, "old/parked")); n != 5 {
+		t.Errorf("%d of 5 never-dumped goroutines named old/parked from the profile's labels", n)
 	}
 }
