@@ -108,3 +108,67 @@ func IsNotFound(err error) bool {
 	var se *StatusError
 	return errors.As(err, &se) && se.Code == http.StatusNotFound
 }
+
+// windowQuery formats the window query parameter ("" for the server's default).
+func windowQuery(window time.Duration) string {
+	if window <= 0 {
+		return ""
+	}
+	return "?window=" + url.QueryEscape(window.String())
+}
+
+// Snapshot fetches GET /api/v1/snapshot over the last window of trace
+// (0: the server's default, 5s).
+func (c *Client) Snapshot(ctx context.Context, window time.Duration) (*Snapshot, error) {
+	var s Snapshot
+	if err := c.Do(ctx, "GET", "/api/v1/snapshot"+windowQuery(window), nil, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// Task fetches GET /api/v1/tasks/{id}: one task with its histograms and full
+// stack. A 404 answer (IsNotFound) means the goroutine has exited or never existed.
+func (c *Client) Task(ctx context.Context, id int64, window time.Duration) (*Task, error) {
+	var t Task
+	if err := c.Do(ctx, "GET", fmt.Sprintf("/api/v1/tasks/%d", id)+windowQuery(window), nil, &t); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// Sites fetches GET /api/v1/sites: the wait sites over the window.
+func (c *Client) Sites(ctx context.Context, window time.Duration) (*SiteList, error) {
+	var s SiteList
+	if err := c.Do(ctx, "GET", "/api/v1/sites"+windowQuery(window), nil, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// Open sends GET path (with the token) and returns the response of a 2xx
+// answer for the caller to read and close: pprof profiles, traces, dumps.
+// Other answers are returned as a *StatusError.
+func (c *Client) Open(ctx context.Context, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", c.Base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		var e Error
+		if json.Unmarshal(b, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(string(b))
+		}
+		return nil, &StatusError{Code: resp.StatusCode, Message: e.Error, URL: req.URL.Redacted()}
+	}
+	return resp, nil
+}

@@ -1,0 +1,318 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/inspectd/inspectd/agent"
+	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/daemon"
+	"github.com/inspectd/inspectd/internal/probes"
+	"github.com/inspectd/inspectd/internal/server"
+	"github.com/inspectd/inspectd/internal/workload"
+)
+
+const fixtureDump = "../../internal/probes/testdata/dumps/dump-go1.27.3-labels.txt"
+
+// cli runs the command line in process, as a user would type it.
+func cli(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(t.Context(), args, &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+// startDaemon runs a real inspectd on a free loopback port until the test ends.
+func startDaemon(t *testing.T) string {
+	t.Helper()
+	cfg := daemon.Defaults()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.GopsAddr = "off"
+	cfg.Workloads = []string{"blocking-lock", "hello"}
+	d, err := daemon.Start(cfg, workload.Default, daemon.NewLogger(cfg, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- d.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("daemon: %v", err)
+		}
+	})
+	// Let the flight recorder see the workloads block.
+	time.Sleep(time.Second)
+	return d.Addr()
+}
+
+func TestCLIAgainstDaemon(t *testing.T) {
+	addr := startDaemon(t)
+
+	var waiterID int64
+	t.Run("tasks", func(t *testing.T) {
+		out, errs, code := cli(t, "tasks", addr, "--filter", "workload=blocking-lock", "--limit", "0", "--window", "1s")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		if !strings.HasPrefix(out, "target "+addr) || !strings.Contains(out, "GOMAXPROCS") {
+			t.Errorf("no header line:\n%s", out)
+		}
+		waiting := 0
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, "blocking-lock/waiter") && strings.Contains(line, " waiting ") && strings.Contains(line, "sync.Mutex.Lock") {
+				waiting++
+			}
+		}
+		if waiting == 0 {
+			t.Errorf("no blocking-lock/waiter row waiting on sync.Mutex.Lock:\n%s", out)
+		}
+	})
+	t.Run("tasks json", func(t *testing.T) {
+		out, errs, code := cli(t, "tasks", addr, "--filter", "blocking-lock/waiter", "--output", "json", "--window", "1s")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		var s api.Snapshot
+		if err := json.Unmarshal([]byte(out), &s); err != nil {
+			t.Fatalf("decoding: %v\n%s", err, out)
+		}
+		if len(s.Tasks) == 0 {
+			t.Fatalf("no tasks:\n%s", out)
+		}
+		for _, task := range s.Tasks {
+			if task.Labels["workload"] != "blocking-lock" {
+				t.Errorf("filter let through task %d %q", task.ID, task.Name)
+			}
+		}
+		waiterID = s.Tasks[0].ID
+	})
+	t.Run("task", func(t *testing.T) {
+		if waiterID == 0 {
+			t.Skip("no waiter found")
+		}
+		out, errs, code := cli(t, "task", strconv.FormatInt(waiterID, 10), addr, "--window", "1s")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		for _, want := range []string{"blocking-lock/waiter", "run times", "sched delays", "p50", "stack:", "blocking_lock.go", "busy", "created by"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("no %q in:\n%s", want, out)
+			}
+		}
+		_, errs, code = cli(t, "task", "999999999", addr)
+		if code != 1 || strings.Count(errs, "\n") != 1 {
+			t.Errorf("unknown task: exit %d, stderr %q; want 1 and one line", code, errs)
+		}
+	})
+	t.Run("sites", func(t *testing.T) {
+		out, errs, code := cli(t, "sites", addr, "--window", "1s")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		if !strings.Contains(out, "REASON") || !strings.Contains(out, "blocking_lock.go") {
+			t.Errorf("no blocking_lock.go site:\n%s", out)
+		}
+	})
+	t.Run("workloads", func(t *testing.T) {
+		out, errs, code := cli(t, "workloads", "start", "leak", addr, "--param", "every=50ms")
+		if code != 0 || !strings.Contains(out, "leak: running") {
+			t.Fatalf("start: exit %d: %s%s", code, out, errs)
+		}
+		out, errs, code = cli(t, "workloads", "list", addr)
+		if code != 0 {
+			t.Fatalf("list: exit %d: %s", code, errs)
+		}
+		found := false
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Fields(line); len(f) > 2 && f[0] == "leak" && f[2] == "running" {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("leak not running in:\n%s", out)
+		}
+		_, errs, code = cli(t, "workloads", "start", "contention", addr, "--param", "bogus_param=1")
+		if code != 1 || !strings.Contains(errs, "bogus_param") || strings.Count(errs, "\n") != 1 {
+			t.Errorf("bad param: exit %d, stderr %q; want 1 and one line naming bogus_param", code, errs)
+		}
+		_, errs, code = cli(t, "workloads", "start", "no-such-workload", addr)
+		if code != 1 {
+			t.Errorf("unknown workload: exit %d, stderr %q; want 1", code, errs)
+		}
+		if out, errs, code = cli(t, "workloads", "stop", "leak", addr); code != 0 || !strings.Contains(out, "leak: stopped") {
+			t.Errorf("stop: exit %d: %s%s", code, out, errs)
+		}
+	})
+	t.Run("agent pid", func(t *testing.T) {
+		// An agent's port file names its address; the pid is enough.
+		t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+		dir, err := agent.PortDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "424242"), []byte(addr), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, errs, code := cli(t, "workloads", "424242")
+		if code != 0 || !strings.Contains(out, "blocking-lock") {
+			t.Errorf("exit %d: %s%s", code, out, errs)
+		}
+	})
+	t.Run("stacks live", func(t *testing.T) {
+		out, errs, code := cli(t, "stacks", addr, "--limit", "3")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		if !strings.Contains(out, "stops the target's world") || !strings.Contains(out, "goroutines ") {
+			t.Errorf("no warning or groups:\n%s", out)
+		}
+	})
+	t.Run("profile heap", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "heap.pb.gz")
+		out, errs, code := cli(t, "profile", "heap", addr, "-o", file)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		if !strings.Contains(out, "go tool pprof -http : "+file) {
+			t.Errorf("no open command:\n%s", out)
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Errorf("%s does not start with the gzip magic: % x", file, b[:min(len(b), 8)])
+		}
+	})
+	t.Run("trace", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "trace.out")
+		out, errs, code := cli(t, "trace", addr, "--seconds", "1", "-o", file)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		if !strings.Contains(out, "go tool trace "+file) {
+			t.Errorf("no open command:\n%s", out)
+		}
+		f, err := os.Open(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		w, err := probes.AnalyzeTrace(f, probes.WindowOptions{})
+		if err != nil {
+			t.Fatalf("AnalyzeTrace: %v", err)
+		}
+		if len(w.Goroutines) == 0 {
+			t.Errorf("trace has no goroutines")
+		}
+	})
+}
+
+func TestStacksFromDump(t *testing.T) {
+	out, errs, code := cli(t, "stacks", fixtureDump)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{"goroutines 108", "50: chan receive", "park.deep", "labels {role=parked,worker=1}", "created by park.Start"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
+	}
+	out, errs, code = cli(t, "stacks", fixtureDump, "--output", "json")
+	var got struct {
+		Groups []stackGroup `json:"groups"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &got) != nil || len(got.Groups) == 0 || got.Groups[0].Count != 50 {
+		t.Errorf("json: exit %d, %s, %d groups", code, errs, len(got.Groups))
+	}
+}
+
+func TestTasksFromDump(t *testing.T) {
+	out, errs, code := cli(t, "tasks", fixtureDump, "--filter", "role=parked", "--limit", "3")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{"source goroutine dump", "note: from a goroutine dump", "parked", "chan receive", "role=parked", "park.deep park.go:42", "more of 50 matching"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
+	}
+	out, errs, code = cli(t, "task", "20", fixtureDump)
+	if code != 0 || !strings.Contains(out, "stack:") || !strings.Contains(out, "in goroutine 1 (parent)") {
+		t.Errorf("task from dump: exit %d %s:\n%s", code, errs, out)
+	}
+}
+
+func TestUnreachableAndErrors(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"tasks", "127.0.0.1:1"}, "cannot reach 127.0.0.1:1: connection refused"},
+		{[]string{"workloads", "list", "127.0.0.1:1"}, "cannot reach 127.0.0.1:1"},
+		{[]string{"profile", "heap", "127.0.0.1:1", "-o", filepath.Join(t.TempDir(), "x")}, "cannot reach 127.0.0.1:1"},
+		{[]string{"tasks", "--sort", "nope", "127.0.0.1:1"}, "--sort \"nope\""},
+		{[]string{"tasks", "--bogus"}, "unknown flag: --bogus"},
+		{[]string{"tasks", "no-such-file.txt"}, "no such file"},
+		{[]string{"sites", fixtureDump}, "needs a live target"},
+	} {
+		out, errs, code := cli(t, c.args...)
+		if code != 2 || out != "" || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 and one line with %q", c.args, code, out, errs, c.want)
+		}
+	}
+}
+
+func TestTokenNeeded(t *testing.T) {
+	// The daemon's real handler with a token (no prober: the token check comes first).
+	srv := httptest.NewServer(server.New(server.Options{Token: "s3cret"}))
+	defer srv.Close()
+	_, errs, code := cli(t, "tasks", srv.URL)
+	if code != 2 || !strings.Contains(errs, "needs a token") || !strings.Contains(errs, "--token") || strings.Count(errs, "\n") != 1 {
+		t.Errorf("exit %d, stderr %q; want 2 and one line asking for --token", code, errs)
+	}
+	// With the token the request passes the check (and finds no snapshot endpoint).
+	_, errs, code = cli(t, "tasks", srv.URL, "--token", "s3cret")
+	if code != 2 || !strings.Contains(errs, "does not serve the inspection API") {
+		t.Errorf("with token: exit %d, stderr %q", code, errs)
+	}
+}
+
+func TestBinaryHelp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "inspect-cli")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("inspect-cli --help: %v\n%s", err, out)
+	}
+	for _, want := range []string{"tasks", "task", "sites", "stacks", "workloads", "profile", "trace", "--token", "--output"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("--help lacks %q:\n%s", want, out)
+		}
+	}
+	out, err = exec.Command(bin, "tasks", "127.0.0.1:1").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Errorf("unreachable: %v, want exit status 2\n%s", err, out)
+	}
+}

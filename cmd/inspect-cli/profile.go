@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// profiles are the profiles `profile` downloads, with their default duration
+// (0: the current profile, no ?seconds).
+var profiles = []struct {
+	name    string
+	path    string
+	seconds int
+}{
+	{"cpu", "/debug/pprof/profile", 10},
+	{"heap", "/debug/pprof/heap", 0},
+	{"allocs", "/debug/pprof/allocs", 0},
+	{"goroutine", "/debug/pprof/goroutine", 0},
+	{"mutex", "/debug/pprof/mutex", 0},
+	{"block", "/debug/pprof/block", 0},
+	{"fgprof", "/debug/fgprof", 10},
+	{"goroutineleak", "/debug/pprof/goroutineleak", 0},
+}
+
+func profileNames() string {
+	names := make([]string, len(profiles))
+	for i, p := range profiles {
+		names[i] = p.name
+	}
+	return strings.Join(names, "|")
+}
+
+func newProfileCmd(e *env) *cobra.Command {
+	var (
+		seconds int
+		out     string
+	)
+	cmd := &cobra.Command{
+		Use:   "profile " + profileNames() + " [target]",
+		Short: "Download a pprof profile, then print how to open it",
+		Long: `profile downloads a pprof profile from the target's /debug/pprof/<name>
+(fgprof: /debug/fgprof, a wall-clock profile of on- and off-CPU time) into a
+file, and prints the command that opens it: go tool pprof -http : FILE.
+
+--seconds N: cpu and fgprof profile for N seconds (default 10); heap, allocs,
+goroutine, mutex and block give the current profile by default, and with N a
+delta profile over N seconds. goroutineleak forces a full GC on the target.
+While it waits, a progress line on stderr shows the seconds and bytes received.
+The default file name is <name>-<time>.pb.gz.`,
+		Example: `  inspect-cli profile cpu --seconds 10
+  inspect-cli profile heap -o heap.pb.gz
+  inspect-cli profile fgprof http://service:6060 --seconds 30
+  go tool pprof -http : heap.pb.gz`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			i := -1
+			for j, p := range profiles {
+				if p.name == args[0] {
+					i = j
+				}
+			}
+			if i < 0 {
+				return failf(2, "profile %q: want one of %s", args[0], profileNames())
+			}
+			p := profiles[i]
+			t, err := e.resolveTarget(args, 1)
+			if err != nil {
+				return err
+			}
+			if err := t.needHTTP("profile"); err != nil {
+				return err
+			}
+			secs := p.seconds
+			if cmd.Flags().Changed("seconds") {
+				secs = seconds
+			}
+			if secs < 0 {
+				return failf(2, "--seconds %d: want 0 or more", secs)
+			}
+			path := p.path
+			if secs > 0 {
+				path += fmt.Sprintf("?seconds=%d", secs)
+			}
+			if out == "" {
+				out = fmt.Sprintf("%s-%s.pb.gz", p.name, time.Now().Format("20060102-150405"))
+			}
+			n, err := download(cmd, e, t, path, p.name+" profile", secs, out)
+			if err != nil {
+				return err
+			}
+			return written(cmd, e, out, n, "go tool pprof -http : "+out)
+		},
+	}
+	cmd.Flags().IntVar(&seconds, "seconds", 0, "profile duration in seconds (cpu, fgprof: default 10; others: 0, the current profile)")
+	cmd.Flags().StringVarP(&out, "out", "o", "", "file to write (default <name>-<time>.pb.gz)")
+	return cmd
+}
+
+func newTraceCmd(e *env) *cobra.Command {
+	var (
+		seconds int
+		out     string
+	)
+	cmd := &cobra.Command{
+		Use:   "trace [target]",
+		Short: "Download an execution trace, then print how to open it",
+		Long: `trace records an execution trace of the target for --seconds (from
+/debug/pprof/trace?seconds=N) into a file and prints the command that opens it:
+go tool trace FILE. A busy program writes tens of MB of trace per second.
+The default file name is trace-<time>.out.`,
+		Example: `  inspect-cli trace --seconds 2
+  inspect-cli trace http://service:6060 --seconds 5 -o service.trace
+  go tool trace service.trace`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := e.resolveTarget(args, 0)
+			if err != nil {
+				return err
+			}
+			if err := t.needHTTP("trace"); err != nil {
+				return err
+			}
+			if seconds <= 0 {
+				return failf(2, "--seconds %d: want 1 or more", seconds)
+			}
+			if out == "" {
+				out = fmt.Sprintf("trace-%s.out", time.Now().Format("20060102-150405"))
+			}
+			n, err := download(cmd, e, t, fmt.Sprintf("/debug/pprof/trace?seconds=%d", seconds), "execution trace", seconds, out)
+			if err != nil {
+				return err
+			}
+			return written(cmd, e, out, n, "go tool trace "+out)
+		},
+	}
+	cmd.Flags().IntVar(&seconds, "seconds", 5, "trace duration in seconds")
+	cmd.Flags().StringVarP(&out, "out", "o", "", "file to write (default trace-<time>.out)")
+	return cmd
+}
+
+// counter counts the bytes written through it.
+type counter struct {
+	w io.Writer
+	n atomic.Int64
+}
+
+func (c *counter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// written reports a downloaded file and the command that opens it.
+func written(cmd *cobra.Command, e *env, file string, n int64, open string) error {
+	w := cmd.OutOrStdout()
+	if e.output == "json" {
+		return writeJSON(w, struct {
+			File  string `json:"file"`
+			Bytes int64  `json:"bytes"`
+			Open  string `json:"open"`
+		}{file, n, open})
+	}
+	fmt.Fprintf(w, "wrote %s (%s)\nopen it with: %s\n", file, bytesize(n), open)
+	return nil
+}
+
+// download GETs path from t into the file out, reporting progress on stderr,
+// and returns the bytes written.
+func download(cmd *cobra.Command, e *env, t *target, path, what string, secs int, out string) (int64, error) {
+	// No client timeout: the capture lasts secs; the context bounds it.
+	c := *t.client
+	c.HTTP = &http.Client{}
+	ctx, cancel := context.WithTimeout(cmd.Context(), time.Duration(secs)*time.Second+2*time.Minute)
+	defer cancel()
+	tty := isTerminal(e.stderr)
+	began := time.Now()
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	cw := &counter{}
+	// The progress reporter: on a terminal a line redrawn 4 times a second;
+	// otherwise one line once the request is under way (an unreachable
+	// target fails at once, with its one error line only).
+	go func() {
+		defer close(stopped)
+		started := time.NewTimer(300 * time.Millisecond)
+		defer started.Stop()
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		drawn := false
+		for {
+			select {
+			case <-done:
+				if drawn {
+					fmt.Fprintln(e.stderr)
+				}
+				return
+			case <-started.C:
+				if !tty {
+					fmt.Fprintf(e.stderr, "fetching %s from %s%s ...\n", what, t.name, forSeconds(secs))
+				}
+			case <-tick.C:
+				if !tty {
+					continue
+				}
+				total := ""
+				if secs > 0 {
+					total = fmt.Sprintf("/%ds", secs)
+				}
+				fmt.Fprintf(e.stderr, "\r%s from %s: %.0fs%s, %s received   ", what, t.name, time.Since(began).Seconds(), total, bytesize(cw.n.Load()))
+				drawn = true
+			}
+		}
+	}()
+	err := func() error {
+		resp, err := c.Open(ctx, path)
+		if err != nil {
+			return t.fail(err)
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(out)
+		if err != nil {
+			return failf(2, "%v", err)
+		}
+		cw.w = f
+		_, err = io.Copy(cw, resp.Body)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(out)
+			return failf(2, "receiving %s from %s: %v", what, t.name, err)
+		}
+		if cw.n.Load() == 0 {
+			os.Remove(out)
+			return failf(2, "%s from %s was empty", what, t.name)
+		}
+		return nil
+	}()
+	close(done)
+	<-stopped
+	if err != nil {
+		return 0, err
+	}
+	fmt.Fprintf(e.stderr, "received %s in %s\n", bytesize(cw.n.Load()), time.Since(began).Round(100*time.Millisecond))
+	return cw.n.Load(), nil
+}
+
+func forSeconds(secs int) string {
+	if secs <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" for %ds", secs)
+}

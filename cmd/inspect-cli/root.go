@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/inspectd/inspectd/agent"
+	"github.com/inspectd/inspectd/internal/api"
+)
+
+// DefaultTarget is the daemon's default address.
+const DefaultTarget = "127.0.0.1:7777"
+
+// env is what every command shares: where to write, and the global flags.
+type env struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	token          string
+	output         string
+}
+
+// cliError is a failure reported as one line on stderr with an exit code.
+type cliError struct {
+	code int
+	msg  string
+}
+
+func (e *cliError) Error() string { return e.msg }
+
+func failf(code int, format string, args ...any) error {
+	return &cliError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+// report prints err as one line and returns the exit code.
+func report(stderr io.Writer, err error) int {
+	if err == nil {
+		return 0
+	}
+	var ce *cliError
+	if errors.As(err, &ce) {
+		fmt.Fprintln(stderr, "inspect-cli:", ce.msg)
+		return ce.code
+	}
+	var se *api.StatusError
+	if errors.As(err, &se) {
+		fmt.Fprintln(stderr, "inspect-cli:", se.Message)
+		return 1
+	}
+	// Cobra's usage errors: unknown command or flag, wrong arguments.
+	fmt.Fprintf(stderr, "inspect-cli: %v (see inspect-cli --help)\n", err)
+	return 2
+}
+
+func newRoot(e *env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "inspect-cli",
+		Short: "Inspect the goroutines of a Go program, like tokio-console's task view",
+		Long: `inspect-cli shows the goroutines of a Go program as tasks: their state, where they
+wait and for how long, how their time splits into busy, scheduling delay and idle,
+and where they were spawned.
+
+A target is the last, optional argument of each command:
+  - an inspectd daemon or a program embedding the inspectd agent: 127.0.0.1:7777
+    (the default), host:port or a URL, or the pid of a local process that embeds
+    the agent (found through the agent's port file);
+  - any program serving net/http/pprof (stacks, profile, trace);
+  - a saved goroutine dump file, e.g. from curl host/debug/pprof/goroutine?debug=2
+    or a panic's output (tasks, task, stacks).
+With a token-protected target, pass --token or set INSPECT_TOKEN.
+
+Exit codes: 0 success, 1 an error answered by the target, 2 a usage error or a
+target that cannot be reached or read.`,
+		Example: `  go run ./cmd/inspectd &
+  inspect-cli tasks --filter workload=blocking-lock
+  inspect-cli task 42
+  inspect-cli sites
+  inspect-cli stacks goroutines.txt
+  inspect-cli workloads start leak --param every=50ms
+  inspect-cli profile cpu --seconds 10 -o cpu.pb.gz`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.CompletionOptions.DisableDefaultCmd = true
+	pf := root.PersistentFlags()
+	pf.StringVar(&e.token, "token", "", "bearer token of the target (default $INSPECT_TOKEN)")
+	pf.StringVarP(&e.output, "output", "", "table", "output format: table or json")
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		if e.token == "" {
+			e.token = e.getenv("INSPECT_TOKEN")
+		}
+		if e.output != "table" && e.output != "json" {
+			return failf(2, "--output %q: want table or json", e.output)
+		}
+		return nil
+	}
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return failf(2, "%v (see %s --help)", err, cmd.CommandPath())
+	})
+	root.AddCommand(newTasksCmd(e), newTaskCmd(e), newSitesCmd(e), newStacksCmd(e),
+		newWorkloadsCmd(e), newProfileCmd(e), newTraceCmd(e))
+	return root
+}
+
+// target is what a command inspects: a dump file or an HTTP endpoint.
+type target struct {
+	name   string      // as given
+	file   string      // a goroutine dump file; "" for an HTTP target
+	client *api.Client // for an HTTP target
+}
+
+// resolveTarget reads the optional target argument.
+func (e *env) resolveTarget(args []string, i int) (*target, error) {
+	name := DefaultTarget
+	if len(args) > i {
+		name = args[i]
+	}
+	if fi, err := os.Stat(name); err == nil && !fi.IsDir() {
+		return &target{name: name, file: name}, nil
+	}
+	if addr, ok := agentAddr(name); ok {
+		return &target{name: name + " (" + addr + ")", client: api.NewClient(addr, e.token)}, nil
+	}
+	if !strings.Contains(name, "://") && !strings.Contains(name, ":") {
+		return nil, failf(2, "target %q: no such file, and not a host:port or URL", name)
+	}
+	if u, err := url.Parse(api.NewClient(name, "").Base); err != nil || u.Host == "" {
+		return nil, failf(2, "target %q: not a host:port or URL", name)
+	}
+	return &target{name: name, client: api.NewClient(name, e.token)}, nil
+}
+
+// agentAddr reads the port file of the embedded agent of process pid
+// (agent.PortDir), if there is one.
+func agentAddr(pid string) (string, bool) {
+	if _, err := strconv.Atoi(pid); err != nil {
+		return "", false
+	}
+	dir, err := agent.PortDir()
+	if err != nil {
+		return "", false
+	}
+	b, err := os.ReadFile(filepath.Join(dir, pid))
+	if err != nil {
+		return "", false
+	}
+	addr := strings.TrimSpace(string(b))
+	return addr, addr != ""
+}
+
+// needHTTP fails for a dump-file target of a command that needs a live one.
+func (t *target) needHTTP(what string) error {
+	if t.file != "" {
+		return failf(2, "%s needs a live target (an inspectd daemon or agent), not the file %s", what, t.file)
+	}
+	return nil
+}
+
+// fail turns an error of a request to t into a one-line cliError.
+func (t *target) fail(err error) error {
+	var se *api.StatusError
+	switch {
+	case errors.As(err, &se) && se.Code == 401:
+		return failf(2, "%s needs a token: pass --token TOKEN or set INSPECT_TOKEN (%s)", t.name, se.Message)
+	case errors.As(err, &se):
+		return failf(1, "%s: %s", t.name, se.Message)
+	case errors.Is(err, context.Canceled):
+		return failf(1, "interrupted")
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return failf(2, "cannot reach %s: %s (is inspectd running? start it with: go run ./cmd/inspectd)", t.name, cause(ue.Err))
+	}
+	return failf(2, "%s: %v", t.name, err)
+}
+
+// failAPI is fail for the inspection API: a 404 there means the target
+// serves no /api/v1 (a plain net/http/pprof program, say).
+func (t *target) failAPI(err error) error {
+	var se *api.StatusError
+	if errors.As(err, &se) && se.Code == 404 && strings.Contains(se.URL, "/api/v1/snapshot") {
+		return failf(2, "%s does not serve the inspection API (/api/v1/snapshot): not inspectd or an agent? `inspect-cli stacks %s` works with net/http/pprof", t.name, t.name)
+	}
+	return t.fail(err)
+}
+
+// cause is the innermost, readable reason of a network error.
+func cause(err error) string {
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		return se.Err.Error()
+	}
+	var de *net.DNSError
+	if errors.As(err, &de) {
+		return de.Err
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timed out"
+	}
+	return err.Error()
+}
+
+// window flags are shared by the commands that read the trace window.
+func addWindowFlag(cmd *cobra.Command, w *time.Duration) {
+	cmd.Flags().DurationVar(w, "window", 5*time.Second, "trace window the numbers cover (100ms to 60s)")
+}
+
+// asStatus is errors.As for *api.StatusError.
+func asStatus(err error, se **api.StatusError) bool { return errors.As(err, se) }

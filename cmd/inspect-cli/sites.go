@@ -1,0 +1,83 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/inspectd/inspectd/internal/api"
+)
+
+func newSitesCmd(e *env) *cobra.Command {
+	var (
+		window time.Duration
+		limit  int
+	)
+	cmd := &cobra.Command{
+		Use:   "sites [target]",
+		Short: "Print the wait sites: where goroutines block, how long, and who wakes them",
+		Long: `sites prints the places where goroutines wait (tokio-console's resources): a wait
+reason at a blocking call site, how many goroutines wait there now, their total
+wait in the trace window, how many wake-ups there were, and the top frame of the
+stack that most often woke them (WAKER). Sites with the most wait come first.`,
+		Example: `  inspect-cli sites
+  inspect-cli sites 127.0.0.1:7777 --window 10s --limit 10
+  inspect-cli sites --output json`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := e.resolveTarget(args, 0)
+			if err != nil {
+				return err
+			}
+			if err := t.needHTTP("sites"); err != nil {
+				return err
+			}
+			if limit < 0 {
+				return failf(2, "--limit %d: want 0 (all) or more", limit)
+			}
+			l, err := t.client.Sites(cmd.Context(), window)
+			if err != nil {
+				return t.fail(err)
+			}
+			matched := len(l.Sites)
+			if limit > 0 && len(l.Sites) > limit {
+				l.Sites = l.Sites[:limit]
+			}
+			w := cmd.OutOrStdout()
+			if e.output == "json" {
+				return writeJSON(w, l)
+			}
+			fmt.Fprintf(w, "target %s  window %s  sites %d\n", t.name, dur(l.WindowNS), matched)
+			tw := table(w)
+			fmt.Fprintln(tw, "REASON\tLOCATION\tWAITING\tWAIT\tWAKEUPS\tWAKER")
+			for _, s := range l.Sites {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", s.Reason, clip(shortFrame(s.Location), 70),
+					s.Waiting, dur(s.WaitNS), s.Wakeups, clip(wakerFrame(s.Waker), 60))
+			}
+			tw.Flush()
+			if matched > len(l.Sites) {
+				fmt.Fprintf(w, "... %d more (--limit 0 shows all)\n", matched-len(l.Sites))
+			}
+			return nil
+		},
+	}
+	addWindowFlag(cmd, &window)
+	cmd.Flags().IntVar(&limit, "limit", 50, "print at most N sites (0: all)")
+	return cmd
+}
+
+// wakerFrame is the first frame of the waking stack outside the runtime and
+// sync: the code that unlocked, sent or closed.
+func wakerFrame(stack []api.Frame) string {
+	for _, f := range stack {
+		if !strings.HasPrefix(f.Function, "runtime.") && !strings.HasPrefix(f.Function, "internal/") && !strings.HasPrefix(f.Function, "sync.") {
+			return shortFrame(f)
+		}
+	}
+	if len(stack) > 0 {
+		return shortFrame(stack[0])
+	}
+	return "-"
+}

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/inspectd/inspectd/internal/api"
+)
+
+func newWorkloadsCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "workloads [list|start|stop]",
+		Short: "List, start and stop the workloads of an inspectd daemon's lab",
+		Long: `workloads controls the lab of an inspectd daemon: its catalog of concurrency
+workloads, each a lesson in a healthy or a deliberately broken form.
+
+  workloads [list] [target]                          the catalog, state and parameters
+  workloads start NAME [target] [--param k=v ...]    start one (parameters as in list)
+  workloads stop NAME [target]                       stop it
+
+Errors answered by the daemon (an unknown workload or parameter, a value out of
+bounds, already running) are printed as one line and exit 1.`,
+		Example: `  inspect-cli workloads
+  inspect-cli workloads start leak --param every=50ms --param max_leaked=500
+  inspect-cli workloads stop leak
+  inspect-cli workloads list 127.0.0.1:7777 --output json`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return listWorkloads(cmd, e, args)
+		},
+	}
+	list := &cobra.Command{
+		Use:     "list [target]",
+		Short:   "List the workloads with their state and parameters",
+		Example: "  inspect-cli workloads list\n  inspect-cli workloads list --output json",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return listWorkloads(cmd, e, args)
+		},
+	}
+	var params []string
+	start := &cobra.Command{
+		Use:   "start NAME [target]",
+		Short: "Start a workload, with optional parameters",
+		Long: `start starts a workload of the lab. Each --param key=value sets one parameter;
+the daemon checks names, types and bounds (see workloads list).`,
+		Example: "  inspect-cli workloads start blocking-lock\n  inspect-cli workloads start leak --param every=50ms",
+		Args:    cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p := map[string]any{}
+			for _, kv := range params {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return failf(2, "--param %q: want key=value", kv)
+				}
+				p[k] = v
+			}
+			return controlWorkload(cmd, e, args, "start", func(t *target) (api.Workload, error) {
+				return t.client.StartWorkload(cmd.Context(), args[0], p)
+			})
+		},
+	}
+	start.Flags().StringArrayVar(&params, "param", nil, "parameter key=value (repeatable)")
+	stop := &cobra.Command{
+		Use:     "stop NAME [target]",
+		Short:   "Stop a workload",
+		Example: "  inspect-cli workloads stop leak",
+		Args:    cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return controlWorkload(cmd, e, args, "stop", func(t *target) (api.Workload, error) {
+				return t.client.StopWorkload(cmd.Context(), args[0])
+			})
+		},
+	}
+	cmd.AddCommand(list, start, stop)
+	return cmd
+}
+
+func listWorkloads(cmd *cobra.Command, e *env, args []string) error {
+	t, err := e.resolveTarget(args, 0)
+	if err != nil {
+		return err
+	}
+	if err := t.needHTTP("workloads"); err != nil {
+		return err
+	}
+	ws, err := t.client.Workloads(cmd.Context())
+	if err != nil {
+		return t.fail(err)
+	}
+	w := cmd.OutOrStdout()
+	if e.output == "json" {
+		return writeJSON(w, api.WorkloadList{Workloads: ws})
+	}
+	tw := table(w)
+	fmt.Fprintln(tw, "NAME\tKIND\tSTATE\tUPTIME\tOPS\tPANICS\tRESTARTS\tPARAMETERS")
+	for i := range ws {
+		wl := &ws[i]
+		state, up := "stopped", "-"
+		if wl.Running {
+			state = "running"
+			if !wl.Since.IsZero() {
+				up = time.Since(wl.Since).Round(time.Second).String()
+			}
+		}
+		if wl.LastError != "" {
+			state += " (error)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", wl.Name, wl.Kind, state, up, wl.Operations, wl.Panics, wl.Restarts, paramString(wl.Params))
+	}
+	return tw.Flush()
+}
+
+// paramString formats parameters as k=v with their values in force.
+func paramString(ps []api.Param) string {
+	parts := make([]string, len(ps))
+	for i, p := range ps {
+		parts[i] = fmt.Sprintf("%s=%v", p.Name, p.Value)
+	}
+	return strings.Join(parts, " ")
+}
+
+func controlWorkload(cmd *cobra.Command, e *env, args []string, verb string, do func(*target) (api.Workload, error)) error {
+	t, err := e.resolveTarget(args, 1)
+	if err != nil {
+		return err
+	}
+	if err := t.needHTTP("workloads " + verb); err != nil {
+		return err
+	}
+	wl, err := do(t)
+	if err != nil {
+		return t.fail(err)
+	}
+	if e.output == "json" {
+		return writeJSON(cmd.OutOrStdout(), wl)
+	}
+	writeWorkload(cmd.OutOrStdout(), &wl)
+	return nil
+}
+
+func writeWorkload(w io.Writer, wl *api.Workload) {
+	state := "stopped"
+	if wl.Running {
+		state = "running"
+	}
+	fmt.Fprintf(w, "%s: %s (%s, lesson %s)\n", wl.Name, state, wl.Kind, wl.Lesson)
+	if len(wl.Params) > 0 {
+		fmt.Fprintf(w, "parameters: %s\n", paramString(wl.Params))
+	}
+	if wl.LastError != "" {
+		fmt.Fprintf(w, "last error: %s\n", wl.LastError)
+	}
+}
