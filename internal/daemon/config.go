@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -47,6 +50,17 @@ type Config struct {
 	TraceMaxBytes uint64
 	DumpBudget    float64
 
+	// PyroscopeURL, when set, turns on continuous profiling: every profile
+	// type pyroscope-go offers is pushed there every PyroscopeUploadRate, as
+	// application PyroscopeApp with tags host, version and PyroscopeTags.
+	PyroscopeURL        string
+	PyroscopeApp        string
+	PyroscopeTags       map[string]string
+	PyroscopeUser       string // HTTP basic auth
+	PyroscopePassword   string
+	PyroscopeTenant     string // X-Scope-OrgID
+	PyroscopeUploadRate time.Duration
+
 	// Workloads to start, in order, and their raw parameter values.
 	Workloads []string
 	Params    map[string]map[string]any
@@ -64,6 +78,9 @@ func Defaults() Config {
 		TraceMinAge:          10 * time.Second,
 		TraceMaxBytes:        64 << 20,
 		DumpBudget:           0.01,
+		PyroscopeApp:         "inspectd",
+		PyroscopeTags:        map[string]string{},
+		PyroscopeUploadRate:  15 * time.Second,
 		Workloads:            slices.Clone(DefaultWorkloads),
 		Params:               map[string]map[string]any{},
 	}
@@ -81,6 +98,13 @@ func Defaults() Config {
 //	trace_min_age: 10s
 //	trace_max_bytes: 67108864
 //	dump_budget: 0.01
+//	pyroscope_url: http://localhost:4040
+//	pyroscope_app: inspectd
+//	pyroscope_tags: {env: lab}
+//	pyroscope_user: user
+//	pyroscope_password: secret
+//	pyroscope_tenant: lab
+//	pyroscope_upload_rate: 15s
 //	workloads:            # the workloads to run, each with optional parameters
 //	  hello: {}
 //	  leak: {every: 50ms, max_leaked: 5000}
@@ -95,11 +119,20 @@ type fileConfig struct {
 	TraceMinAge          *string                   `yaml:"trace_min_age"`
 	TraceMaxBytes        *uint64                   `yaml:"trace_max_bytes"`
 	DumpBudget           *float64                  `yaml:"dump_budget"`
+	PyroscopeURL         *string                   `yaml:"pyroscope_url"`
+	PyroscopeApp         *string                   `yaml:"pyroscope_app"`
+	PyroscopeTags        map[string]string         `yaml:"pyroscope_tags"`
+	PyroscopeUser        *string                   `yaml:"pyroscope_user"`
+	PyroscopePassword    *string                   `yaml:"pyroscope_password"`
+	PyroscopeTenant      *string                   `yaml:"pyroscope_tenant"`
+	PyroscopeUploadRate  *string                   `yaml:"pyroscope_upload_rate"`
 	Workloads            map[string]map[string]any `yaml:"workloads"`
 }
 
 var fileKeys = []string{"listen", "gops_addr", "token", "log_format", "log_level",
-	"mutex_profile_fraction", "block_profile_rate", "trace_min_age", "trace_max_bytes", "dump_budget", "workloads"}
+	"mutex_profile_fraction", "block_profile_rate", "trace_min_age", "trace_max_bytes", "dump_budget",
+	"pyroscope_url", "pyroscope_app", "pyroscope_tags", "pyroscope_user", "pyroscope_password", "pyroscope_tenant",
+	"pyroscope_upload_rate", "workloads"}
 
 // UsageError is a configuration mistake: the daemon prints it and exits 2.
 type UsageError struct{ Err error }
@@ -126,7 +159,7 @@ func flagSet(cfg *Config, cl *cmdline, reg *workload.Registry) *flag.FlagSet {
 	fs.StringVar(&cl.configPath, "config", "", "YAML config `file` (see README)")
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "`address` of the HTTP API, pprof and metrics; non-loopback needs --token")
 	fs.StringVar(&cfg.GopsAddr, "gops-addr", cfg.GopsAddr, "`address` of the gops agent (loopback only), or off")
-	fs.StringVar(&cfg.Token, "token", cfg.Token, "bearer `token` required on /api and /debug")
+	fs.StringVar(&cfg.Token, "token", cfg.Token, "bearer `token` required on /api, /debug and /ui")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log `format`: text or json")
 	fs.TextVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log `level`: debug, info, warn or error")
 	fs.IntVar(&cfg.MutexProfileFraction, "mutex-profile-fraction", cfg.MutexProfileFraction, "sample 1 in `N` mutex contention events (0 turns the mutex profile off)")
@@ -134,6 +167,13 @@ func flagSet(cfg *Config, cl *cmdline, reg *workload.Registry) *flag.FlagSet {
 	fs.DurationVar(&cfg.TraceMinAge, "trace-min-age", cfg.TraceMinAge, "keep at least this much execution trace in the flight recorder (`duration`)")
 	fs.Uint64Var(&cfg.TraceMaxBytes, "trace-max-bytes", cfg.TraceMaxBytes, "bound the flight recorder to about this many `bytes`")
 	fs.Float64Var(&cfg.DumpBudget, "dump-budget", cfg.DumpBudget, "share of wall time full goroutine dumps may stop the world (`fraction`, 0 < f <= 0.5)")
+	fs.StringVar(&cfg.PyroscopeURL, "pyroscope-url", cfg.PyroscopeURL, "push continuous profiles to the Pyroscope server at this `URL` (also PYROSCOPE_SERVER_ADDRESS)")
+	fs.StringVar(&cfg.PyroscopeApp, "pyroscope-app", cfg.PyroscopeApp, "Pyroscope application `name`")
+	fs.Var(tagFlag(cfg.PyroscopeTags), "pyroscope-tag", "add a Pyroscope tag as `key=value` (repeatable; host and version are always set)")
+	fs.StringVar(&cfg.PyroscopeUser, "pyroscope-user", cfg.PyroscopeUser, "Pyroscope basic auth `user` (also PYROSCOPE_BASIC_AUTH_USER)")
+	fs.StringVar(&cfg.PyroscopePassword, "pyroscope-password", cfg.PyroscopePassword, "Pyroscope basic auth `password` (also PYROSCOPE_BASIC_AUTH_PASSWORD)")
+	fs.StringVar(&cfg.PyroscopeTenant, "pyroscope-tenant", cfg.PyroscopeTenant, "Pyroscope tenant `id` (X-Scope-OrgID)")
+	fs.DurationVar(&cfg.PyroscopeUploadRate, "pyroscope-upload-rate", cfg.PyroscopeUploadRate, "upload profiles to Pyroscope every `duration` (1s to 1h)")
 	fs.Var(&workloadsFlag{names: &cfg.Workloads, reg: reg}, "workloads", "comma-separated workload `names` to run, or all, healthy, broken, none")
 	fs.BoolVar(&cl.listOnly, "list-workloads", false, "print the workload catalog and exit")
 	fs.Var(&cl.params, "param", "set a workload parameter as `workload.name=value` (repeatable)")
@@ -145,6 +185,14 @@ func flagSet(cfg *Config, cl *cmdline, reg *workload.Registry) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// envAliases are the environment variables pyroscope-go's users know, read
+// for a flag when its INSPECTD_* variable is unset.
+var envAliases = map[string]string{
+	"pyroscope-url":      "PYROSCOPE_SERVER_ADDRESS",
+	"pyroscope-user":     "PYROSCOPE_BASIC_AUTH_USER",
+	"pyroscope-password": "PYROSCOPE_BASIC_AUTH_PASSWORD",
 }
 
 // parse reads the command line, then the environment for the flags it left unset.
@@ -163,7 +211,11 @@ func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
 		key := "INSPECTD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := getenv(key); v != "" && !set[f.Name] && err == nil {
+		v := getenv(key)
+		if alias := envAliases[f.Name]; v == "" && alias != "" {
+			key, v = alias, getenv(alias)
+		}
+		if v != "" && !set[f.Name] && err == nil {
 			if e := fs.Set(f.Name, v); e != nil {
 				err = usagef("environment %s=%q: %v", key, v, e)
 			}
@@ -291,6 +343,31 @@ func (cfg *Config) applyFile(path string) error {
 	if fc.DumpBudget != nil {
 		cfg.DumpBudget = *fc.DumpBudget
 	}
+	if fc.PyroscopeURL != nil {
+		cfg.PyroscopeURL = *fc.PyroscopeURL
+	}
+	if fc.PyroscopeApp != nil {
+		cfg.PyroscopeApp = *fc.PyroscopeApp
+	}
+	for k, v := range fc.PyroscopeTags {
+		cfg.PyroscopeTags[k] = v
+	}
+	if fc.PyroscopeUser != nil {
+		cfg.PyroscopeUser = *fc.PyroscopeUser
+	}
+	if fc.PyroscopePassword != nil {
+		cfg.PyroscopePassword = *fc.PyroscopePassword
+	}
+	if fc.PyroscopeTenant != nil {
+		cfg.PyroscopeTenant = *fc.PyroscopeTenant
+	}
+	if fc.PyroscopeUploadRate != nil {
+		d, err := time.ParseDuration(*fc.PyroscopeUploadRate)
+		if err != nil {
+			return usagef("config %s: pyroscope_upload_rate %q: want a duration such as 15s", path, *fc.PyroscopeUploadRate)
+		}
+		cfg.PyroscopeUploadRate = d
+	}
 	if fc.Workloads != nil {
 		cfg.Workloads = cfg.Workloads[:0]
 		for name, params := range fc.Workloads {
@@ -341,6 +418,9 @@ func (cfg *Config) validate(reg *workload.Registry) error {
 	if !(cfg.DumpBudget > 0 && cfg.DumpBudget <= 0.5) {
 		return usagef("dump budget %v: want a fraction above 0 and at most 0.5", cfg.DumpBudget)
 	}
+	if err := cfg.validatePyroscope(); err != nil {
+		return err
+	}
 	for _, name := range cfg.Workloads {
 		if _, ok := reg.Lookup(name); !ok {
 			return usagef("unknown workload %q; known: %s", name, strings.Join(reg.Names(), ", "))
@@ -354,6 +434,67 @@ func (cfg *Config) validate(reg *workload.Registry) error {
 		if _, err := workload.Resolve(name, spec.Params, raw); err != nil {
 			return &UsageError{Err: err}
 		}
+	}
+	return nil
+}
+
+var (
+	// pyroscopeAppRe is what pyroscope-go accepts as an application name
+	// without tags: letters, digits and . _ - (no braces, commas or =).
+	pyroscopeAppRe = regexp.MustCompile(`^[a-zA-Z0-9_.\-]+$`)
+	// pyroscopeTagKeyRe is a Prometheus label name, as Pyroscope requires.
+	pyroscopeTagKeyRe = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_.]*$`)
+)
+
+// validatePyroscope checks the Pyroscope settings; they matter only with a URL.
+func (cfg *Config) validatePyroscope() error {
+	if cfg.PyroscopeURL == "" {
+		return nil
+	}
+	u, err := url.Parse(cfg.PyroscopeURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return usagef("pyroscope url %q: want an http or https URL such as http://localhost:4040", cfg.PyroscopeURL)
+	}
+	if !pyroscopeAppRe.MatchString(cfg.PyroscopeApp) {
+		return usagef("pyroscope app %q: want a name of letters, digits, '.', '_' and '-', such as inspectd", cfg.PyroscopeApp)
+	}
+	for _, k := range slices.Sorted(maps.Keys(cfg.PyroscopeTags)) {
+		v := cfg.PyroscopeTags[k]
+		if !pyroscopeTagKeyRe.MatchString(k) {
+			return usagef("pyroscope tag %q: want a key of letters, digits, '_' and '.', not starting with a digit", k)
+		}
+		if v == "" || strings.ContainsAny(v, "{},=\"") {
+			return usagef("pyroscope tag %s=%q: want a non-empty value without { } , = or quotes", k, v)
+		}
+	}
+	if (cfg.PyroscopeUser == "") != (cfg.PyroscopePassword == "") {
+		return usagef("pyroscope basic auth: set both user and password (--pyroscope-user, --pyroscope-password), or neither")
+	}
+	if cfg.PyroscopeUploadRate < time.Second || cfg.PyroscopeUploadRate > time.Hour {
+		return usagef("pyroscope upload rate %v: want from 1s to 1h", cfg.PyroscopeUploadRate)
+	}
+	return nil
+}
+
+// tagFlag collects repeated --pyroscope-tag key=value flags (also
+// comma-separated, as INSPECTD_PYROSCOPE_TAG=a=1,b=2) into the map.
+type tagFlag map[string]string
+
+func (t tagFlag) String() string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(t)) {
+		parts = append(parts, k+"="+t[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+func (t tagFlag) Set(s string) error {
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || k == "" {
+			return fmt.Errorf("want key=value, e.g. env=lab")
+		}
+		t[k] = v
 	}
 	return nil
 }

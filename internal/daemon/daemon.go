@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/google/gops/agent"
+	pyroscopepprof "github.com/grafana/pyroscope-go/http/pprof"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -51,6 +52,7 @@ type Daemon struct {
 	ln   net.Listener
 	http *http.Server
 	col  *probes.Collector
+	pyro *pyroscopeAgent // nil unless --pyroscope-url is set
 
 	cancelStreams context.CancelFunc
 
@@ -95,11 +97,24 @@ func Start(cfg Config, reg *workload.Registry, log *slog.Logger) (*Daemon, error
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, log: log, reg: reg, sup: sup, ln: ln, col: col}
+	opts := server.Options{Supervisor: sup, Gatherer: promReg, Logger: log, Token: cfg.Token, Prober: col, UI: true}
+	if cfg.PyroscopeURL != "" {
+		pyro, err := startPyroscope(cfg, log, promReg)
+		if err != nil {
+			ln.Close()
+			col.Close()
+			return nil, err
+		}
+		d.pyro = pyro
+		// pyroscope-go keeps the CPU profiler busy: its handler pauses the
+		// background collection and shares the samples with the caller.
+		opts.CPUProfile = http.HandlerFunc(pyroscopepprof.Profile)
+	}
 	// Streams (the watch endpoint) end when this context does, at shutdown.
 	base, cancelBase := context.WithCancel(context.Background())
 	d.cancelStreams = cancelBase
 	d.http = &http.Server{
-		Handler:           server.New(server.Options{Supervisor: sup, Gatherer: promReg, Logger: log, Token: cfg.Token, Prober: col}),
+		Handler:           server.New(opts),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return base },
@@ -109,6 +124,9 @@ func Start(cfg Config, reg *workload.Registry, log *slog.Logger) (*Daemon, error
 			ln.Close()
 			col.Close()
 			cancelBase()
+			if d.pyro != nil {
+				d.pyro.stop()
+			}
 			return nil, err
 		}
 	}
@@ -177,12 +195,17 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	return err
 }
 
-// shutdown stops workloads and the HTTP server in parallel, on a fresh timeout.
+// shutdown stops workloads, the HTTP server and the Pyroscope push (its last
+// upload bounded by pyroscopeFlushTimeout+pyroscopeStopTimeout) in parallel,
+// on a fresh timeout.
 func (d *Daemon) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(d.sup.StopAll)
+	if d.pyro != nil {
+		wg.Go(d.pyro.stop)
+	}
 	var httpErr error
 	d.cancelStreams()
 	wg.Go(func() {
@@ -193,6 +216,7 @@ func (d *Daemon) shutdown() error {
 	})
 	wg.Wait()
 	d.col.Close()
+	d.pyro = nil
 	if d.gopsAddr != "" {
 		agent.Close()
 		gopsMu.Unlock()

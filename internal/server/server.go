@@ -18,8 +18,11 @@
 //	GET  /api/v1/watch?interval=1s&window=5s   server-sent events: what changed, every interval
 //	GET  /debug/pprof/...                      net/http/pprof, including goroutineleak
 //	GET  /debug/fgprof?seconds=N               wall-clock profile (github.com/felixge/fgprof)
+//	GET  /ui/                                  the embedded pprof web UI: links to live profiles
+//	GET  /ui/{type}?seconds=N&tagfocus=k=v     capture a profile, redirect to its flame graph
+//	GET  /ui/{session}/flamegraph              the pprof web UI of a captured profile (also /, /top, /peek, /source, /download)
 //
-// With a token, every /api and /debug request needs "Authorization: Bearer <token>".
+// With a token, every /api, /debug and /ui request needs "Authorization: Bearer <token>".
 package server
 
 import (
@@ -54,6 +57,14 @@ type Options struct {
 	// Prober serves the inspection endpoints (snapshot, tasks, sites,
 	// findings, watch); without one they are absent.
 	Prober Prober
+	// CPUProfile, when set, serves GET /debug/pprof/profile instead of
+	// net/http/pprof's Profile. The daemon sets it to pyroscope-go's
+	// http/pprof handler while Pyroscope runs: pyroscope-go keeps the CPU
+	// profiler busy, so the stock handler would answer 500.
+	CPUProfile http.Handler
+	// UI serves the embedded pprof web UI under /ui/ (flame graphs of live
+	// profiles of this process, no Graphviz needed).
+	UI bool
 }
 
 // maxBody bounds request bodies: parameters are a few hundred bytes.
@@ -97,11 +108,18 @@ func New(opts Options) http.Handler {
 	// "GET /debug/pprof/" itself, and mixing method-less patterns there panics.
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	if opts.CPUProfile != nil {
+		mux.Handle("GET /debug/pprof/profile", opts.CPUProfile)
+	} else {
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	}
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.Handle("GET /debug/fgprof", fgprof.Handler())
+	if opts.UI {
+		newUI(opts.Logger, opts.CPUProfile).route(mux)
+	}
 
 	if opts.Token == "" {
 		return mux
@@ -109,13 +127,13 @@ func New(opts Options) http.Handler {
 	return requireToken(opts.Token, mux)
 }
 
-// requireToken guards /api and /debug with a bearer token; /healthz and
+// requireToken guards /api, /debug and /ui with a bearer token; /healthz and
 // /metrics stay open for health checks and scrapers.
 func requireToken(token string, next http.Handler) http.Handler {
 	want := []byte("Bearer " + token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
-		if strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/debug/") {
+		if strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/debug/") || p == "/ui" || strings.HasPrefix(p, "/ui/") {
 			got := []byte(r.Header.Get("Authorization"))
 			if subtle.ConstantTimeCompare(got, want) != 1 {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="inspectd"`)

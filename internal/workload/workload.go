@@ -25,10 +25,11 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"runtime/pprof"
 	"sort"
 	"sync"
 	"sync/atomic"
+
+	"github.com/grafana/pyroscope-go"
 )
 
 // Kind tells whether a workload is a healthy lesson or a deliberately broken scenario.
@@ -191,5 +192,8 @@ func (e *Env) run(ctx context.Context, role string, fn func(ctx context.Context)
 			}
 		}
 	}()
-	pprof.Do(ctx, pprof.Labels("role", role), fn)
+	// pyroscope.TagWrapper is pprof.Do underneath: the role label joins the
+	// workload label the supervisor put on ctx (pprof.WithLabels), so goroutine
+	// dumps, pprof profiles and Pyroscope uploads all carry workload and role.
+	pyroscope.TagWrapper(ctx, pyroscope.Labels("role", role), fn)
 }

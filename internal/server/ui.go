@@ -1,0 +1,414 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/pprof"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/felixge/fgprof"
+	"github.com/google/pprof/driver"
+	"github.com/google/pprof/profile"
+)
+
+// The embedded pprof web UI: GET /ui/{type}?seconds=N&tagfocus=k=v captures a
+// profile of this process, hands it to github.com/google/pprof/driver (the
+// code behind `go tool pprof -http`) and keeps the handlers the driver
+// registers as a session, served under /ui/{session}/. The flame graph needs
+// no Graphviz. Only the last maxUISessions profiles are kept.
+
+// maxUISessions bounds the profiles the UI keeps in memory.
+const maxUISessions = 8
+
+// maxUISeconds bounds how long one capture may last.
+const maxUISeconds = 60
+
+// maxProfileBytes bounds one captured profile.
+const maxProfileBytes = 64 << 20
+
+// uiTypes are the profiles /ui/{type} captures, with their default duration:
+// cpu and fgprof sample for a while; the others are snapshots unless seconds
+// is given (then heap, mutex and block are deltas over that time).
+var uiTypes = map[string]struct {
+	defSeconds int
+	delta      bool
+	help       string
+}{
+	"cpu":           {5, true, "on-CPU samples (while Pyroscope runs, through pyroscope-go's handler)"},
+	"fgprof":        {5, true, "wall-clock samples, on and off CPU (felixge/fgprof)"},
+	"heap":          {0, true, "live and allocated memory; with seconds, allocations during that time"},
+	"mutex":         {0, true, "lock contention; with seconds, contention during that time"},
+	"block":         {0, true, "blocking events; with seconds, blocking during that time"},
+	"goroutine":     {0, false, "every goroutine's stack, with its labels"},
+	"goroutineleak": {0, false, "leaked goroutines (forces a full GC)"},
+}
+
+var uiTypeOrder = []string{"cpu", "fgprof", "heap", "mutex", "block", "goroutine", "goroutineleak"}
+
+type uiSession struct {
+	id       string
+	kind     string
+	tagfocus string
+	created  time.Time
+	handlers map[string]http.Handler
+}
+
+type ui struct {
+	log *slog.Logger
+	cpu http.Handler
+
+	// driverMu serialises driver.PProf: it sets package-level state of the
+	// pprof driver (its current configuration).
+	driverMu sync.Mutex
+
+	mu       sync.Mutex
+	next     int
+	sessions []*uiSession // oldest first, at most maxUISessions
+}
+
+func newUI(log *slog.Logger, cpu http.Handler) *ui {
+	if cpu == nil {
+		cpu = http.HandlerFunc(pprof.Profile)
+	}
+	return &ui{log: log, cpu: cpu}
+}
+
+func (u *ui) route(mux *http.ServeMux) {
+	mux.HandleFunc("GET /ui/{$}", u.index)
+	mux.HandleFunc("GET /ui/{name}", u.capture)
+	mux.HandleFunc("GET /ui/{session}/{rest...}", u.serveSession)
+}
+
+var uiIndex = template.Must(template.New("index").Parse(`<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>inspectd: flame graphs</title></head>
+<body>
+<h1>inspectd: flame graphs of this process</h1>
+<p>Each link captures a live profile and opens its flame graph in the pprof web UI.
+Add <code>?seconds=N</code> to change the duration, <code>&amp;tagfocus=workload=leak</code> to keep only one workload's samples.</p>
+<ul>
+{{range .Types}}<li><a href="./{{.Name}}">{{.Name}}</a>: {{.Help}}</li>
+{{end}}</ul>
+{{if .Sessions}}<h2>Recent profiles</h2>
+<ul>
+{{range .Sessions}}<li><a href="./{{.ID}}/flamegraph">{{.ID}}</a>: {{.Kind}}{{if .Tagfocus}} (tagfocus {{.Tagfocus}}){{end}}, {{.Created}}</li>
+{{end}}</ul>{{end}}
+</body></html>
+`))
+
+func (u *ui) index(w http.ResponseWriter, r *http.Request) {
+	type typ struct{ Name, Help string }
+	type sess struct{ ID, Kind, Tagfocus, Created string }
+	var data struct {
+		Types    []typ
+		Sessions []sess
+	}
+	for _, n := range uiTypeOrder {
+		data.Types = append(data.Types, typ{n, uiTypes[n].help})
+	}
+	u.mu.Lock()
+	for i := len(u.sessions) - 1; i >= 0; i-- {
+		s := u.sessions[i]
+		data.Sessions = append(data.Sessions, sess{s.id, s.kind, s.tagfocus, s.created.Format(time.RFC3339)})
+	}
+	u.mu.Unlock()
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_ = uiIndex.Execute(w, data)
+}
+
+// capture takes a profile, opens it in the pprof driver and redirects to its
+// flame graph.
+func (u *ui) capture(w http.ResponseWriter, r *http.Request) {
+	kind := r.PathValue("name")
+	t, ok := uiTypes[kind]
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no profile type %q; want one of %s", kind, strings.Join(uiTypeOrder, ", ")))
+		return
+	}
+	seconds := t.defSeconds
+	if v := r.URL.Query().Get("seconds"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > maxUISeconds || (n == 0 && (kind == "cpu" || kind == "fgprof")) {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("seconds %q: want a whole number from 1 to %d", v, maxUISeconds))
+			return
+		}
+		if !t.delta && n > 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("seconds %q: the %s profile is a snapshot; leave seconds out", v, kind))
+			return
+		}
+		seconds = n
+	}
+	tagfocus := r.URL.Query().Get("tagfocus")
+	match, err := tagMatcher(tagfocus)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("tagfocus %q: %v; want key=regexp, e.g. workload=leak", tagfocus, err))
+		return
+	}
+	p, err := u.take(r, kind, seconds)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, fmt.Sprintf("capturing the %s profile: %v", kind, err))
+		return
+	}
+	if match != nil {
+		// The driver's configuration is global to the process, so the
+		// session's profile is filtered here too: it stays focused whatever
+		// later sessions set.
+		p.FilterSamplesByTag(match, nil)
+	}
+	handlers, err := u.open(p, tagfocus)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, fmt.Sprintf("pprof web UI: %v", err))
+		return
+	}
+	u.mu.Lock()
+	u.next++
+	s := &uiSession{id: "s" + strconv.Itoa(u.next), kind: kind, tagfocus: tagfocus, created: time.Now(), handlers: handlers}
+	u.sessions = append(u.sessions, s)
+	if len(u.sessions) > maxUISessions {
+		u.sessions[0] = nil
+		u.sessions = u.sessions[1:]
+	}
+	u.mu.Unlock()
+	u.log.Debug("pprof web UI session", "session", s.id, "type", kind, "seconds", seconds, "tagfocus", tagfocus)
+	http.Redirect(w, r, "/ui/"+s.id+"/flamegraph", http.StatusSeeOther)
+}
+
+// take captures a profile of this process through the same handlers that
+// serve /debug/pprof and /debug/fgprof.
+func (u *ui) take(r *http.Request, kind string, seconds int) (*profile.Profile, error) {
+	var h http.Handler
+	switch kind {
+	case "cpu":
+		h = u.cpu
+	case "fgprof":
+		h = fgprof.Handler()
+	case "heap", "mutex", "block", "goroutine", "goroutineleak":
+		h = pprof.Handler(kind)
+	}
+	q := url.Values{}
+	if seconds > 0 {
+		q.Set("seconds", strconv.Itoa(seconds))
+	}
+	req := r.Clone(r.Context())
+	req.URL = &url.URL{Path: "/debug/pprof/" + kind, RawQuery: q.Encode()}
+	req.RequestURI = req.URL.RequestURI()
+	req.Form = nil
+	cw := &captureWriter{header: http.Header{}}
+	h.ServeHTTP(cw, req)
+	if cw.code != 0 && cw.code != http.StatusOK {
+		return nil, fmt.Errorf("%d %s", cw.code, strings.TrimSpace(cw.buf.String()))
+	}
+	if cw.full {
+		return nil, fmt.Errorf("profile larger than %d bytes", maxProfileBytes)
+	}
+	return profile.Parse(&cw.buf)
+}
+
+// open runs the pprof driver on p as `pprof -http` would, keeping the
+// handlers it registers instead of starting a server.
+func (u *ui) open(p *profile.Profile, tagfocus string) (map[string]http.Handler, error) {
+	u.driverMu.Lock()
+	defer u.driverMu.Unlock()
+	var handlers map[string]http.Handler
+	out := &driverUI{log: u.log}
+	err := driver.PProf(&driver.Options{
+		Flagset: &driverFlags{
+			args: []string{"inspectd"},
+			values: map[string]string{
+				"http":       "127.0.0.1:1", // a port is named so the driver binds nothing
+				"no_browser": "true",
+				"symbolize":  "none", // the runtime's profiles are symbolized already
+				"tagfocus":   tagfocus,
+			},
+		},
+		Fetch: profileFetcher{p},
+		UI:    out,
+		HTTPServer: func(args *driver.HTTPServerArgs) error {
+			handlers = args.Handlers
+			return nil
+		},
+	})
+	if err != nil {
+		if msg := strings.TrimSpace(out.errs.String()); msg != "" {
+			err = fmt.Errorf("%w: %s", err, msg)
+		}
+		return nil, err
+	}
+	if handlers == nil {
+		return nil, errors.New("the driver registered no handlers")
+	}
+	// Saving configurations would write to the daemon's home directory.
+	delete(handlers, "/saveconfig")
+	delete(handlers, "/deleteconfig")
+	return handlers, nil
+}
+
+func (u *ui) serveSession(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("session")
+	u.mu.Lock()
+	var s *uiSession
+	for _, c := range u.sessions {
+		if c.id == id {
+			s = c
+		}
+	}
+	u.mu.Unlock()
+	if s == nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no profile session %q (only the last %d are kept); capture one at /ui/{type}: %s",
+			id, maxUISessions, strings.Join(uiTypeOrder, ", ")))
+		return
+	}
+	rest := "/" + r.PathValue("rest")
+	if rest == "/" {
+		// The driver's "/" is the call graph, which needs Graphviz.
+		http.Redirect(w, r, "flamegraph", http.StatusSeeOther)
+		return
+	}
+	h, ok := s.handlers[rest]
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no page %s in profile session %s", rest, id))
+		return
+	}
+	h.ServeHTTP(w, r)
+}
+
+// tagMatcher turns pprof's tagfocus syntax ("key=regexp" or "regexp" for any
+// label value) into a sample filter; nil when tagfocus is empty.
+func tagMatcher(tagfocus string) (profile.TagMatch, error) {
+	if tagfocus == "" {
+		return nil, nil
+	}
+	key, expr, ok := strings.Cut(tagfocus, "=")
+	if !ok {
+		key, expr = "", tagfocus
+	}
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		return nil, err
+	}
+	return func(s *profile.Sample) bool {
+		for k, vs := range s.Label {
+			if key != "" && k != key {
+				continue
+			}
+			for _, v := range vs {
+				if re.MatchString(v) {
+					return true
+				}
+			}
+		}
+		return false
+	}, nil
+}
+
+// captureWriter keeps a handler's response in memory, up to maxProfileBytes.
+type captureWriter struct {
+	header http.Header
+	code   int
+	buf    bytes.Buffer
+	full   bool
+}
+
+func (c *captureWriter) Header() http.Header { return c.header }
+func (c *captureWriter) WriteHeader(code int) {
+	if c.code == 0 {
+		c.code = code
+	}
+}
+func (c *captureWriter) Write(p []byte) (int, error) {
+	if c.code == 0 {
+		c.code = http.StatusOK
+	}
+	if c.buf.Len()+len(p) > maxProfileBytes {
+		c.full = true
+		return 0, errors.New("profile too large")
+	}
+	return c.buf.Write(p)
+}
+
+// profileFetcher hands the driver the captured profile.
+type profileFetcher struct{ p *profile.Profile }
+
+func (f profileFetcher) Fetch(string, time.Duration, time.Duration) (*profile.Profile, string, error) {
+	return f.p, "", nil
+}
+
+// driverUI is the driver's terminal: nothing is read, messages are logged.
+type driverUI struct {
+	log  *slog.Logger
+	errs bytes.Buffer
+}
+
+func (d *driverUI) ReadLine(string) (string, error) { return "", io.EOF }
+func (d *driverUI) Print(args ...any)               { d.log.Debug("pprof driver", "msg", fmt.Sprint(args...)) }
+func (d *driverUI) PrintErr(args ...any) {
+	fmt.Fprintln(&d.errs, args...)
+	d.log.Debug("pprof driver", "err", fmt.Sprint(args...))
+}
+func (d *driverUI) IsTerminal() bool                    { return false }
+func (d *driverUI) WantBrowser() bool                   { return false }
+func (d *driverUI) SetAutoComplete(func(string) string) {}
+
+// driverFlags is the driver's command line: every flag takes its default
+// unless values names it.
+type driverFlags struct {
+	args   []string
+	values map[string]string
+	extra  []string
+}
+
+func (f *driverFlags) Bool(name string, def bool, _ string) *bool {
+	v := def
+	if s, ok := f.values[name]; ok {
+		v, _ = strconv.ParseBool(s)
+	}
+	return &v
+}
+
+func (f *driverFlags) Int(name string, def int, _ string) *int {
+	v := def
+	if s, ok := f.values[name]; ok {
+		v, _ = strconv.Atoi(s)
+	}
+	return &v
+}
+
+func (f *driverFlags) Float64(name string, def float64, _ string) *float64 {
+	v := def
+	if s, ok := f.values[name]; ok {
+		v, _ = strconv.ParseFloat(s, 64)
+	}
+	return &v
+}
+
+func (f *driverFlags) String(name string, def string, _ string) *string {
+	v := def
+	if s, ok := f.values[name]; ok {
+		v = s
+	}
+	return &v
+}
+
+func (f *driverFlags) StringList(name string, def string, _ string) *[]*string {
+	v := def
+	if s, ok := f.values[name]; ok {
+		v = s
+	}
+	if v == "" {
+		return &[]*string{}
+	}
+	return &[]*string{&v}
+}
+
+func (f *driverFlags) ExtraUsage() string      { return strings.Join(f.extra, "\n") }
+func (f *driverFlags) AddExtraUsage(eu string) { f.extra = append(f.extra, eu) }
+func (f *driverFlags) Parse(func()) []string   { return f.args }

@@ -1,0 +1,108 @@
+package server
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/inspectd/inspectd/internal/workload"
+)
+
+// TestUI captures live profiles of workloads running in this process and
+// reads their flame graphs through the embedded pprof web UI.
+func TestUI(t *testing.T) {
+	sup := workload.NewSupervisor(workload.Default, workload.Options{Registerer: prometheus.NewRegistry()})
+	srv := httptest.NewServer(New(Options{Supervisor: sup, Token: "tok", UI: true}))
+	t.Cleanup(func() {
+		srv.Close()
+		sup.StopAll()
+	})
+	for _, name := range []string{"contention", "hello"} {
+		if err := sup.Start(name, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get := func(path string) (int, string) {
+		code, b := do(t, srv, call{method: "GET", path: path, token: "tok"})
+		return code, string(b)
+	}
+
+	if code, _ := do(t, srv, call{method: "GET", path: "/ui/"}); code != http.StatusUnauthorized {
+		t.Errorf("GET /ui/ without the token = %d, want 401", code)
+	}
+	if code, _ := do(t, srv, call{method: "GET", path: "/ui/heap"}); code != http.StatusUnauthorized {
+		t.Errorf("GET /ui/heap without the token = %d, want 401", code)
+	}
+	code, page := get("/ui/")
+	if code != http.StatusOK || !strings.Contains(page, `href="./cpu"`) {
+		t.Fatalf("GET /ui/ = %d %s", code, page)
+	}
+
+	// CPU: the workloads' functions are in the flame graph page.
+	code, page = get("/ui/cpu?seconds=1")
+	if code != http.StatusOK {
+		t.Fatalf("GET /ui/cpu = %d %s", code, page)
+	}
+	if !strings.Contains(page, "workload.runContention") {
+		t.Error("the CPU flame graph does not name workload.runContention")
+	}
+
+	// tagfocus keeps one workload's goroutines.
+	code, page = get("/ui/goroutine?tagfocus=workload=hello")
+	if code != http.StatusOK {
+		t.Fatalf("GET /ui/goroutine = %d %s", code, page)
+	}
+	if !strings.Contains(page, "workload.runHello") || strings.Contains(page, "workload.runContention") {
+		t.Error("the goroutine flame graph focused on workload=hello should name runHello and not runContention")
+	}
+
+	for _, kind := range []string{"fgprof", "heap", "mutex", "block"} {
+		q := ""
+		if kind == "fgprof" {
+			q = "?seconds=1"
+		}
+		if code, page := get("/ui/" + kind + q); code != http.StatusOK {
+			t.Errorf("GET /ui/%s = %d %.300s", kind, code, page)
+		}
+	}
+	// The session's other pages and its root, which redirects to the flame graph.
+	for _, p := range []string{"/ui/s1/", "/ui/s1/top", "/ui/s2/flamegraph?tf=workload%3Dhello"} {
+		if code, page := get(p); code != http.StatusOK {
+			t.Errorf("GET %s = %d %.300s", p, code, page)
+		}
+	}
+
+	// Only the last maxUISessions profiles are kept.
+	for range maxUISessions {
+		if code, page := get("/ui/goroutine"); code != http.StatusOK {
+			t.Fatalf("GET /ui/goroutine = %d %.300s", code, page)
+		}
+	}
+	if code, _ := get("/ui/s1/flamegraph"); code != http.StatusNotFound {
+		t.Errorf("GET /ui/s1/flamegraph after %d more profiles = %d, want 404", maxUISessions, code)
+	}
+	_, page = get("/ui/")
+	if n := strings.Count(page, "/flamegraph\">"); n != maxUISessions {
+		t.Errorf("/ui/ lists %d sessions, want %d", n, maxUISessions)
+	}
+
+	for _, c := range []struct {
+		path string
+		want int
+	}{
+		{"/ui/nope", 404},
+		{"/ui/cpu?seconds=0", 400},
+		{"/ui/cpu?seconds=61", 400},
+		{"/ui/goroutine?seconds=2", 400},
+		{"/ui/heap?tagfocus=workload=(", 400},
+		{"/ui/s999/flamegraph", 404},
+		{"/ui/s14/nope", 404},
+	} {
+		if code, page := get(c.path); code != c.want {
+			t.Errorf("GET %s = %d %s, want %d", c.path, code, page, c.want)
+		}
+	}
+}
