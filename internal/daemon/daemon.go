@@ -106,6 +106,13 @@ func Start(cfg Config, reg *workload.Registry, log *slog.Logger) (*Daemon, error
 			return nil, err
 		}
 		d.pyro = pyro
+		// The goroutine-states profile, from the probes' task model.
+		if pyro.states, err = startStatePusher(cfg, pyro, col); err != nil {
+			pyro.stop()
+			ln.Close()
+			col.Close()
+			return nil, err
+		}
 		// pyroscope-go keeps the CPU profiler busy: its handler pauses the
 		// background collection and shares the samples with the caller.
 		opts.CPUProfile = http.HandlerFunc(pyroscopepprof.Profile)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"strings"
@@ -40,6 +41,9 @@ type pyroscopeAgent struct {
 	log    *slog.Logger
 	cancel context.CancelFunc // aborts uploads in flight
 	client *http.Client
+	plog   *pyroscopeLogger  // counts upload failures
+	tags   map[string]string // host, version and --pyroscope-tag
+	states *statePusher      // the goroutine-states profile; nil until started
 }
 
 // startPyroscope starts pushing every profile type to cfg.PyroscopeURL and
@@ -73,7 +77,8 @@ func startPyroscope(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*p
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Timeout:       timeout,
 	}
-	a := &pyroscopeAgent{log: log, cancel: cancel, client: client}
+	plog := newPyroscopeLogger(log, cfg.PyroscopeUploadRate, failures)
+	a := &pyroscopeAgent{log: log, cancel: cancel, client: client, plog: plog, tags: maps.Clone(tags)}
 	prof, err := pyroscope.Start(pyroscope.Config{
 		ApplicationName:   cfg.PyroscopeApp,
 		Tags:              tags,
@@ -82,7 +87,7 @@ func startPyroscope(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*p
 		BasicAuthPassword: cfg.PyroscopePassword,
 		TenantID:          cfg.PyroscopeTenant,
 		UploadRate:        cfg.PyroscopeUploadRate,
-		Logger:            newPyroscopeLogger(log, cfg.PyroscopeUploadRate, failures),
+		Logger:            plog,
 		ProfileTypes:      pyroscopeProfileTypes,
 		HTTPClient:        ctxClient{ctx: ctx, c: client},
 	})
@@ -99,8 +104,14 @@ func startPyroscope(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*p
 
 // stop uploads what was profiled since the last upload (Flush(true), then
 // Stop), within pyroscopeFlushTimeout + pyroscopeStopTimeout: past the
-// first, uploads in flight are aborted so that Stop can return.
+// first, uploads in flight are aborted so that Stop can return. The
+// goroutine-states pusher stops alongside, within the same bounds.
 func (a *pyroscopeAgent) stop() {
+	var states sync.WaitGroup
+	if a.states != nil {
+		states.Go(a.states.stop)
+		defer states.Wait()
+	}
 	flushed := make(chan struct{})
 	go func() {
 		a.prof.Flush(true)
