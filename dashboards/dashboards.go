@@ -1,0 +1,256 @@
+// Package dashboards holds the Grafana dashboards of inspectd, written with
+// the Grafana Foundation SDK, and the local lab that shows them
+// (compose.yaml, prometheus.yml, provisioning/). The JSON under grafana/ is
+// generated from this file: edit here, then run `go generate ./dashboards`.
+// `go test ./dashboards` checks the JSON against this code, against the
+// metrics a real daemon exports and against the provisioning files.
+package dashboards
+
+//go:generate go run ./gen
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/grafana/grafana-foundation-sdk/go/cog"
+	"github.com/grafana/grafana-foundation-sdk/go/cog/variants"
+	"github.com/grafana/grafana-foundation-sdk/go/common"
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+	"github.com/grafana/grafana-foundation-sdk/go/grafanapyroscope"
+	"github.com/grafana/grafana-foundation-sdk/go/prometheus"
+	"github.com/grafana/grafana-foundation-sdk/go/stat"
+	"github.com/grafana/grafana-foundation-sdk/go/timeseries"
+)
+
+// The data sources, as provisioned in provisioning/datasources/datasources.yaml.
+const (
+	PrometheusUID  = "inspectd-prometheus"
+	PrometheusType = "prometheus"
+	PyroscopeUID   = "inspectd-pyroscope"
+	PyroscopeType  = "grafana-pyroscope-datasource"
+)
+
+// ServiceName is the Pyroscope service_name the daemon's profiles carry: the
+// default --pyroscope-app.
+const ServiceName = "inspectd"
+
+// Job is the Prometheus job that scrapes the daemon (prometheus.yml).
+const Job = "inspectd"
+
+// Profile type ids, as Pyroscope names what pyroscope-go pushes
+// (name:sample_type:sample_unit:period_type:period_unit).
+const (
+	ProfileCPU           = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
+	ProfileAllocSpace    = "memory:alloc_space:bytes:space:bytes"
+	ProfileInuseSpace    = "memory:inuse_space:bytes:space:bytes"
+	ProfileGoroutines    = "goroutines:goroutine:count:goroutine:count"
+	ProfileMutexDuration = "mutex:delay:nanoseconds:contentions:count"
+	ProfileBlockDuration = "block:delay:nanoseconds:contentions:count"
+)
+
+// Dashboard is one generated dashboard: its file name under grafana/ and
+// the builder that makes it.
+type Dashboard struct {
+	File  string
+	Build func() (dashboard.Dashboard, error)
+}
+
+// All lists the dashboards, in the order of the generated files.
+var All = []Dashboard{
+	{File: "inspectd-overview.json", Build: Overview},
+	{File: "inspectd-flamegraphs.json", Build: FlameGraphs},
+}
+
+// JSON renders d as the indented JSON written to grafana/.
+func JSON(d dashboard.Dashboard) ([]byte, error) {
+	b, err := json.MarshalIndent(d, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+func ref(typ, uid string) common.DataSourceRef {
+	return common.DataSourceRef{Type: cog.ToPtr(typ), Uid: cog.ToPtr(uid)}
+}
+
+func promDS() common.DataSourceRef { return ref(PrometheusType, PrometheusUID) }
+func pyroDS() common.DataSourceRef { return ref(PyroscopeType, PyroscopeUID) }
+
+// sel is the label selector every Prometheus query uses.
+const sel = `{job="` + Job + `"}`
+
+func prom(expr, legend string) *prometheus.DataqueryBuilder {
+	return prometheus.NewDataqueryBuilder().Datasource(promDS()).Expr(expr).LegendFormat(legend).Range()
+}
+
+func quantiles(metric string) []cog.Builder[variants.Dataquery] {
+	var qs []cog.Builder[variants.Dataquery]
+	for _, q := range []string{"0.5", "0.9", "0.99"} {
+		qs = append(qs, prom(fmt.Sprintf(`histogram_quantile(%s, sum by (le) (rate(%s_bucket%s[$__rate_interval])))`, q, metric, sel), "p"+q[2:]))
+	}
+	return qs
+}
+
+func series(title, desc, unit string, w uint32, targets ...cog.Builder[variants.Dataquery]) *timeseries.PanelBuilder {
+	for i, t := range targets {
+		if q, ok := t.(*prometheus.DataqueryBuilder); ok {
+			q.RefId(string(rune('A' + i)))
+		}
+	}
+	return timeseries.NewPanelBuilder().
+		Title(title).Description(desc).
+		Datasource(promDS()).
+		Targets(targets).
+		Unit(unit).Min(0).
+		Height(8).Span(w).
+		FillOpacity(10).
+		Legend(legend()).
+		Tooltip(tooltip())
+}
+
+func legend() *common.VizLegendOptionsBuilder {
+	return common.NewVizLegendOptionsBuilder().DisplayMode(common.LegendDisplayModeList).Placement(common.LegendPlacementBottom).ShowLegend(true)
+}
+
+func tooltip() *common.VizTooltipOptionsBuilder {
+	return common.NewVizTooltipOptionsBuilder().Mode(common.TooltipDisplayModeMulti).Sort(common.SortOrderDescending)
+}
+
+// Overview is the Prometheus dashboard: the Go runtime's scheduler, threads,
+// locks and GC as runtime/metrics exports them, and the lab's workloads.
+func Overview() (dashboard.Dashboard, error) {
+	return dashboard.NewDashboardBuilder("inspectd overview").
+		Uid("inspectd-overview").
+		Description("The Go runtime of inspectd (runtime/metrics through the Prometheus Go collector) and its workloads.").
+		Tags([]string{"inspectd", "go"}).
+		Time("now-30m", "now").
+		Refresh("10s").
+		Tooltip(dashboard.DashboardCursorSyncCrosshair).
+		Readonly().
+		Link(dashboard.NewDashboardLinkBuilder("Flame graphs").Type(dashboard.DashboardLinkTypeDashboards).Tags([]string{"inspectd"}).AsDropdown(false).KeepTime(true)).
+		WithRow(dashboard.NewRowBuilder("Go runtime")).
+		WithPanel(series("Goroutines by state",
+			"Goroutines running, runnable (ready, waiting for a P), waiting (blocked) and not in Go (syscalls, cgo): /sched/goroutines/*.",
+			"short", 12,
+			prom("go_sched_goroutines_running_goroutines"+sel, "running"),
+			prom("go_sched_goroutines_runnable_goroutines"+sel, "runnable"),
+			prom("go_sched_goroutines_waiting_goroutines"+sel, "waiting"),
+			prom("go_sched_goroutines_not_in_go_goroutines"+sel, "not in Go"),
+		).Stacking(common.NewStackingConfigBuilder().Mode(common.StackingModeNormal))).
+		WithPanel(series("Scheduler latency",
+			"Time goroutines spend runnable before they run (/sched/latencies): high when CPU-bound goroutines outnumber GOMAXPROCS.",
+			"s", 12, quantiles("go_sched_latencies_seconds")...)).
+		WithPanel(series("OS threads",
+			"Threads of the Go runtime (/sched/threads/total) against GOMAXPROCS: thread-leak and locked threads show here.",
+			"short", 8,
+			prom("go_sched_threads_total_threads"+sel, "threads"),
+			prom("go_sched_gomaxprocs_threads"+sel, "GOMAXPROCS"),
+		)).
+		WithPanel(series("Mutex wait",
+			"Seconds goroutines spent blocked on sync.Mutex and sync.RWMutex, per second (/sync/mutex/wait/total): 2 means two goroutines waiting all the time.",
+			"s", 8,
+			prom("rate(go_sync_mutex_wait_total_seconds_total"+sel+"[$__rate_interval])", "wait"),
+		)).
+		WithPanel(series("GC stop-the-world pauses",
+			"Pauses of the world for the GC (/sched/pauses/total/gc).",
+			"s", 8, quantiles("go_sched_pauses_total_gc_seconds")...)).
+		WithRow(dashboard.NewRowBuilder("Workloads")).
+		WithPanel(series("Operations per second",
+			"Operations each workload completes: its progress. A flat line on a running workload is a stuck one.",
+			"ops", 12,
+			prom("sum by (workload) (rate(inspectd_workload_operations_total"+sel+"[1m]))", "{{workload}}"),
+		)).
+		WithPanel(stat.NewPanelBuilder().
+			Title("Workloads running").
+			Description("Workloads running now, by kind (healthy lessons, broken scenarios).").
+			Datasource(promDS()).
+			WithTarget(prometheus.NewDataqueryBuilder().RefId("A").Datasource(promDS()).Expr("sum by (kind) (inspectd_workload_running" + sel + ")").LegendFormat("{{kind}}").Instant()).
+			ReduceOptions(common.NewReduceDataOptionsBuilder().Calcs([]string{"lastNotNull"})).
+			GraphMode(common.BigValueGraphModeNone).
+			ColorMode(common.BigValueColorModeNone).
+			Height(8).Span(4)).
+		WithPanel(series("Panics and restarts",
+			"Panics recovered inside workloads and restarts after a panic or an error, over 5 minutes. The series appear with the first panic.",
+			"short", 8,
+			prom("sum by (workload) (increase(inspectd_workload_panics_total"+sel+"[5m]))", "panics {{workload}}"),
+			prom("sum by (workload) (increase(inspectd_workload_restarts_total"+sel+"[5m]))", "restarts {{workload}}"),
+		)).
+		WithPanel(series("Pyroscope upload failures",
+			"Profiles that pyroscope-go failed to upload or dropped (queue full), over 5 minutes. Exported only while --pyroscope-url is set.",
+			"short", 12,
+			prom("increase(inspectd_pyroscope_upload_failures_total"+sel+"[5m])", "failed uploads"),
+		)).
+		WithPanel(series("Goroutines created",
+			"Goroutines started per second (/sched/goroutines-created): spawn storms and per-tick goroutines.",
+			"short", 12,
+			prom("rate(go_sched_goroutines_created_goroutines_total"+sel+"[$__rate_interval])", "created/s"),
+		)).
+		Build()
+}
+
+func pyroQuery(profileType string, queryType string, groupBy []string) *grafanapyroscope.DataqueryBuilder {
+	return grafanapyroscope.NewDataqueryBuilder().
+		RefId("A").
+		Datasource(pyroDS()).
+		ProfileTypeId(profileType).
+		LabelSelector(`{service_name="` + ServiceName + `", workload=~"$workload"}`).
+		QueryType(queryType).
+		GroupBy(groupBy)
+}
+
+func flame(title, desc, profileType string) *dashboard.PanelBuilder {
+	return dashboard.NewPanelBuilder().
+		Type("flamegraph").
+		Title(title).Description(desc).
+		Datasource(pyroDS()).
+		WithTarget(pyroQuery(profileType, "profile", []string{})).
+		Height(14).Span(12)
+}
+
+// FlameGraphs is the Pyroscope dashboard: flame graphs of the profiles
+// pyroscope-go pushes, filtered by the workload label every workload
+// goroutine carries.
+func FlameGraphs() (dashboard.Dashboard, error) {
+	workload := dashboard.NewQueryVariableBuilder("workload").
+		Label("workload").
+		Description("Values of the pprof label workload in the profiles Pyroscope holds (for every service: the Pyroscope data source's label-value query takes a profile type, not a selector).").
+		Datasource(pyroDS()).
+		Query(dashboard.StringOrMap{Map: map[string]any{
+			"type":          "labelValue",
+			"profileTypeId": ProfileCPU,
+			"labelName":     "workload",
+			"refId":         "PyroscopeVariableQueryEditor-VariableQuery",
+		}}).
+		Refresh(dashboard.VariableRefreshOnTimeRangeChanged).
+		Sort(dashboard.VariableSortAlphabeticalAsc).
+		Multi(true).
+		IncludeAll(true).
+		AllValue(".*").
+		Current(dashboard.VariableOption{Text: dashboard.StringOrArrayOfString{String: cog.ToPtr("All")}, Value: dashboard.StringOrArrayOfString{String: cog.ToPtr("$__all")}})
+	return dashboard.NewDashboardBuilder("inspectd flame graphs").
+		Uid("inspectd-flamegraphs").
+		Description("Continuous profiles of inspectd in Pyroscope (service_name=\""+ServiceName+"\"), by workload.").
+		Tags([]string{"inspectd", "pyroscope"}).
+		Time("now-15m", "now").
+		Refresh("30s").
+		Readonly().
+		Link(dashboard.NewDashboardLinkBuilder("Overview").Type(dashboard.DashboardLinkTypeDashboards).Tags([]string{"inspectd"}).AsDropdown(false).KeepTime(true)).
+		WithVariable(workload).
+		WithPanel(timeseries.NewPanelBuilder().
+			Title("CPU by workload").
+			Description("CPU time per second by workload label: which lesson burns the CPU.").
+			Datasource(pyroDS()).
+			WithTarget(pyroQuery(ProfileCPU, "metrics", []string{"workload"})).
+			Unit("ns").Min(0).FillOpacity(10).
+			Legend(legend()).Tooltip(tooltip()).
+			Stacking(common.NewStackingConfigBuilder().Mode(common.StackingModeNormal)).
+			Height(8).Span(24)).
+		WithPanel(flame("CPU", "On-CPU samples: process_cpu.", ProfileCPU)).
+		WithPanel(flame("Goroutines", "Goroutines by stack at each upload: leaks grow here.", ProfileGoroutines)).
+		WithPanel(flame("Allocated bytes", "Bytes allocated over each upload interval: alloc_space.", ProfileAllocSpace)).
+		WithPanel(flame("In-use bytes", "Live heap bytes by allocation site at the last GC: inuse_space.", ProfileInuseSpace)).
+		WithPanel(flame("Mutex wait", "Time goroutines waited on contended mutexes, charged to the stack that unlocked (sampled, --mutex-profile-fraction).", ProfileMutexDuration)).
+		WithPanel(flame("Blocked time", "Time goroutines spent blocked on channels, selects, locks and sleeps (sampled, --block-profile-rate).", ProfileBlockDuration)).
+		Build()
+}
