@@ -108,7 +108,7 @@ target that cannot be reached or read.`,
 		return failf(2, "%v (see %s --help)", err, cmd.CommandPath())
 	})
 	root.AddCommand(newTasksCmd(e), newTaskCmd(e), newSitesCmd(e), newStacksCmd(e),
-		newWorkloadsCmd(e), newProfileCmd(e), newTraceCmd(e))
+		newWorkloadsCmd(e), newProfileCmd(e), newTraceCmd(e), newTopCmd(e))
 	return root
 }
 

@@ -2,12 +2,11 @@ package main
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/tui"
 )
 
 func newSitesCmd(e *env) *cobra.Command {
@@ -70,14 +69,4 @@ stack that most often woke them (WAKER). Sites with the most wait come first.`,
 
 // wakerFrame is the first frame of the waking stack outside the runtime and
 // sync: the code that unlocked, sent or closed.
-func wakerFrame(stack []api.Frame) string {
-	for _, f := range stack {
-		if !strings.HasPrefix(f.Function, "runtime.") && !strings.HasPrefix(f.Function, "internal/") && !strings.HasPrefix(f.Function, "sync.") {
-			return shortFrame(f)
-		}
-	}
-	if len(stack) > 0 {
-		return shortFrame(stack[0])
-	}
-	return "-"
-}
+var wakerFrame = tui.WakerFrame

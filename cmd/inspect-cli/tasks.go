@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/tui"
 )
 
 type tasksOptions struct {
@@ -149,22 +150,7 @@ func runTasks(cmd *cobra.Command, e *env, t *target, o tasksOptions) error {
 }
 
 // matchTask applies --filter.
-func matchTask(t *api.Task, filter string) bool {
-	if filter == "" {
-		return true
-	}
-	if k, v, ok := strings.Cut(filter, "="); ok && k != "" && !strings.ContainsAny(k, " ,") {
-		got, has := t.Labels[k]
-		return has && got == v
-	}
-	f := strings.ToLower(filter)
-	for _, s := range []string{t.Name, labelString(t.Labels), t.Location.Function, t.Location.File, t.WaitReason} {
-		if strings.Contains(strings.ToLower(s), f) {
-			return true
-		}
-	}
-	return false
-}
+var matchTask = tui.MatchTask
 
 // writeHeader prints the target line and the notes.
 func writeHeader(w io.Writer, s *api.Snapshot, tasks []api.Task) {

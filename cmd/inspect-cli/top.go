@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/spf13/cobra"
+
+	"github.com/inspectd/inspectd/internal/tui"
+)
+
+func newTopCmd(e *env) *cobra.Command {
+	var window, interval time.Duration
+	cmd := &cobra.Command{
+		Use:   "top [target]",
+		Short: "Watch the tasks live, like tokio-console: sort, filter, details, wait sites, findings",
+		Long: `top follows the target's /api/v1/watch stream and shows the task table live:
+warnings, ID, state, name, total, busy, sched, idle, polls, wait reason, location
+and labels, with the goroutines by state, the target's Go version and GOMAXPROCS
+above. It reconnects by itself when the target goes away and says how many
+updates were lost.
+
+Keys: ↑/↓ or j/k move; ←/→ or h/l choose the sort column, i reverses it;
+/ filters by text or key=value (enter applies, esc clears); space pauses the
+display; enter shows the selected task (histograms, stack), esc goes back;
+t tasks, r wait sites, f findings, ? help; q or ctrl+c quits.`,
+		Example: `  inspect-cli top
+  inspect-cli top 127.0.0.1:7777 --window 10s --interval 2s`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := e.resolveTarget(args, 0)
+			if err != nil {
+				return err
+			}
+			if err := t.needHTTP("top"); err != nil {
+				return err
+			}
+			if interval < 100*time.Millisecond {
+				return failf(2, "--interval %s: want 100ms or more", interval)
+			}
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			s := tui.NewStream(t.client.Base, t.client.Token, interval, window)
+			go s.Run(ctx)
+			m := tui.New(tui.Config{Target: t.name, Window: window, Updates: s.C, Fetch: t.client.Task, Context: ctx})
+			p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithOutput(e.stdout))
+			if _, err := p.Run(); err != nil && ctx.Err() == nil {
+				return failf(2, "top: %v", err)
+			}
+			return nil
+		},
+	}
+	addWindowFlag(cmd, &window)
+	cmd.Flags().DurationVar(&interval, "interval", time.Second, "how often the target sends an update")
+	return cmd
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestTopInTmux runs `inspect-cli top` in a real terminal (a detached tmux
+// session of 200x50) against a real daemon, types keys and reads the screen.
+func TestTopInTmux(t *testing.T) {
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Skip("tmux is not installed: the end-to-end test of `inspect-cli top` needs a real terminal (apt-get install -y tmux)")
+	}
+	if testing.Short() {
+		t.Skip("-short: skipping the end-to-end test of top")
+	}
+	addr := startDaemon(t)
+
+	bin := filepath.Join(t.TempDir(), "inspect-cli")
+	args := []string{"build", "-o", bin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	// A tmux server of our own (-L), so the test touches no other session.
+	sock := fmt.Sprintf("inspectd-top-test-%d", os.Getpid())
+	tmux := func(args ...string) (string, error) {
+		out, err := exec.Command("tmux", append([]string{"-L", sock}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := tmux("new-session", "-d", "-s", "top", "-x", "200", "-y", "50", bin+" top "+addr); err != nil {
+		t.Fatalf("tmux new-session: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { tmux("kill-server") })
+
+	var last string
+	waitFor := func(step string, ok func(screen string) bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			out, err := tmux("capture-pane", "-p", "-t", "top")
+			if err == nil {
+				last = out
+				if ok(out) {
+					return
+				}
+			}
+			time.Sleep(150 * time.Millisecond)
+		}
+		t.Fatalf("%s: the screen never showed what was expected:\n%s", step, last)
+	}
+	has := func(wants ...string) func(string) bool {
+		return func(s string) bool {
+			for _, w := range wants {
+				if !strings.Contains(s, w) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	keys := func(args ...string) {
+		t.Helper()
+		if out, err := tmux(append([]string{"send-keys", "-t", "top"}, args...)...); err != nil {
+			t.Fatalf("send-keys %q: %v\n%s", args, err, out)
+		}
+	}
+
+	waitFor("start", has("blocking-lock/waiter", "target "+addr, "GOMAXPROCS", "● connected", "Busy", "Location"))
+
+	keys("/")
+	keys("-l", "waiter")
+	keys("Enter")
+	waitFor("filter", func(s string) bool {
+		if !has(`filter "waiter"`, "blocking-lock/waiter", "sync.Mutex.Lock")(s) || strings.Contains(s, "hello/main") {
+			return false
+		}
+		// Every task row is a waiter.
+		rows := 0
+		for _, l := range strings.Split(s, "\n")[5:] {
+			if strings.TrimSpace(l) == "" {
+				continue
+			}
+			if !strings.Contains(l, "waiter") {
+				return false
+			}
+			rows++
+		}
+		return rows > 0
+	})
+
+	keys("Enter")
+	waitFor("details", has("blocking-lock/waiter  waiting", "wait site", "created by", "in goroutine",
+		"busy", "%", "run times", "sched delays", "stack:", "esc back"))
+
+	keys("Escape")
+	waitFor("back", func(s string) bool {
+		return has("Location", "blocking-lock/waiter", `filter "waiter"`)(s) && !strings.Contains(s, "stack:")
+	})
+
+	keys("r")
+	waitFor("sites", has("Reason", "Waiting", "Wakeups", "sync.Mutex.Lock", "blocking_lock.go"))
+
+	keys("q")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := tmux("has-session", "-t", "top"); err != nil {
+			break // top exited, and its session with it
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("q: top did not exit")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestTopNeedsALiveTarget(t *testing.T) {
+	_, errs, code := cli(t, "top", fixtureDump)
+	if code != 2 || !strings.Contains(errs, "top needs a live target") {
+		t.Errorf("exit %d, stderr %q; want 2 and a message that top needs a live target", code, errs)
+	}
+	_, errs, code = cli(t, "top", "127.0.0.1:7777", "--interval", "10ms")
+	if code != 2 || !strings.Contains(errs, "--interval 10ms") {
+		t.Errorf("exit %d, stderr %q; want 2 for a too short interval", code, errs)
+	}
+}

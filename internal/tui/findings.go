@@ -1,0 +1,89 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/inspectd/inspectd/internal/api"
+)
+
+// FindingsModel lists the snapshot's findings: what is wrong, the evidence
+// and the advice.
+type FindingsModel struct {
+	lines  []string
+	offset int
+	width  int
+	height int
+}
+
+// Set replaces the findings.
+func (m *FindingsModel) Set(fs []api.Finding) {
+	m.lines = m.lines[:0]
+	for i, f := range fs {
+		if i > 0 {
+			m.lines = append(m.lines, "")
+		}
+		m.lines = append(m.lines, fmt.Sprintf("%s  %s: %s", strings.ToUpper(f.Severity), f.Rule, f.Title))
+		if f.Message != "" {
+			m.lines = append(m.lines, "  "+f.Message)
+		}
+		if n := len(f.Evidence.Tasks); n > 0 {
+			ids := make([]string, 0, min(n, 10))
+			for _, id := range f.Evidence.Tasks[:min(n, 10)] {
+				ids = append(ids, fmt.Sprint(id))
+			}
+			more := ""
+			if n > 10 {
+				more = fmt.Sprintf(" and %d more", n-10)
+			}
+			m.lines = append(m.lines, fmt.Sprintf("  tasks: %s%s", strings.Join(ids, ", "), more))
+		}
+		for _, s := range f.Evidence.Sites {
+			m.lines = append(m.lines, "  site: "+ShortFrame(s))
+		}
+		for _, miss := range f.Evidence.Missing {
+			m.lines = append(m.lines, "  missing: "+miss)
+		}
+		if f.Advice != "" {
+			m.lines = append(m.lines, "  advice: "+f.Advice)
+		}
+	}
+	m.offset = max(0, min(m.offset, len(m.lines)-m.height))
+}
+
+// SetSize sets the area the view may use.
+func (m *FindingsModel) SetSize(width, height int) { m.width, m.height = width, max(1, height) }
+
+// Update scrolls.
+func (m FindingsModel) Update(msg tea.Msg) (FindingsModel, tea.Cmd) {
+	if k, ok := msg.(tea.KeyPressMsg); ok {
+		switch {
+		case key.Matches(k, keys.Up):
+			m.offset--
+		case key.Matches(k, keys.Down):
+			m.offset++
+		case key.Matches(k, keys.PageUp):
+			m.offset -= m.height
+		case key.Matches(k, keys.PageDown):
+			m.offset += m.height
+		}
+		m.offset = max(0, min(m.offset, len(m.lines)-m.height))
+	}
+	return m, nil
+}
+
+// View renders the visible lines.
+func (m FindingsModel) View() string {
+	if len(m.lines) == 0 {
+		return dimStyle.Render("no findings")
+	}
+	end := min(len(m.lines), m.offset+m.height)
+	out := make([]string, 0, end-m.offset)
+	for _, l := range m.lines[m.offset:end] {
+		out = append(out, truncate(l, m.width))
+	}
+	return strings.Join(out, "\n")
+}

@@ -1,0 +1,333 @@
+package tui
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"path"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/inspectd/inspectd/internal/api"
+)
+
+// The helpers below format the task model for people; the TUI and the
+// one-shot commands of inspect-cli share them.
+
+// Table returns a tabwriter for aligned columns; call Flush.
+func Table(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+}
+
+// Dur formats ns compactly: 0, 850ns, 12µs, 3.4ms, 1.25s, 2m3s.
+func Dur(ns int64) string {
+	d := time.Duration(ns)
+	switch {
+	case ns == 0:
+		return "0"
+	case d < time.Microsecond:
+		return fmt.Sprintf("%dns", ns)
+	case d < time.Millisecond:
+		return trimZero(fmt.Sprintf("%.1f", float64(ns)/1e3)) + "µs"
+	case d < time.Second:
+		return trimZero(fmt.Sprintf("%.1f", float64(ns)/1e6)) + "ms"
+	case d < time.Minute:
+		return trimZero(fmt.Sprintf("%.2f", float64(ns)/1e9)) + "s"
+	}
+	return d.Round(time.Second).String()
+}
+
+func trimZero(s string) string {
+	if strings.Contains(s, ".") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	}
+	return s
+}
+
+// Pct formats part of whole as a percentage.
+func Pct(part, whole int64) string {
+	if whole <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", 100*float64(part)/float64(whole))
+}
+
+// ShortFunc drops the package path: "github.com/x/y/pkg.(*T).m" -> "pkg.(*T).m".
+func ShortFunc(f string) string {
+	if i := strings.LastIndex(f, "/"); i >= 0 {
+		return f[i+1:]
+	}
+	return f
+}
+
+// ShortFrame formats a frame as "pkg.fn file.go:12".
+func ShortFrame(f api.Frame) string {
+	if f.Function == "" && f.File == "" {
+		return "-"
+	}
+	if f.File == "" {
+		return ShortFunc(f.Function)
+	}
+	return fmt.Sprintf("%s %s:%d", ShortFunc(f.Function), path.Base(f.File), f.Line)
+}
+
+// LabelString formats labels as k=v pairs sorted by key.
+func LabelString(l map[string]string) string {
+	if len(l) == 0 {
+		return ""
+	}
+	keys := slices.Sorted(maps.Keys(l))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + l[k]
+	}
+	return strings.Join(parts, ",")
+}
+
+// WaitString is the WAIT column: "chan receive 3m" or "".
+func WaitString(t *api.Task) string {
+	if t.WaitReason == "" {
+		return ""
+	}
+	if t.WaitMinutes > 0 {
+		return fmt.Sprintf("%s %dm", t.WaitReason, t.WaitMinutes)
+	}
+	return t.WaitReason
+}
+
+// Clip shortens s to n runes with an ellipsis.
+func Clip(s string, n int) string {
+	r := []rune(s)
+	if n <= 0 || len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+// MatchTask reports whether t passes filter: TEXT matches tasks whose name,
+// labels, location or wait reason contain it (case-insensitive); key=value
+// matches tasks with that label.
+func MatchTask(t *api.Task, filter string) bool { return Matcher(filter)(t) }
+
+// Matcher returns MatchTask for one filter, to apply to many tasks.
+func Matcher(filter string) func(t *api.Task) bool {
+	if filter == "" {
+		return func(*api.Task) bool { return true }
+	}
+	if k, v, ok := strings.Cut(filter, "="); ok && k != "" && !strings.ContainsAny(k, " ,") {
+		return func(t *api.Task) bool {
+			got, has := t.Labels[k]
+			return has && got == v
+		}
+	}
+	f := strings.ToLower(filter)
+	// Without "=" or "," a match in "k=v,k2=v2" lies within one key or value.
+	whole := strings.ContainsAny(f, "=,")
+	return func(t *api.Task) bool {
+		if containsFold(t.Name, f) || containsFold(t.Location.Function, f) || containsFold(t.Location.File, f) || containsFold(t.WaitReason, f) {
+			return true
+		}
+		if whole {
+			return len(t.Labels) > 0 && containsFold(LabelString(t.Labels), f)
+		}
+		for k, v := range t.Labels {
+			if containsFold(k, f) || containsFold(v, f) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// containsFold is strings.Contains(strings.ToLower(s), lower) without
+// allocating for ASCII s.
+func containsFold(s, lower string) bool {
+	n := len(lower)
+	if n == 0 {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return strings.Contains(strings.ToLower(s), lower)
+		}
+	}
+	c0, c1 := lower[0], lower[0]
+	if 'a' <= c0 && c0 <= 'z' {
+		c1 = c0 - ('a' - 'A')
+	}
+	for i := 0; i+n <= len(s); i++ {
+		rest := s[i : len(s)-n+1]
+		j := strings.IndexByte(rest, c0)
+		if c1 != c0 {
+			if k := strings.IndexByte(rest, c1); k >= 0 && (j < 0 || k < j) {
+				j = k
+			}
+		}
+		if j < 0 {
+			return false
+		}
+		i += j
+		if equalFoldASCII(s[i:i+n], lower) {
+			return true
+		}
+	}
+	return false
+}
+
+// equalFoldASCII reports whether ASCII s lowercased equals lower.
+func equalFoldASCII(s, lower string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// WaitSite is the call that blocks: the first frame below the runtime's and
+// sync's wait machinery (runtime.gopark, sync.(*Mutex).Lock, ...).
+func WaitSite(stack []api.Frame) api.Frame {
+	for _, f := range stack {
+		fn := f.Function
+		if strings.HasPrefix(fn, "runtime.") || strings.HasPrefix(fn, "internal/") || strings.HasPrefix(fn, "sync.") || strings.HasPrefix(fn, "time.Sleep") {
+			continue
+		}
+		return f
+	}
+	return api.Frame{}
+}
+
+// WakerFrame is the first frame of the waking stack outside the runtime and
+// sync: the code that unlocked, sent or closed.
+func WakerFrame(stack []api.Frame) string {
+	for _, f := range stack {
+		if !strings.HasPrefix(f.Function, "runtime.") && !strings.HasPrefix(f.Function, "internal/") && !strings.HasPrefix(f.Function, "sync.") {
+			return ShortFrame(f)
+		}
+	}
+	if len(stack) > 0 {
+		return ShortFrame(stack[0])
+	}
+	return "-"
+}
+
+// WriteStack prints frames, one function and one file:line line each.
+func WriteStack(w io.Writer, frames []api.Frame, indent string) {
+	for _, f := range frames {
+		fmt.Fprintf(w, "%s%s\n", indent, f.Function)
+		if f.File != "" {
+			fmt.Fprintf(w, "%s    %s:%d\n", indent, f.File, f.Line)
+		}
+	}
+}
+
+// WriteTask prints one task in detail: state and wait, site, creator and
+// parent, labels, its numbers over the window with their share of the total,
+// its histograms and its full stack. A non-empty noWindow is printed instead
+// of the numbers, for tasks read from a goroutine dump.
+func WriteTask(w io.Writer, t *api.Task, noWindow string, window time.Duration) {
+	state := t.State
+	if t.Leaked {
+		state += ", leaked (the goroutineleak profile proved it can never wake)"
+	}
+	if t.Locked {
+		state += ", locked to thread"
+	}
+	fmt.Fprintf(w, "task %d  %s  %s\n", t.ID, t.Name, state)
+	kv := Table(w)
+	if t.WaitReason != "" {
+		wait := t.WaitReason
+		if t.WaitMinutes > 0 {
+			wait += fmt.Sprintf(" for %d minutes", t.WaitMinutes)
+		}
+		fmt.Fprintf(kv, "wait\t%s\n", wait)
+		if site := WaitSite(t.Stack); site.Function != "" {
+			fmt.Fprintf(kv, "wait site\t%s\n", ShortFrame(site))
+		}
+	}
+	fmt.Fprintf(kv, "location\t%s\n", ShortFrame(t.Location))
+	if t.CreatedBy.Function != "" {
+		created := ShortFrame(t.CreatedBy)
+		if t.ParentID != 0 {
+			created += fmt.Sprintf("  in goroutine %d (parent)", t.ParentID)
+		}
+		fmt.Fprintf(kv, "created by\t%s\n", created)
+	}
+	if len(t.Labels) > 0 {
+		l := LabelString(t.Labels)
+		if t.LabelsStale {
+			l += "  (inherited from its creator: may be stale)"
+		}
+		fmt.Fprintf(kv, "labels\t%s\n", l)
+	}
+	if len(t.Warnings) > 0 {
+		fmt.Fprintf(kv, "findings\t%s\n", strings.Join(t.Warnings, ", "))
+	}
+	kv.Flush()
+
+	if noWindow != "" {
+		fmt.Fprintln(w, "\nnote:", noWindow)
+	} else {
+		s := t.Stats
+		fmt.Fprintf(w, "\nover the trace window (--window %s; a young target's flight recorder may hold less):\n", window)
+		tw := Table(w)
+		fmt.Fprintf(tw, "  total\t%s\t\n", Dur(s.TotalNS))
+		fmt.Fprintf(tw, "  busy\t%s\t%s\n", Dur(s.BusyNS), Pct(s.BusyNS, s.TotalNS))
+		fmt.Fprintf(tw, "  sched\t%s\t%s\n", Dur(s.SchedNS), Pct(s.SchedNS, s.TotalNS))
+		fmt.Fprintf(tw, "  idle\t%s\t%s\n", Dur(s.IdleNS), Pct(s.IdleNS, s.TotalNS))
+		for _, r := range slices.Sorted(maps.Keys(s.IdleByReason)) {
+			fmt.Fprintf(tw, "    %s\t%s\t%s\n", r, Dur(s.IdleByReason[r]), Pct(s.IdleByReason[r], s.TotalNS))
+		}
+		fmt.Fprintf(tw, "  syscall\t%s\t%s\n", Dur(s.SyscallNS), Pct(s.SyscallNS, s.TotalNS))
+		fmt.Fprintf(tw, "  polls\t%d\t\n", s.Polls)
+		fmt.Fprintf(tw, "  longest run\t%s\t\n", Dur(s.LongestRunNS))
+		tw.Flush()
+		WriteHistogram(w, "run times", t.RunTimes)
+		WriteHistogram(w, "sched delays", t.SchedDelay)
+	}
+	if len(t.Stack) > 0 {
+		fmt.Fprintln(w, "\nstack:")
+		WriteStack(w, t.Stack, "  ")
+	}
+}
+
+// WriteHistogram prints percentiles and a bar chart of the non-empty range
+// of power-of-two buckets.
+func WriteHistogram(w io.Writer, name string, h *api.Histogram) {
+	if h == nil || h.Count == 0 {
+		fmt.Fprintf(w, "\n%s: none in the window\n", name)
+		return
+	}
+	fmt.Fprintf(w, "\n%s: n=%d  p50 %s  p90 %s  p99 %s  max %s\n", name, h.Count, Dur(h.P50NS), Dur(h.P90NS), Dur(h.P99NS), Dur(h.MaxNS))
+	first, last := -1, -1
+	var peak int64
+	for i, c := range h.Buckets {
+		if c > 0 {
+			if first < 0 {
+				first = i
+			}
+			last = i
+			peak = max(peak, c)
+		}
+	}
+	if first < 0 {
+		return
+	}
+	const width = 30
+	tw := Table(w)
+	for i := first; i <= last; i++ {
+		c := h.Buckets[i]
+		n := int(c * width / peak)
+		if c > 0 && n == 0 {
+			n = 1
+		}
+		fmt.Fprintf(tw, "  %s .. %s\t%s\t%d\n", Dur(int64(1)<<i), Dur(int64(1)<<(i+1)), strings.Repeat("█", n), c)
+	}
+	tw.Flush()
+}

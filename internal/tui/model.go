@@ -1,0 +1,386 @@
+// Package tui is the terminal UI of `inspect-cli top`: a live view of a Go
+// program's goroutines as tasks, like tokio-console's task view.
+//
+// The data comes from GET /api/v1/watch (server-sent events): a Stream
+// follows it, reconnecting with backoff, and hands each message to the
+// program through Listen, a command re-issued after each message. The model
+// keeps the state with api.Apply. Each view (tasks, detail, sites, findings,
+// help) is a model with Update and View in its own file; only commands do
+// I/O.
+//
+//	s := tui.NewStream(client.Base, client.Token, time.Second, 5*time.Second)
+//	go s.Run(ctx)
+//	m := tui.New(tui.Config{Target: addr, Window: 5 * time.Second, Updates: s.C, Fetch: client.Task, Context: ctx})
+//	_, err := tea.NewProgram(m, tea.WithContext(ctx)).Run()
+package tui
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+
+	"github.com/inspectd/inspectd/internal/api"
+)
+
+// Config is what the model needs from outside.
+type Config struct {
+	Target  string
+	Window  time.Duration
+	Updates <-chan tea.Msg // Stream.C
+	Fetch   FetchTask      // reads one task for the detail view
+	Context context.Context
+}
+
+type viewID int
+
+const (
+	viewTasks viewID = iota
+	viewDetail
+	viewSites
+	viewFindings
+	viewHelp
+)
+
+// headerLines is the height of the header above each view.
+const headerLines = 4
+
+// Model is the whole TUI: the watched state, the connection, and the views.
+type Model struct {
+	cfg   Config
+	state api.Snapshot // up to date, paused or not
+	shown api.Snapshot // what the header shows: state, or its copy at the pause
+
+	conn      ConnState
+	connErr   error
+	retry     time.Duration
+	status    string // the latest event worth a line: reconnection, missed updates, a target error
+	missed    int64  // updates missed in all
+	updates   int64
+	paused    bool
+	filtering bool
+	input     string
+
+	view, back viewID
+	tasks      TasksModel
+	detail     DetailModel
+	sites      SitesModel
+	findings   FindingsModel
+	help       HelpModel
+
+	width, height int
+}
+
+// New returns the model; Init starts listening to cfg.Updates.
+func New(cfg Config) Model {
+	if cfg.Context == nil {
+		cfg.Context = context.Background()
+	}
+	m := Model{cfg: cfg, tasks: NewTasksModel()}
+	m.state.Target = cfg.Target
+	m.shown = m.state
+	m.resize(120, 40)
+	return m
+}
+
+// Init listens to the stream.
+func (m Model) Init() tea.Cmd {
+	if m.cfg.Updates == nil {
+		return nil
+	}
+	return Listen(m.cfg.Updates)
+}
+
+func (m *Model) resize(w, h int) {
+	m.width, m.height = w, h
+	body := max(1, h-headerLines)
+	m.tasks.SetSize(w, body)
+	m.detail.SetSize(w, body)
+	m.sites.SetSize(w, body)
+	m.findings.SetSize(w, body)
+}
+
+// refresh shows the current state.
+func (m *Model) refresh() {
+	m.shown = m.state
+	m.shown.Target = m.cfg.Target
+	m.tasks.Set(m.state.Tasks)
+	m.sites.Set(m.state.Sites)
+	m.findings.Set(m.state.Findings)
+}
+
+func (m Model) listen() tea.Cmd {
+	if m.cfg.Updates == nil {
+		return nil
+	}
+	return Listen(m.cfg.Updates)
+}
+
+// Update handles the stream's messages, fetched tasks and keys.
+func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.resize(msg.Width, msg.Height)
+		return m, nil
+	case UpdateMsg:
+		u := msg.Update
+		api.Apply(&m.state, u)
+		m.updates++
+		if u.Missed > 0 {
+			m.missed += u.Missed
+			m.status = fmt.Sprintf("the target skipped %d updates: this client read too slowly", u.Missed)
+		}
+		if !m.paused {
+			m.refresh()
+		}
+		return m, m.listen()
+	case ConnMsg:
+		m.conn, m.retry = msg.State, msg.Retry
+		if msg.State == Reconnecting {
+			m.connErr = msg.Err
+		} else {
+			m.connErr = nil
+			if msg.Err != nil {
+				m.status = "target error: " + msg.Err.Error()
+			}
+		}
+		if msg.Reconnected {
+			m.missed += msg.Lost
+			m.status = fmt.Sprintf("reconnected after %s; %d updates missed", roundDur(msg.Down), msg.Lost)
+		}
+		return m, m.listen()
+	case TaskMsg:
+		var cmd tea.Cmd
+		m.detail, cmd = m.detail.Update(msg)
+		return m, cmd
+	case tea.KeyPressMsg:
+		return m.key(msg)
+	}
+	return m, nil
+}
+
+func (m Model) key(k tea.KeyPressMsg) (tea.Model, tea.Cmd) {
+	if m.filtering {
+		switch k.String() {
+		case "enter":
+			m.filtering = false
+			m.tasks.SetFilter(m.input)
+		case "esc":
+			m.filtering = false
+			m.input = ""
+			m.tasks.SetFilter("")
+		case "ctrl+c":
+			return m, tea.Quit
+		case "backspace":
+			if r := []rune(m.input); len(r) > 0 {
+				m.input = string(r[:len(r)-1])
+			}
+		case "space":
+			m.input += " "
+		default:
+			if k.Text != "" {
+				m.input += k.Text
+			}
+		}
+		return m, nil
+	}
+	switch {
+	case key.Matches(k, keys.Quit):
+		return m, tea.Quit
+	case key.Matches(k, keys.Pause):
+		m.paused = !m.paused
+		if m.paused {
+			m.tasks.Freeze()
+		} else {
+			m.refresh()
+		}
+		return m, nil
+	case key.Matches(k, keys.Help):
+		if m.view == viewHelp {
+			m.view = m.back
+		} else {
+			m.back, m.view = m.view, viewHelp
+		}
+		return m, nil
+	case key.Matches(k, keys.Tasks):
+		m.view = viewTasks
+		return m, nil
+	case key.Matches(k, keys.Sites):
+		m.view = viewSites
+		return m, nil
+	case key.Matches(k, keys.Findings):
+		m.view = viewFindings
+		return m, nil
+	case key.Matches(k, keys.Back):
+		switch m.view {
+		case viewHelp:
+			m.view = m.back
+		case viewTasks:
+			if m.tasks.Filter() != "" {
+				m.input = ""
+				m.tasks.SetFilter("")
+			}
+		default:
+			m.view = viewTasks
+		}
+		return m, nil
+	}
+	var cmd tea.Cmd
+	switch m.view {
+	case viewTasks:
+		switch {
+		case key.Matches(k, keys.Filter):
+			m.filtering = true
+			m.input = m.tasks.Filter()
+			return m, nil
+		case key.Matches(k, keys.Details):
+			t, ok := m.tasks.Selected()
+			if !ok {
+				return m, nil
+			}
+			m.detail = NewDetailModel(t.ID, m.cfg.Window, m.width, max(1, m.height-headerLines))
+			m.view = viewDetail
+			if m.cfg.Fetch == nil {
+				return m, nil
+			}
+			return m, fetchTask(m.cfg.Context, m.cfg.Fetch, t.ID, m.cfg.Window)
+		}
+		m.tasks, cmd = m.tasks.Update(k)
+	case viewDetail:
+		m.detail, cmd = m.detail.Update(k)
+	case viewSites:
+		m.sites, cmd = m.sites.Update(k)
+	case viewFindings:
+		m.findings, cmd = m.findings.Update(k)
+	}
+	return m, cmd
+}
+
+var (
+	titleStyle  = lipgloss.NewStyle().Bold(true).Foreground(lipgloss.Color("6"))
+	pausedStyle = lipgloss.NewStyle().Bold(true).Reverse(true).Foreground(lipgloss.Color("3"))
+	badStyle    = lipgloss.NewStyle().Bold(true).Foreground(lipgloss.Color("1"))
+	goodStyle   = lipgloss.NewStyle().Foreground(lipgloss.Color("2"))
+	tabStyle    = lipgloss.NewStyle().Bold(true).Reverse(true)
+)
+
+// View renders the header and the current view, in the alternate screen.
+func (m Model) View() tea.View {
+	v := tea.NewView(m.Render())
+	v.AltScreen = true
+	return v
+}
+
+// Render is the screen's text (View's content).
+func (m Model) Render() string {
+	var b strings.Builder
+	b.WriteString(m.header())
+	b.WriteByte('\n')
+	switch m.view {
+	case viewTasks:
+		b.WriteString(m.tasks.View())
+	case viewDetail:
+		b.WriteString(m.detail.View())
+	case viewSites:
+		b.WriteString(m.sites.View())
+	case viewFindings:
+		b.WriteString(m.findings.View())
+	case viewHelp:
+		b.WriteString(m.help.View())
+	}
+	return b.String()
+}
+
+func (m Model) header() string {
+	s := &m.shown
+	sep := dimStyle.Render(" │ ")
+	// 1: the target and the connection.
+	parts := []string{titleStyle.Render("inspect-cli top"), "target " + s.Target}
+	if s.Process.GoVersion != "" {
+		parts = append(parts, s.Process.GoVersion)
+	}
+	if s.Process.GOMAXPROCS > 0 {
+		parts = append(parts, "GOMAXPROCS "+strconv.Itoa(s.Process.GOMAXPROCS))
+	}
+	var conn string
+	switch m.conn {
+	case Connected:
+		conn = goodStyle.Render("● connected")
+	case Reconnecting:
+		conn = badStyle.Render("○ reconnecting")
+		if m.retry > 0 {
+			conn += fmt.Sprintf(" (retry in %s)", roundDur(m.retry))
+		}
+	default:
+		conn = "○ connecting"
+	}
+	if m.missed > 0 {
+		conn += fmt.Sprintf(" missed %d", m.missed)
+	}
+	parts = append(parts, conn)
+	window := time.Duration(s.WindowNS)
+	if window == 0 {
+		window = m.cfg.Window
+	}
+	parts = append(parts, "window "+Dur(int64(window)))
+	parts = append(parts, fmt.Sprintf("notes %d", len(s.Notes)))
+	line1 := strings.Join(parts, sep)
+	if m.paused {
+		line1 = pausedStyle.Render(" PAUSED ") + " " + line1
+	}
+
+	// 2: the tasks by state, the sort and the filter.
+	counts := fmt.Sprintf("tasks %d", m.tasks.Total())
+	var st []string
+	for _, k := range []string{"running", "runnable", "waiting", "syscall"} {
+		st = append(st, stateStyles[k].Render(k)+" "+strconv.Itoa(m.tasks.byState[k]))
+	}
+	line2 := counts + " (" + strings.Join(st, ", ") + ")" + sep + "sort " + m.tasks.SortTitle()
+	if f := m.tasks.Filter(); f != "" {
+		line2 += sep + fmt.Sprintf("filter %q: %d of %d", f, m.tasks.Len(), m.tasks.Total())
+	}
+
+	// 3: the filter being typed, or the latest event.
+	var line3 string
+	switch {
+	case m.filtering:
+		line3 = "filter: /" + m.input + "█  (text or key=value; enter applies, esc clears)"
+	case m.conn == Reconnecting && m.connErr != nil:
+		line3 = badStyle.Render("disconnected: " + m.connErr.Error())
+	case m.status != "":
+		line3 = m.status
+	}
+
+	// 4: the views.
+	tabs := []struct {
+		v     viewID
+		label string
+	}{{viewTasks, "t tasks"}, {viewSites, "r sites"}, {viewFindings, fmt.Sprintf("f findings (%d)", len(s.Findings))}, {viewHelp, "? help"}}
+	var line4 []string
+	for _, t := range tabs {
+		l := " " + t.label + " "
+		if m.view == t.v || (t.v == viewTasks && m.view == viewDetail) {
+			l = tabStyle.Render(l)
+		}
+		line4 = append(line4, l)
+	}
+	hint := "  space pause  / filter  enter details  q quit"
+	if m.view == viewDetail {
+		hint = fmt.Sprintf("  task %d  esc back", m.detail.ID)
+	}
+	return strings.Join([]string{truncate(line1, m.width), truncate(line2, m.width), truncate(line3, m.width),
+		truncate(strings.Join(line4, " ")+dimStyle.Render(hint), m.width)}, "\n")
+}
+
+// roundDur rounds d for people: 4s, 250ms.
+func roundDur(d time.Duration) string {
+	if d >= time.Second {
+		return d.Round(time.Second).String()
+	}
+	return d.Round(time.Millisecond).String()
+}

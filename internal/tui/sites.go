@@ -1,0 +1,119 @@
+package tui
+
+import (
+	"strconv"
+	"strings"
+
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/inspectd/inspectd/internal/api"
+)
+
+// SitesModel is the wait sites table, tokio-console's resources: where
+// goroutines wait, how many now, for how long in the window, how often they
+// were woken and by whom.
+type SitesModel struct {
+	sites  []api.Site
+	cursor int
+	offset int
+	width  int
+	rows   int
+}
+
+// Set replaces the sites.
+func (m *SitesModel) Set(sites []api.Site) {
+	m.sites = sites
+	m.cursor = max(0, min(m.cursor, len(sites)-1))
+	m.scroll()
+}
+
+// SetSize sets the area the table may use.
+func (m *SitesModel) SetSize(width, height int) {
+	m.width, m.rows = width, max(1, height-1)
+	m.scroll()
+}
+
+func (m *SitesModel) scroll() {
+	if m.cursor < m.offset {
+		m.offset = m.cursor
+	}
+	if m.cursor >= m.offset+m.rows {
+		m.offset = m.cursor - m.rows + 1
+	}
+	m.offset = max(0, min(m.offset, len(m.sites)-m.rows))
+}
+
+// Update moves the cursor.
+func (m SitesModel) Update(msg tea.Msg) (SitesModel, tea.Cmd) {
+	k, ok := msg.(tea.KeyPressMsg)
+	if !ok {
+		return m, nil
+	}
+	switch {
+	case key.Matches(k, keys.Up):
+		m.cursor--
+	case key.Matches(k, keys.Down):
+		m.cursor++
+	case key.Matches(k, keys.PageUp):
+		m.cursor -= m.rows
+	case key.Matches(k, keys.PageDown):
+		m.cursor += m.rows
+	case key.Matches(k, keys.Home):
+		m.cursor = 0
+	case key.Matches(k, keys.End):
+		m.cursor = len(m.sites) - 1
+	}
+	m.cursor = max(0, min(m.cursor, len(m.sites)-1))
+	m.scroll()
+	return m, nil
+}
+
+var siteColumns = []struct {
+	title string
+	max   int
+	right bool
+}{{"Reason", 24, false}, {"Location", 50, false}, {"Waiting", 8, true}, {"Wait", 8, true}, {"Wakeups", 8, true}, {"Waker", 60, false}}
+
+// View renders the visible rows.
+func (m SitesModel) View() string {
+	if len(m.sites) == 0 {
+		return dimStyle.Render("no wait sites in the window")
+	}
+	end := min(len(m.sites), m.offset+m.rows)
+	cells := make([][]string, 0, end-m.offset)
+	widths := make([]int, len(siteColumns))
+	for c, col := range siteColumns {
+		widths[c] = textWidth(col.title)
+	}
+	for _, s := range m.sites[m.offset:end] {
+		row := []string{s.Reason, ShortFrame(s.Location), strconv.Itoa(s.Waiting), Dur(s.WaitNS),
+			strconv.FormatInt(s.Wakeups, 10), WakerFrame(s.Waker)}
+		for c, v := range row {
+			widths[c] = min(max(widths[c], textWidth(v)), siteColumns[c].max)
+		}
+		cells = append(cells, row)
+	}
+	var b strings.Builder
+	join := func(row []string) string {
+		parts := make([]string, len(row))
+		for c, v := range row {
+			parts[c] = pad(v, widths[c], siteColumns[c].right)
+		}
+		return truncate(strings.Join(parts, "  "), m.width)
+	}
+	head := make([]string, len(siteColumns))
+	for c, col := range siteColumns {
+		head[c] = col.title
+	}
+	b.WriteString(headStyle.Render(join(head)))
+	for r, row := range cells {
+		b.WriteByte('\n')
+		line := join(row)
+		if m.offset+r == m.cursor {
+			line = selectedStyle.Render(pad(line, m.width, false))
+		}
+		b.WriteString(line)
+	}
+	return b.String()
+}
