@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
@@ -178,7 +179,7 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 	defer c.mu.Unlock()
 	now := time.Now()
 	// Within the CPU budget, requests share the last snapshot.
-	if c.last != nil && c.last.window == window && now.Sub(c.last.at) < time.Duration(float64(c.buildCost)/c.opts.CPUBudget) {
+	if c.last != nil && c.last.window == window && now.Sub(c.last.at) < spacing(c.buildCost, c.opts.CPUBudget) {
 		return c.last, nil
 	}
 	if err := ctx.Err(); err != nil {
@@ -188,14 +189,14 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 	var notes []string
 	source := "trace"
 
-	if now.Sub(c.lastDump) >= time.Duration(float64(c.expectedDumpCost())/c.opts.DumpBudget) {
+	if now.Sub(c.lastDump) >= spacing(c.expectedDumpCost(), c.opts.DumpBudget) {
 		if c.lastLeakDue(now) {
 			c.readLeaks(now)
 		}
 		c.dump(now)
 		source += "+dump"
 	} else {
-		if now.Sub(c.lastProf) >= time.Duration(float64(c.profCost)/c.opts.CPUBudget) {
+		if now.Sub(c.lastProf) >= spacing(c.profCost, c.opts.CPUBudget) {
 			c.readProfile(now)
 		}
 		if c.profLabels != nil {
@@ -224,6 +225,17 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 	c.buildCost = time.Since(began)
 	c.last = &built{at: now, window: window, snap: snap, win: win}
 	return c.last, nil
+}
+
+// spacing is how long work that cost cost must wait before it runs again to
+// stay within share of the time. It saturates rather than overflow: a tiny
+// share means "practically never", not a negative wait.
+func spacing(cost time.Duration, share float64) time.Duration {
+	d := float64(cost) / share
+	if d >= math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return time.Duration(d)
 }
 
 // dumpNSPerGoroutine is what a dump costs per goroutine on a 2-core machine

@@ -197,3 +197,13 @@ func TestCollectorProfileLabels(t *testing.T) {
 		t.Errorf("%d of 5 never-dumped goroutines named old/parked from the profile's labels", n)
 	}
 }
+
+func TestSpacingSaturates(t *testing.T) {
+	if d := spacing(100*time.Millisecond, 0.25); d != 400*time.Millisecond {
+		t.Errorf("spacing(100ms, 0.25) = %v", d)
+	}
+	// 60ms at a budget of 1e-12 is far beyond any duration: never, not negative.
+	if d := spacing(60*time.Millisecond, 1e-12); d <= 0 {
+		t.Errorf("spacing overflowed to %v", d)
+	}
+}

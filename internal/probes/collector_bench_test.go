@@ -1,0 +1,787 @@
+package probes
+
+// Benchmarks of the in-process Collector against the project's targets: the
+// live snapshot's time, pauses and memory at 10k, 100k (and 1M) goroutines,
+// the full dump's stop-the-world cost and budget, the always-on flight
+// recorder's cost to a workload, and the CPU a watching client costs.
+// BENCHMARKS.md at the module root has the results and the commands.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime"
+	"runtime/metrics"
+	"runtime/pprof"
+	rtrace "runtime/trace"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/exp/trace"
+)
+
+// parkGoroutines starts n goroutines blocked on a channel receive, half of
+// them under pprof.Do labels, and returns a func that ends them.
+func parkGoroutines(n int) (release func()) {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(n)
+	ctx := context.Background()
+	for i := range n {
+		if i%2 == 0 {
+			go pprof.Do(ctx, pprof.Labels("workload", "bench", "role", "parked"), func(context.Context) {
+				defer wg.Done()
+				<-stop
+			})
+		} else {
+			go func() {
+				defer wg.Done()
+				<-stop
+			}()
+		}
+	}
+	return func() {
+		close(stop)
+		wg.Wait()
+	}
+}
+
+// pauseProbe reads the runtime's stop-the-world pause histograms (GC and
+// other), to tell the pauses that happened between mark and since.
+type pauseProbe struct {
+	samples []metrics.Sample
+	before  [][]uint64
+}
+
+func newPauseProbe() *pauseProbe {
+	p := &pauseProbe{samples: []metrics.Sample{
+		{Name: "/sched/pauses/total/gc:seconds"},
+		{Name: "/sched/pauses/total/other:seconds"},
+	}}
+	p.mark()
+	return p
+}
+
+func (p *pauseProbe) mark() {
+	metrics.Read(p.samples)
+	p.before = p.before[:0]
+	for _, s := range p.samples {
+		p.before = append(p.before, slices.Clone(s.Value.Float64Histogram().Counts))
+	}
+}
+
+// since returns the pauses since mark: their count, the upper bound of the
+// highest bucket that gained counts (the longest pause, over-estimated by at
+// most the bucket's width) and an estimate of their total (bucket
+// midpoints).
+func (p *pauseProbe) since() (n uint64, longest, total time.Duration) {
+	_, _, n, longest, total = p.sinceByClass()
+	return n, longest, total
+}
+
+// sinceByClass is since, with the longest GC and other pause apart.
+func (p *pauseProbe) sinceByClass() (gc, other time.Duration, n uint64, longest, total time.Duration) {
+	metrics.Read(p.samples)
+	for k, s := range p.samples {
+		h := s.Value.Float64Histogram()
+		for i, c := range h.Counts {
+			d := c - p.before[k][i]
+			if d == 0 {
+				continue
+			}
+			lo, hi := h.Buckets[i], h.Buckets[i+1]
+			if math.IsInf(hi, 1) {
+				hi = lo
+			}
+			lo = max(lo, 0) // the first bucket starts at -Inf
+			n += d
+			longest = max(longest, time.Duration(hi*1e9))
+			if k == 0 {
+				gc = max(gc, time.Duration(hi*1e9))
+			} else {
+				other = max(other, time.Duration(hi*1e9))
+			}
+			total += time.Duration(float64(d) * (lo + hi) / 2 * 1e9)
+		}
+	}
+	return gc, other, n, longest, total
+}
+
+// heapPeak samples the heap's live objects every 2ms until stopped, for the
+// highest value seen.
+type heapPeak struct {
+	stop chan struct{}
+	done chan uint64
+}
+
+func heapObjects() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+func startHeapPeak() *heapPeak {
+	h := &heapPeak{stop: make(chan struct{}), done: make(chan uint64)}
+	go func() {
+		peak := heapObjects()
+		t := time.NewTicker(2 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-h.stop:
+				h.done <- max(peak, heapObjects())
+				return
+			case <-t.C:
+				peak = max(peak, heapObjects())
+			}
+		}
+	}()
+	return h
+}
+
+func (h *heapPeak) end() uint64 {
+	close(h.stop)
+	return <-h.done
+}
+
+func liveHeap() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+const mb = 1 << 20
+
+// BenchmarkCollectorSnapshot builds the live snapshot (tasks with state,
+// wait reason and site, labels, window numbers) without a full dump, of a
+// program with 10k and 100k goroutines parked on channel receives, half of
+// them under pprof.Do labels (1M with PROBES_BENCH_1M=1: the process then
+// needs about 7 GB). Each count is measured twice: "fresh", 2.5s after the
+// recorder started, and "steady", once the recorder holds its full MinAge
+// of 10s (as a long-running program has it).
+//
+// ns/op is Snapshot alone. Per snapshot it reports the longest
+// stop-the-world pause seen during it (max-pause-ms, any cause, GC
+// included), the heap allocated (alloc-MB), the live heap's peak above its
+// level before the snapshot (peak-MB), the live heap after it with the
+// collector keeping the snapshot (heap-MB) and what the collector keeps
+// (kept-MB), the tasks and those labelled (from the goroutine profile,
+// read within Snapshot: profile-ms), and the breakdown of a second build
+// step by step: the flight recorder's WriteTo (write-ms), the trace
+// analysis (analyze-ms), the model with the runtime/metrics read
+// (model-ms) and that read alone (metrics-ms), with the trace's size,
+// events and generations, and the bare parse of the same bytes by
+// x/exp/trace (bare-parse-ms: NewReader and ReadEvent, the floor of the
+// analysis).
+//
+//	go test -run x -bench CollectorSnapshot -benchtime 5x -timeout 30m ./internal/probes
+func BenchmarkCollectorSnapshot(b *testing.B) {
+	counts := []int{10_000, 100_000}
+	if os.Getenv("PROBES_BENCH_1M") != "" {
+		counts = append(counts, 1_000_000)
+	}
+	for _, n := range counts {
+		b.Run(fmt.Sprintf("g=%dk", n/1000), func(b *testing.B) {
+			release := parkGoroutines(n)
+			defer release()
+			base := liveHeap()
+			// DumpBudget 1e-9: the first dump is due after 6us*n/1e-9, years.
+			// (1e-12 overflows time.Duration above ~1,500 goroutines and
+			// dumps every time.) CPUBudget 1e9: no snapshot is shared.
+			c, err := NewCollector(CollectorOptions{DumpBudget: 1e-9, CPUBudget: 1e9})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			started := time.Now()
+			for _, phase := range []struct {
+				name string
+				age  time.Duration
+			}{{"fresh", 2500 * time.Millisecond}, {"steady", 12 * time.Second}} {
+				time.Sleep(time.Until(started.Add(phase.age)))
+				b.Run(phase.name, func(b *testing.B) {
+					benchSnapshot(b, c, n, base)
+				})
+			}
+		})
+	}
+}
+
+func benchSnapshot(b *testing.B, c *Collector, n int, base uint64) {
+	const window = 2 * time.Second
+	ctx := context.Background()
+	pp := newPauseProbe()
+	var longest, longestGC, longestOther, profT, writeT, analyzeT, modelT, metricsT time.Duration
+	var labelled int
+	var bareT time.Duration
+	var gens int64
+	var alloc, peak uint64
+	var traceBytes, events int64
+	var tasks int
+	var ms0, ms1 runtime.MemStats
+	var buf bytes.Buffer
+	for b.Loop() {
+		b.StopTimer()
+		runtime.GC()
+		before := heapObjects()
+		runtime.ReadMemStats(&ms0)
+		hp := startHeapPeak()
+		pp.mark()
+		b.StartTimer()
+
+		snap, err := c.Snapshot(ctx, window)
+
+		b.StopTimer()
+		gcP, otherP, _, l, _ := pp.sinceByClass()
+		longestGC, longestOther = max(longestGC, gcP), max(longestOther, otherP)
+		p := hp.end()
+		runtime.ReadMemStats(&ms1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if strings.Contains(snap.Source, "dump") {
+			b.Fatalf("snapshot source %q: a dump was taken", snap.Source)
+		}
+		c.mu.Lock()
+		profT += c.profCost
+		c.mu.Unlock()
+		labelled = 0
+		for i := range snap.Tasks {
+			if snap.Tasks[i].Labels["workload"] == "bench" {
+				labelled++
+			}
+		}
+		if len(snap.Tasks) < n {
+			b.Fatalf("%d tasks, want >= %d: the window lacks goroutines", len(snap.Tasks), n)
+		}
+		longest = max(longest, l)
+		alloc += ms1.TotalAlloc - ms0.TotalAlloc
+		peak = max(peak, p-min(p, before))
+		tasks = len(snap.Tasks)
+
+		// The same build, step by step.
+		buf.Reset()
+		t0 := time.Now()
+		if _, err := c.fr.WriteTo(&buf); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		win, err := AnalyzeTrace(bytes.NewReader(buf.Bytes()), WindowOptions{Sites: true, Since: t0.Add(-window)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		ev, syncs := bareParse(b, buf.Bytes())
+		t2b := time.Now()
+		c.mu.Lock()
+		_ = c.model(win, t0)
+		c.mu.Unlock()
+		t3 := time.Now()
+		bareT += t2b.Sub(t2)
+		modelT += t3.Sub(t2b)
+		gens = syncs - 1
+		if ev != win.Events {
+			b.Fatalf("bare parse: %d events, analysis %d", ev, win.Events)
+		}
+		_ = ReadProcess()
+		t4 := time.Now()
+		writeT += t1.Sub(t0)
+		analyzeT += t2.Sub(t1)
+		metricsT += t4.Sub(t3)
+		traceBytes, events = int64(buf.Len()), win.Events
+		b.StartTimer()
+	}
+	b.StopTimer()
+	buf = bytes.Buffer{} // not counted in what the collector keeps
+	heap := liveHeap()
+	N := float64(b.N)
+	msOf := func(d time.Duration) float64 { return d.Seconds() * 1e3 / N }
+	b.ReportMetric(float64(longest.Microseconds())/1e3, "max-pause-ms")
+	b.ReportMetric(float64(longestGC.Microseconds())/1e3, "max-gc-pause-ms")
+	b.ReportMetric(float64(longestOther.Microseconds())/1e3, "max-other-pause-ms")
+	b.ReportMetric(float64(alloc)/N/mb, "alloc-MB")
+	b.ReportMetric(float64(peak)/mb, "peak-MB")
+	b.ReportMetric(float64(heap)/mb, "heap-MB")
+	b.ReportMetric(float64(int64(heap)-int64(base))/mb, "kept-MB")
+	b.ReportMetric(msOf(profT), "profile-ms")
+	b.ReportMetric(msOf(writeT), "write-ms")
+	b.ReportMetric(msOf(analyzeT), "analyze-ms")
+	b.ReportMetric(msOf(bareT), "bare-parse-ms")
+	b.ReportMetric(float64(gens), "generations")
+	b.ReportMetric(msOf(modelT), "model-ms")
+	b.ReportMetric(msOf(metricsT), "metrics-ms")
+	b.ReportMetric(float64(traceBytes)/mb, "trace-MB")
+	b.ReportMetric(float64(events), "events")
+	b.ReportMetric(float64(tasks), "tasks")
+	b.ReportMetric(float64(labelled), "labelled")
+}
+
+// bareParse reads every event of data and counts them and the syncs (one
+// per generation, and one at the end).
+func bareParse(b *testing.B, data []byte) (events, syncs int64) {
+	r, err := trace.NewReader(bytes.NewReader(data))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for {
+		ev, err := r.ReadEvent()
+		if err == io.EOF {
+			return events, syncs
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		events++
+		if ev.Kind() == trace.EventSync {
+			syncs++
+		}
+	}
+}
+
+// BenchmarkGCPause is the baseline for the pauses the snapshot benchmark
+// sees: the longest stop-the-world pause of a runtime.GC() with 100k
+// parked goroutines, with the flight recorder off and on.
+//
+//	go test -run x -bench GCPause -benchtime 10x ./internal/probes
+func BenchmarkGCPause(b *testing.B) {
+	release := parkGoroutines(100_000)
+	defer release()
+	for _, rec := range []bool{false, true} {
+		b.Run(fmt.Sprintf("recorder=%v", rec), func(b *testing.B) {
+			if rec {
+				fr := rtrace.NewFlightRecorder(rtrace.FlightRecorderConfig{MinAge: 10 * time.Second, MaxBytes: 64 << 20})
+				if err := fr.Start(); err != nil {
+					b.Fatal(err)
+				}
+				defer fr.Stop()
+				time.Sleep(1500 * time.Millisecond)
+			}
+			pp := newPauseProbe()
+			var longest time.Duration
+			for b.Loop() {
+				pp.mark()
+				runtime.GC()
+				_, l, _ := pp.since()
+				longest = max(longest, l)
+			}
+			b.ReportMetric(float64(longest.Microseconds())/1e3, "max-pause-ms")
+		})
+	}
+}
+
+// BenchmarkDumpStopTheWorld takes the full goroutine dump (runtime.Stack of
+// all goroutines, what Collector.dump does) of 10k and 100k parked
+// goroutines and reports its cost per goroutine, the longest
+// stop-the-world pause and the share of the call the world was stopped.
+//
+//	go test -run x -bench DumpStopTheWorld -benchtime 5x ./internal/probes
+func BenchmarkDumpStopTheWorld(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("g=%dk", n/1000), func(b *testing.B) {
+			release := parkGoroutines(n)
+			defer release()
+			buf := make([]byte, 2048*n)
+			pp := newPauseProbe()
+			var longest, paused time.Duration
+			var size int
+			for b.Loop() {
+				b.StopTimer()
+				runtime.GC()
+				pp.mark()
+				b.StartTimer()
+				size = runtime.Stack(buf, true)
+				b.StopTimer()
+				_, l, t := pp.since()
+				longest, paused = max(longest, l), paused+t
+				if size == len(buf) {
+					b.Fatal("dump cut: buffer too small")
+				}
+				b.StartTimer()
+			}
+			per := b.Elapsed().Seconds() / float64(b.N)
+			b.ReportMetric(per*1e9/float64(n), "ns/goroutine")
+			b.ReportMetric(float64(longest.Microseconds())/1e3, "max-pause-ms")
+			b.ReportMetric(paused.Seconds()/float64(b.N)/per, "stopped-share")
+			b.ReportMetric(float64(size)/float64(n), "B/goroutine")
+		})
+	}
+}
+
+// BenchmarkDumpBudget checks the collector's rule for full dumps: a client
+// asks for a snapshot every 100ms (each built anew, CPUBudget 1e9) for
+// PROBES_BENCH_BUDGET (default 30s) with PROBES_BENCH_BUDGET_N (default
+// 10,000) parked goroutines and the default DumpBudget (1%). It reports the
+// dumps taken and the share of wall time, counted from the collector's
+// start, the world was stopped: by the dumps' own measure (dump-share) and
+// by the runtime's pause histograms (stw-share, all pauses, GC included),
+// and the highest share seen at the end of any dump (worst-dump-share).
+//
+//	go test -run x -bench DumpBudget -benchtime 1x ./internal/probes
+func BenchmarkDumpBudget(b *testing.B) {
+	dur := 30 * time.Second
+	if s := os.Getenv("PROBES_BENCH_BUDGET"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		dur = d
+	}
+	n := 10_000
+	if s := os.Getenv("PROBES_BENCH_BUDGET_N"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n = v
+	}
+	release := parkGoroutines(n)
+	defer release()
+	var dumps int
+	var dumpT time.Duration
+	var stwShare, worst float64
+	for b.Loop() {
+		pp := newPauseProbe()
+		c, err := NewCollector(CollectorOptions{CPUBudget: 1e9})
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		dumps, dumpT, worst = 0, 0, 0
+		tick := time.NewTicker(100 * time.Millisecond)
+		for time.Since(start) < dur {
+			<-tick.C
+			snap, err := c.Snapshot(context.Background(), 2*time.Second)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if strings.Contains(snap.Source, "dump") {
+				dumps++
+				c.mu.Lock()
+				dumpT += c.dumpCost
+				c.mu.Unlock()
+				worst = max(worst, dumpT.Seconds()/time.Since(start).Seconds())
+				b.Logf("dump %d at %v: %v", dumps, time.Since(start).Round(time.Millisecond), c.dumpCost.Round(time.Millisecond))
+			}
+		}
+		tick.Stop()
+		elapsed := time.Since(start)
+		_, _, stw := pp.since()
+		c.Close()
+		stwShare = stw.Seconds() / elapsed.Seconds()
+		b.ReportMetric(dumpT.Seconds()/elapsed.Seconds(), "dump-share")
+	}
+	b.ReportMetric(float64(dumps), "dumps")
+	b.ReportMetric(stwShare, "stw-share")
+	b.ReportMetric(worst, "worst-dump-share")
+}
+
+// A throughput workload for the recorder's overhead: it runs until stop
+// and counts operations in ops (one padded counter per goroutine).
+type workload struct {
+	name  string
+	start func(stop <-chan struct{}, ops []paddedCount, wg *sync.WaitGroup) int
+}
+
+type paddedCount struct {
+	n atomic.Int64
+	_ [56]byte
+}
+
+// spin is a small piece of CPU work (~3ns per round).
+//
+//go:noinline
+func spin(rounds int) uint64 {
+	x := uint64(rounds)
+	for i := range rounds {
+		x = x*6364136223846793005 + uint64(i)
+		x ^= x >> 29
+	}
+	return x
+}
+
+var spinSink atomic.Uint64
+
+var workloads = []workload{
+	// 50 pairs of goroutines ping-ponging on unbuffered channels: every
+	// operation is two goroutine switches, the worst case for tracing.
+	{"pingpong", func(stop <-chan struct{}, ops []paddedCount, wg *sync.WaitGroup) int {
+		const pairs = 50
+		for p := range pairs {
+			ping, pong := make(chan int), make(chan int)
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						close(ping)
+						return
+					case ping <- 1:
+					}
+					<-pong
+					ops[p].n.Add(1)
+				}
+			})
+			wg.Go(func() {
+				for v := range ping {
+					pong <- v
+				}
+			})
+		}
+		return pairs
+	}},
+	// A worker pool: a producer hands tiny tasks (~1.5us of CPU each) over
+	// a buffered channel to 2*GOMAXPROCS workers.
+	{"pool", poolWorkload(500)},
+	// The same pool with tasks of ~50us of CPU each.
+	{"pool50us", poolWorkload(16_000)},
+}
+
+func poolWorkload(rounds int) func(stop <-chan struct{}, ops []paddedCount, wg *sync.WaitGroup) int {
+	return func(stop <-chan struct{}, ops []paddedCount, wg *sync.WaitGroup) int {
+		tasks := make(chan int, 256)
+		wg.Go(func() {
+			defer close(tasks)
+			for {
+				select {
+				case <-stop:
+					return
+				case tasks <- rounds:
+				}
+			}
+		})
+		workers := 2 * runtime.GOMAXPROCS(0)
+		for w := range workers {
+			wg.Go(func() {
+				var x uint64
+				for r := range tasks {
+					x += spin(r)
+					ops[w].n.Add(1)
+				}
+				spinSink.Add(x)
+			})
+		}
+		return workers
+	}
+}
+
+func countOps(ops []paddedCount) int64 {
+	var s int64
+	for i := range ops {
+		s += ops[i].n.Load()
+	}
+	return s
+}
+
+// BenchmarkRecorderOverhead runs a throughput workload (pingpong: 50 pairs
+// of goroutines on unbuffered channels; pool: a worker pool doing ~1.5us
+// tasks; pool50us: the same with ~50us tasks) continuously and measures its operations over rounds of
+// PROBES_BENCH_ROUND (default 2s) alternately with the probes off and on;
+// one iteration is one round of each, their order alternating. "recorder"
+// is the flight recorder with the collector's defaults (MinAge 10s,
+// MaxBytes 64 MiB); "collector" is a Collector with its defaults and a
+// client asking it for a snapshot (5s window) every second. The
+// parked=N variants add N goroutines parked on channels (present in both
+// rounds). It reports on/off: the throughput ratio over all rounds, and its
+// lowest and highest over single rounds.
+//
+//	go test -run x -bench RecorderOverhead -benchtime 5x -timeout 30m ./internal/probes
+func BenchmarkRecorderOverhead(b *testing.B) {
+	round := 2 * time.Second
+	if s := os.Getenv("PROBES_BENCH_ROUND"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		round = d
+	}
+	type variant struct {
+		wl     workload
+		probe  string
+		parked int
+	}
+	var vs []variant
+	for _, wl := range workloads {
+		for _, probe := range []string{"recorder", "collector"} {
+			vs = append(vs, variant{wl, probe, 0})
+		}
+	}
+	for _, wl := range workloads[1:] {
+		for _, parked := range []int{1_000, 10_000, 100_000} {
+			vs = append(vs, variant{wl, "recorder", parked})
+		}
+	}
+	for _, v := range vs {
+		name := v.wl.name + "/" + v.probe
+		if v.parked > 0 {
+			name += fmt.Sprintf("/parked=%dk", v.parked/1000)
+		}
+		b.Run(name, func(b *testing.B) {
+			if v.parked > 0 {
+				defer parkGoroutines(v.parked)()
+			}
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			ops := make([]paddedCount, 64)
+			v.wl.start(stop, ops, &wg)
+			defer func() {
+				close(stop)
+				wg.Wait()
+			}()
+			measure := func() float64 {
+				time.Sleep(300 * time.Millisecond) // settle
+				n0, t0 := countOps(ops), time.Now()
+				time.Sleep(round)
+				return float64(countOps(ops)-n0) / time.Since(t0).Seconds()
+			}
+			on := func() float64 {
+				switch v.probe {
+				case "recorder":
+					fr := rtrace.NewFlightRecorder(rtrace.FlightRecorderConfig{MinAge: 10 * time.Second, MaxBytes: 64 << 20})
+					if err := fr.Start(); err != nil {
+						b.Fatal(err)
+					}
+					defer fr.Stop()
+					return measure()
+				default:
+					c, err := NewCollector(CollectorOptions{})
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer c.Close()
+					done := make(chan struct{})
+					var cw sync.WaitGroup
+					cw.Go(func() {
+						t := time.NewTicker(time.Second)
+						defer t.Stop()
+						for {
+							if _, err := c.Snapshot(context.Background(), 5*time.Second); err != nil {
+								b.Error(err)
+							}
+							select {
+							case <-done:
+								return
+							case <-t.C:
+							}
+						}
+					})
+					defer func() {
+						close(done)
+						cw.Wait()
+					}()
+					return measure()
+				}
+			}
+			var sumOn, sumOff float64
+			lo, hi := 1e9, 0.0
+			i := 0
+			for b.Loop() {
+				var rOn, rOff float64
+				if i%2 == 0 {
+					rOff = measure()
+					rOn = on()
+				} else {
+					rOn = on()
+					rOff = measure()
+				}
+				i++
+				sumOn, sumOff = sumOn+rOn, sumOff+rOff
+				lo, hi = min(lo, rOn/rOff), max(hi, rOn/rOff)
+			}
+			b.ReportMetric(sumOn/sumOff, "on/off")
+			b.ReportMetric(lo, "min-on/off")
+			b.ReportMetric(hi, "max-on/off")
+			b.ReportMetric(sumOff/float64(i), "off-ops/s")
+		})
+	}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		panic(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkCollectorCPU measures the process's CPU time (user+system, as a
+// share of one core) with 10k parked goroutines for PROBES_BENCH_CPU
+// (default 10s): with no probe ("none"), with a Collector nobody asks
+// ("idle": the flight recorder alone), and with a client asking for a
+// snapshot (5s window) every 200ms ("watch", default CPUBudget 0.25). For
+// watch it also reports the snapshots built (the others were shared) and
+// the build time's share of the wall time.
+//
+//	go test -run x -bench CollectorCPU -benchtime 1x ./internal/probes
+func BenchmarkCollectorCPU(b *testing.B) {
+	dur := 10 * time.Second
+	if s := os.Getenv("PROBES_BENCH_CPU"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		dur = d
+	}
+	release := parkGoroutines(10_000)
+	defer release()
+	for _, mode := range []string{"none", "idle", "watch"} {
+		b.Run(mode, func(b *testing.B) {
+			var share, builds, buildShare float64
+			for b.Loop() {
+				var c *Collector
+				if mode != "none" {
+					var err error
+					if c, err = NewCollector(CollectorOptions{}); err != nil {
+						b.Fatal(err)
+					}
+					time.Sleep(time.Second) // the recorder's start-up
+				}
+				runtime.GC()
+				cpu0, t0 := cpuTime(), time.Now()
+				var buildT time.Duration
+				built := 0
+				if mode == "watch" {
+					tick := time.NewTicker(200 * time.Millisecond)
+					var last any
+					for time.Since(t0) < dur {
+						<-tick.C
+						snap, err := c.Snapshot(context.Background(), 5*time.Second)
+						if err != nil {
+							b.Fatal(err)
+						}
+						if any(snap) != last {
+							built++
+							c.mu.Lock()
+							buildT += c.buildCost
+							c.mu.Unlock()
+							last = snap
+						}
+					}
+					tick.Stop()
+				} else {
+					time.Sleep(dur)
+				}
+				wall := time.Since(t0)
+				share = (cpuTime() - cpu0).Seconds() / wall.Seconds()
+				builds = float64(built)
+				buildShare = buildT.Seconds() / wall.Seconds()
+				if c != nil {
+					c.Close()
+				}
+			}
+			b.ReportMetric(share, "cores")
+			if mode == "watch" {
+				b.ReportMetric(builds, "builds")
+				b.ReportMetric(buildShare, "build-share")
+			}
+		})
+	}
+}
