@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 )
 
@@ -57,4 +58,47 @@ func truncate(s string, w int) string {
 		return s
 	}
 	return ansi.Truncate(s, w, "…")
+}
+
+// list is the cursor and scroll offset of a table; the tasks and sites views
+// share it.
+type list struct {
+	cursor int // selected row
+	offset int // first visible row
+	rows   int // visible rows
+}
+
+// move applies a movement key to a table of n rows and reports whether k
+// was one.
+func (l *list) move(k tea.KeyPressMsg, n int) bool {
+	switch {
+	case key.Matches(k, keys.Up):
+		l.cursor--
+	case key.Matches(k, keys.Down):
+		l.cursor++
+	case key.Matches(k, keys.PageUp):
+		l.cursor -= l.rows
+	case key.Matches(k, keys.PageDown):
+		l.cursor += l.rows
+	case key.Matches(k, keys.Home):
+		l.cursor = 0
+	case key.Matches(k, keys.End):
+		l.cursor = n - 1
+	default:
+		return false
+	}
+	l.clamp(n)
+	return true
+}
+
+// clamp keeps the cursor on one of n rows and that row in view.
+func (l *list) clamp(n int) {
+	l.cursor = max(0, min(l.cursor, n-1))
+	if l.cursor < l.offset {
+		l.offset = l.cursor
+	}
+	if l.cursor >= l.offset+l.rows {
+		l.offset = l.cursor - l.rows + 1
+	}
+	l.offset = max(0, min(l.offset, n-l.rows))
 }

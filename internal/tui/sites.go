@@ -4,7 +4,6 @@ import (
 	"strconv"
 	"strings"
 
-	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/inspectd/inspectd/internal/api"
@@ -14,34 +13,21 @@ import (
 // goroutines wait, how many now, for how long in the window, how often they
 // were woken and by whom.
 type SitesModel struct {
-	sites  []api.Site
-	cursor int
-	offset int
-	width  int
-	rows   int
+	sites []api.Site
+	list
+	width int
 }
 
 // Set replaces the sites.
 func (m *SitesModel) Set(sites []api.Site) {
 	m.sites = sites
-	m.cursor = max(0, min(m.cursor, len(sites)-1))
-	m.scroll()
+	m.clamp(len(sites))
 }
 
 // SetSize sets the area the table may use.
 func (m *SitesModel) SetSize(width, height int) {
 	m.width, m.rows = width, max(1, height-1)
-	m.scroll()
-}
-
-func (m *SitesModel) scroll() {
-	if m.cursor < m.offset {
-		m.offset = m.cursor
-	}
-	if m.cursor >= m.offset+m.rows {
-		m.offset = m.cursor - m.rows + 1
-	}
-	m.offset = max(0, min(m.offset, len(m.sites)-m.rows))
+	m.clamp(len(m.sites))
 }
 
 // Update moves the cursor.
@@ -50,22 +36,7 @@ func (m SitesModel) Update(msg tea.Msg) (SitesModel, tea.Cmd) {
 	if !ok {
 		return m, nil
 	}
-	switch {
-	case key.Matches(k, keys.Up):
-		m.cursor--
-	case key.Matches(k, keys.Down):
-		m.cursor++
-	case key.Matches(k, keys.PageUp):
-		m.cursor -= m.rows
-	case key.Matches(k, keys.PageDown):
-		m.cursor += m.rows
-	case key.Matches(k, keys.Home):
-		m.cursor = 0
-	case key.Matches(k, keys.End):
-		m.cursor = len(m.sites) - 1
-	}
-	m.cursor = max(0, min(m.cursor, len(m.sites)-1))
-	m.scroll()
+	m.move(k, len(m.sites))
 	return m, nil
 }
 

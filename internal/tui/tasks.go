@@ -119,16 +119,14 @@ type TasksModel struct {
 	reverse bool
 	filter  string
 
-	cursor     int // index in order
-	offset     int // first visible row
+	list       // over order; rows is the height less the column header
 	selectedID int64
-	rows       int // visible rows (height less the column header)
 	width      int
 }
 
 // NewTasksModel returns an empty table sorted by id.
 func NewTasksModel() TasksModel {
-	return TasksModel{sortCol: idColumn, rows: 20, width: 120, byState: map[string]int{}}
+	return TasksModel{sortCol: idColumn, list: list{rows: 20}, width: 120, byState: map[string]int{}}
 }
 
 // Set replaces the tasks (kept, not copied) and recomputes the order,
@@ -162,7 +160,7 @@ func (m *TasksModel) Freeze() { m.all = slices.Clone(m.all) }
 // SetSize sets the area the table may use.
 func (m *TasksModel) SetSize(width, height int) {
 	m.width, m.rows = width, max(1, height-1)
-	m.scroll()
+	m.clamp(len(m.order))
 }
 
 // SetFilter sets the filter: text, or key=value of a label.
@@ -235,9 +233,8 @@ func (m *TasksModel) recompute() {
 			}
 		}
 	}
-	m.cursor = max(0, min(m.cursor, len(m.order)-1))
+	m.clamp(len(m.order))
 	m.remember()
-	m.scroll()
 }
 
 // sortItem is one task's sort key, id and index.
@@ -285,53 +282,27 @@ func (m *TasksModel) remember() {
 	}
 }
 
-func (m *TasksModel) scroll() {
-	if m.cursor < m.offset {
-		m.offset = m.cursor
-	}
-	if m.cursor >= m.offset+m.rows {
-		m.offset = m.cursor - m.rows + 1
-	}
-	m.offset = max(0, min(m.offset, len(m.order)-m.rows))
-}
-
 // Update handles the table's keys: moving and sorting.
 func (m TasksModel) Update(msg tea.Msg) (TasksModel, tea.Cmd) {
 	k, ok := msg.(tea.KeyPressMsg)
 	if !ok {
 		return m, nil
 	}
+	if m.move(k, len(m.order)) {
+		m.remember()
+		return m, nil
+	}
 	switch {
-	case key.Matches(k, keys.Up):
-		m.cursor--
-	case key.Matches(k, keys.Down):
-		m.cursor++
-	case key.Matches(k, keys.PageUp):
-		m.cursor -= m.rows
-	case key.Matches(k, keys.PageDown):
-		m.cursor += m.rows
-	case key.Matches(k, keys.Home):
-		m.cursor = 0
-	case key.Matches(k, keys.End):
-		m.cursor = len(m.order) - 1
 	case key.Matches(k, keys.SortLeft):
 		m.sortCol = (m.sortCol + len(taskColumns) - 1) % len(taskColumns)
-		m.recompute()
-		return m, nil
 	case key.Matches(k, keys.SortRight):
 		m.sortCol = (m.sortCol + 1) % len(taskColumns)
-		m.recompute()
-		return m, nil
 	case key.Matches(k, keys.Reverse):
 		m.reverse = !m.reverse
-		m.recompute()
-		return m, nil
 	default:
 		return m, nil
 	}
-	m.cursor = max(0, min(m.cursor, len(m.order)-1))
-	m.remember()
-	m.scroll()
+	m.recompute()
 	return m, nil
 }
 
