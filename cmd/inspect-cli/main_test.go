@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -197,6 +199,45 @@ func TestCLIAgainstDaemon(t *testing.T) {
 		}
 		if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
 			t.Errorf("%s does not start with the gzip magic: % x", file, b[:min(len(b), 8)])
+		}
+	})
+	t.Run("profile --web", func(t *testing.T) {
+		// The UI serves until interrupted: run it in the background, read
+		// the printed URL, fetch the flame graph, then interrupt.
+		file := filepath.Join(t.TempDir(), "goroutine.pb.gz")
+		ctx, cancel := context.WithCancel(context.Background())
+		pr, pw := io.Pipe()
+		var errs strings.Builder
+		done := make(chan int, 1)
+		go func() {
+			done <- run(ctx, []string{"profile", "goroutine", addr, "-o", file, "--web"}, pw, &errs)
+			pw.Close()
+		}()
+		sc := bufio.NewScanner(pr)
+		var url string
+		for sc.Scan() {
+			if u, ok := strings.CutPrefix(sc.Text(), "flame graph: "); ok {
+				url, _, _ = strings.Cut(u, " ")
+				break
+			}
+		}
+		go io.Copy(io.Discard, pr)
+		if url == "" {
+			cancel()
+			t.Fatalf("no flame graph URL printed; exit %d: %s", <-done, errs.String())
+		}
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), "runBlockingLock") {
+			t.Errorf("GET %s: %d, flame graph without the workload's functions (%d bytes)", url, resp.StatusCode, len(body))
+		}
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("exit %d after interrupt: %s", code, errs.String())
 		}
 	})
 	t.Run("trace", func(t *testing.T) {

@@ -4,13 +4,18 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/google/pprof/profile"
 	"github.com/spf13/cobra"
+
+	"github.com/inspectd/inspectd/internal/pprofui"
 )
 
 // profiles are the profiles `profile` downloads, with their default duration
@@ -42,6 +47,7 @@ func newProfileCmd(e *env) *cobra.Command {
 	var (
 		seconds int
 		out     string
+		web     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "profile " + profileNames() + " [target]",
@@ -54,10 +60,15 @@ file, and prints the command that opens it: go tool pprof -http : FILE.
 goroutine, mutex and block give the current profile by default, and with N a
 delta profile over N seconds. goroutineleak forces a full GC on the target.
 While it waits, a progress line on stderr shows the seconds and bytes received.
-The default file name is <name>-<time>.pb.gz.`,
+The default file name is <name>-<time>.pb.gz.
+
+--web then serves pprof's web UI for the profile on a loopback port, prints
+the flame graph's URL and serves until interrupted (ctrl-c): the same UI as
+go tool pprof -http, and as the daemon's /ui/.`,
 		Example: `  inspect-cli profile cpu --seconds 10
   inspect-cli profile heap -o heap.pb.gz
   inspect-cli profile fgprof http://service:6060 --seconds 30
+  inspect-cli profile mutex --seconds 5 --web
   go tool pprof -http : heap.pb.gz`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -96,9 +107,13 @@ The default file name is <name>-<time>.pb.gz.`,
 			if err != nil {
 				return err
 			}
-			return written(cmd, e, out, n, "go tool pprof -http : "+out)
+			if err := written(cmd, e, out, n, "go tool pprof -http : "+out); err != nil || !web {
+				return err
+			}
+			return serveWeb(cmd, out)
 		},
 	}
+	cmd.Flags().BoolVar(&web, "web", false, "then serve pprof's web UI for it on a loopback port until interrupted")
 	cmd.Flags().IntVar(&seconds, "seconds", 0, "profile duration in seconds (cpu, fgprof: default 10; others: 0, the current profile)")
 	cmd.Flags().StringVarP(&out, "out", "o", "", "file to write (default <name>-<time>.pb.gz)")
 	return cmd
@@ -268,4 +283,44 @@ func forSeconds(secs int) string {
 		return ""
 	}
 	return fmt.Sprintf(" for %ds", secs)
+}
+
+// serveWeb serves pprof's web UI for the profile in file on 127.0.0.1 until
+// the command's context ends.
+func serveWeb(cmd *cobra.Command, file string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return failf(2, "%v", err)
+	}
+	p, err := profile.Parse(f)
+	f.Close()
+	if err != nil {
+		return failf(2, "%s: %v", file, err)
+	}
+	handlers, err := pprofui.Handlers(p, "", slog.New(slog.DiscardHandler))
+	if err != nil {
+		return failf(2, "pprof web UI: %v", err)
+	}
+	mux := http.NewServeMux()
+	for path, h := range handlers {
+		mux.Handle(path, h)
+	}
+	mux.Handle("/{$}", http.RedirectHandler("/flamegraph", http.StatusSeeOther))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return failf(2, "pprof web UI: %v", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(cmd.OutOrStdout(), "flame graph: http://%s/flamegraph (ctrl-c to stop)\n", ln.Addr())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return failf(2, "pprof web UI: %v", err)
+	case <-cmd.Context().Done():
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	srv.Shutdown(ctx)
+	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
@@ -17,8 +16,9 @@ import (
 	"time"
 
 	"github.com/felixge/fgprof"
-	"github.com/google/pprof/driver"
 	"github.com/google/pprof/profile"
+
+	"github.com/inspectd/inspectd/internal/pprofui"
 )
 
 // The embedded pprof web UI: GET /ui/{type}?seconds=N&tagfocus=k=v captures a
@@ -66,10 +66,6 @@ type uiSession struct {
 type ui struct {
 	log *slog.Logger
 	cpu http.Handler
-
-	// driverMu serialises driver.PProf: it sets package-level state of the
-	// pprof driver (its current configuration).
-	driverMu sync.Mutex
 
 	mu       sync.Mutex
 	next     int
@@ -164,7 +160,7 @@ func (u *ui) capture(w http.ResponseWriter, r *http.Request) {
 		// later sessions set.
 		p.FilterSamplesByTag(match, nil)
 	}
-	handlers, err := u.open(p, tagfocus)
+	handlers, err := pprofui.Handlers(p, tagfocus, u.log)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, fmt.Sprintf("pprof web UI: %v", err))
 		return
@@ -211,45 +207,6 @@ func (u *ui) take(r *http.Request, kind string, seconds int) (*profile.Profile, 
 		return nil, fmt.Errorf("profile larger than %d bytes", maxProfileBytes)
 	}
 	return profile.Parse(&cw.buf)
-}
-
-// open runs the pprof driver on p as `pprof -http` would, keeping the
-// handlers it registers instead of starting a server.
-func (u *ui) open(p *profile.Profile, tagfocus string) (map[string]http.Handler, error) {
-	u.driverMu.Lock()
-	defer u.driverMu.Unlock()
-	var handlers map[string]http.Handler
-	out := &driverUI{log: u.log}
-	err := driver.PProf(&driver.Options{
-		Flagset: &driverFlags{
-			args: []string{"inspectd"},
-			values: map[string]string{
-				"http":       "127.0.0.1:1", // a port is named so the driver binds nothing
-				"no_browser": "true",
-				"symbolize":  "none", // the runtime's profiles are symbolized already
-				"tagfocus":   tagfocus,
-			},
-		},
-		Fetch: profileFetcher{p},
-		UI:    out,
-		HTTPServer: func(args *driver.HTTPServerArgs) error {
-			handlers = args.Handlers
-			return nil
-		},
-	})
-	if err != nil {
-		if msg := strings.TrimSpace(out.errs.String()); msg != "" {
-			err = fmt.Errorf("%w: %s", err, msg)
-		}
-		return nil, err
-	}
-	if handlers == nil {
-		return nil, errors.New("the driver registered no handlers")
-	}
-	// Saving configurations would write to the daemon's home directory.
-	delete(handlers, "/saveconfig")
-	delete(handlers, "/deleteconfig")
-	return handlers, nil
 }
 
 func (u *ui) serveSession(w http.ResponseWriter, r *http.Request) {
@@ -334,81 +291,3 @@ func (c *captureWriter) Write(p []byte) (int, error) {
 	}
 	return c.buf.Write(p)
 }
-
-// profileFetcher hands the driver the captured profile.
-type profileFetcher struct{ p *profile.Profile }
-
-func (f profileFetcher) Fetch(string, time.Duration, time.Duration) (*profile.Profile, string, error) {
-	return f.p, "", nil
-}
-
-// driverUI is the driver's terminal: nothing is read, messages are logged.
-type driverUI struct {
-	log  *slog.Logger
-	errs bytes.Buffer
-}
-
-func (d *driverUI) ReadLine(string) (string, error) { return "", io.EOF }
-func (d *driverUI) Print(args ...any)               { d.log.Debug("pprof driver", "msg", fmt.Sprint(args...)) }
-func (d *driverUI) PrintErr(args ...any) {
-	fmt.Fprintln(&d.errs, args...)
-	d.log.Debug("pprof driver", "err", fmt.Sprint(args...))
-}
-func (d *driverUI) IsTerminal() bool                    { return false }
-func (d *driverUI) WantBrowser() bool                   { return false }
-func (d *driverUI) SetAutoComplete(func(string) string) {}
-
-// driverFlags is the driver's command line: every flag takes its default
-// unless values names it.
-type driverFlags struct {
-	args   []string
-	values map[string]string
-	extra  []string
-}
-
-func (f *driverFlags) Bool(name string, def bool, _ string) *bool {
-	v := def
-	if s, ok := f.values[name]; ok {
-		v, _ = strconv.ParseBool(s)
-	}
-	return &v
-}
-
-func (f *driverFlags) Int(name string, def int, _ string) *int {
-	v := def
-	if s, ok := f.values[name]; ok {
-		v, _ = strconv.Atoi(s)
-	}
-	return &v
-}
-
-func (f *driverFlags) Float64(name string, def float64, _ string) *float64 {
-	v := def
-	if s, ok := f.values[name]; ok {
-		v, _ = strconv.ParseFloat(s, 64)
-	}
-	return &v
-}
-
-func (f *driverFlags) String(name string, def string, _ string) *string {
-	v := def
-	if s, ok := f.values[name]; ok {
-		v = s
-	}
-	return &v
-}
-
-func (f *driverFlags) StringList(name string, def string, _ string) *[]*string {
-	v := def
-	if s, ok := f.values[name]; ok {
-		v = s
-	}
-	if v == "" {
-		return &[]*string{}
-	}
-	return &[]*string{&v}
-}
-
-func (f *driverFlags) ExtraUsage() string      { return strings.Join(f.extra, "\n") }
-func (f *driverFlags) AddExtraUsage(eu string) { f.extra = append(f.extra, eu) }
-func (f *driverFlags) Parse(func()) []string   { return f.args }
