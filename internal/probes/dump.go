@@ -782,16 +782,10 @@ func (p *dumpParser) header(line []byte, g *Goroutine) string {
 		}
 	}
 	if lab { // Go 1.26 " labels:{...}]"
-		i += len(" labels:")
-		end, ok := dumpScanLabels(line, i)
-		if !ok {
-			return "unterminated labels"
-		}
-		m, msg := p.labelSet(line[i:end])
+		end, msg := p.headerLabels(line, i+len(" labels:"), g)
 		if msg != "" {
 			return msg
 		}
-		g.Labels = m
 		i = end
 		if i >= len(line) || line[i] != ']' {
 			return "no ']' after labels"
@@ -800,16 +794,10 @@ func (p *dumpParser) header(line []byte, g *Goroutine) string {
 	i++ // past ']'
 	// Go 1.27: " {k: v, ...}"
 	if i+1 < len(line) && line[i] == ' ' && line[i+1] == '{' {
-		i++
-		end, ok := dumpScanLabels(line, i)
-		if !ok {
-			return "unterminated labels"
-		}
-		m, msg := p.labelSet(line[i:end])
+		end, msg := p.headerLabels(line, i+1, g)
 		if msg != "" {
 			return msg
 		}
-		g.Labels = m
 		i = end
 	}
 	if i >= len(line) || line[i] != ':' || len(bytes.TrimRight(line[i+1:], " ")) != 0 {
@@ -825,6 +813,21 @@ func (p *dumpParser) header(line []byte, g *Goroutine) string {
 // dumpScanItem returns the end of the status item at i: the index of the next ','
 // or ']', or of " labels:{" (then lab is true). It returns len(line) if there
 // is none.
+// headerLabels reads the label set that starts at line[i] (either format)
+// into g and returns where it ends, or a message saying what was wrong.
+func (p *dumpParser) headerLabels(line []byte, i int, g *Goroutine) (int, string) {
+	end, ok := dumpScanLabels(line, i)
+	if !ok {
+		return 0, "unterminated labels"
+	}
+	m, msg := p.labelSet(line[i:end])
+	if msg != "" {
+		return 0, msg
+	}
+	g.Labels = m
+	return end, ""
+}
+
 func dumpScanItem(line []byte, i int) (end int, lab bool) {
 	j := i
 	for j < len(line) && line[j] != ',' && line[j] != ']' {

@@ -130,6 +130,18 @@ func reportEvents(b *testing.B, events int64) {
 	b.ReportMetric(b.Elapsed().Seconds()*1e9/float64(events)/float64(b.N), "ns/event")
 }
 
+// analyzeCases are the analyses the benchmarks compare with the bare parse:
+// with and without sites, parsing on the analysing goroutine or a second one.
+var analyzeCases = []struct {
+	name string
+	opts WindowOptions
+}{
+	{"stats", WindowOptions{}},
+	{"sites", WindowOptions{Sites: true}},
+	{"stats-parallel", WindowOptions{Parallel: true}},
+	{"sites-parallel", WindowOptions{Sites: true, Parallel: true}},
+}
+
 // BenchmarkReadEventBare is the floor: what parsing the ping-pong trace
 // costs without any analysis. Compare BenchmarkAnalyzeTrace's MB/s with it.
 func BenchmarkReadEventBare(b *testing.B) {
@@ -148,15 +160,7 @@ func BenchmarkReadEventBare(b *testing.B) {
 // with and without sites, all on one goroutine (the default) or parsing on
 // a second one ("-parallel").
 func BenchmarkAnalyzeTrace(b *testing.B) {
-	for _, bc := range []struct {
-		name string
-		opts WindowOptions
-	}{
-		{"stats", WindowOptions{}},
-		{"sites", WindowOptions{Sites: true}},
-		{"stats-parallel", WindowOptions{Parallel: true}},
-		{"sites-parallel", WindowOptions{Sites: true, Parallel: true}},
-	} {
+	for _, bc := range analyzeCases {
 		b.Run(bc.name, func(b *testing.B) {
 			data := pingPongTrace(b)
 			b.SetBytes(int64(len(data)))
@@ -223,15 +227,7 @@ func BenchmarkReadEventBareParked(b *testing.B) {
 // parse ("speed-ratio", the target is >= 0.8): alternating makes the ratio
 // robust to a machine whose load changes.
 func BenchmarkAnalyzeVsBare(b *testing.B) {
-	for _, bc := range []struct {
-		name string
-		opts WindowOptions
-	}{
-		{"stats", WindowOptions{}},
-		{"sites", WindowOptions{Sites: true}},
-		{"stats-parallel", WindowOptions{Parallel: true}},
-		{"sites-parallel", WindowOptions{Sites: true, Parallel: true}},
-	} {
+	for _, bc := range analyzeCases {
 		b.Run(bc.name, func(b *testing.B) {
 			data := pingPongTrace(b)
 			b.SetBytes(int64(len(data)))
