@@ -18,6 +18,9 @@ type TaskStats struct {
 	SyscallNS    int64 `json:"syscall_ns"` // in a system call
 	Polls        int64 `json:"polls"`      // times it was scheduled onto a thread
 	LongestRunNS int64 `json:"longest_run_ns"`
+	// LongestStretchNS is the longest time on CPU between two waits or
+	// yields: runs split only by preemption add up.
+	LongestStretchNS int64 `json:"longest_stretch_ns"`
 	// IdleByReason splits IdleNS by wait reason ("chan receive", "sync.Mutex.Lock", ...).
 	IdleByReason map[string]int64 `json:"idle_by_reason,omitempty"`
 }

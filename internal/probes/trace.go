@@ -127,6 +127,10 @@ type GoStats struct {
 
 	Polls      int64 // times it was scheduled (runnable -> running)
 	LongestRun int64 // longest uninterrupted stretch of running
+	// LongestStretch is the longest time on CPU between two waits: runs
+	// split only by preemption add up, so a loop that never blocks shows
+	// whole however often the scheduler preempts it (every 10ms).
+	LongestStretch int64
 	// RunTimes are the durations of its runs and SchedDelays those of its
 	// runnable stretches (the time from ready to running); an interval cut
 	// by the window's start or end counts clipped. Nil when there were none.
@@ -158,13 +162,14 @@ func (g *GoStats) IdleFor(reason string) int64 {
 // TaskStats converts g's numbers to the wire form.
 func (g *GoStats) TaskStats() api.TaskStats {
 	ts := api.TaskStats{
-		TotalNS:      g.Total,
-		BusyNS:       g.Busy,
-		SchedNS:      g.Sched,
-		IdleNS:       g.Idle,
-		SyscallNS:    g.Syscall,
-		Polls:        g.Polls,
-		LongestRunNS: g.LongestRun,
+		TotalNS:          g.Total,
+		BusyNS:           g.Busy,
+		SchedNS:          g.Sched,
+		IdleNS:           g.Idle,
+		SyscallNS:        g.Syscall,
+		Polls:            g.Polls,
+		LongestRunNS:     g.LongestRun,
+		LongestStretchNS: g.LongestStretch,
 	}
 	if len(g.IdleByReason) > 0 {
 		ts.IdleByReason = make(map[string]int64, len(g.IdleByReason))
@@ -509,6 +514,7 @@ type goState struct {
 
 	busy, sched, idle, syscall int64
 	polls, longest             int64
+	stretch, longestStretch    int64 // on-CPU time since the last wait, and its longest
 	runs, delays               *Hist
 	idle0                      reasonNS    // idle time by reason: the first reason inline,
 	idleMore                   []reasonNS  // the others here (most goroutines wait for one reason)
@@ -674,6 +680,10 @@ func (b *WindowBuilder) transition(ev *trace.Event, st *trace.StateTransition, t
 	}
 	g.state = to
 	g.since = since
+	if to == trace.GoWaiting || to == trace.GoSyscall || (to == trace.GoRunnable && from == trace.GoRunning && st.Reason != "preempted") {
+		// A wait or a yield ends the stretch; a preemption does not.
+		g.stretch = 0
+	}
 	if st.Stack != trace.NoStack {
 		g.stack = st.Stack
 		if g.first == trace.NoStack {
@@ -767,6 +777,8 @@ func (b *WindowBuilder) close(g *goState, t trace.Time, to trace.GoState) {
 	case trace.GoRunning:
 		g.busy += d
 		g.longest = max(g.longest, d)
+		g.stretch += d
+		g.longestStretch = max(g.longestStretch, g.stretch)
 		if g.runs == nil {
 			g.runs = new(Hist)
 		}
@@ -1193,7 +1205,7 @@ func (b *WindowBuilder) Finalize() *Window {
 		}
 		gs.Total = int64(end - max(g.created, start))
 		gs.Busy, gs.Sched, gs.Idle, gs.Syscall = g.busy, g.sched, g.idle, g.syscall
-		gs.Polls, gs.LongestRun = g.polls, g.longest
+		gs.Polls, gs.LongestRun, gs.LongestStretch = g.polls, g.longest, g.longestStretch
 		gs.RunTimes, gs.SchedDelays = g.runs, g.delays
 		if g.idle > 0 {
 			n := len(idleBy)

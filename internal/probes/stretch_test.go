@@ -1,0 +1,78 @@
+package probes
+
+import (
+	"bytes"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// A loop that never blocks shows as one long stretch on CPU, however often
+// the scheduler preempts it; a loop that yields or blocks after every bit
+// of work shows short stretches. This is what tells tokio-console's
+// "never yielded" apart in Go, where a 10ms preemption cuts every run.
+func TestWindowLongestStretch(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	var stop atomic.Bool
+	longID, yieldID, sleepID := make(chan int64, 1), make(chan int64, 1), make(chan int64, 1)
+	go func() { // computes for 300ms, with another goroutine competing for its P
+		longID <- curGoID()
+		time.Sleep(50 * time.Millisecond)
+		traceSpin(300 * time.Millisecond)
+	}()
+	go func() { // yields after every bit of work
+		yieldID <- curGoID()
+		for !stop.Load() {
+			traceSpin(50 * time.Microsecond)
+			runtime.Gosched()
+		}
+	}()
+	go func() { // blocks after every bit of work
+		sleepID <- curGoID()
+		for !stop.Load() {
+			traceSpin(50 * time.Microsecond)
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+	long, yielder, sleeper := <-longID, <-yieldID, <-sleepID
+	data := recordTrace(t, func() { time.Sleep(500 * time.Millisecond) })
+	stop.Store(true)
+	w, err := AnalyzeTrace(bytes.NewReader(data), WindowOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := w.Goroutines[long]
+	if g == nil {
+		t.Fatal("the long loop is not in the window")
+	}
+	t.Logf("long loop: longest run %v, longest stretch %v", time.Duration(g.LongestRun), time.Duration(g.LongestStretch))
+	if g.LongestStretch < int64(200*time.Millisecond) {
+		t.Errorf("longest stretch of a 300ms loop: %v, want >= 200ms", time.Duration(g.LongestStretch))
+	}
+	if g.LongestStretch < g.LongestRun {
+		t.Errorf("longest stretch %v below the longest run %v", time.Duration(g.LongestStretch), time.Duration(g.LongestRun))
+	}
+	for name, id := range map[string]int64{"yielding": yielder, "sleeping": sleeper} {
+		g := w.Goroutines[id]
+		if g == nil {
+			t.Fatalf("the %s loop is not in the window", name)
+		}
+		if g.LongestStretch > int64(20*time.Millisecond) {
+			t.Errorf("%s loop: longest stretch %v, want short", name, time.Duration(g.LongestStretch))
+		}
+	}
+}
+
+// traceSpin computes for d without blocking.
+func traceSpin(d time.Duration) {
+	x := uint64(1)
+	for start := time.Now(); time.Since(start) < d; {
+		for range 1000 {
+			x = x*6364136223846793005 + 1
+		}
+	}
+	sink.Add(x)
+}
+
+var sink atomic.Uint64
