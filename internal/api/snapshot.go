@@ -21,6 +21,9 @@ type TaskStats struct {
 	// LongestStretchNS is the longest time on CPU between two waits or
 	// yields: runs split only by preemption add up.
 	LongestStretchNS int64 `json:"longest_stretch_ns"`
+	// InStateNS is how long the task has been in its current state, as far
+	// as the window shows (at most its length).
+	InStateNS int64 `json:"in_state_ns"`
 	// IdleByReason splits IdleNS by wait reason ("chan receive", "sync.Mutex.Lock", ...).
 	IdleByReason map[string]int64 `json:"idle_by_reason,omitempty"`
 }

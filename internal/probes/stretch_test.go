@@ -76,3 +76,34 @@ func traceSpin(d time.Duration) {
 }
 
 var sink atomic.Uint64
+
+// InState tells how long a goroutine has been where it is: a goroutine
+// blocked before the window shows the whole window, one that blocked 300ms
+// before its end about 300ms.
+func TestWindowInState(t *testing.T) {
+	oldID, newID := make(chan int64, 1), make(chan int64, 1)
+	block, block2 := make(chan struct{}), make(chan struct{})
+	defer close(block)
+	defer close(block2)
+	go func() { oldID <- curGoID(); <-block }()
+	old := <-oldID
+	data := recordTrace(t, func() {
+		time.Sleep(200 * time.Millisecond)
+		go func() { newID <- curGoID(); <-block2 }()
+		time.Sleep(300 * time.Millisecond)
+	})
+	w, err := AnalyzeTrace(bytes.NewReader(data), WindowOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, n := w.Goroutines[old], w.Goroutines[<-newID]
+	if g == nil || n == nil {
+		t.Fatal("blocked goroutines not in the window")
+	}
+	if g.InState != g.Total {
+		t.Errorf("blocked since before the window: in state %v, want the window %v", time.Duration(g.InState), time.Duration(g.Total))
+	}
+	if n.InState < int64(250*time.Millisecond) || n.InState > int64(450*time.Millisecond) {
+		t.Errorf("blocked for about 300ms: in state %v", time.Duration(n.InState))
+	}
+}

@@ -106,6 +106,9 @@ type GoStats struct {
 	// ReasonInferred says the trace recorded no reason for this wait (it
 	// began before the window) and WaitReason was read off the stack.
 	ReasonInferred bool
+	// InState is how long the goroutine has been in State at the end of
+	// the window, as far as the window shows (at most its length).
+	InState int64
 	// Stack is the latest stack the trace recorded for the goroutine, top
 	// first: where it waits, or where it last blocked, yielded, entered a
 	// system call, woke or created a goroutine. Shared: read-only.
@@ -170,6 +173,7 @@ func (g *GoStats) TaskStats() api.TaskStats {
 		Polls:            g.Polls,
 		LongestRunNS:     g.LongestRun,
 		LongestStretchNS: g.LongestStretch,
+		InStateNS:        g.InState,
 	}
 	if len(g.IdleByReason) > 0 {
 		ts.IdleByReason = make(map[string]int64, len(g.IdleByReason))
@@ -1188,6 +1192,7 @@ func (b *WindowBuilder) Finalize() *Window {
 			end = g.ended
 			gs.Exited = true
 		} else {
+			gs.InState = int64(b.end - max(g.since, start))
 			b.close(g, b.end, trace.GoUndetermined)
 			g.since = b.end
 			gs.State = stateOfTrace(g.state)
