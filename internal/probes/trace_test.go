@@ -1130,3 +1130,181 @@ func TestGenerateTraceFixtures(t *testing.T) {
 		t.Logf("%s: %d bytes", p, len(b))
 	}
 }
+
+// With Since, AnalyzeTrace leaves out the generations that ended before
+// the one before the window, and gives the same window as a parse of the
+// whole trace: the kept generations' status events tell every goroutine's
+// state at the window's start, and why it waits. Only the creation of
+// goroutines created before them is lost.
+func TestAnalyzeTraceSinceSkipsGenerations(t *testing.T) {
+	fr := rtrace.NewFlightRecorder(rtrace.FlightRecorderConfig{MinAge: 10 * time.Second})
+	if err := fr.Start(); err != nil {
+		t.Skipf("flight recorder: %v", err)
+	}
+	defer fr.Stop()
+	stop := make(chan struct{})
+	ids := make(chan int64, 1)
+	go traceSleeper(ids, stop)
+	<-ids
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				mu.Lock()
+				spin(20_000)
+				mu.Unlock()
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+	// Each WriteTo starts a generation: six of about 80ms.
+	var bounds []time.Time
+	for range 6 {
+		time.Sleep(80 * time.Millisecond)
+		bounds = append(bounds, time.Now())
+		if _, err := fr.WriteTo(io.Discard); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(80 * time.Millisecond)
+	var buf bytes.Buffer
+	if _, err := fr.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	wg.Wait()
+	data := buf.Bytes()
+
+	// The whole trace, without leaving anything out.
+	whole := func(since time.Time) *Window {
+		r, err := trace.NewReader(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := NewWindowBuilder(WindowOptions{Sites: true, Since: since})
+		for {
+			ev, err := r.ReadEvent()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Event(&ev)
+		}
+		return b.Finalize()
+	}
+	all := whole(time.Time{})
+	for _, c := range []struct {
+		name  string
+		since time.Time
+		skip  bool
+	}{
+		{"before the trace", time.Now().Add(-time.Hour), false},
+		{"in the second generation", bounds[0].Add(40 * time.Millisecond), false},
+		{"mid-generation", bounds[3].Add(-40 * time.Millisecond), true},
+		{"just after a boundary", bounds[3].Add(time.Millisecond), true},
+		{"in the last generation", bounds[5].Add(40 * time.Millisecond), true},
+		{"after the trace", time.Now().Add(time.Hour), true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			want := whole(c.since)
+			got, err := AnalyzeTrace(bytes.NewReader(data), WindowOptions{Sites: true, Since: c.since})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkWindow(t, got)
+			if skipped := got.Events < all.Events; skipped != c.skip {
+				t.Errorf("%d events of %d: skipped %v, want %v", got.Events, all.Events, skipped, c.skip)
+			}
+			t.Logf("%d of %d events, window %v", got.Events, all.Events, time.Duration(got.Duration()))
+			if got.Start != want.Start || got.End != want.End {
+				t.Errorf("window [%d, %d], want [%d, %d]", got.Start, got.End, want.Start, want.End)
+			}
+			for id, w := range want.Goroutines {
+				g := got.Goroutines[id]
+				if g == nil {
+					t.Errorf("g%d missing", id)
+					continue
+				}
+				reasons := g.WaitReason == w.WaitReason && reflect.DeepEqual(g.IdleByReason, w.IdleByReason)
+				if g.ReasonInferred && !w.ReasonInferred && len(g.IdleByReason) == 1 && g.Idle == g.Total {
+					// Waiting since before the generations read: the reason
+					// is read off the stack, as for a goroutine waiting since
+					// before the trace.
+					reasons = true
+				}
+				if g.State != w.State || !reasons || g.Exited != w.Exited || g.Total != w.Total ||
+					g.Busy != w.Busy || g.Sched != w.Sched || g.Idle != w.Idle || g.Syscall != w.Syscall ||
+					g.Polls != w.Polls || g.LongestRun != w.LongestRun ||
+					!reflect.DeepEqual(g.RunTimes, w.RunTimes) || !reflect.DeepEqual(g.SchedDelays, w.SchedDelays) {
+					t.Errorf("g%d:\n got %+v\nwant %+v", id, *g, *w)
+				}
+			}
+			if len(got.Goroutines) != len(want.Goroutines) {
+				t.Errorf("%d goroutines, want %d", len(got.Goroutines), len(want.Goroutines))
+			}
+			// Sites of equal wait come in the order they were first met. A
+			// site where only goroutines whose reason was inferred wait
+			// may be named by another reason.
+			key := func(s *SiteStats) string {
+				return s.Reason + " " + s.Location.Func + ":" + strconv.Itoa(s.Location.Line)
+			}
+			inferredOnly := func(s *SiteStats) bool {
+				for _, id := range s.Tasks {
+					if g := got.Goroutines[id]; g == nil || !g.ReasonInferred {
+						return false
+					}
+				}
+				return s.Wakeups == 0 && s.Waiting == len(s.Tasks)
+			}
+			gotSites, wantSites := map[string]*SiteStats{}, map[string]*SiteStats{}
+			for _, s := range got.Sites {
+				gotSites[key(s)] = s
+			}
+			for _, s := range want.Sites {
+				wantSites[key(s)] = s
+			}
+			for _, s := range got.Sites {
+				if wantSites[key(s)] == nil && !inferredOnly(s) {
+					t.Errorf("site %s: not in the whole trace's window: %+v", key(s), *s)
+				}
+			}
+			for i := range want.Sites {
+				g, w := gotSites[key(want.Sites[i])], want.Sites[i]
+				if g == nil {
+					if !inferredOnly(w) {
+						t.Errorf("site %d (%s) missing", i, key(w))
+					}
+					continue
+				}
+				if g.Reason != w.Reason || g.Location != w.Location || g.Waiting != w.Waiting || g.WaitNS != w.WaitNS ||
+					g.Wakeups != w.Wakeups || !reflect.DeepEqual(g.Waker, w.Waker) || !reflect.DeepEqual(g.Tasks, w.Tasks) {
+					t.Errorf("site %d:\n got %+v\nwant %+v", i, *g, *w)
+				}
+			}
+		})
+	}
+}
+
+// A cut or garbled trace reads the same with or without Since.
+func TestGenSkipperPassesBadInput(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "traces", "gens.trace"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := time.Now().Add(-time.Hour)
+	for _, in := range [][]byte{data[:10], data[:100], data[:len(data)/2], data[:len(data)-1],
+		append(slices.Clone(data[:len(data)/2]), 0xff, 0xff), []byte("go 1.21 trace\x00\x00\x00rest")} {
+		got, err := io.ReadAll(newGenSkipper(bytes.NewReader(in), long))
+		if err != nil || !bytes.Equal(got, in) {
+			t.Errorf("%d bytes in: %d out, %v", len(in), len(got), err)
+		}
+	}
+}
