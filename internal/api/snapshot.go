@@ -74,6 +74,16 @@ type Site struct {
 	Tasks    []int64 `json:"tasks,omitempty"` // ids of the goroutines waiting now (at most 100)
 	// Waker is the stack that most often woke goroutines from this site.
 	Waker []Frame `json:"waker,omitempty"`
+	// Wakers are the places in user code that woke goroutines from here,
+	// most often first (the unlocks of a lock, the sends of a channel).
+	Wakers []WakerSite `json:"wakers,omitempty"`
+}
+
+// WakerSite is a place in user code that woke goroutines from a site, and
+// how often.
+type WakerSite struct {
+	Location Frame `json:"location"`
+	Count    int64 `json:"count"`
 }
 
 // Process holds the runtime/metrics of interest.

@@ -206,9 +206,19 @@ type SiteStats struct {
 	// stack of the goroutine that made them runnable); nil when they were
 	// woken by the runtime only (timers, the network poller).
 	Waker []Frame
+	// Wakers are where in user code the goroutines that woke them were,
+	// with how often, most often first (at most 8): the unlocks of a lock,
+	// the sends of a channel.
+	Wakers []WakerSite
 	// Tasks are the IDs of the goroutines waiting there at the end of the
 	// window, ascending, at most maxSiteTasks.
 	Tasks []int64
+}
+
+// WakerSite is a place in user code that woke goroutines from a site.
+type WakerSite struct {
+	Location Frame
+	Count    int64
 }
 
 // maxSiteTasks caps SiteStats.Tasks.
@@ -224,7 +234,19 @@ func (s *SiteStats) Site() api.Site {
 		Wakeups:  s.Wakeups,
 		Tasks:    s.Tasks,
 		Waker:    traceAPIFrames(s.Waker),
+		Wakers:   wakerSites(s.Wakers),
 	}
+}
+
+func wakerSites(ws []WakerSite) []api.WakerSite {
+	if len(ws) == 0 {
+		return nil
+	}
+	out := make([]api.WakerSite, len(ws))
+	for i, w := range ws {
+		out[i] = api.WakerSite{Location: traceAPIFrame(w.Location), Count: w.Count}
+	}
+	return out
 }
 
 func traceAPIFrame(f Frame) api.Frame {
@@ -1279,6 +1301,15 @@ func (b *WindowBuilder) Finalize() *Window {
 			if len(acc.wakers) > 0 {
 				best := slices.MaxFunc(acc.wakers, func(x, y wakerCount) int { return cmp.Compare(x.n, y.n) })
 				s.Waker = b.frames[best.frames]
+				for _, wc := range acc.wakers {
+					loc := (&Goroutine{Frames: b.frames[wc.frames]}).Location()
+					if i := slices.IndexFunc(s.Wakers, func(w WakerSite) bool { return w.Location == loc }); i >= 0 {
+						s.Wakers[i].Count += wc.n
+					} else {
+						s.Wakers = append(s.Wakers, WakerSite{Location: loc, Count: wc.n})
+					}
+				}
+				slices.SortFunc(s.Wakers, func(x, y WakerSite) int { return cmp.Compare(y.Count, x.Count) })
 			}
 			slices.Sort(s.Tasks)
 			w.Sites = append(w.Sites, s)

@@ -3,6 +3,8 @@ package probes
 import (
 	"bytes"
 	"runtime"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -105,5 +107,57 @@ func TestWindowInState(t *testing.T) {
 	}
 	if n.InState < int64(250*time.Millisecond) || n.InState > int64(450*time.Millisecond) {
 		t.Errorf("blocked for about 300ms: in state %v", time.Duration(n.InState))
+	}
+}
+
+// A lock's site lists every place that woke its waiters: the unlock of a
+// holder that sleeps with the lock, as well as the waiters' own unlocks.
+func TestSiteWakers(t *testing.T) {
+	var mu sync.Mutex
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Add(4)
+	go func() { defer wg.Done(); wakerHolder(&mu, &stop) }()
+	for range 3 {
+		go func() { defer wg.Done(); wakerWaiter(&mu, &stop) }()
+	}
+	data := recordTrace(t, func() { time.Sleep(300 * time.Millisecond) })
+	stop.Store(true)
+	wg.Wait()
+	w, err := AnalyzeTrace(bytes.NewReader(data), WindowOptions{Sites: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range w.Sites {
+		if s.Reason != "sync.Mutex.Lock" || !strings.HasSuffix(s.Location.Func, "wakerWaiter") {
+			continue
+		}
+		var holder, waiter bool
+		for _, wk := range s.Wakers {
+			holder = holder || strings.HasSuffix(wk.Location.Func, "wakerHolder")
+			waiter = waiter || strings.HasSuffix(wk.Location.Func, "wakerWaiter")
+		}
+		if !holder || !waiter {
+			t.Errorf("wakers of the lock %+v: want the holder's and the waiters' unlocks", s.Wakers)
+		}
+		return
+	}
+	t.Fatalf("no sync.Mutex.Lock site in wakerWaiter among %d sites", len(w.Sites))
+}
+
+func wakerHolder(mu *sync.Mutex, stop *atomic.Bool) {
+	for !stop.Load() {
+		mu.Lock()
+		time.Sleep(20 * time.Millisecond)
+		mu.Unlock()
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func wakerWaiter(mu *sync.Mutex, stop *atomic.Bool) {
+	for !stop.Load() {
+		mu.Lock()
+		traceSpin(10 * time.Microsecond)
+		mu.Unlock()
 	}
 }
