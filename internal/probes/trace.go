@@ -141,6 +141,9 @@ type GoStats struct {
 	// split only by preemption add up, so a loop that never blocks shows
 	// whole however often the scheduler preempts it (every 10ms).
 	LongestStretch int64
+	// StretchStack is where the longest stretch was last preempted: the
+	// code that computed for so long (nil when no preemption cut it).
+	StretchStack []Frame
 	// RunTimes are the durations of its runs and SchedDelays those of its
 	// runnable stretches (the time from ready to running); an interval cut
 	// by the window's start or end counts clipped. Nil when there were none.
@@ -548,7 +551,8 @@ type goState struct {
 
 	busy, sched, idle, syscall int64
 	polls, longest             int64
-	stretch, longestStretch    int64 // on-CPU time since the last wait, and its longest
+	stretch, longestStretch    int64       // on-CPU time since the last wait, and its longest
+	stretchStack               trace.Stack // where the longest stretch was last preempted
 	runs, delays               *Hist
 	idle0                      reasonNS    // idle time by reason: the first reason inline,
 	idleMore                   []reasonNS  // the others here (most goroutines wait for one reason)
@@ -724,6 +728,8 @@ func (b *WindowBuilder) transition(ev *trace.Event, st *trace.StateTransition, t
 	if to == trace.GoWaiting || to == trace.GoSyscall || (to == trace.GoRunnable && from == trace.GoRunning && st.Reason != "preempted") {
 		// A wait or a yield ends the stretch; a preemption does not.
 		g.stretch = 0
+	} else if to == trace.GoRunnable && from == trace.GoRunning && st.Stack != trace.NoStack && g.stretch == g.longestStretch && g.stretch > 0 {
+		g.stretchStack = st.Stack
 	}
 	if st.Stack != trace.NoStack {
 		g.stack = st.Stack
@@ -1266,6 +1272,9 @@ func (b *WindowBuilder) Finalize() *Window {
 			}
 		}
 		gs.Stack = b.framesOf(g.stack)
+		if g.stretchStack != trace.NoStack {
+			gs.StretchStack = b.framesOf(g.stretchStack)
+		}
 		if g.start != trace.NoStack {
 			if fs := b.framesOf(g.start); len(fs) > 0 {
 				gs.StartFunc = fs[0].Func

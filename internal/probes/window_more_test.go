@@ -52,6 +52,9 @@ func TestWindowLongestStretch(t *testing.T) {
 	if g.LongestStretch < int64(200*time.Millisecond) {
 		t.Errorf("longest stretch of a 300ms loop: %v, want >= 200ms", time.Duration(g.LongestStretch))
 	}
+	if !trHasFrame(g.StretchStack, "traceSpin") {
+		t.Errorf("stack of the longest stretch %v: want it in traceSpin, where it computed", g.StretchStack)
+	}
 	if g.LongestStretch < g.LongestRun {
 		t.Errorf("longest stretch %v below the longest run %v", time.Duration(g.LongestStretch), time.Duration(g.LongestRun))
 	}
@@ -60,7 +63,7 @@ func TestWindowLongestStretch(t *testing.T) {
 		if g == nil {
 			t.Fatalf("the %s loop is not in the window", name)
 		}
-		if g.LongestStretch > int64(20*time.Millisecond) {
+		if g.LongestStretch > int64(100*time.Millisecond) { // short, but a loaded machine stretches it
 			t.Errorf("%s loop: longest stretch %v, want short", name, time.Duration(g.LongestStretch))
 		}
 	}
