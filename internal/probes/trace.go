@@ -1395,12 +1395,76 @@ type genSkipper struct {
 }
 
 // newGenSkipper returns a reader of r's trace without the generations that
-// ended before since; with a zero since, r itself.
+// ended before since; with a zero since, r itself. A *bytes.Buffer is cut
+// in place, without copying.
 func newGenSkipper(r io.Reader, since time.Time) io.Reader {
 	if since.IsZero() {
 		return r
 	}
+	if bb, ok := r.(*bytes.Buffer); ok {
+		data := bb.Bytes()
+		bb.Next(len(data)) // read, as far as the buffer's owner is concerned
+		if off := skipInPlace(data, since); off > 16 {
+			return io.MultiReader(bytes.NewReader(data[:16]), bytes.NewReader(data[off:]))
+		}
+		return bytes.NewReader(data)
+	}
 	return &genSkipper{src: bufio.NewReaderSize(r, 64<<10), since: since}
+}
+
+// skipInPlace is genSkipper on a whole trace in memory: it returns the
+// offset of the first generation to keep, or 0 to keep everything.
+func skipInPlace(data []byte, since time.Time) int {
+	const hdrLen = 16
+	if len(data) < hdrLen || !bytes.HasPrefix(data, []byte("go 1.")) || !bytes.HasSuffix(data[:hdrLen], []byte(traceHeaderSuffix)) {
+		return 0
+	}
+	if v, err := strconv.Atoi(string(data[len("go 1.") : hdrLen-len(traceHeaderSuffix)])); err != nil || v < 26 {
+		return 0
+	}
+	// prev and kept are the offsets of the two generations kept so far,
+	// cur that of the one being read.
+	prev, kept, cur := hdrLen, hdrLen, hdrLen
+	var wall time.Time
+	for p := hdrLen; p < len(data); {
+		typ := data[p]
+		p++
+		switch typ {
+		case evEndOfGeneration:
+			if wall.IsZero() || wall.After(since) {
+				return prev
+			}
+			prev, kept, cur = kept, cur, p
+			wall = time.Time{}
+			continue
+		case evEventBatch:
+		case evExperimentalBatch:
+			p++
+		default:
+			return prev
+		}
+		var size uint64
+		for range 4 { // gen, M, timestamp, size
+			if p >= len(data) {
+				return prev
+			}
+			v, n := binary.Uvarint(data[p:])
+			if n <= 0 {
+				return prev
+			}
+			size, p = v, p+n
+		}
+		if size > maxBatchSize || uint64(len(data)-p) < size {
+			return prev
+		}
+		if typ == evEventBatch && size > 0 && data[p] == evSync {
+			if w, ok := syncWall(data[p+1 : p+int(size)]); ok {
+				wall = w
+			}
+		}
+		p += int(size)
+	}
+	return prev
 }
 
 func (s *genSkipper) Read(p []byte) (int, error) {
