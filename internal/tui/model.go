@@ -4,7 +4,9 @@
 // The data comes from GET /api/v1/watch (server-sent events): a Stream
 // follows it, reconnecting with backoff, and hands each message to the
 // program through Listen, a command re-issued after each message. The model
-// keeps the state with api.Apply. Each view (tasks, detail, sites, findings,
+// keeps the state with api.Apply. With Config.Replay it plays a recording
+// (internal/recording) instead, with pause, step, seek and speed keys
+// (replay.go). Each view (tasks, detail, sites, findings,
 // help) is a model with Update and View in its own file; only commands do
 // I/O.
 //
@@ -35,6 +37,8 @@ type Config struct {
 	Updates <-chan tea.Msg // Stream.C
 	Fetch   FetchTask      // reads one task for the detail view
 	Context context.Context
+	// Replay, when set, plays a recording instead of following Updates.
+	Replay *Replay
 }
 
 type viewID int
@@ -72,6 +76,7 @@ type Model struct {
 	sites      SitesModel
 	findings   FindingsModel
 	help       HelpModel
+	replay     replayCtl // on: playing a recording (replay.go)
 
 	width, height int
 }
@@ -83,6 +88,10 @@ func New(cfg Config) Model {
 	}
 	m := Model{cfg: cfg, tasks: NewTasksModel()}
 	m.state.Target = cfg.Target
+	if cfg.Replay != nil {
+		m.replay = newReplayCtl(cfg.Replay)
+		m.help.Replay = true
+	}
 	m.shown = m.state
 	m.resize(120, 40)
 	return m
@@ -90,6 +99,9 @@ func New(cfg Config) Model {
 
 // Init listens to the stream.
 func (m Model) Init() tea.Cmd {
+	if m.replay.on {
+		return m.replay.start()
+	}
 	if m.cfg.Updates == nil {
 		return nil
 	}
@@ -158,7 +170,14 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		var cmd tea.Cmd
 		m.detail, cmd = m.detail.Update(msg)
 		return m, cmd
+	case replayStateMsg, replayTickMsg:
+		return m.replayUpdate(msg)
 	case tea.KeyPressMsg:
+		if m.replay.on {
+			if rm, cmd, ok := m.replayKey(msg); ok {
+				return rm, cmd
+			}
+		}
 		return m.key(msg)
 	}
 	return m, nil
@@ -241,6 +260,10 @@ func (m Model) key(k tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 		case key.Matches(k, keys.Details):
 			t, ok := m.tasks.Selected()
 			if !ok {
+				return m, nil
+			}
+			if m.replay.on {
+				m.detail, m.view = m.replayDetail(t.ID, 0), viewDetail
 				return m, nil
 			}
 			m.detail = NewDetailModel(t.ID, m.cfg.Window, m.width, max(1, m.height-headerLines))
@@ -330,6 +353,9 @@ func (m Model) header() string {
 	parts = append(parts, "window "+Dur(int64(window)))
 	parts = append(parts, fmt.Sprintf("notes %d", len(s.Notes)))
 	line1 := strings.Join(parts, sep)
+	if m.replay.on {
+		line1 = m.replayTitle(sep)
+	}
 	if m.paused {
 		line1 = pausedStyle.Render(" PAUSED ") + " " + line1
 	}
@@ -350,6 +376,8 @@ func (m Model) header() string {
 	switch {
 	case m.filtering:
 		line3 = "filter: /" + m.input + "█  (text or key=value; enter applies, esc clears)"
+	case m.replay.on:
+		line3 = m.replayStatus()
 	case m.conn == Reconnecting && m.connErr != nil:
 		line3 = badStyle.Render("disconnected: " + m.connErr.Error())
 	case m.status != "":
@@ -370,6 +398,9 @@ func (m Model) header() string {
 		line4 = append(line4, l)
 	}
 	hint := "  space pause  / filter  enter details  q quit"
+	if m.replay.on {
+		hint = replayHint
+	}
 	if m.view == viewDetail {
 		hint = fmt.Sprintf("  task %d  esc back", m.detail.ID)
 	}
