@@ -20,8 +20,8 @@ func init() {
 			"and merge.",
 		Params: []ParamSpec{
 			IntParam("workers", "goroutines sharing the lock", 8, 2, 256),
-			DurationParam("critical", "CPU work done while holding the lock", 100*time.Microsecond, time.Microsecond, 100*time.Millisecond),
-			DurationParam("think", "pause of each worker between two critical sections", time.Millisecond, 0, time.Second),
+			DurationParam("critical", "CPU work done while holding the lock", 200*time.Microsecond, time.Microsecond, 100*time.Millisecond),
+			DurationParam("think", "pause of each worker between two critical sections", 200*time.Microsecond, 0, time.Second),
 		},
 		Caps: "No cap needed: workers goroutines (at most 256), all of which stop with the workload; " +
 			"since the lock serialises the CPU work, it keeps at most about one core busy.",
