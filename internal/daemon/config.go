@@ -17,6 +17,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/inspectd/inspectd/internal/diagnose"
 	"github.com/inspectd/inspectd/internal/server"
 	"github.com/inspectd/inspectd/internal/workload"
 )
@@ -61,6 +62,14 @@ type Config struct {
 	PyroscopeTenant     string // X-Scope-OrgID
 	PyroscopeUploadRate time.Duration
 
+	// DiagnoseInterval is how often the diagnosis rules run in the
+	// background (0: only when a client asks for a snapshot); DiagnoseWindow
+	// is the trace window they look at. Diagnose selects the rules and sets
+	// their thresholds.
+	DiagnoseInterval time.Duration
+	DiagnoseWindow   time.Duration
+	Diagnose         diagnose.Config
+
 	// Workloads to start, in order, and their raw parameter values.
 	Workloads []string
 	Params    map[string]map[string]any
@@ -81,6 +90,8 @@ func Defaults() Config {
 		PyroscopeApp:         "inspectd",
 		PyroscopeTags:        map[string]string{},
 		PyroscopeUploadRate:  15 * time.Second,
+		DiagnoseInterval:     2 * time.Second,
+		DiagnoseWindow:       5 * time.Second,
 		Workloads:            slices.Clone(DefaultWorkloads),
 		Params:               map[string]map[string]any{},
 	}
@@ -105,6 +116,11 @@ func Defaults() Config {
 //	pyroscope_password: secret
 //	pyroscope_tenant: lab
 //	pyroscope_upload_rate: 15s
+//	diagnose:
+//	  interval: 2s        # how often the rules run; 0 only on request
+//	  window: 5s
+//	  deny: [busy-poll]   # or allow: [...] to run only those
+//	  thresholds: {goroutine-leak.stuck_for: 5s}
 //	workloads:            # the workloads to run, each with optional parameters
 //	  hello: {}
 //	  leak: {every: 50ms, max_leaked: 5000}
@@ -127,12 +143,21 @@ type fileConfig struct {
 	PyroscopeTenant      *string                   `yaml:"pyroscope_tenant"`
 	PyroscopeUploadRate  *string                   `yaml:"pyroscope_upload_rate"`
 	Workloads            map[string]map[string]any `yaml:"workloads"`
+	Diagnose             *fileDiagnose             `yaml:"diagnose"`
+}
+
+type fileDiagnose struct {
+	Interval   *string           `yaml:"interval"`
+	Window     *string           `yaml:"window"`
+	Allow      []string          `yaml:"allow"`
+	Deny       []string          `yaml:"deny"`
+	Thresholds map[string]string `yaml:"thresholds"`
 }
 
 var fileKeys = []string{"listen", "gops_addr", "token", "log_format", "log_level",
 	"mutex_profile_fraction", "block_profile_rate", "trace_min_age", "trace_max_bytes", "dump_budget",
 	"pyroscope_url", "pyroscope_app", "pyroscope_tags", "pyroscope_user", "pyroscope_password", "pyroscope_tenant",
-	"pyroscope_upload_rate", "workloads"}
+	"pyroscope_upload_rate", "diagnose", "workloads"}
 
 // UsageError is a configuration mistake: the daemon prints it and exits 2.
 type UsageError struct{ Err error }
@@ -174,6 +199,11 @@ func flagSet(cfg *Config, cl *cmdline, reg *workload.Registry) *flag.FlagSet {
 	fs.StringVar(&cfg.PyroscopePassword, "pyroscope-password", cfg.PyroscopePassword, "Pyroscope basic auth `password` (also PYROSCOPE_BASIC_AUTH_PASSWORD)")
 	fs.StringVar(&cfg.PyroscopeTenant, "pyroscope-tenant", cfg.PyroscopeTenant, "Pyroscope tenant `id` (X-Scope-OrgID)")
 	fs.DurationVar(&cfg.PyroscopeUploadRate, "pyroscope-upload-rate", cfg.PyroscopeUploadRate, "upload profiles to Pyroscope every `duration` (1s to 1h)")
+	fs.DurationVar(&cfg.DiagnoseInterval, "diagnose-interval", cfg.DiagnoseInterval, "run the diagnosis rules every `duration` in the background (0: only on request)")
+	fs.DurationVar(&cfg.DiagnoseWindow, "diagnose-window", cfg.DiagnoseWindow, "trace window the background diagnosis looks at (`duration`, 1s to 60s)")
+	fs.Var(&listFlag{to: &cfg.Diagnose.Allow}, "diagnose-allow", "run only these diagnosis `rules` (comma-separated ids)")
+	fs.Var(&listFlag{to: &cfg.Diagnose.Deny}, "diagnose-deny", "never run these diagnosis `rules` (comma-separated ids)")
+	fs.Var(thresholdFlag{&cfg.Diagnose}, "diagnose-threshold", "set a rule threshold as `rule.name=value` (repeatable; see README)")
 	fs.Var(&workloadsFlag{names: &cfg.Workloads, reg: reg}, "workloads", "comma-separated workload `names` to run, or all, healthy, broken, none")
 	fs.BoolVar(&cl.listOnly, "list-workloads", false, "print the workload catalog and exit")
 	fs.Var(&cl.params, "param", "set a workload parameter as `workload.name=value` (repeatable)")
@@ -368,6 +398,34 @@ func (cfg *Config) applyFile(path string) error {
 		}
 		cfg.PyroscopeUploadRate = d
 	}
+	if fd := fc.Diagnose; fd != nil {
+		for _, d := range []struct {
+			key string
+			v   *string
+			to  *time.Duration
+		}{{"interval", fd.Interval, &cfg.DiagnoseInterval}, {"window", fd.Window, &cfg.DiagnoseWindow}} {
+			if d.v == nil {
+				continue
+			}
+			v, err := time.ParseDuration(*d.v)
+			if err != nil {
+				return usagef("config %s: diagnose.%s %q: want a duration such as 2s", path, d.key, *d.v)
+			}
+			*d.to = v
+		}
+		if fd.Allow != nil {
+			cfg.Diagnose.Allow = fd.Allow
+		}
+		if fd.Deny != nil {
+			cfg.Diagnose.Deny = fd.Deny
+		}
+		for k, v := range fd.Thresholds {
+			if cfg.Diagnose.Thresholds == nil {
+				cfg.Diagnose.Thresholds = map[string]string{}
+			}
+			cfg.Diagnose.Thresholds[k] = v
+		}
+	}
 	if fc.Workloads != nil {
 		cfg.Workloads = cfg.Workloads[:0]
 		for name, params := range fc.Workloads {
@@ -420,6 +478,15 @@ func (cfg *Config) validate(reg *workload.Registry) error {
 	}
 	if err := cfg.validatePyroscope(); err != nil {
 		return err
+	}
+	if cfg.DiagnoseInterval < 0 || cfg.DiagnoseInterval > 0 && cfg.DiagnoseInterval < 100*time.Millisecond {
+		return usagef("diagnose interval %v: want 0 (off) or 100ms or more", cfg.DiagnoseInterval)
+	}
+	if cfg.DiagnoseWindow < time.Second || cfg.DiagnoseWindow > time.Minute {
+		return usagef("diagnose window %v: want from 1s to 60s", cfg.DiagnoseWindow)
+	}
+	if err := cfg.Diagnose.Validate(); err != nil {
+		return &UsageError{Err: err}
 	}
 	for _, name := range cfg.Workloads {
 		if _, ok := reg.Lookup(name); !ok {
@@ -495,6 +562,46 @@ func (t tagFlag) Set(s string) error {
 			return fmt.Errorf("want key=value, e.g. env=lab")
 		}
 		t[k] = v
+	}
+	return nil
+}
+
+// listFlag is a comma-separated list of names; repeated flags add to it,
+// and the first replaces what the config file said.
+type listFlag struct {
+	to  *[]string
+	set bool
+}
+
+func (l *listFlag) String() string {
+	if l == nil || l.to == nil {
+		return ""
+	}
+	return strings.Join(*l.to, ",")
+}
+
+func (l *listFlag) Set(s string) error {
+	if !l.set {
+		*l.to, l.set = nil, true
+	}
+	for _, n := range strings.Split(s, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			*l.to = append(*l.to, n)
+		}
+	}
+	return nil
+}
+
+// thresholdFlag collects repeated --diagnose-threshold rule.name=value flags.
+type thresholdFlag struct{ cfg *diagnose.Config }
+
+func (t thresholdFlag) String() string { return "" }
+
+func (t thresholdFlag) Set(s string) error {
+	for _, kv := range strings.Split(s, ",") {
+		if err := t.cfg.SetThreshold(strings.TrimSpace(kv)); err != nil {
+			return err
+		}
 	}
 	return nil
 }

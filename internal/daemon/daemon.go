@@ -52,6 +52,7 @@ type Daemon struct {
 	ln   net.Listener
 	http *http.Server
 	col  *probes.Collector
+	diag *diagnoser
 	pyro *pyroscopeAgent // nil unless --pyroscope-url is set
 
 	cancelStreams context.CancelFunc
@@ -96,8 +97,14 @@ func Start(cfg Config, reg *workload.Registry, log *slog.Logger) (*Daemon, error
 		ln.Close()
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, log: log, reg: reg, sup: sup, ln: ln, col: col}
-	opts := server.Options{Supervisor: sup, Gatherer: promReg, Logger: log, Token: cfg.Token, Prober: col, UI: true}
+	diag, err := newDiagnoser(col, cfg.Diagnose, promReg, log)
+	if err != nil {
+		ln.Close()
+		col.Close()
+		return nil, err
+	}
+	d := &Daemon{cfg: cfg, log: log, reg: reg, sup: sup, ln: ln, col: col, diag: diag}
+	opts := server.Options{Supervisor: sup, Gatherer: promReg, Logger: log, Token: cfg.Token, Prober: diag, UI: true}
 	if cfg.PyroscopeURL != "" {
 		pyro, err := startPyroscope(cfg, log, promReg)
 		if err != nil {
@@ -189,13 +196,24 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- d.http.Serve(d.ln) }()
+	diagCtx, stopDiag := context.WithCancel(ctx)
+	diagDone := make(chan struct{})
+	go func() {
+		defer close(diagDone)
+		if d.cfg.DiagnoseInterval > 0 {
+			d.diag.run(diagCtx, d.cfg.DiagnoseInterval, d.cfg.DiagnoseWindow)
+		}
+	}()
+	stop := func() { stopDiag(); <-diagDone }
 	select {
 	case err := <-served:
+		stop()
 		d.shutdown()
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}
 	d.log.Info("shutting down")
+	stop()
 	err := d.shutdown()
 	<-served
 	d.log.Info("stopped")

@@ -1,0 +1,55 @@
+package diagnose
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/inspectd/inspectd/internal/api"
+)
+
+var busyPollRule = &rule{
+	id:     "busy-poll",
+	lesson: "tokio_yield",
+	help:   "a goroutine polls in a loop (select with default, runtime.Gosched): very many tiny runs and no blocking, tokio-console's self-wake",
+	thresholds: []Threshold{
+		{Name: "min_polls", Help: "runs per second", Unit: PerSec, Default: 5000},
+		{Name: "max_idle", Help: "share of the window it may spend blocked", Unit: Ratio, Default: 0.1},
+		{Name: "max_run", Help: "mean length of its runs", Unit: Duration, Default: float64(200 * time.Microsecond)},
+	},
+	check: checkBusyPoll,
+}
+
+func checkBusyPoll(c *check) []found {
+	const id = "busy-poll"
+	secs := float64(c.window) / 1e9
+	var out []found
+	for i := range c.snap.Tasks {
+		t := &c.snap.Tasks[i]
+		if c.isClaimed(t.ID) || !userTask(t) || t.Stats.Polls == 0 {
+			continue
+		}
+		rate := float64(t.Stats.Polls) / secs
+		meanRun := float64(t.Stats.BusyNS) / float64(t.Stats.Polls)
+		idle := share(t.Stats.IdleNS, t.Stats.TotalNS)
+		if rate < c.th(id, "min_polls") || idle > c.th(id, "max_idle") || meanRun > c.th(id, "max_run") {
+			continue
+		}
+		sites := c.callSites(t, 2)
+		if len(sites) == 0 {
+			continue
+		}
+		c.claim(id, t.ID)
+		out = append(out, found{key: sites[0].Function, finding: api.Finding{
+			Title: fmt.Sprintf("busy polling at %s: %.0f runs a second, never blocking", frameString(sites[0]), rate),
+			Message: fmt.Sprintf("Goroutine %d (%s) was scheduled %d times in %s, %s on CPU each time, and blocked for only "+
+				"%.0f%% of the time: it spins, polling for work instead of waiting for it, and burns %.0f%% of a core.",
+				t.ID, t.Name, t.Stats.Polls, time.Duration(c.window).Round(100*time.Millisecond), dur(int64(meanRun)),
+				100*idle, 100*share(t.Stats.BusyNS, c.window)),
+			Evidence: api.Evidence{Tasks: []int64{t.ID}, Sites: sites,
+				Figures: map[string]float64{"polls_per_second": rate, "mean_run_us": meanRun / 1e3, "idle_share": idle}},
+			Advice: "Block instead of polling: drop the default case of the select (or the Gosched loop) so the " +
+				"goroutine sleeps until the channel is ready, and add a ticker case if it must also do periodic work.",
+		}})
+	}
+	return out
+}

@@ -1,0 +1,113 @@
+package diagnose
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/inspectd/inspectd/internal/api"
+)
+
+var deadlockRule = &rule{
+	id:     "deadlock",
+	lesson: "tokio_spawn (shared state)",
+	help:   "goroutines wait on each other's locks forever: stuck in Lock with no wake-up, or marked by the goroutineleak profile",
+	thresholds: []Threshold{
+		{Name: "stuck_for", Help: "how long goroutines must wait in Lock with no wake-up", Unit: Duration, Default: float64(3 * time.Second)},
+		{Name: "min_goroutines", Help: "goroutines stuck in Lock before it is a deadlock", Unit: Count, Default: 2},
+	},
+	check: checkDeadlock,
+}
+
+func checkDeadlock(c *check) []found {
+	const id = "deadlock"
+	stuckFor := c.thDur(id, "stuck_for")
+	woken := map[string]bool{}
+	for _, s := range c.snap.Sites {
+		if s.Wakeups > 0 {
+			woken[siteKey(s.Reason, s.Location)] = true
+		}
+	}
+	type group struct {
+		reason    string
+		loc       api.Frame
+		ids       []int64
+		leaked    int
+		longest   time.Duration
+		createdAt map[string]api.Frame
+	}
+	groups := map[string]*group{}
+	total := 0
+	for i := range c.snap.Tasks {
+		t := &c.snap.Tasks[i]
+		if t.State != "waiting" || !isLockWait(t.WaitReason) {
+			continue
+		}
+		key := siteKey(t.WaitReason, t.Location)
+		d := c.e.hist.stuckFor(t.ID, c.now)
+		if !t.Leaked && (d < stuckFor || woken[key]) {
+			continue
+		}
+		g := groups[key]
+		if g == nil {
+			g = &group{reason: t.WaitReason, loc: t.Location, createdAt: map[string]api.Frame{}}
+			groups[key] = g
+		}
+		g.ids = append(g.ids, t.ID)
+		if t.Leaked {
+			g.leaked++
+		}
+		g.longest = max(g.longest, d)
+		if t.CreatedBy.Function != "" {
+			g.createdAt[creatorKey(t.CreatedBy)] = t.CreatedBy
+		}
+		total++
+	}
+	if total < int(c.th(id, "min_goroutines")) {
+		return nil
+	}
+	var out []found
+	for _, key := range slicesSortedKeys(groups) {
+		g := groups[key]
+		f := api.Finding{
+			Severity: Critical,
+			Title:    fmt.Sprintf("deadlock: %d goroutines wait forever in %s at %s", len(g.ids), g.reason, frameString(g.loc)),
+			Evidence: api.Evidence{Tasks: capIDs(g.ids, 100), Sites: []api.Frame{g.loc},
+				Figures: map[string]float64{"goroutines": float64(len(g.ids)), "stuck_seconds": g.longest.Seconds(), "leaked": float64(g.leaked)}},
+			Advice: "Take nested locks in one global order (by account id, say) whatever the direction of the operation, " +
+				"or never hold one lock while taking another. `inspect-cli stacks` shows the full stacks: the Lock calls " +
+				"below the waiting one are the locks each goroutine holds.",
+		}
+		if g.leaked > 0 {
+			f.Message = fmt.Sprintf("%d goroutines are blocked in %s at %s; the goroutineleak profile found %d of them "+
+				"waiting on locks that no running goroutine can release: they wait on each other.",
+				len(g.ids), g.reason, frameString(g.loc), g.leaked)
+		} else {
+			f.Message = fmt.Sprintf("%d goroutines have waited in %s at %s for %s or more, and nothing released that "+
+				"lock in the last %s: each holds a lock that another of them waits for.",
+				len(g.ids), g.reason, frameString(g.loc), g.longest.Round(100*time.Millisecond), time.Duration(c.window).Round(100*time.Millisecond))
+			if c.missingLeakProfile() {
+				f.Evidence.Missing = append(f.Evidence.Missing, "goroutineleak profile (Go 1.27): the deadlock is inferred from goroutines stuck without wake-ups")
+			}
+		}
+		for _, cb := range g.createdAt {
+			f.Evidence.Sites = append(f.Evidence.Sites, cb)
+			if len(f.Evidence.Sites) >= 4 {
+				break
+			}
+		}
+		c.claim(id, g.ids...)
+		c.claimedSites[key] = id
+		out = append(out, found{key: key, finding: f})
+	}
+	return out
+}
+
+func slicesSortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

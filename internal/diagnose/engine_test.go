@@ -1,0 +1,153 @@
+package diagnose
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/inspectd/inspectd/internal/api"
+)
+
+var t0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
+const window = int64(5 * time.Second)
+
+// lockWaiter is a goroutine blocked in Lock at deadlock.go:78 for inState.
+func lockWaiter(id int64, inState time.Duration) api.Task {
+	return api.Task{ID: id, Name: "deadlock/transfer", State: "waiting", WaitReason: "sync.Mutex.Lock",
+		Location:  api.Frame{Function: "example.com/bank.transfer", File: "/src/bank/deadlock.go", Line: 78},
+		CreatedBy: api.Frame{Function: "example.com/bank.start", File: "/src/bank/deadlock.go", Line: 66},
+		Stats:     api.TaskStats{TotalNS: window, IdleNS: window, InStateNS: int64(inState)}}
+}
+
+func snap(at time.Duration, tasks ...api.Task) *api.Snapshot {
+	return &api.Snapshot{Time: t0.Add(at), WindowNS: window, Tasks: tasks,
+		Process: api.Process{GOMAXPROCS: 2, Goroutines: int64(len(tasks)), Leaked: -1},
+		Sites: []api.Site{{Reason: "sync.Mutex.Lock", Location: api.Frame{Function: "example.com/bank.transfer", File: "/src/bank/deadlock.go", Line: 78}, Waiting: len(tasks)}}}
+}
+
+func newEngine(t *testing.T, cfg Config) *Engine {
+	t.Helper()
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// Two goroutines stuck in Lock with no wake-up: nothing before stuck_for,
+// a critical deadlock after, with the site and the tasks; the tasks carry
+// the rule as a warning; the finding keeps its first-seen time, and clears
+// once the goroutines are gone for longer than Linger.
+func TestDeadlockLifecycle(t *testing.T) {
+	e := newEngine(t, Config{})
+	if fs := e.Observe(Input{Snapshot: snap(0, lockWaiter(10, time.Second), lockWaiter(11, time.Second))}); len(fs) != 0 {
+		t.Fatalf("after 1s: %+v, want nothing yet", fs)
+	}
+	s := snap(3*time.Second, lockWaiter(10, 4*time.Second), lockWaiter(11, 4*time.Second))
+	fs := e.Observe(Input{Snapshot: s})
+	if len(fs) != 1 || fs[0].Rule != "deadlock" || fs[0].Severity != Critical {
+		t.Fatalf("after 4s stuck: %+v, want one critical deadlock", fs)
+	}
+	f := fs[0]
+	if !strings.Contains(f.Title, "deadlock.go:78") || len(f.Evidence.Tasks) != 2 || f.Advice == "" || f.Lesson == "" {
+		t.Errorf("finding %+v: want the site, both tasks, advice and lesson", f)
+	}
+	if len(f.Evidence.Missing) == 0 {
+		t.Errorf("no leak profile: the finding should say it is inferred")
+	}
+	if len(s.Findings) != 1 || len(s.Tasks[0].Warnings) != 1 || s.Tasks[0].Warnings[0] != "deadlock" {
+		t.Errorf("snapshot not annotated: findings %d, task warnings %v", len(s.Findings), s.Tasks[0].Warnings)
+	}
+	fs = e.Observe(Input{Snapshot: snap(5*time.Second, lockWaiter(10, 5*time.Second), lockWaiter(11, 5*time.Second))})
+	if len(fs) != 1 || !fs[0].FirstSeen.Equal(f.FirstSeen) || !fs[0].LastSeen.After(f.LastSeen) {
+		t.Fatalf("seen again: %+v, want the same first-seen and a later last-seen", fs)
+	}
+	// The goroutines are gone: the finding lingers, then clears.
+	if fs := e.Observe(Input{Snapshot: snap(7 * time.Second)}); len(fs) != 1 {
+		t.Errorf("2s after the evidence went: %d findings, want it to linger", len(fs))
+	}
+	if fs := e.Observe(Input{Snapshot: snap(11 * time.Second)}); len(fs) != 0 {
+		t.Errorf("6s after the evidence went: %+v, want it cleared", fs)
+	}
+	// A snapshot not newer than the last changes nothing.
+	if fs := e.Observe(Input{Snapshot: snap(11*time.Second, lockWaiter(10, time.Hour), lockWaiter(11, time.Hour))}); len(fs) != 0 {
+		t.Errorf("an old snapshot was diagnosed: %+v", fs)
+	}
+}
+
+// A lock that wakes its waiters is not a deadlock, however long they wait.
+func TestDeadlockNeedsNoWakeups(t *testing.T) {
+	e := newEngine(t, Config{})
+	for i := range 5 {
+		s := snap(time.Duration(i)*time.Second, lockWaiter(10, 5*time.Second), lockWaiter(11, 5*time.Second))
+		s.Sites[0].Wakeups = 40
+		if fs := e.Observe(Input{Snapshot: s}); len(fs) != 0 {
+			t.Fatalf("%+v", fs)
+		}
+	}
+}
+
+func TestAllowDenyAndThresholds(t *testing.T) {
+	stuck := func(e *Engine) []api.Finding {
+		e.Observe(Input{Snapshot: snap(0, lockWaiter(10, 5*time.Second), lockWaiter(11, 5*time.Second))})
+		return e.Observe(Input{Snapshot: snap(time.Second, lockWaiter(10, 5*time.Second), lockWaiter(11, 5*time.Second))})
+	}
+	if fs := stuck(newEngine(t, Config{Deny: []string{"deadlock"}})); len(fs) != 0 {
+		t.Errorf("denied rule fired: %+v", fs)
+	}
+	if fs := stuck(newEngine(t, Config{Allow: []string{"busy-poll"}})); len(fs) != 0 {
+		t.Errorf("rule outside the allow list fired: %+v", fs)
+	}
+	if fs := stuck(newEngine(t, Config{Thresholds: map[string]string{"deadlock.stuck_for": "1m"}})); len(fs) != 0 {
+		t.Errorf("stuck_for=1m fired after 6s: %+v", fs)
+	}
+	if fs := stuck(newEngine(t, Config{Thresholds: map[string]string{"deadlock.min_goroutines": "3"}})); len(fs) != 0 {
+		t.Errorf("min_goroutines=3 fired with 2: %+v", fs)
+	}
+	if fs := stuck(newEngine(t, Config{})); len(fs) != 1 {
+		t.Errorf("defaults: %d findings, want 1", len(fs))
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Allow: []string{"nope"}}, `no rule "nope"`},
+		{Config{Deny: []string{"leak"}}, `no rule "leak"`},
+		{Config{Thresholds: map[string]string{"deadlock": "3"}}, "want rule.name"},
+		{Config{Thresholds: map[string]string{"deadlock.nope": "3"}}, `has no threshold "nope" (it has: stuck_for, min_goroutines)`},
+		{Config{Thresholds: map[string]string{"deadlock.stuck_for": "soon"}}, "positive duration"},
+		{Config{Thresholds: map[string]string{"busy-poll.max_idle": "2"}}, "share from 0 to 1"},
+		{Config{Thresholds: map[string]string{"goroutine-leak.min_goroutines": "-1"}}, "number >= 0"},
+	} {
+		_, err := New(tc.cfg)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: error %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+	var c Config
+	if err := c.SetThreshold("deadlock"); err == nil {
+		t.Error("SetThreshold without = accepted")
+	}
+}
+
+// Every rule is documented, with thresholds that have help and defaults.
+func TestDocs(t *testing.T) {
+	docs := Docs()
+	if len(docs) != 12 {
+		t.Fatalf("%d rules, want 12", len(docs))
+	}
+	for _, d := range docs {
+		if d.Help == "" || d.Lesson == "" || len(d.Thresholds) == 0 {
+			t.Errorf("rule %s: missing help, lesson or thresholds", d.ID)
+		}
+		for _, th := range d.Thresholds {
+			if th.Help == "" || th.Default <= 0 {
+				t.Errorf("rule %s threshold %s: help %q default %v", d.ID, th.Name, th.Help, th.Default)
+			}
+		}
+	}
+}

@@ -1,0 +1,71 @@
+package diagnose
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/inspectd/inspectd/internal/api"
+)
+
+var explosionRule = &rule{
+	id:     "goroutine-explosion",
+	lesson: "async recursion",
+	help:   "the goroutine count climbs fast, with one creation site behind most of it",
+	thresholds: []Threshold{
+		{Name: "min_goroutines", Help: "live goroutines from one creation site before it can be an explosion", Unit: Count, Default: 2000},
+		{Name: "min_rate", Help: "growth of that site's goroutines, per second", Unit: PerSec, Default: 500},
+		{Name: "max_goroutines", Help: "live goroutines from one site that are an explosion whatever the rate", Unit: Count, Default: 20000},
+	},
+	check: checkExplosion,
+}
+
+func checkExplosion(c *check) []found {
+	const id = "goroutine-explosion"
+	now := c.e.hist.latest()
+	before, ok := c.e.hist.ago(3 * time.Second)
+	minN, maxN, minRate := c.th(id, "min_goroutines"), c.th(id, "max_goroutines"), c.th(id, "min_rate")
+	var out []found
+	for key, n := range now.creators {
+		if float64(n) < minN {
+			continue
+		}
+		rate := 0.0
+		if ok {
+			if dt := now.at.Sub(before.at).Seconds(); dt > 0 {
+				rate = float64(n-before.creators[key]) / dt
+			}
+		}
+		if rate < minRate && float64(n) < maxN {
+			continue
+		}
+		var site api.Frame
+		var ids []int64
+		for i := range c.snap.Tasks {
+			t := &c.snap.Tasks[i]
+			if t.CreatedBy.Function != "" && creatorKey(t.CreatedBy) == key {
+				site = t.CreatedBy
+				ids = append(ids, t.ID)
+			}
+		}
+		c.claim(id, ids...)
+		sev := Warning
+		if float64(n) >= maxN {
+			sev = Critical
+		}
+		msg := fmt.Sprintf("%d goroutines alive were created at %s, %.0f%% of all goroutines", n, frameString(site),
+			100*share(int64(n), int64(len(c.snap.Tasks))))
+		if rate > 0 {
+			msg += fmt.Sprintf(", growing by %.0f per second", rate)
+		}
+		out = append(out, found{key: key, finding: api.Finding{
+			Severity: sev,
+			Title:    fmt.Sprintf("goroutine explosion: %d goroutines from %s", n, frameString(site)),
+			Message:  msg + ".",
+			Evidence: api.Evidence{Tasks: capIDs(ids, 100), Sites: []api.Frame{site},
+				Figures: map[string]float64{"goroutines": float64(n), "per_second": rate, "total_goroutines": float64(len(c.snap.Tasks))}},
+			Advice: "Spawn only where the work is big enough (do small cases inline, below a cut-off), or bound the " +
+				"goroutines with a worker pool or a semaphore (errgroup.Group.SetLimit).",
+		}})
+	}
+	return out
+}

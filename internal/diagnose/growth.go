@@ -1,0 +1,126 @@
+package diagnose
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/inspectd/inspectd/internal/api"
+)
+
+var growthRule = &rule{
+	id:     "unbounded-growth",
+	lesson: "tokio_streams, tokio_channels",
+	help:   "the heap in use keeps growing, most of it at one allocation site: a buffer or queue without backpressure",
+	thresholds: []Threshold{
+		{Name: "min_rate", Help: "heap growth per second", Unit: PerSec, Default: 1 << 20},
+		{Name: "min_growth", Help: "heap growth over the snapshots remembered", Unit: Bytes, Default: 16 << 20},
+		{Name: "min_span", Help: "time the growth must span", Unit: Duration, Default: float64(4 * time.Second)},
+	},
+	check: checkGrowth,
+}
+
+// The inspector's own buffers (the trace it reads) grow while the flight
+// recorder fills up: they are not the program's growth.
+var inspectorPackages = []string{"github.com/inspectd/inspectd/internal/probes.", "github.com/inspectd/inspectd/internal/diagnose.",
+	"golang.org/x/exp/trace", "internal/trace"}
+
+func checkGrowth(c *check) []found {
+	const id = "unbounded-growth"
+	pts := c.e.hist.points
+	if len(pts) < 3 {
+		return nil
+	}
+	first, last := pts[0], pts[len(pts)-1]
+	span := last.at.Sub(first.at)
+	if span < c.thDur(id, "min_span") {
+		return nil
+	}
+	// A garbage-collected heap saws up and down: growth is when even the
+	// recent lows sit above the old highs.
+	third := max(1, len(pts)/3)
+	var oldHigh, newLow uint64
+	newLow = ^uint64(0)
+	for _, p := range pts[:third] {
+		oldHigh = max(oldHigh, p.heap)
+	}
+	for _, p := range pts[len(pts)-third:] {
+		newLow = min(newLow, p.heap)
+	}
+	if newLow <= oldHigh {
+		return nil
+	}
+	grown := int64(last.heap) - int64(first.heap)
+	rate := float64(grown) / span.Seconds()
+	if float64(grown) < c.th(id, "min_growth") || rate < c.th(id, "min_rate") {
+		return nil
+	}
+	f := api.Finding{
+		Evidence: api.Evidence{Figures: map[string]float64{"heap_bytes": float64(last.heap), "growth_bytes": float64(grown), "bytes_per_second": rate}},
+		Advice: "Bound the buffer: use a channel with a capacity (the producer then waits, which is backpressure), or drop " +
+			"or batch items when the consumer lags; a slice that only grows is a queue without a limit.",
+	}
+	p, err := c.profile("heap")
+	if err != nil || p == nil {
+		f.Title = fmt.Sprintf("unbounded growth: the heap grew by %s in %s", mib(grown), span.Round(time.Second))
+		f.Message = fmt.Sprintf("Heap in use grew from %s to %s in %s (%s/s), and kept growing through garbage collections.",
+			mib(int64(first.heap)), mib(int64(last.heap)), span.Round(time.Second), mib(int64(rate)))
+		f.Evidence.Missing = append(f.Evidence.Missing, "heap profile: it names the allocation site")
+		return []found{{key: "heap", finding: f}}
+	}
+	vi := sampleIndex(p, "inuse_space")
+	if vi < 0 {
+		return nil
+	}
+	type site struct {
+		frame api.Frame
+		bytes int64
+	}
+	var sites []site
+	var total int64
+	for _, g := range c.e.hist.profileGrowth("heap", p, vi) {
+		fr, ok := userFrame(g.stack)
+		if !ok || g.value <= 0 {
+			continue
+		}
+		total += g.value
+		if inspector(g.stack) {
+			continue
+		}
+		if i := slices.IndexFunc(sites, func(s site) bool { return s.frame == fr }); i >= 0 {
+			sites[i].bytes += g.value
+		} else {
+			sites = append(sites, site{fr, g.value})
+		}
+	}
+	slices.SortFunc(sites, func(a, b site) int { return cmp.Compare(b.bytes, a.bytes) })
+	if len(sites) == 0 || sites[0].bytes < total/3 {
+		// The growth is the inspector's own, or spread thin: no one site to blame.
+		return nil
+	}
+	top := sites[:min(3, len(sites))]
+	for _, s := range top {
+		f.Evidence.Sites = append(f.Evidence.Sites, s.frame)
+	}
+	f.Evidence.Figures["site_bytes"] = float64(top[0].bytes)
+	f.Title = fmt.Sprintf("unbounded growth at %s: heap +%s/s", frameString(top[0].frame), mib(int64(rate)))
+	f.Message = fmt.Sprintf("Heap in use grew from %s to %s in %s (%s/s) and kept growing through garbage collections; "+
+		"the heap profile puts %s of the growth since its last read at %s.",
+		mib(int64(first.heap)), mib(int64(last.heap)), span.Round(time.Second), mib(int64(rate)), mib(top[0].bytes), frameString(top[0].frame))
+	return []found{{key: "heap", finding: f}}
+}
+
+func inspector(stack []api.Frame) bool {
+	for _, f := range stack {
+		for _, p := range inspectorPackages {
+			if strings.HasPrefix(f.Function, p) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

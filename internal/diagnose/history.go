@@ -1,0 +1,236 @@
+package diagnose
+
+import (
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/pprof/profile"
+
+	"github.com/inspectd/inspectd/internal/api"
+)
+
+// history is what the engine remembers of recent snapshots: small numbers
+// per snapshot, and per goroutine only what persistence needs.
+type history struct {
+	span   time.Duration
+	points []point
+	// Where each waiting goroutine waits and since when.
+	stuck map[int64]stuckMark
+	// Labelled goroutines: their scope, and when those seen before left.
+	scopes map[int64]scopeMark
+	gone   map[int64]time.Time
+	// Where a lock holder was seen blocking with its lock, by goroutine.
+	holderCall map[int64]api.Frame
+	// The last profiles read, for growth since then.
+	prevProfile map[string]*profile.Profile
+}
+
+type point struct {
+	at         time.Time
+	goroutines int64
+	threads    int64
+	heap       uint64
+	gomaxprocs int
+	// Goroutines waiting per site (siteKey), and alive per creation site.
+	sites    map[string]int
+	creators map[string]int
+	latency  *api.Histogram
+}
+
+type stuckMark struct {
+	key   string
+	since time.Time
+}
+
+type scopeMark struct {
+	scope  string
+	parent int64
+	name   string
+	loc    api.Frame
+}
+
+func (h *history) init(span time.Duration) {
+	h.span = span
+	h.stuck = map[int64]stuckMark{}
+	h.scopes = map[int64]scopeMark{}
+	h.gone = map[int64]time.Time{}
+	h.prevProfile = map[string]*profile.Profile{}
+	h.holderCall = map[int64]api.Frame{}
+}
+
+func (h *history) observe(c *check) {
+	s := c.snap
+	p := point{at: s.Time, goroutines: s.Process.Goroutines, threads: s.Process.Threads, heap: s.Process.HeapBytes,
+		gomaxprocs: s.Process.GOMAXPROCS, latency: s.Process.SchedLatency,
+		sites: map[string]int{}, creators: map[string]int{}}
+	if p.goroutines == 0 {
+		p.goroutines = int64(len(s.Tasks))
+	}
+	for _, st := range s.Sites {
+		p.sites[siteKey(st.Reason, st.Location)] += st.Waiting
+	}
+	stuck := make(map[int64]stuckMark, len(h.stuck))
+	scopes := make(map[int64]scopeMark, len(h.scopes))
+	for i := range s.Tasks {
+		t := &s.Tasks[i]
+		if t.CreatedBy.Function != "" {
+			p.creators[creatorKey(t.CreatedBy)]++
+		}
+		if t.State == "waiting" {
+			key := siteKey(t.WaitReason, t.Location)
+			since := s.Time.Add(-time.Duration(t.Stats.InStateNS))
+			if t.WaitMinutes > 0 {
+				since = earlier(since, s.Time.Add(-time.Duration(t.WaitMinutes)*time.Minute))
+			}
+			// Waiting for the whole window at the same place as before:
+			// it has not moved since it was first seen there.
+			if prev, ok := h.stuck[t.ID]; ok && prev.key == key && t.Stats.InStateNS >= c.window*95/100 {
+				since = earlier(since, prev.since)
+			}
+			stuck[t.ID] = stuckMark{key: key, since: since}
+		}
+		if sc := scopeOf(t.Labels); sc != "" {
+			scopes[t.ID] = scopeMark{scope: sc, parent: t.ParentID, name: t.Name, loc: t.Location}
+		}
+	}
+	for id := range h.scopes {
+		if _, alive := scopes[id]; !alive && c.task(id) == nil {
+			if _, ok := h.gone[id]; !ok {
+				h.gone[id] = s.Time
+			}
+			scopes[id] = h.scopes[id] // remember its scope while it counts as a parent
+		}
+	}
+	maps.DeleteFunc(h.gone, func(id int64, at time.Time) bool {
+		if s.Time.Sub(at) > h.span {
+			delete(scopes, id)
+			return true
+		}
+		return false
+	})
+	h.stuck, h.scopes = stuck, scopes
+	maps.DeleteFunc(h.holderCall, func(id int64, _ api.Frame) bool { return c.task(id) == nil })
+	h.points = append(h.points, p)
+	h.points = slices.DeleteFunc(h.points, func(q point) bool { return s.Time.Sub(q.at) > h.span })
+}
+
+// stuckFor is how long task id has waited where it waits now.
+func (h *history) stuckFor(id int64, now time.Time) time.Duration {
+	m, ok := h.stuck[id]
+	if !ok {
+		return 0
+	}
+	return now.Sub(m.since)
+}
+
+// ago returns the oldest point at least d old within the history, or the
+// oldest point, and false when there is no point older than the latest.
+func (h *history) ago(d time.Duration) (point, bool) {
+	if len(h.points) < 2 {
+		return point{}, false
+	}
+	now := h.points[len(h.points)-1].at
+	best := h.points[0]
+	for _, q := range h.points[:len(h.points)-1] {
+		if now.Sub(q.at) >= d {
+			best = q
+		}
+	}
+	return best, true
+}
+
+// latest is the point of the observation being made.
+func (h *history) latest() point { return h.points[len(h.points)-1] }
+
+func creatorKey(f api.Frame) string { return siteKey("", f) }
+
+// scopeOf is the scope a goroutine's labels put it in: all its labels but
+// its role, which differs between a scope's goroutines.
+func scopeOf(labels map[string]string) string {
+	if len(labels) == 0 {
+		return ""
+	}
+	keys := slices.Sorted(maps.Keys(labels))
+	var b strings.Builder
+	for _, k := range keys {
+		if k == "role" {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(k + "=" + labels[k])
+	}
+	return b.String()
+}
+
+// profileGrowth returns, per stack, how much sample value index vi grew
+// since the previous read of the same profile (all of it on the first
+// read), and remembers this read for the next.
+func (h *history) profileGrowth(name string, p *profile.Profile, vi int) map[string]growth {
+	cur := sumByStack(p, vi)
+	prev := map[string]growth{}
+	if pp := h.prevProfile[name]; pp != nil {
+		prev = sumByStack(pp, vi)
+	}
+	h.prevProfile[name] = p
+	for k, g := range cur {
+		g.value -= prev[k].value
+		cur[k] = g
+	}
+	return cur
+}
+
+type growth struct {
+	value int64
+	stack []api.Frame
+}
+
+func sumByStack(p *profile.Profile, vi int) map[string]growth {
+	out := map[string]growth{}
+	for _, s := range p.Sample {
+		if vi >= len(s.Value) {
+			continue
+		}
+		var b strings.Builder
+		var frames []api.Frame
+		for _, loc := range s.Location {
+			for _, ln := range loc.Line {
+				if ln.Function == nil {
+					continue
+				}
+				frames = append(frames, api.Frame{Function: ln.Function.Name, File: ln.Function.Filename, Line: int(ln.Line)})
+				b.WriteString(ln.Function.Name)
+				b.WriteByte(':')
+				b.WriteString(strconv.FormatInt(ln.Line, 10))
+				b.WriteByte(';')
+			}
+		}
+		k := b.String()
+		g := out[k]
+		g.value += s.Value[vi]
+		g.stack = frames
+		out[k] = g
+	}
+	return out
+}
+
+// sampleIndex returns the index of the profile's sample type named typ.
+func sampleIndex(p *profile.Profile, typ string) int {
+	for i, st := range p.SampleType {
+		if st.Type == typ {
+			return i
+		}
+	}
+	return -1
+}
+
+func earlier(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}

@@ -1,0 +1,110 @@
+package diagnose
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/inspectd/inspectd/internal/api"
+)
+
+var leakRule = &rule{
+	id:     "goroutine-leak",
+	lesson: "tokio_select",
+	help:   "goroutines blocked for good on a channel nobody will use again: marked by the goroutineleak profile, or stuck at one site in growing numbers",
+	thresholds: []Threshold{
+		{Name: "stuck_for", Help: "how long goroutines must stay blocked at the same channel operation", Unit: Duration, Default: float64(3 * time.Second)},
+		{Name: "min_goroutines", Help: "goroutines stuck at one site before it is a leak (without the leak profile)", Unit: Count, Default: 5},
+		{Name: "min_growth", Help: "growth of the goroutines waiting at that site over the last 10s (without the leak profile)", Unit: Count, Default: 3},
+	},
+	check: checkLeak,
+}
+
+func checkLeak(c *check) []found {
+	const id = "goroutine-leak"
+	stuckFor := c.thDur(id, "stuck_for")
+	woken := map[string]bool{}
+	for _, s := range c.snap.Sites {
+		if s.Wakeups > 0 {
+			woken[siteKey(s.Reason, s.Location)] = true
+		}
+	}
+	type group struct {
+		reason  string
+		loc     api.Frame
+		ids     []int64
+		leaked  int
+		longest time.Duration
+	}
+	groups := map[string]*group{}
+	for i := range c.snap.Tasks {
+		t := &c.snap.Tasks[i]
+		if t.State != "waiting" || c.isClaimed(t.ID) || isLockWait(t.WaitReason) || !userTask(t) {
+			continue
+		}
+		key := siteKey(t.WaitReason, t.Location)
+		d := c.e.hist.stuckFor(t.ID, c.now)
+		if !t.Leaked && (!isChanWait(t.WaitReason) || d < stuckFor || woken[key]) {
+			continue
+		}
+		g := groups[key]
+		if g == nil {
+			g = &group{reason: t.WaitReason, loc: t.Location}
+			groups[key] = g
+		}
+		g.ids = append(g.ids, t.ID)
+		if t.Leaked {
+			g.leaked++
+		}
+		g.longest = max(g.longest, d)
+	}
+	now := c.e.hist.latest()
+	before, hasBefore := c.e.hist.ago(10 * time.Second)
+	var out []found
+	for _, key := range slicesSortedKeys(groups) {
+		g := groups[key]
+		f := api.Finding{
+			Evidence: api.Evidence{Tasks: capIDs(g.ids, 100), Sites: []api.Frame{g.loc},
+				Figures: map[string]float64{"goroutines": float64(len(g.ids)), "leaked": float64(g.leaked), "stuck_seconds": g.longest.Seconds()}},
+			Advice: "Make sure every blocked send or receive can complete: give a reply channel a buffer of one so the " +
+				"sender never waits for a receiver that has gone, or select on ctx.Done() beside the channel operation.",
+		}
+		growthNote := ""
+		if hasBefore {
+			dt := now.at.Sub(before.at)
+			grown := now.sites[key] - before.sites[key]
+			f.Evidence.Figures["growth"] = float64(grown)
+			if dt > 0 {
+				f.Evidence.Figures["per_second"] = float64(grown) / dt.Seconds()
+			}
+			if grown > 0 {
+				growthNote = fmt.Sprintf(", %d more than %s ago", grown, dt.Round(time.Second))
+			}
+		}
+		switch {
+		case g.leaked > 0:
+			f.Severity = Critical
+			f.Title = fmt.Sprintf("goroutine leak: %d goroutines blocked for good in %s at %s", g.leaked, g.reason, frameString(g.loc))
+			f.Message = fmt.Sprintf("The goroutineleak profile found %d goroutines blocked in %s at %s on a channel that no "+
+				"running goroutine can reach: they will never run again%s.", g.leaked, g.reason, frameString(g.loc), growthNote)
+		default:
+			if len(g.ids) < int(c.th(id, "min_goroutines")) || !hasBefore {
+				continue
+			}
+			if float64(now.sites[key]-before.sites[key]) < c.th(id, "min_growth") {
+				continue
+			}
+			f.Severity = Warning
+			f.Title = fmt.Sprintf("goroutine leak: %d goroutines stuck in %s at %s, and more each time", len(g.ids), g.reason, frameString(g.loc))
+			f.Message = fmt.Sprintf("%d goroutines have been blocked in %s at %s for %s or more with no wake-up%s: "+
+				"whoever should complete the operation has gone.", len(g.ids), g.reason, frameString(g.loc),
+				g.longest.Round(100*time.Millisecond), growthNote)
+			if c.missingLeakProfile() {
+				f.Evidence.Missing = append(f.Evidence.Missing, "goroutineleak profile (Go 1.27): the leak is inferred from goroutines stuck at one site in growing numbers")
+			}
+		}
+		c.claim(id, g.ids...)
+		c.claimedSites[key] = id
+		out = append(out, found{key: key, finding: f})
+	}
+	return out
+}

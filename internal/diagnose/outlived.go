@@ -1,0 +1,92 @@
+package diagnose
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/inspectd/inspectd/internal/api"
+)
+
+var outlivedRule = &rule{
+	id:     "outlived-context",
+	lesson: "tokio_select (cancellation)",
+	help:   "goroutines keep running after the goroutine that started their labelled scope has returned: they ignore their context's cancellation",
+	thresholds: []Threshold{
+		{Name: "outlive_for", Help: "how long goroutines may keep running after their scope's starter returned", Unit: Duration, Default: float64(2 * time.Second)},
+	},
+	check: checkOutlived,
+}
+
+// A scope is a set of pprof labels (all but role), like workload=leak: its
+// starter is the goroutine that set them, whose parent has other labels.
+// When the starter returns, the scope's work is cancelled; goroutines of the
+// scope that still run and wake up past outlive_for did not stop.
+func checkOutlived(c *check) []found {
+	const id = "outlived-context"
+	if !c.labelsKnown() {
+		return nil
+	}
+	grace := c.thDur(id, "outlive_for")
+	h := &c.e.hist
+	type group struct {
+		scope   string
+		starter int64
+		name    string
+		loc     api.Frame
+		ids     []int64
+		since   time.Time
+	}
+	groups := map[string]*group{}
+	for i := range c.snap.Tasks {
+		t := &c.snap.Tasks[i]
+		if c.isClaimed(t.ID) || t.ParentID == 0 || t.Stats.Polls == 0 && t.State == "waiting" {
+			continue
+		}
+		me, ok := h.scopes[t.ID]
+		if !ok {
+			continue
+		}
+		// Walk up through exited ancestors of the same scope to the starter.
+		p, starter := t.ParentID, int64(0)
+		for range 64 {
+			pm, ok := h.scopes[p]
+			if !ok || pm.scope != me.scope {
+				break
+			}
+			starter = p
+			p = pm.parent
+		}
+		if starter == 0 {
+			continue
+		}
+		goneAt, gone := h.gone[t.ParentID]
+		if !gone || c.now.Sub(goneAt) < grace {
+			continue
+		}
+		key := me.scope + "@" + siteKey("", t.Location)
+		g := groups[key]
+		if g == nil {
+			g = &group{scope: me.scope, starter: t.ParentID, name: h.scopes[t.ParentID].name, loc: t.Location, since: goneAt}
+			groups[key] = g
+		}
+		g.ids = append(g.ids, t.ID)
+		g.since = earlier(g.since, goneAt)
+	}
+	var out []found
+	for _, key := range slicesSortedKeys(groups) {
+		g := groups[key]
+		after := c.now.Sub(g.since).Round(100 * time.Millisecond)
+		c.claim(id, g.ids...)
+		out = append(out, found{key: key, finding: api.Finding{
+			Title: fmt.Sprintf("goroutines outlive their context: %d of {%s} still run at %s", len(g.ids), g.scope, frameString(g.loc)),
+			Message: fmt.Sprintf("%d goroutines labelled {%s} still run at %s %s after the goroutine that started them "+
+				"(%d, %s) returned, which cancels their work: they do not check their context.",
+				len(g.ids), g.scope, frameString(g.loc), after, g.starter, g.name),
+			Evidence: api.Evidence{Tasks: capIDs(g.ids, 100), Sites: []api.Frame{g.loc},
+				Figures: map[string]float64{"goroutines": float64(len(g.ids)), "seconds_after": after.Seconds()}},
+			Advice: "Check ctx.Done() (or ctx.Err()) in every loop, pass ctx to blocking calls, and have the starter wait " +
+				"for what it started (a WaitGroup or errgroup) so work cannot outlive its scope.",
+		}})
+	}
+	return out
+}

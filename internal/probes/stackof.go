@@ -1,0 +1,33 @@
+package probes
+
+import "github.com/inspectd/inspectd/internal/api"
+
+// StackOf returns the latest stack the trace recorded for goroutine id in
+// the window of the last snapshot built, top first; nil when it was not in
+// that window.
+func (c *Collector) StackOf(id int64) []api.Frame {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.last == nil || c.last.win == nil {
+		return nil
+	}
+	if g := c.last.win.Goroutines[id]; g != nil {
+		return traceAPIFrames(g.Stack)
+	}
+	return nil
+}
+
+// StretchStackOf returns where goroutine id computed during its longest
+// stretch on CPU in the window of the last snapshot built (see
+// GoStats.StretchStack), or nil.
+func (c *Collector) StretchStackOf(id int64) []api.Frame {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.last == nil || c.last.win == nil {
+		return nil
+	}
+	if g := c.last.win.Goroutines[id]; g != nil {
+		return traceAPIFrames(g.StretchStack)
+	}
+	return nil
+}
