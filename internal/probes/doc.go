@@ -15,6 +15,10 @@
 //     builds api.Snapshot values from its window, joined with goroutine dumps
 //     taken only within a stop-the-world budget, and the goroutine leak profile
 //     (read at most every 30s: it forces a GC).
+//   - Remote: the same model for a program that serves only net/http/pprof
+//     (PprofFetcher) or a gops agent (GopsFetcher), computed in the client
+//     from the goroutine profile, a trace parsed there, and full dumps within
+//     a share of the wall time since attaching (see remote.go).
 //
 // # Goroutine dumps
 //

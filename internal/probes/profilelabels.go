@@ -3,6 +3,7 @@ package probes
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"maps"
 	"runtime/pprof"
 	"strconv"
@@ -28,13 +29,37 @@ func readProfileLabels() (stackLabels, error) {
 	if err := pprof.Lookup("goroutine").WriteTo(&buf, 0); err != nil {
 		return nil, err
 	}
-	p, err := profile.Parse(&buf)
+	ps, err := parseStackProfile(&buf)
+	if err != nil {
+		return nil, err
+	}
+	return ps.labels, nil
+}
+
+// stackProfile is what a goroutine profile (or the goroutineleak profile) in
+// proto form tells, keyed like stackLabels.
+type stackProfile struct {
+	labels stackLabels
+	counts map[string]int64 // goroutines per stack key
+	total  int64            // goroutines in all
+}
+
+// parseStackProfile reads a goroutine or goroutineleak profile in proto form
+// (pprof.Lookup(name).WriteTo(w, 0), /debug/pprof/goroutine?debug=0): its
+// goroutine count, and its stacks with their counts and label sets.
+func parseStackProfile(r io.Reader) (*stackProfile, error) {
+	p, err := profile.Parse(r)
 	if err != nil {
 		return nil, fmt.Errorf("parsing the goroutine profile: %w", err)
 	}
-	out := stackLabels{}
+	out := &stackProfile{labels: stackLabels{}, counts: map[string]int64{}}
 	var key strings.Builder
 	for _, s := range p.Sample {
+		var n int64
+		if len(s.Value) > 0 {
+			n = s.Value[0]
+		}
+		out.total += n
 		key.Reset()
 		for _, loc := range s.Location {
 			// Lines lists inlined calls innermost first, like a traceback.
@@ -45,28 +70,36 @@ func readProfileLabels() (stackLabels, error) {
 			}
 		}
 		k := trimRuntimeKey(key.String())
+		out.counts[k] += n
 		labels := make(map[string]string, len(s.Label))
 		for name, vs := range s.Label {
 			if len(vs) > 0 {
 				labels[name] = vs[0]
 			}
 		}
-		if prev, seen := out[k]; seen && !maps.Equal(prev, labels) {
-			out[k] = nil
+		// nil marks a stack already seen with different sets.
+		if prev, seen := out.labels[k]; seen && (prev == nil || !maps.Equal(prev, labels)) {
+			out.labels[k] = nil
 			continue
 		}
-		out[k] = labels
+		out.labels[k] = labels
 	}
 	return out, nil
 }
 
-// lookup returns the labels of goroutines with frames, if the profile tells.
-func (sl stackLabels) lookup(frames []Frame) (map[string]string, bool) {
+// stackKey is the key of frames (top first) in stackLabels and
+// stackProfile.counts.
+func stackKey(frames []Frame) string {
 	var key strings.Builder
 	for _, f := range frames {
 		writeKeyFrame(&key, f.Func, f.Line)
 	}
-	l, ok := sl[trimRuntimeKey(key.String())]
+	return trimRuntimeKey(key.String())
+}
+
+// lookup returns the labels of goroutines with frames, if the profile tells.
+func (sl stackLabels) lookup(frames []Frame) (map[string]string, bool) {
+	l, ok := sl[stackKey(frames)]
 	return l, ok && l != nil
 }
 
