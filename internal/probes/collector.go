@@ -198,6 +198,9 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	// The last window is garbage from here: let it go before the next one
+	// is built (at 1M goroutines it holds some 300 MB).
+	c.last = nil
 	began := time.Now()
 	var notes []string
 	source := "trace"
@@ -222,7 +225,7 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 	if _, err := c.fr.WriteTo(&c.traceBuf); err != nil {
 		return nil, fmt.Errorf("flight recorder snapshot: %w", err)
 	}
-	win, err := AnalyzeTrace(&c.traceBuf, WindowOptions{Sites: true, Since: now.Add(-window)})
+	win, err := AnalyzeTrace(&c.traceBuf, snapshotWindow(now.Add(-window)))
 	if done := c.profDone; done != nil && c.profLabels == nil && len(c.facts) == 0 {
 		// Nothing else names the goroutines: wait for the profile read
 		// that ran alongside.
@@ -248,6 +251,13 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 	c.buildCost = time.Since(began)
 	c.last = &built{at: now, window: window, snap: snap, win: win}
 	return c.last, nil
+}
+
+// snapshotWindow is how the collector analyses its window: with sites,
+// from since, and parsing on a second goroutine where there is a second
+// core (the same window, in about 0.8x the wall time for 10% more CPU).
+func snapshotWindow(since time.Time) WindowOptions {
+	return WindowOptions{Sites: true, Since: since, Parallel: true}
 }
 
 // spacing is how long work that cost cost must wait before it runs again to
@@ -373,13 +383,17 @@ func (c *Collector) dump(now time.Time) {
 // model joins the window with what the dumps said.
 func (c *Collector) model(win *Window, now time.Time) *api.Snapshot {
 	snap := &api.Snapshot{Time: now, WindowNS: win.Duration(), Tasks: make([]api.Task, 0, len(win.Goroutines))}
-	gs := make([]*GoStats, 0, len(win.Goroutines))
-	for _, g := range win.Goroutines {
+	type byID struct {
+		id int64
+		g  *GoStats
+	}
+	gs := make([]byID, 0, len(win.Goroutines))
+	for id, g := range win.Goroutines {
 		if !g.Exited {
-			gs = append(gs, g)
+			gs = append(gs, byID{id, g})
 		}
 	}
-	slices.SortFunc(gs, func(a, b *GoStats) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(gs, func(a, b byID) int { return cmp.Compare(a.id, b.id) })
 	// Creation order is id order, so a parent's labels are known before its children's.
 	stale := 0
 	// Goroutines that wait at the same place share their stack (the window
@@ -403,8 +417,11 @@ func (c *Collector) model(win *Window, now time.Time) *api.Snapshot {
 	}
 	// Names from labels, by label set: most goroutines share theirs.
 	names := make(map[unsafe.Pointer]string)
-	for _, g := range gs {
-		id := g.ID
+	// Stats.IdleByReason of the tasks idle all the window, by reason;
+	// shared, like labels: read-only.
+	idleAll := make(map[string]map[string]int64)
+	for _, e := range gs {
+		id, g := e.id, e.g
 		j := join(g.Stack)
 		loc := j.loc
 		if !j.userLoc {
@@ -417,7 +434,20 @@ func (c *Collector) model(win *Window, now time.Time) *api.Snapshot {
 			CreatedBy:  traceAPIFrame(g.CreatedBy),
 			ParentID:   g.ParentID,
 			Location:   loc,
-			Stats:      g.TaskStats(),
+		}
+		if len(g.IdleByReason) == 1 && g.Idle == win.Duration() {
+			// Idle for one reason all the window long, as most goroutines
+			// of a large program are: share one map per reason.
+			t.Stats = g.taskStatsNoIdle()
+			r := g.IdleByReason[0]
+			m := idleAll[r.Reason]
+			if m == nil {
+				m = map[string]int64{r.Reason: r.NS}
+				idleAll[r.Reason] = m
+			}
+			t.Stats.IdleByReason = m
+		} else {
+			t.Stats = g.TaskStats()
 		}
 		startFunc := g.StartFunc
 		var f *dumpFacts

@@ -171,19 +171,22 @@ const mb = 1 << 20
 // recorder started, and "steady", once the recorder holds its full MinAge
 // of 10s (as a long-running program has it).
 //
-// ns/op is Snapshot alone. Per snapshot it reports the longest
+// ns/op is Snapshot alone. Per snapshot it reports the process's CPU time
+// during it (cpu-ms: the build, the GC it causes, and the goroutine
+// profile read in the background when one runs alongside), the longest
 // stop-the-world pause seen during it (max-pause-ms, any cause, GC
 // included), the heap allocated (alloc-MB), the live heap's peak above its
 // level before the snapshot (peak-MB), the live heap after it with the
 // collector keeping the snapshot (heap-MB) and what the collector keeps
 // (kept-MB), the tasks and those labelled (from the goroutine profile,
-// read within Snapshot: profile-ms), and the breakdown of a second build
-// step by step: the flight recorder's WriteTo (write-ms), the trace
-// analysis (analyze-ms), the model with the runtime/metrics read
-// (model-ms) and that read alone (metrics-ms), with the trace's size,
-// events and generations, and the bare parse of the same bytes by
-// x/exp/trace (bare-parse-ms: NewReader and ReadEvent, the floor of the
-// analysis).
+// read in the background, each read taking profile-ms), and the breakdown
+// of a second build step by step: the flight recorder's WriteTo
+// (write-ms), the trace analysis (analyze-ms), the model with the
+// runtime/metrics read (model-ms) and that read alone (metrics-ms), with
+// the trace's size, its generations and those the analysis reads
+// (gens-read: from the one before the window's start), the events
+// analysed, and the bare parse of those generations by x/exp/trace
+// (bare-parse-ms: NewReader and ReadEvent, the floor of the analysis).
 //
 //	go test -run x -bench CollectorSnapshot -benchtime 5x -timeout 30m ./internal/probes
 func BenchmarkCollectorSnapshot(b *testing.B) {
@@ -222,7 +225,7 @@ func benchSnapshot(b *testing.B, c *Collector, n int, base uint64) {
 	const window = 2 * time.Second
 	ctx := context.Background()
 	pp := newPauseProbe()
-	var longest, longestGC, longestOther, profT, writeT, analyzeT, modelT, metricsT time.Duration
+	var longest, longestGC, longestOther, profT, writeT, analyzeT, modelT, metricsT, cpuT time.Duration
 	var labelled int
 	var bareT time.Duration
 	var gens, gensRead int64
@@ -238,11 +241,13 @@ func benchSnapshot(b *testing.B, c *Collector, n int, base uint64) {
 		runtime.ReadMemStats(&ms0)
 		hp := startHeapPeak()
 		pp.mark()
+		cpu0 := cpuTime()
 		b.StartTimer()
 
 		snap, err := c.Snapshot(ctx, window)
 
 		b.StopTimer()
+		cpuT += cpuTime() - cpu0
 		gcP, otherP, _, l, _ := pp.sinceByClass()
 		longestGC, longestOther = max(longestGC, gcP), max(longestOther, otherP)
 		p := hp.end()
@@ -277,14 +282,14 @@ func benchSnapshot(b *testing.B, c *Collector, n int, base uint64) {
 			b.Fatal(err)
 		}
 		t1 := time.Now()
-		win, err := AnalyzeTrace(bytes.NewReader(buf.Bytes()), WindowOptions{Sites: true, Since: t0.Add(-window)})
+		win, err := AnalyzeTrace(bytes.NewBuffer(buf.Bytes()), snapshotWindow(t0.Add(-window)))
 		if err != nil {
 			b.Fatal(err)
 		}
 		t2 := time.Now()
 		// The floor: the bare parse of what the analysis reads (the
 		// generations from the one before the window's start).
-		ev, syncs := bareParse(b, newGenSkipper(bytes.NewReader(buf.Bytes()), t0.Add(-window)))
+		ev, syncs := bareParse(b, newGenSkipper(bytes.NewBuffer(buf.Bytes()), t0.Add(-window)))
 		t2b := time.Now()
 		c.mu.Lock()
 		_ = c.model(win, t0)
@@ -317,6 +322,7 @@ func benchSnapshot(b *testing.B, c *Collector, n int, base uint64) {
 	b.ReportMetric(float64(peak)/mb, "peak-MB")
 	b.ReportMetric(float64(heap)/mb, "heap-MB")
 	b.ReportMetric(float64(int64(heap)-int64(base))/mb, "kept-MB")
+	b.ReportMetric(msOf(cpuT), "cpu-ms")
 	b.ReportMetric(msOf(profT), "profile-ms")
 	b.ReportMetric(msOf(writeT), "write-ms")
 	b.ReportMetric(msOf(analyzeT), "analyze-ms")

@@ -174,7 +174,19 @@ func (g *GoStats) IdleFor(reason string) int64 {
 
 // TaskStats converts g's numbers to the wire form.
 func (g *GoStats) TaskStats() api.TaskStats {
-	ts := api.TaskStats{
+	ts := g.taskStatsNoIdle()
+	if len(g.IdleByReason) > 0 {
+		ts.IdleByReason = make(map[string]int64, len(g.IdleByReason))
+		for _, r := range g.IdleByReason {
+			ts.IdleByReason[r.Reason] += r.NS
+		}
+	}
+	return ts
+}
+
+// taskStatsNoIdle is TaskStats without IdleByReason.
+func (g *GoStats) taskStatsNoIdle() api.TaskStats {
+	return api.TaskStats{
 		TotalNS:          g.Total,
 		BusyNS:           g.Busy,
 		SchedNS:          g.Sched,
@@ -185,13 +197,6 @@ func (g *GoStats) TaskStats() api.TaskStats {
 		LongestStretchNS: g.LongestStretch,
 		InStateNS:        g.InState,
 	}
-	if len(g.IdleByReason) > 0 {
-		ts.IdleByReason = make(map[string]int64, len(g.IdleByReason))
-		for _, r := range g.IdleByReason {
-			ts.IdleByReason[r.Reason] += r.NS
-		}
-	}
-	return ts
 }
 
 // SiteStats is a place where goroutines wait: a wait reason at a blocking
@@ -303,13 +308,14 @@ func AnalyzeTrace(r io.Reader, opts WindowOptions) (w *Window, err error) {
 			}
 		}
 	}()
+	pipelined := opts.Parallel && opts.MaxEvents <= 0 && runtime.GOMAXPROCS(0) > 1 && !small(r)
 	tr, err := trace.NewReader(newGenSkipper(r, opts.Since))
 	if err != nil {
 		b.truncated = true
 		return b.Finalize(), fmt.Errorf("reading trace header: %w: %w", ErrTraceTruncated, err)
 	}
 	var rerr error
-	if opts.Parallel && opts.MaxEvents <= 0 && runtime.GOMAXPROCS(0) > 1 && !small(r) {
+	if pipelined {
 		rerr = b.readPipelined(tr, &inEvent)
 	} else {
 		rerr = b.readSequential(tr, &inEvent)
