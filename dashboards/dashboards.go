@@ -19,6 +19,7 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/grafanapyroscope"
 	"github.com/grafana/grafana-foundation-sdk/go/prometheus"
 	"github.com/grafana/grafana-foundation-sdk/go/stat"
+	"github.com/grafana/grafana-foundation-sdk/go/statetimeline"
 	"github.com/grafana/grafana-foundation-sdk/go/timeseries"
 )
 
@@ -46,6 +47,11 @@ const (
 	ProfileGoroutines    = "goroutines:goroutine:count:goroutine:count"
 	ProfileMutexDuration = "mutex:delay:nanoseconds:contentions:count"
 	ProfileBlockDuration = "block:delay:nanoseconds:contentions:count"
+	// ProfileGoroutineStates is the goroutine-states profile the daemon
+	// pushes itself (internal/daemon/stateprofile.go): sample and period
+	// type goroutine_state_time in nanoseconds, which Pyroscope also takes
+	// as the profile's name.
+	ProfileGoroutineStates = "goroutine_state_time:goroutine_state_time:nanoseconds:goroutine_state_time:nanoseconds"
 )
 
 // Dashboard is one generated dashboard: its file name under grafana/ and
@@ -79,6 +85,20 @@ func pyroDS() common.DataSourceRef { return ref(PyroscopeType, PyroscopeUID) }
 
 // sel is the label selector every Prometheus query uses.
 const sel = `{job="` + Job + `"}`
+
+// findingsSel selects the findings of both severities; the daemon exports
+// every rule with 0 for each while it has none.
+const findingsSel = `inspectd_findings{job="` + Job + `", severity=~"warning|critical"}`
+
+// alarm is green at 0 and red from 1 on.
+func alarm() *dashboard.ThresholdsConfigBuilder {
+	return dashboard.NewThresholdsConfigBuilder().
+		Mode(dashboard.ThresholdsModeAbsolute).
+		Steps([]dashboard.Threshold{
+			{Value: nil, Color: "green"},
+			{Value: cog.ToPtr(1.0), Color: "red"},
+		})
+}
 
 func prom(expr, legend string) *prometheus.DataqueryBuilder {
 	return prometheus.NewDataqueryBuilder().Datasource(promDS()).Expr(expr).LegendFormat(legend).Range()
@@ -186,6 +206,33 @@ func Overview() (dashboard.Dashboard, error) {
 			"short", 12,
 			prom("rate(go_sched_goroutines_created_goroutines_total"+sel+"[$__rate_interval])", "created/s"),
 		)).
+		WithRow(dashboard.NewRowBuilder("Diagnosis")).
+		WithPanel(statetimeline.NewPanelBuilder().
+			Title("Findings by rule").
+			Description("Current findings of each diagnosis rule (warning and critical; inspectd_findings): one row per rule, green while it finds nothing, red with the number of findings while it does. GET /api/v1/findings says which goroutines and sites each names.").
+			Datasource(promDS()).
+			WithTarget(prom("sum by (rule) ("+findingsSel+")", "{{rule}}").RefId("A")).
+			Thresholds(alarm()).
+			ColorScheme(dashboard.NewFieldColorBuilder().Mode(dashboard.FieldColorModeIdThresholds)).
+			Min(0).Decimals(0).
+			ShowValue(common.VisibilityModeAuto).
+			MergeValues(true).
+			RowHeight(0.8).
+			Legend(legend()).
+			Tooltip(tooltip()).
+			Height(10).Span(18)).
+		WithPanel(stat.NewPanelBuilder().
+			Title("Findings").
+			Description("Findings of all the diagnosis rules now, warning and critical.").
+			Datasource(promDS()).
+			WithTarget(prometheus.NewDataqueryBuilder().RefId("A").Datasource(promDS()).Expr("sum(" + findingsSel + ")").LegendFormat("findings").Instant()).
+			ReduceOptions(common.NewReduceDataOptionsBuilder().Calcs([]string{"lastNotNull"})).
+			Thresholds(alarm()).
+			ColorScheme(dashboard.NewFieldColorBuilder().Mode(dashboard.FieldColorModeIdThresholds)).
+			Decimals(0).
+			GraphMode(common.BigValueGraphModeNone).
+			ColorMode(common.BigValueColorModeBackground).
+			Height(10).Span(6)).
 		Build()
 }
 
@@ -252,5 +299,8 @@ func FlameGraphs() (dashboard.Dashboard, error) {
 		WithPanel(flame("In-use bytes", "Live heap bytes by allocation site at the last GC: inuse_space.", ProfileInuseSpace)).
 		WithPanel(flame("Mutex wait", "Time goroutines waited on contended mutexes, charged to the stack that unlocked (sampled, --mutex-profile-fraction).", ProfileMutexDuration)).
 		WithPanel(flame("Blocked time", "Time goroutines spent blocked on channels, selects, locks and sleeps (sampled, --block-profile-rate).", ProfileBlockDuration)).
+		WithPanel(flame("Goroutine states",
+			"Where goroutine time went, from inspectd's own goroutine-states profile (goroutine_state_time, pushed every upload interval): one sample per goroutine and state, weighted by the time it spent in that state, with the goroutine's stack under a root frame naming the state: running, runnable (waiting for a P), syscall, or the wait reason (chan receive, chan send, select, sync.Mutex.Lock, sleep, IO wait, ...; waiting when unknown). The first level splits the time into busy, queued and blocked; above it, which code was in that state.",
+			ProfileGoroutineStates).Span(24).Height(16)).
 		Build()
 }

@@ -35,6 +35,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/inspectd/inspectd/internal/daemon"
+	"github.com/inspectd/inspectd/internal/probes"
 	"github.com/inspectd/inspectd/internal/workload"
 )
 
@@ -534,10 +535,84 @@ func pushedProfileTypes(t *testing.T) map[string]bool {
 	return ids
 }
 
+// pyroscopeName is the profile name (__name__) Pyroscope gives a pprof
+// profile pushed to /ingest, from its sample types as shown (the sample type
+// config's display name, else the type): its RawProfile.metricName in
+// pkg/og/convert/pprof.
+func pyroscopeName(shown []string) string {
+	if slices.Contains(shown, "wall") {
+		return "wall"
+	}
+	var st string
+	for _, st = range shown {
+		switch {
+		case strings.Contains(st, "cpu"):
+			return "process_cpu"
+		case strings.Contains(st, "alloc_"), strings.Contains(st, "inuse_"), st == "space", st == "objects":
+			return "memory"
+		case strings.Contains(st, "mutex_"):
+			return "mutex"
+		case strings.Contains(st, "block_"):
+			return "block"
+		case strings.Contains(st, "goroutines"):
+			return "goroutines"
+		}
+	}
+	return st
+}
+
+// stateProfileTypeID is the profile type id Pyroscope stores the daemon's
+// goroutine-states profile under, from the profile probes builds and the
+// sample type config internal/daemon/stateprofile.go uploads it with.
+func stateProfileTypeID(t *testing.T) string {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join("..", "internal", "daemon", "stateprofile.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"probes.StateProfileSampleType: {", "DisplayName: probes.StateProfileSampleType,"} {
+		if !bytes.Contains(src, []byte(want)) {
+			t.Fatalf("internal/daemon/stateprofile.go: no %q in the sample type config: the display name, and so the profile type id, may have changed", want)
+		}
+	}
+	p := probes.StateProfile(&probes.Window{}, nil)
+	if len(p.SampleType) != 1 || p.PeriodType == nil {
+		t.Fatalf("the goroutine states profile has sample types %v and period type %v, want one of each", p.SampleType, p.PeriodType)
+	}
+	st := p.SampleType[0]
+	return strings.Join([]string{pyroscopeName([]string{st.Type}), st.Type, st.Unit, p.PeriodType.Type, p.PeriodType.Unit}, ":")
+}
+
+// TestPyroscopeName checks the naming rule, and that the goroutine states
+// flame graph queries the id Pyroscope gives that profile.
+func TestPyroscopeName(t *testing.T) {
+	for _, tc := range []struct {
+		shown []string
+		want  string
+	}{
+		// Sample types as shown: pyroscope-go's display names (mutex and
+		// block) or the pprof sample types.
+		{[]string{"samples", "cpu"}, "process_cpu"},
+		{[]string{"alloc_objects", "alloc_space", "inuse_objects", "inuse_space"}, "memory"},
+		{[]string{"goroutines"}, "goroutines"},
+		{[]string{"mutex_count", "mutex_duration"}, "mutex"},
+		{[]string{"block_count", "block_duration"}, "block"},
+		{[]string{"goroutine_state_time"}, "goroutine_state_time"},
+	} {
+		if got := pyroscopeName(tc.shown); got != tc.want {
+			t.Errorf("pyroscopeName(%q) = %q, want %q", tc.shown, got, tc.want)
+		}
+	}
+	if got := stateProfileTypeID(t); got != ProfileGoroutineStates {
+		t.Errorf("the goroutine states profile is stored as %q, the dashboards query %q", got, ProfileGoroutineStates)
+	}
+}
+
 // TestPyroscopeQueries checks the flame graph queries: profile types the
 // daemon pushes, the daemon's service name, the workload variable.
 func TestPyroscopeQueries(t *testing.T) {
 	pushed := pushedProfileTypes(t)
+	pushed[stateProfileTypeID(t)] = true
 	if app := daemon.Defaults().PyroscopeApp; app != ServiceName {
 		t.Errorf("the daemon pushes as %q, the dashboards select service_name=%q", app, ServiceName)
 	}
