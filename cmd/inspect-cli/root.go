@@ -17,6 +17,7 @@ import (
 
 	"github.com/inspectd/inspectd/agent"
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/probes"
 )
 
 // DefaultTarget is the daemon's default address.
@@ -28,6 +29,7 @@ type env struct {
 	getenv         func(string) string
 	token          string
 	output         string
+	dumpBudget     float64 // --dump-budget, for net/http/pprof and gops targets
 }
 
 // cliError is a failure reported as one line on stderr with an exit code.
@@ -72,9 +74,20 @@ and where they were spawned.
 
 A target is the last, optional argument of each command:
   - an inspectd daemon or a program embedding the inspectd agent: 127.0.0.1:7777
-    (the default), host:port or a URL, or the pid of a local process that embeds
-    the agent (found through the agent's port file);
-  - any program serving net/http/pprof (stacks, profile, trace);
+    (the default), host:port or a URL;
+  - any program serving net/http/pprof, at host:port or a URL: when it does not
+    serve the inspection API (/api/v1/snapshot answers 404), inspect-cli computes
+    the model itself from its goroutine profile, an execution trace of --window
+    (/debug/pprof/trace, parsed here) and full goroutine dumps (debug=2), which
+    stop the target's world for ~6µs per goroutine and so are taken only within
+    --dump-budget (default 1% of the time since attaching); the output's notes
+    say what the budget allowed;
+  - a gops agent: gops://host:port, or a host:port that closes an HTTP request
+    without an answer and answers gops' version request (0x4); its trace always
+    lasts 5s and it has no goroutine profile (no labels between dumps);
+  - the pid of a local Go process: its inspectd agent (from the agent's port
+    file), else its gops agent (from gops' port file, in $GOPS_CONFIG_DIR or
+    the user config dir's gops/); inspect-cli ps lists them;
   - a saved goroutine dump file, e.g. from curl host/debug/pprof/goroutine?debug=2
     or a panic's output (tasks, task, stacks).
 With a token-protected target, pass --token or set INSPECT_TOKEN.
@@ -86,6 +99,9 @@ target that cannot be reached or read.`,
   inspect-cli task 42
   inspect-cli sites
   inspect-cli stacks goroutines.txt
+  inspect-cli tasks http://service:6060 --window 2s     # net/http/pprof only
+  inspect-cli top 4242                                   # a pid: agent or gops
+  inspect-cli ps
   inspect-cli workloads start leak --param every=50ms
   inspect-cli profile cpu --seconds 10 -o cpu.pb.gz`,
 		SilenceErrors: true,
@@ -95,6 +111,7 @@ target that cannot be reached or read.`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&e.token, "token", "", "bearer token of the target (default $INSPECT_TOKEN)")
 	pf.StringVarP(&e.output, "output", "", "table", "output format: table or json")
+	pf.Float64Var(&e.dumpBudget, "dump-budget", 0.01, "net/http/pprof and gops targets: the share of wall time full goroutine dumps may stop the target's world for (0: never dump)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
 		if e.token == "" {
 			e.token = e.getenv("INSPECT_TOKEN")
@@ -102,21 +119,29 @@ target that cannot be reached or read.`,
 		if e.output != "table" && e.output != "json" {
 			return failf(2, "--output %q: want table or json", e.output)
 		}
+		if e.dumpBudget < 0 || e.dumpBudget > 1 || e.dumpBudget != e.dumpBudget {
+			return failf(2, "--dump-budget %v: want a share of wall time from 0 (never dump) to 1", e.dumpBudget)
+		}
 		return nil
 	}
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return failf(2, "%v (see %s --help)", err, cmd.CommandPath())
 	})
 	root.AddCommand(newTasksCmd(e), newTaskCmd(e), newSitesCmd(e), newStacksCmd(e),
-		newWorkloadsCmd(e), newProfileCmd(e), newTraceCmd(e), newTopCmd(e))
+		newWorkloadsCmd(e), newProfileCmd(e), newTraceCmd(e), newTopCmd(e), newPsCmd(e))
 	return root
 }
 
-// target is what a command inspects: a dump file or an HTTP endpoint.
+// target is what a command inspects: a dump file, an HTTP endpoint or a
+// gops agent.
 type target struct {
 	name   string      // as given
 	file   string      // a goroutine dump file; "" for an HTTP target
-	client *api.Client // for an HTTP target
+	client *api.Client // for an HTTP target; nil for a gops agent
+	// remote computes the model here, for a program that serves
+	// net/http/pprof but not the inspection API, or a gops agent (see remote.go).
+	remote *probes.Remote
+	ropts  probes.RemoteOptions
 }
 
 // resolveTarget reads the optional target argument.
@@ -128,8 +153,15 @@ func (e *env) resolveTarget(args []string, i int) (*target, error) {
 	if fi, err := os.Stat(name); err == nil && !fi.IsDir() {
 		return &target{name: name, file: name}, nil
 	}
+	ropts := e.remoteOptions()
+	if addr, ok := strings.CutPrefix(name, "gops://"); ok {
+		return gopsTarget(name, strings.TrimRight(addr, "/"), ropts)
+	}
 	if addr, ok := agentAddr(name); ok {
-		return &target{name: name + " (" + addr + ")", client: api.NewClient(addr, e.token)}, nil
+		return &target{name: name + " (" + addr + ")", client: api.NewClient(addr, e.token), ropts: ropts}, nil
+	}
+	if pid, err := strconv.Atoi(name); err == nil {
+		return pidTarget(pid, ropts)
 	}
 	if !strings.Contains(name, "://") && !strings.Contains(name, ":") {
 		return nil, failf(2, "target %q: no such file, and not a host:port or URL", name)
@@ -137,7 +169,7 @@ func (e *env) resolveTarget(args []string, i int) (*target, error) {
 	if u, err := url.Parse(api.NewClient(name, "").Base); err != nil || u.Host == "" {
 		return nil, failf(2, "target %q: not a host:port or URL", name)
 	}
-	return &target{name: name, client: api.NewClient(name, e.token)}, nil
+	return &target{name: name, client: api.NewClient(name, e.token), ropts: ropts}, nil
 }
 
 // agentAddr reads the port file of the embedded agent of process pid
@@ -158,10 +190,22 @@ func agentAddr(pid string) (string, bool) {
 	return addr, addr != ""
 }
 
-// needHTTP fails for a dump-file target of a command that needs a live one.
+// needHTTP fails for a dump-file or gops target of a command that needs an
+// HTTP one.
 func (t *target) needHTTP(what string) error {
 	if t.file != "" {
 		return failf(2, "%s needs a live target (an inspectd daemon or agent), not the file %s", what, t.file)
+	}
+	if t.client == nil {
+		return failf(2, "%s needs an HTTP target (inspectd, an agent or net/http/pprof), not the gops agent %s", what, t.name)
+	}
+	return nil
+}
+
+// needLive fails for a dump-file target of a command that needs a live one.
+func (t *target) needLive(what string) error {
+	if t.file != "" {
+		return failf(2, "%s needs a live target (inspectd, an agent, net/http/pprof or gops), not the file %s", what, t.file)
 	}
 	return nil
 }
@@ -178,6 +222,9 @@ func (t *target) fail(err error) error {
 		return failf(1, "interrupted")
 	}
 	var ue *url.Error
+	if errors.As(err, &ue) && closedUnanswered(ue.Err) && t.client != nil {
+		return failf(2, "%s closed the connection without an HTTP answer: not an HTTP server (a gops agent? try gops://%s)", t.name, strings.TrimPrefix(t.client.Base, "http://"))
+	}
 	if errors.As(err, &ue) {
 		return failf(2, "cannot reach %s: %s (is inspectd running? start it with: go run ./cmd/inspectd)", t.name, cause(ue.Err))
 	}
@@ -189,7 +236,7 @@ func (t *target) fail(err error) error {
 func (t *target) failAPI(err error) error {
 	var se *api.StatusError
 	if errors.As(err, &se) && se.Code == 404 && strings.Contains(se.URL, "/api/v1/snapshot") {
-		return failf(2, "%s does not serve the inspection API (/api/v1/snapshot): not inspectd or an agent? `inspect-cli stacks %s` works with net/http/pprof", t.name, t.name)
+		return failf(2, "%s does not serve the inspection API (/api/v1/snapshot: 404) nor net/http/pprof", t.name)
 	}
 	return t.fail(err)
 }

@@ -30,15 +30,15 @@ stack that most often woke them (WAKER). Sites with the most wait come first.`,
 			if err != nil {
 				return err
 			}
-			if err := t.needHTTP("sites"); err != nil {
+			if err := t.needLive("sites"); err != nil {
 				return err
 			}
 			if limit < 0 {
 				return failf(2, "--limit %d: want 0 (all) or more", limit)
 			}
-			l, err := t.client.Sites(cmd.Context(), window)
+			l, notes, err := sitesOf(cmd, t, window)
 			if err != nil {
-				return t.fail(err)
+				return err
 			}
 			matched := len(l.Sites)
 			if limit > 0 && len(l.Sites) > limit {
@@ -49,6 +49,9 @@ stack that most often woke them (WAKER). Sites with the most wait come first.`,
 				return writeJSON(w, l)
 			}
 			fmt.Fprintf(w, "target %s  window %s  sites %d\n", t.name, dur(l.WindowNS), matched)
+			for _, n := range notes {
+				fmt.Fprintln(w, "note:", n)
+			}
 			tw := table(w)
 			fmt.Fprintln(tw, "REASON\tLOCATION\tWAITING\tWAIT\tWAKEUPS\tWAKER")
 			for _, s := range l.Sites {

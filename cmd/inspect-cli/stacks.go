@@ -50,11 +50,14 @@ stack (the same functions at the same lines, and the same creator), largest grou
 first: the count, the states and wait minutes, the label sets, then the stack.
 
 The target may be a saved dump file (curl host/debug/pprof/goroutine?debug=2,
-a panic's or SIGQUIT's output), or any program serving net/http/pprof (inspectd,
-an agent, or your own service). A live dump stops the target's world for about
-6µs per goroutine (0.6s at 100,000 goroutines): stacks first reads the goroutine
-count (from /debug/pprof/goroutine?debug=1, which does not stop the world) and
-refuses above 100,000 goroutines unless --force.`,
+a panic's or SIGQUIT's output), any program serving net/http/pprof (inspectd,
+an agent, or your own service), or a gops agent. A live dump stops the target's
+world for about 6µs per goroutine (0.6s at 100,000 goroutines): stacks first
+reads the goroutine count (from /debug/pprof/goroutine?debug=1, or the gops
+agent's stats, neither of which stops the world), refuses above 100,000
+goroutines unless --force, and notes the pause it caused. It takes one dump on
+request: --dump-budget, which spaces the dumps of tasks, task, sites and top,
+does not apply.`,
 		Example: `  inspect-cli stacks goroutines.txt
   inspect-cli stacks 127.0.0.1:7777 --limit 5
   inspect-cli stacks http://service:6060 --output json`,
@@ -113,7 +116,13 @@ refuses above 100,000 goroutines unless --force.`,
 
 // liveDump fetches /debug/pprof/goroutine?debug=2 after checking its cost.
 func liveDump(cmd *cobra.Command, t *target, force bool) ([]probes.Goroutine, []string, error) {
+	if t.client == nil {
+		return gopsDump(cmd, t, force)
+	}
 	n, err := goroutineCount(cmd, t)
+	if t.client == nil { // a gops agent answered there
+		return gopsDump(cmd, t, force)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -147,6 +156,9 @@ func goroutineCount(cmd *cobra.Command, t *target) (int, error) {
 		var se *api.StatusError
 		if asStatus(err, &se) && se.Code == http.StatusNotFound {
 			return 0, failf(2, "%s does not serve net/http/pprof (/debug/pprof/goroutine: 404)", t.name)
+		}
+		if t.switchGops(cmd.Context(), err) {
+			return 0, nil
 		}
 		return 0, t.fail(err)
 	}

@@ -68,7 +68,15 @@ func taskOf(cmd *cobra.Command, t *target, id int64, window time.Duration) (*api
 		}
 		return nil, true, failf(1, "%s has no goroutine %d", t.file, id)
 	}
+	if t.remote != nil {
+		task, err := t.remoteTask(cmd, id, window)
+		return task, false, err
+	}
 	task, err := t.client.Task(cmd.Context(), id, window)
+	if t.switchRemote(cmd.Context(), err, false) {
+		task, err := t.remoteTask(cmd, id, window)
+		return task, false, err
+	}
 	if err != nil {
 		return nil, false, t.fail(err)
 	}

@@ -54,7 +54,10 @@ frame in user code) and its pprof labels.
 The header line names the target, its Go version, GOMAXPROCS, the goroutines by
 state, the window and the source the model was built from, then notes on what
 is approximate. From a goroutine dump file there is no window: the times and
-polls are unknown.
+polls are unknown. From a program that serves only net/http/pprof, or a gops
+agent, the model is computed here: the command waits while the target traces
+for --window (a gops agent's trace lasts 5s), and the notes say what the dump
+budget (--dump-budget) allowed.
 
 --filter TEXT keeps tasks whose name, labels, location or wait reason contain
 TEXT (case-insensitive); --filter key=value keeps tasks with that label.`,
@@ -87,7 +90,13 @@ func snapshotOf(cmd *cobra.Command, t *target, window time.Duration) (*api.Snaps
 	if t.file != "" {
 		return dumpSnapshot(t.file)
 	}
+	if t.remote != nil {
+		return t.remoteSnapshot(cmd, window)
+	}
 	s, err := t.client.Snapshot(cmd.Context(), window)
+	if t.switchRemote(cmd.Context(), err, true) {
+		return t.remoteSnapshot(cmd, window)
+	}
 	if err != nil {
 		return nil, t.failAPI(err)
 	}
@@ -140,7 +149,8 @@ func runTasks(cmd *cobra.Command, e *env, t *target, o tasksOptions) error {
 		return writeJSON(w, out)
 	}
 	writeHeader(w, snap, all)
-	writeTaskTable(w, tasks, t.file != "")
+	// A dump or a poll without a trace has no window.
+	writeTaskTable(w, tasks, snap.WindowNS == 0)
 	if matched > len(tasks) {
 		fmt.Fprintf(w, "... %d more of %d matching (--limit 0 shows all)\n", matched-len(tasks), matched)
 	} else if matched == 0 {

@@ -21,19 +21,27 @@ and labels, with the goroutines by state, the target's Go version and GOMAXPROCS
 above. It reconnects by itself when the target goes away and says how many
 updates were lost.
 
+Against a program that serves only net/http/pprof, or a gops agent, there is
+no watch stream: top takes one snapshot after the other, each computed here
+from a trace of --window (a gops agent's lasts 5s), so the table changes
+about once per window; the header names the source and the dump budget
+(--dump-budget).
+
 Keys: ↑/↓ or j/k move; ←/→ or h/l choose the sort column, i reverses it;
 / filters by text or key=value (enter applies, esc clears); space pauses the
 display; enter shows the selected task (histograms, stack), esc goes back;
 t tasks, r wait sites, f findings, ? help; q or ctrl+c quits.`,
 		Example: `  inspect-cli top
-  inspect-cli top 127.0.0.1:7777 --window 10s --interval 2s`,
+  inspect-cli top 127.0.0.1:7777 --window 10s --interval 2s
+  inspect-cli top http://service:6060 --window 2s     # net/http/pprof only
+  inspect-cli top 4242                                 # a pid with a gops agent`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			t, err := e.resolveTarget(args, 0)
 			if err != nil {
 				return err
 			}
-			if err := t.needHTTP("top"); err != nil {
+			if err := t.needLive("top"); err != nil {
 				return err
 			}
 			if interval < 100*time.Millisecond {
@@ -41,9 +49,11 @@ t tasks, r wait sites, f findings, ? help; q or ctrl+c quits.`,
 			}
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
-			s := tui.NewStream(t.client.Base, t.client.Token, interval, window)
-			go s.Run(ctx)
-			m := tui.New(tui.Config{Target: t.name, Window: window, Updates: s.C, Fetch: t.client.Task, Context: ctx})
+			updates, fetch, name, err := t.updates(ctx, interval, window)
+			if err != nil {
+				return err
+			}
+			m := tui.New(tui.Config{Target: name, Window: window, Updates: updates, Fetch: fetch, Context: ctx})
 			p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithOutput(e.stdout))
 			if _, err := p.Run(); err != nil && ctx.Err() == nil {
 				return failf(2, "top: %v", err)
