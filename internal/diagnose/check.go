@@ -211,3 +211,17 @@ func isInspectorFunc(fn string) bool {
 	}
 	return false
 }
+
+// isStdFunc reports whether a function belongs to the standard library: the
+// first element of its import path has no dot.
+func isStdFunc(fn string) bool {
+	end := strings.IndexAny(fn, "/.")
+	if end < 0 {
+		return fn != ""
+	}
+	first := fn[:end]
+	if i := strings.IndexByte(fn, '/'); i >= 0 {
+		first = fn[:i]
+	}
+	return !strings.Contains(first, ".")
+}

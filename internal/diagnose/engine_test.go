@@ -23,7 +23,7 @@ func lockWaiter(id int64, inState time.Duration) api.Task {
 func snap(at time.Duration, tasks ...api.Task) *api.Snapshot {
 	return &api.Snapshot{Time: t0.Add(at), WindowNS: window, Tasks: tasks,
 		Process: api.Process{GOMAXPROCS: 2, Goroutines: int64(len(tasks)), Leaked: -1},
-		Sites: []api.Site{{Reason: "sync.Mutex.Lock", Location: api.Frame{Function: "example.com/bank.transfer", File: "/src/bank/deadlock.go", Line: 78}, Waiting: len(tasks)}}}
+		Sites:   []api.Site{{Reason: "sync.Mutex.Lock", Location: api.Frame{Function: "example.com/bank.transfer", File: "/src/bank/deadlock.go", Line: 78}, Waiting: len(tasks)}}}
 }
 
 func newEngine(t *testing.T, cfg Config) *Engine {

@@ -10,7 +10,7 @@ import (
 var longRunRule = &rule{
 	id:     "long-run",
 	lesson: "tokio_yield",
-	help:   "a goroutine computes for a long stretch without blocking, so whatever waits on it (a request, a channel) waits that long: tokio-console's never-yielded",
+	help:   "a goroutine that others wait on computes for a long stretch without blocking, so they wait that long: tokio-console's never-yielded",
 	thresholds: []Threshold{
 		{Name: "min_stretch", Help: "time on CPU between two waits", Unit: Duration, Default: float64(100 * time.Millisecond)},
 	},
@@ -26,10 +26,20 @@ func checkLongRun(c *check) []found {
 		if c.isClaimed(t.ID) || !userTask(t) || t.Stats.LongestStretchNS < minStretch {
 			continue
 		}
-		var sites []api.Frame
+		var stretch []api.Frame
 		if c.in.StretchStack != nil {
-			sites = topUserFrames(c.in.StretchStack(t.ID), 2)
+			stretch = c.in.StretchStack(t.ID)
 		}
+		if inspectorStack(stretch) || inspectorStack(c.stack(t.ID)) {
+			continue // the inspector's own work, building a snapshot
+		}
+		// A goroutine meant to compute (a worker of a pool) may run long;
+		// the bug is one that others wait on: a site whose waiters it wakes.
+		victim, waited := c.waitsOn(t, stretch)
+		if victim == nil {
+			continue
+		}
+		sites := topUserFrames(stretch, 2)
 		if len(sites) == 0 {
 			sites = c.callSites(t, 1)
 		}
@@ -40,13 +50,53 @@ func checkLongRun(c *check) []found {
 		out = append(out, found{key: fmt.Sprint(t.ID), finding: api.Finding{
 			Title: fmt.Sprintf("long run without blocking: %s on CPU in %s", ms(t.Stats.LongestStretchNS), t.Name),
 			Message: fmt.Sprintf("Goroutine %d (%s, at %s) ran for %s without blocking once (the scheduler preempted it, "+
-				"so no run was longer than %s, but it never waited): anything that waits on it waited as long.",
-				t.ID, t.Name, frameString(sites[0]), ms(t.Stats.LongestStretchNS), ms(t.Stats.LongestRunNS)),
-			Evidence: api.Evidence{Tasks: []int64{t.ID}, Sites: sites,
+				"so no run was longer than %s, but it never waited), while goroutines at %s, which it serves, waited "+
+				"%s in the window.", t.ID, t.Name, frameString(sites[0]), ms(t.Stats.LongestStretchNS), ms(t.Stats.LongestRunNS),
+				frameString(victim.Location), ms(waited)),
+			Evidence: api.Evidence{Tasks: append([]int64{t.ID}, victim.Tasks...), Sites: append(sites, victim.Location),
 				Figures: map[string]float64{"longest_stretch_ms": float64(t.Stats.LongestStretchNS) / 1e6, "busy_share": share(t.Stats.BusyNS, t.Stats.TotalNS)}},
 			Advice: "Move the long computation off the goroutine that must stay responsive (a worker goroutine or pool that " +
 				"sends the result back), or split it into chunks between which the loop serves its channels.",
 		}})
 	}
 	return out
+}
+
+// waitsOn returns a site whose waiters t wakes (its code is among the
+// site's wakers) and that waited at least the rule's stretch in the window.
+func (c *check) waitsOn(t *api.Task, stretch []api.Frame) (*api.Site, int64) {
+	// Only the innermost user code counts: wrappers further down the stack
+	// (a supervisor's run loop, say) are shared by every goroutine.
+	funcs := map[string]bool{}
+	for _, f := range append(topUserFrames(c.stack(t.ID), 2), topUserFrames(stretch, 2)...) {
+		funcs[f.Function] = true
+	}
+	minStretch := int64(c.th("long-run", "min_stretch"))
+	var best *api.Site
+	for i := range c.snap.Sites {
+		s := &c.snap.Sites[i]
+		if s.WaitNS < minStretch || (best != nil && s.WaitNS <= best.WaitNS) {
+			continue
+		}
+		for _, w := range s.Wakers {
+			if funcs[w.Location.Function] && !isLibraryFunc(w.Location.Function) {
+				best = s
+				break
+			}
+		}
+	}
+	if best == nil {
+		return nil, 0
+	}
+	return best, best.WaitNS
+}
+
+// inspectorStack reports whether a stack runs the inspector's own code.
+func inspectorStack(stack []api.Frame) bool {
+	for _, f := range stack {
+		if isInspectorFunc(f.Function) {
+			return true
+		}
+	}
+	return false
 }

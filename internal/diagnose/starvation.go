@@ -33,12 +33,12 @@ func checkStarvation(c *check) []found {
 	var hogs, victims []*api.Task
 	for i := range c.snap.Tasks {
 		t := &c.snap.Tasks[i]
-		if !userTask(t) || t.Stats.TotalNS == 0 {
+		if !userTask(t) || t.Stats.TotalNS == 0 || c.isClaimed(t.ID) {
 			continue
 		}
 		if share(t.Stats.BusyNS+t.Stats.SchedNS, c.window) >= hogShare {
 			hogs = append(hogs, t)
-		} else if t.Stats.Polls >= minPolls && float64(t.Stats.SchedNS)/float64(t.Stats.Polls) >= minDelay && share(t.Stats.SchedNS, c.window) >= minSched {
+		} else if !isStdFunc(t.Location.Function) && t.Stats.Polls >= minPolls && float64(t.Stats.SchedNS)/float64(t.Stats.Polls) >= minDelay && share(t.Stats.SchedNS, c.window) >= minSched {
 			victims = append(victims, t)
 		}
 	}

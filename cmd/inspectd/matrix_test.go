@@ -1,0 +1,296 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/daemon"
+	"github.com/inspectd/inspectd/internal/diagnose"
+)
+
+// The acceptance matrix of the diagnosis rules: each broken workload, run
+// alone in a real daemon process, makes its rule fire within 10 seconds at
+// the right file:line and no other warning; the healthy workloads raise
+// none. INSPECTD_MATRIX_OUT=FILE writes the results as a Markdown table.
+
+// matrixCase is a broken workload and what must be said of it.
+type matrixCase struct {
+	workload, rule string
+	file           string // the file the finding must point at
+	line           string // a source line in file the finding must name, "" for any line of it
+	stopFirst      bool   // the bug shows once the workload is stopped
+}
+
+var matrix = []matrixCase{
+	{"leak", "goroutine-leak", "leak.go", "reply <- 42", false},
+	{"deadlock", "deadlock", "deadlock.go", "to.mu.Lock()", false},
+	{"blocking-lock", "lock-held-blocking", "blocking_lock.go", "slowCall(ctx, hold)", false},
+	{"blocking-loop", "blocked-loop", "blocking_loop.go", "slowCall(ctx, call)", false},
+	{"contention", "lock-contention", "contention.go", "mu.Lock()", false},
+	{"starvation", "sched-starvation", "starvation.go", "", false},
+	{"busy-poll", "busy-poll", "busy_poll.go", "", false},
+	{"never-yield", "long-run", "never_yield.go", "burnCPU(ctx, run)", false},
+	{"spawn-storm", "goroutine-explosion", "spawn_storm.go", `go s.env.Spawn(ctx, "node")`, false},
+	{"unbounded-queue", "unbounded-growth", "unbounded_queue.go", "item := make([]byte, size)", false},
+	{"thread-leak", "thread-growth", "thread_leak.go", "", false},
+	{"ignored-cancel", "outlived-context", "ignored_cancel.go", "time.Sleep(step)", true},
+}
+
+const detectWithin = 10 * time.Second
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// inspectdBinary builds the daemon once per test run.
+func inspectdBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "inspectd-matrix")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "inspectd")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// startDaemon runs the daemon with the given workloads on a free loopback
+// port and returns its base URL; it is stopped with the test.
+func startDaemon(t *testing.T, workloads string) string {
+	t.Helper()
+	cmd := exec.Command(inspectdBinary(t), "--workloads", workloads, "--listen", "127.0.0.1:0", "--gops-addr", "off",
+		"--diagnose-interval", "1s", "--log-format", "json")
+	cmd.Env = append(os.Environ(), "GOPS_CONFIG_DIR="+t.TempDir())
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	addr := make(chan string, 1)
+	go func() {
+		re := regexp.MustCompile(`"addr":"([^"]+)"`)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil && strings.Contains(sc.Text(), "inspectd listening") {
+				addr <- m[1]
+			}
+		}
+		io.Copy(io.Discard, stderr)
+	}()
+	select {
+	case a := <-addr:
+		return "http://" + a
+	case <-time.After(30 * time.Second):
+		t.Fatal("the daemon did not report its address within 30s")
+	}
+	return ""
+}
+
+func findings(t *testing.T, base string) []api.Finding {
+	t.Helper()
+	c := api.NewClient(base, "")
+	var fl api.FindingList
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Do(ctx, http.MethodGet, "/api/v1/findings", nil, &fl); err != nil {
+		t.Fatalf("GET /api/v1/findings: %v", err)
+	}
+	return fl.Findings
+}
+
+// lineOf returns the line number of the first line of the workload's
+// source file that contains text.
+func lineOf(t *testing.T, file, text string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "internal", "workload", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, text) {
+			return i + 1
+		}
+	}
+	t.Fatalf("%s has no line with %q", file, text)
+	return 0
+}
+
+type matrixResult struct {
+	c        matrixCase
+	detected time.Duration
+	site     string
+	others   []string
+}
+
+var (
+	resultsMu sync.Mutex
+	results   []matrixResult
+	healthy   []string
+)
+
+func TestMatrixBroken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a daemon per broken workload for up to 10s each")
+	}
+	for _, c := range matrix {
+		t.Run(c.workload, func(t *testing.T) {
+			base := startDaemon(t, c.workload)
+			began := time.Now()
+			if c.stopFirst {
+				time.Sleep(3 * time.Second)
+				cl := api.NewClient(base, "")
+				if _, err := cl.StopWorkload(context.Background(), c.workload); err != nil {
+					t.Fatalf("stopping %s: %v", c.workload, err)
+				}
+				began = time.Now()
+			}
+			want := 0
+			if c.line != "" {
+				want = lineOf(t, c.file, c.line)
+			}
+			var got *api.Finding
+			others := map[string]string{}
+			for deadline := began.Add(detectWithin); time.Now().Before(deadline) && got == nil; time.Sleep(250 * time.Millisecond) {
+				for _, f := range findings(t, base) {
+					switch {
+					case f.Rule == c.rule:
+						got = &f
+					case diagnose.AtLeastWarning(f):
+						others[f.Rule] = f.Title
+					}
+				}
+			}
+			took := time.Since(began)
+			if got == nil {
+				t.Fatalf("%s: rule %s did not fire within %v (other findings: %v)", c.workload, c.rule, detectWithin, others)
+			}
+			site := ""
+			for _, s := range got.Evidence.Sites {
+				if filepath.Base(s.File) == c.file && (want == 0 || s.Line == want) {
+					site = fmt.Sprintf("%s:%d", c.file, s.Line)
+					break
+				}
+			}
+			if site == "" {
+				t.Errorf("%s: finding %q points at %v, want %s:%d", c.workload, got.Title, got.Evidence.Sites, c.file, want)
+			}
+			// One more round, so a second rule that fires late is seen too.
+			time.Sleep(1500 * time.Millisecond)
+			for _, f := range findings(t, base) {
+				if f.Rule != c.rule && diagnose.AtLeastWarning(f) {
+					others[f.Rule] = f.Title
+				}
+			}
+			if len(others) > 0 {
+				t.Errorf("%s: other warnings fired: %v", c.workload, others)
+			}
+			t.Logf("%s: %s after %v at %s: %s", c.workload, c.rule, took.Round(100*time.Millisecond), site, got.Title)
+			var o []string
+			for r := range others {
+				o = append(o, r)
+			}
+			resultsMu.Lock()
+			results = append(results, matrixResult{c: c, detected: took, site: site, others: o})
+			resultsMu.Unlock()
+		})
+	}
+	writeMatrix(t)
+}
+
+// The healthy workloads at their defaults, all at once, and the default mix
+// without its broken workloads raise no finding over 15 seconds.
+func TestMatrixHealthy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the daemon for 15s")
+	}
+	var mix []string
+	for _, w := range daemon.DefaultWorkloads {
+		if !slices.Contains(brokenNames(), w) {
+			mix = append(mix, w)
+		}
+	}
+	for _, tc := range []struct{ name, workloads string }{
+		{"all healthy", "healthy"},
+		{"default mix minus broken", strings.Join(mix, ",")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := startDaemon(t, tc.workloads)
+			seen := map[string]string{}
+			for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(time.Second) {
+				for _, f := range findings(t, base) {
+					seen[f.Rule+" "+f.Severity] = f.Title
+				}
+			}
+			if len(seen) > 0 {
+				t.Errorf("%s (%s): findings over 15s: %v", tc.name, tc.workloads, seen)
+			}
+			resultsMu.Lock()
+			healthy = append(healthy, fmt.Sprintf("%s (%s): %d findings in 15s", tc.name, tc.workloads, len(seen)))
+			resultsMu.Unlock()
+		})
+	}
+}
+
+func brokenNames() []string {
+	var n []string
+	for _, c := range matrix {
+		n = append(n, c.workload)
+	}
+	return n
+}
+
+func writeMatrix(t *testing.T) {
+	out := os.Getenv("INSPECTD_MATRIX_OUT")
+	if out == "" {
+		return
+	}
+	var b strings.Builder
+	b.WriteString("| workload | rule | time to detect | site | other warnings |\n| --- | --- | --- | --- | --- |\n")
+	for _, r := range results {
+		o := "none"
+		if len(r.others) > 0 {
+			o = strings.Join(r.others, ", ")
+		}
+		fmt.Fprintf(&b, "| `%s` | `%s` | %.1f s | %s | %s |\n", r.c.workload, r.c.rule, r.detected.Seconds(), r.site, o)
+	}
+	if err := os.WriteFile(out, []byte(b.String()), 0o644); err != nil {
+		t.Error(err)
+	}
+}
