@@ -17,6 +17,9 @@
 //	GET /debug/pprof/... (net/http/pprof, including goroutineleak), /debug/fgprof
 //	GET /healthz
 //
+// Findings of the diagnosis rules (leaks, deadlocks, contention, ...) come
+// with the snapshots, as from inspectd.
+//
 // It runs the execution trace flight recorder (bounded by Options.Trace*),
 // which costs a few percent of a busy program's throughput, and takes full
 // goroutine dumps, which stop the world, only within a budget (by default 1%
@@ -41,6 +44,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/inspectd/inspectd/internal/diagnose"
 	"github.com/inspectd/inspectd/internal/probes"
 	"github.com/inspectd/inspectd/internal/server"
 )
@@ -61,6 +65,11 @@ type Options struct {
 	Logger *slog.Logger
 	// NoPortFile leaves out the port file that `inspect-cli ps` reads.
 	NoPortFile bool
+	// DiagnoseEvery, when set, runs the diagnosis rules that often in the
+	// background (at least 100ms), so that findings are current whenever a
+	// client asks. By default they run only on the snapshots clients ask
+	// for (inspect-cli top, diagnose), which costs nothing while nobody looks.
+	DiagnoseEvery time.Duration
 }
 
 // Agent is a running agent.
@@ -68,6 +77,8 @@ type Agent struct {
 	ln        net.Listener
 	srv       *http.Server
 	col       *probes.Collector
+	stopDiag  context.CancelFunc
+	diagDone  chan struct{}
 	portFile  string
 	closeOnce sync.Once
 	closeErr  error
@@ -95,9 +106,25 @@ func Listen(opts Options) (*Agent, error) {
 		col.Close()
 		return nil, fmt.Errorf("agent: %w", err)
 	}
-	a := &Agent{ln: ln, col: col}
+	eng, err := diagnose.New(diagnose.Config{})
+	if err != nil {
+		ln.Close()
+		col.Close()
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	prober := diagnose.NewProber(col, eng, probes.ReadLocalProfile)
+	diagCtx, stopDiag := context.WithCancel(context.Background())
+	a := &Agent{ln: ln, col: col, stopDiag: stopDiag, diagDone: make(chan struct{})}
+	go func() {
+		defer close(a.diagDone)
+		if opts.DiagnoseEvery > 0 {
+			prober.Run(diagCtx, max(opts.DiagnoseEvery, 100*time.Millisecond), 5*time.Second, func(err error) {
+				opts.Logger.Warn("inspectd agent: building a snapshot to diagnose", "err", err)
+			})
+		}
+	}()
 	a.srv = &http.Server{
-		Handler:           server.New(server.Options{Prober: col, Token: opts.Token, Logger: opts.Logger}),
+		Handler:           server.New(server.Options{Prober: prober, Token: opts.Token, Logger: opts.Logger}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
@@ -122,6 +149,8 @@ func (a *Agent) Close() error {
 	a.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
+		a.stopDiag()
+		<-a.diagDone
 		err := a.srv.Shutdown(ctx)
 		if errors.Is(err, context.DeadlineExceeded) {
 			err = a.srv.Close() // watchers hold their streams open

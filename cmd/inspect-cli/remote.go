@@ -24,6 +24,7 @@ import (
 
 	"github.com/inspectd/inspectd/agent"
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/diagnose"
 	"github.com/inspectd/inspectd/internal/probes"
 	"github.com/inspectd/inspectd/internal/tui"
 )
@@ -170,7 +171,11 @@ func (t *target) remoteSnapshot(cmd *cobra.Command, window time.Duration) (*api.
 		return nil, err
 	}
 	t.progress(cmd, window)
-	s, err := t.remote.Snapshot(cmd.Context(), window)
+	p, err := t.prober(diagnose.Config{})
+	if err != nil {
+		return nil, err
+	}
+	s, err := p.Snapshot(cmd.Context(), window)
 	if err != nil {
 		return nil, t.failRemote(err)
 	}
@@ -244,13 +249,17 @@ func (t *target) updates(ctx context.Context, interval, window time.Duration) (<
 	if err := checkRemoteWindow(window); err != nil {
 		return nil, nil, "", err
 	}
-	p := tui.NewPoll(t.remote.Snapshot, interval, window)
+	d, err := t.prober(diagnose.Config{})
+	if err != nil {
+		return nil, nil, "", err
+	}
+	p := tui.NewPoll(d.Snapshot, interval, window)
 	go p.Run(ctx)
 	dumps := "no dumps"
 	if b := t.ropts.DumpBudget; b > 0 {
 		dumps = fmt.Sprintf("dumps ≤%g%% of the time", b*100)
 	}
-	return p.C, t.remote.Task, fmt.Sprintf("%s (%s, computed in inspect-cli, %s)", t.name, t.remote.Fetcher().Kind(), dumps), nil
+	return p.C, d.Task, fmt.Sprintf("%s (%s, computed in inspect-cli, %s)", t.name, t.remote.Fetcher().Kind(), dumps), nil
 }
 
 // gopsDump reads a full dump from a gops target after checking its cost
@@ -281,4 +290,18 @@ func gopsDump(cmd *cobra.Command, t *target, force bool) ([]probes.Goroutine, []
 		notes = append(notes, fmt.Sprintf("the dump has problems, shown as far as read: %v", err))
 	}
 	return gs, notes, nil
+}
+
+// prober is t's remote source with the diagnosis rules run on each of its
+// snapshots (default rules and thresholds unless cfg says otherwise on
+// first use).
+func (t *target) prober(cfg diagnose.Config) (*diagnose.Prober, error) {
+	if t.diag == nil {
+		eng, err := diagnose.New(cfg)
+		if err != nil {
+			return nil, failf(2, "%v", err)
+		}
+		t.diag = diagnose.NewProber(t.remote, eng, t.remote.Profile)
+	}
+	return t.diag, nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/inspectd/inspectd/agent"
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/diagnose"
 	"github.com/inspectd/inspectd/internal/probes"
 )
 
@@ -51,7 +52,9 @@ func report(stderr io.Writer, err error) int {
 	}
 	var ce *cliError
 	if errors.As(err, &ce) {
-		fmt.Fprintln(stderr, "inspect-cli:", ce.msg)
+		if ce.msg != "" { // a command that printed why itself
+			fmt.Fprintln(stderr, "inspect-cli:", ce.msg)
+		}
 		return ce.code
 	}
 	var se *api.StatusError
@@ -128,7 +131,7 @@ target that cannot be reached or read.`,
 		return failf(2, "%v (see %s --help)", err, cmd.CommandPath())
 	})
 	root.AddCommand(newTasksCmd(e), newTaskCmd(e), newSitesCmd(e), newStacksCmd(e),
-		newWorkloadsCmd(e), newProfileCmd(e), newTraceCmd(e), newTopCmd(e), newPsCmd(e))
+		newWorkloadsCmd(e), newProfileCmd(e), newTraceCmd(e), newTopCmd(e), newPsCmd(e), newDiagnoseCmd(e))
 	return root
 }
 
@@ -142,6 +145,7 @@ type target struct {
 	// net/http/pprof but not the inspection API, or a gops agent (see remote.go).
 	remote *probes.Remote
 	ropts  probes.RemoteOptions
+	diag   *diagnose.Prober // runs the diagnosis rules on remote's snapshots
 }
 
 // resolveTarget reads the optional target argument.

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/inspectd/inspectd/internal/diagnose"
 	"github.com/inspectd/inspectd/internal/probes"
 	"github.com/inspectd/inspectd/internal/server"
 	"github.com/inspectd/inspectd/internal/workload"
@@ -52,7 +53,7 @@ type Daemon struct {
 	ln   net.Listener
 	http *http.Server
 	col  *probes.Collector
-	diag *diagnoser
+	diag *diagnose.Prober
 	pyro *pyroscopeAgent // nil unless --pyroscope-url is set
 
 	cancelStreams context.CancelFunc
@@ -201,7 +202,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	go func() {
 		defer close(diagDone)
 		if d.cfg.DiagnoseInterval > 0 {
-			d.diag.run(diagCtx, d.cfg.DiagnoseInterval, d.cfg.DiagnoseWindow)
+			d.diag.Run(diagCtx, d.cfg.DiagnoseInterval, d.cfg.DiagnoseWindow, func(err error) {
+				d.log.Warn("building a snapshot to diagnose", "err", err)
+			})
 		}
 	}()
 	stop := func() { stopDiag(); <-diagDone }

@@ -1,6 +1,14 @@
 package probes
 
-import "github.com/inspectd/inspectd/internal/api"
+import (
+	"bytes"
+	"fmt"
+	"runtime/pprof"
+
+	"github.com/google/pprof/profile"
+
+	"github.com/inspectd/inspectd/internal/api"
+)
 
 // StackOf returns the latest stack the trace recorded for goroutine id in
 // the window of the last snapshot built, top first; nil when it was not in
@@ -30,4 +38,18 @@ func (c *Collector) StretchStackOf(id int64) []api.Frame {
 		return traceAPIFrames(g.StretchStack)
 	}
 	return nil
+}
+
+// ReadLocalProfile reads one of this process's pprof profiles ("heap",
+// "mutex", ...) as it is now.
+func ReadLocalProfile(name string) (*profile.Profile, error) {
+	p := pprof.Lookup(name)
+	if p == nil {
+		return nil, fmt.Errorf("no %s profile", name)
+	}
+	var buf bytes.Buffer
+	if err := p.WriteTo(&buf, 0); err != nil {
+		return nil, err
+	}
+	return profile.Parse(&buf)
 }

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/diagnose"
+)
+
+type diagnoseOptions struct {
+	wait, window time.Duration
+	cfg          diagnose.Config
+	thresholds   []string
+}
+
+func newDiagnoseCmd(e *env) *cobra.Command {
+	var o diagnoseOptions
+	cmd := &cobra.Command{
+		Use:   "diagnose [target]",
+		Short: "Say what is wrong with the target's goroutines: leaks, deadlocks, contention, ...; exit 1 on a warning",
+		Long: `diagnose watches the target for --wait and prints the findings of the
+diagnosis rules: each names the bug, the file:line behind it, the evidence
+(goroutines, sites, figures) and what to change.
+
+Against inspectd or a program embedding its agent, the rules run in the
+target and diagnose reads its findings. Against a program that only serves
+net/http/pprof, a gops agent or a dump file, they run here on the model
+computed here, one snapshot per --window: rules that need growth or
+persistence need a few snapshots, so give --wait several windows.
+
+Exit status: 0 when no finding is a warning or critical, 1 when one is (for
+scripts and CI), 2 when the target cannot be reached or read.
+
+Rules: ` + strings.Join(diagnose.Rules(), ", ") + `.
+--allow and --deny pick rules by id, --threshold sets one (rule.name=value;
+the README lists them). Against inspectd, thresholds are the daemon's own
+(inspectd --diagnose-threshold); --allow and --deny filter what it reports.`,
+		Example: `  inspect-cli diagnose
+  inspect-cli diagnose 127.0.0.1:7777 --wait 10s
+  inspect-cli diagnose http://service:6060 --wait 20s --window 2s --deny busy-poll
+  inspect-cli diagnose http://service:6060 --threshold goroutine-leak.stuck_for=10s
+  inspect-cli diagnose goroutines.txt --output json`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, kv := range o.thresholds {
+				if err := o.cfg.SetThreshold(kv); err != nil {
+					return failf(2, "--threshold %v", err)
+				}
+			}
+			if err := o.cfg.Validate(); err != nil {
+				return failf(2, "%v", err)
+			}
+			if o.wait < 0 {
+				return failf(2, "--wait %v: want 0 or more", o.wait)
+			}
+			t, err := e.resolveTarget(args, 0)
+			if err != nil {
+				return err
+			}
+			fs, source, err := runDiagnose(cmd, e, t, o)
+			if err != nil {
+				return err
+			}
+			if e.output == "json" {
+				if err := writeJSON(e.stdout, api.FindingList{Time: time.Now(), Findings: fs}); err != nil {
+					return err
+				}
+			} else {
+				writeFindings(e.stdout, t.name, source, o.wait, fs)
+			}
+			for _, f := range fs {
+				if diagnose.AtLeastWarning(f) {
+					return &cliError{code: 1} // the findings say why
+				}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.DurationVar(&o.wait, "wait", 10*time.Second, "how long to watch the target; findings seen at any time count")
+	f.DurationVar(&o.window, "window", 2*time.Second, "trace window of each snapshot (a remote target is traced this long per snapshot)")
+	f.StringSliceVar(&o.cfg.Allow, "allow", nil, "run (or report) only these rules")
+	f.StringSliceVar(&o.cfg.Deny, "deny", nil, "never run (or report) these rules")
+	f.StringArrayVar(&o.thresholds, "threshold", nil, "set a rule threshold as rule.name=value (repeatable)")
+	return cmd
+}
+
+// runDiagnose collects the findings seen over the wait: the latest form of
+// each, those that cleared included.
+func runDiagnose(cmd *cobra.Command, e *env, t *target, o diagnoseOptions) ([]api.Finding, string, error) {
+	ctx := cmd.Context()
+	seen := map[string]api.Finding{}
+	add := func(fs []api.Finding) {
+		for _, f := range fs {
+			if (len(o.cfg.Allow) == 0 || slices.Contains(o.cfg.Allow, f.Rule)) && !slices.Contains(o.cfg.Deny, f.Rule) {
+				seen[f.Rule+"|"+f.FirstSeen.String()] = f
+			}
+		}
+	}
+	deadline := time.Now().Add(o.wait)
+	progress := isTerminal(e.stderr) && o.wait > 0
+	if progress {
+		fmt.Fprintf(e.stderr, "diagnosing %s for %s...\n", t.name, o.wait)
+	}
+	source := ""
+	if t.file != "" {
+		s, err := snapshotOf(cmd, t, o.window)
+		if err != nil {
+			return nil, "", err
+		}
+		eng, err := diagnose.New(o.cfg)
+		if err != nil {
+			return nil, "", failf(2, "%v", err)
+		}
+		add(eng.Observe(diagnose.Input{Snapshot: s}))
+		return sortFindings(seen), "one goroutine dump: only what a dump shows (stuck goroutines, leak marks)", nil
+	}
+	if t.remote == nil && t.client != nil {
+		if len(o.cfg.Thresholds) > 0 {
+			// Decided only once the target is known to serve the API.
+			if ok, _ := t.servesAPI(ctx); ok {
+				return nil, "", failf(2, "--threshold applies to targets diagnosed here; %s runs its own rules (set inspectd --diagnose-threshold)", t.name)
+			}
+		}
+		for first := true; first || time.Now().Before(deadline); first = false {
+			var fl api.FindingList
+			err := t.client.Do(ctx, http.MethodGet, "/api/v1/findings?window="+url.QueryEscape(o.window.String()), nil, &fl)
+			if t.switchRemote(ctx, err, false) {
+				break
+			}
+			if err != nil {
+				return nil, "", t.failAPI(err)
+			}
+			add(fl.Findings)
+			source = "the target's own rules"
+			if !sleepCtx(ctx, min(time.Second, time.Until(deadline))) {
+				return nil, "", failf(1, "interrupted")
+			}
+		}
+		if t.remote == nil {
+			return sortFindings(seen), source, nil
+		}
+	}
+	if err := checkRemoteWindow(o.window); err != nil {
+		return nil, "", err
+	}
+	p, err := t.prober(o.cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	n := 0
+	for first := true; first || time.Now().Before(deadline); first = false {
+		s, err := p.Snapshot(ctx, o.window)
+		if err != nil {
+			return nil, "", t.failRemote(err)
+		}
+		n++
+		add(s.Findings)
+		if progress {
+			fmt.Fprintf(e.stderr, "  snapshot %d: %d findings\n", n, len(s.Findings))
+		}
+	}
+	return sortFindings(seen), fmt.Sprintf("rules run here on %d snapshots of %s (%s)", n, o.window, t.remote.Fetcher().Kind()), nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+func sortFindings(m map[string]api.Finding) []api.Finding {
+	fs := make([]api.Finding, 0, len(m))
+	for _, f := range m {
+		fs = append(fs, f)
+	}
+	rank := map[string]int{diagnose.Critical: 0, diagnose.Warning: 1, diagnose.Info: 2}
+	slices.SortFunc(fs, func(a, b api.Finding) int {
+		return cmp.Or(cmp.Compare(rank[a.Severity], rank[b.Severity]), a.FirstSeen.Compare(b.FirstSeen), strings.Compare(a.Rule, b.Rule))
+	})
+	return fs
+}
+
+// writeFindings prints findings for a reader: what, where, why, what to do.
+func writeFindings(w io.Writer, target, source string, wait time.Duration, fs []api.Finding) {
+	if len(fs) == 0 {
+		fmt.Fprintf(w, "no findings for %s over %s (%s)\n", target, wait, source)
+		return
+	}
+	fmt.Fprintf(w, "%d findings for %s over %s (%s)\n", len(fs), target, wait, source)
+	for _, f := range fs {
+		fmt.Fprintf(w, "\n%s  %s  %s\n", strings.ToUpper(f.Severity), f.Rule, f.Title)
+		if f.Message != "" {
+			fmt.Fprintf(w, "  %s\n", f.Message)
+		}
+		for _, s := range f.Evidence.Sites {
+			fmt.Fprintf(w, "  at %s:%d  %s\n", s.File, s.Line, s.Function)
+		}
+		if n := len(f.Evidence.Tasks); n > 0 {
+			ids := make([]string, 0, 10)
+			for _, id := range f.Evidence.Tasks[:min(n, 10)] {
+				ids = append(ids, fmt.Sprint(id))
+			}
+			more := ""
+			if n > 10 {
+				more = fmt.Sprintf(" and %d more", n-10)
+			}
+			fmt.Fprintf(w, "  goroutines: %s%s\n", strings.Join(ids, ", "), more)
+		}
+		for _, m := range f.Evidence.Missing {
+			fmt.Fprintf(w, "  missing: %s\n", m)
+		}
+		if f.Advice != "" {
+			fmt.Fprintf(w, "  advice: %s\n", f.Advice)
+		}
+		if f.Lesson != "" {
+			fmt.Fprintf(w, "  lesson: %s (inspectd workloads)\n", f.Lesson)
+		}
+		fmt.Fprintf(w, "  seen: %s to %s\n", f.FirstSeen.Local().Format("15:04:05"), f.LastSeen.Local().Format("15:04:05"))
+	}
+}
