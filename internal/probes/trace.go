@@ -363,6 +363,7 @@ func (b *WindowBuilder) readSequential(tr *trace.Reader, inEvent *bool) error {
 // err is the reader's error after the last event (io.EOF at the end).
 type eventBatch struct {
 	evs []trace.Event
+	sts []trace.StateTransition // evs[i]'s, for state transitions
 	err error
 }
 
@@ -377,7 +378,7 @@ func (b *WindowBuilder) readPipelined(tr *trace.Reader, inEvent *bool) error {
 	full := make(chan *eventBatch, pipeBatches)
 	free := make(chan *eventBatch, pipeBatches)
 	for range pipeBatches {
-		free <- &eventBatch{evs: make([]trace.Event, 0, pipeBatch)}
+		free <- &eventBatch{evs: make([]trace.Event, 0, pipeBatch), sts: make([]trace.StateTransition, pipeBatch)}
 	}
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -406,6 +407,9 @@ func (b *WindowBuilder) readPipelined(tr *trace.Reader, inEvent *bool) error {
 					bt.err = err
 					break
 				}
+				if ev.Kind() == trace.EventStateTransition {
+					bt.sts[len(bt.evs)] = ev.StateTransition()
+				}
 				bt.evs = append(bt.evs, ev)
 			}
 			select {
@@ -425,7 +429,11 @@ func (b *WindowBuilder) readPipelined(tr *trace.Reader, inEvent *bool) error {
 	for bt := range full {
 		*inEvent = true
 		for i := range bt.evs {
-			b.Event(&bt.evs[i])
+			var st *trace.StateTransition
+			if bt.evs[i].Kind() == trace.EventStateTransition {
+				st = &bt.sts[i]
+			}
+			b.event(&bt.evs[i], st)
 		}
 		*inEvent = false
 		if bt.err != nil {
@@ -652,6 +660,14 @@ func NewWindowBuilder(opts WindowOptions) *WindowBuilder {
 // past WindowOptions.MaxEvents, are ignored (the latter mark the window
 // Truncated).
 func (b *WindowBuilder) Event(ev *trace.Event) {
+	b.event(ev, nil)
+}
+
+// event is Event with, for a state transition, the transition already
+// taken out of the event (st; nil to take it here): the parsing goroutine
+// of readPipelined does it, ev.StateTransition() being as costly as a
+// good part of the parse.
+func (b *WindowBuilder) event(ev *trace.Event, st *trace.StateTransition) {
 	if b.result != nil {
 		return
 	}
@@ -690,11 +706,14 @@ func (b *WindowBuilder) Event(ev *trace.Event) {
 	default:
 		return
 	}
-	st := ev.StateTransition()
+	if st == nil {
+		s := ev.StateTransition()
+		st = &s
+	}
 	if st.Resource.Kind != trace.ResourceGoroutine {
 		return
 	}
-	b.transition(ev, &st, t)
+	b.transition(ev, st, t)
 }
 
 // transition handles a goroutine state transition. It is most of the

@@ -281,3 +281,101 @@ func BenchmarkReadEventTransitions(b *testing.B) {
 		b.Log(sink)
 	}
 }
+
+var (
+	windowParkedOnce  sync.Once
+	windowParkedData  []byte
+	windowParkedSince time.Time
+)
+
+// windowParkedTrace is what the Collector analyses in a large, mostly idle
+// program: a FlightRecorder snapshot of 100,000 goroutines parked on
+// channels and a few busy ones, 5s after the recorder started, with a
+// snapshot (a WriteTo, so a new generation) every 500ms, and the start of
+// a 2s window ending at its end.
+func windowParkedTrace(b *testing.B) ([]byte, time.Time) {
+	windowParkedOnce.Do(func() {
+		release := make(chan struct{})
+		var wg sync.WaitGroup
+		for range parkedGoroutines {
+			wg.Go(func() { <-release })
+		}
+		var stop atomic.Bool
+		for range 4 {
+			wg.Go(func() {
+				for !stop.Load() {
+					time.Sleep(time.Millisecond)
+				}
+			})
+		}
+		fr := rtrace.NewFlightRecorder(rtrace.FlightRecorderConfig{MinAge: 10 * time.Second, MaxBytes: 64 << 20})
+		if err := fr.Start(); err != nil {
+			b.Fatalf("flight recorder: %v", err)
+		}
+		for range 10 {
+			time.Sleep(500 * time.Millisecond)
+			if _, err := fr.WriteTo(io.Discard); err != nil {
+				b.Fatal(err)
+			}
+		}
+		var buf bytes.Buffer
+		end := time.Now()
+		if _, err := fr.WriteTo(&buf); err != nil {
+			b.Fatalf("flight recorder snapshot: %v", err)
+		}
+		fr.Stop()
+		stop.Store(true)
+		close(release)
+		wg.Wait()
+		windowParkedData, windowParkedSince = buf.Bytes(), end.Add(-2*time.Second)
+	})
+	return windowParkedData, windowParkedSince
+}
+
+// BenchmarkAnalyzeWindowVsBare is BenchmarkAnalyzeVsBare on the Collector's
+// kind of input (windowParkedTrace): the bare parse of the generations
+// the window needs, alternating with their analysis as the Collector runs
+// it (sites, Since) sequentially and in parallel. It reports the analysis'
+// speed relative to the bare parse (speed-ratio) and both per goroutine.
+//
+//	go test -run x -bench AnalyzeWindowVsBare -benchtime 10x ./internal/probes
+func BenchmarkAnalyzeWindowVsBare(b *testing.B) {
+	data, since := windowParkedTrace(b)
+	for _, parallel := range []bool{false, true} {
+		name := "sequential"
+		if parallel {
+			name = "parallel"
+		}
+		b.Run(name, func(b *testing.B) {
+			var bare, analyze time.Duration
+			var w *Window
+			for b.Loop() {
+				t0 := time.Now()
+				r, err := trace.NewReader(newGenSkipper(bytes.NewBuffer(data), since))
+				if err != nil {
+					b.Fatal(err)
+				}
+				for {
+					if _, err := r.ReadEvent(); err != nil {
+						break
+					}
+				}
+				t1 := time.Now()
+				opts := snapshotWindow(since)
+				opts.Parallel = parallel
+				if w, err = AnalyzeTrace(bytes.NewBuffer(data), opts); err != nil {
+					b.Fatal(err)
+				}
+				bare += t1.Sub(t0)
+				analyze += time.Since(t1)
+			}
+			n := float64(len(w.Goroutines)) * float64(b.N)
+			b.ReportMetric(float64(bare)/float64(analyze), "speed-ratio")
+			b.ReportMetric(float64(bare)/n, "bare-ns/goroutine")
+			b.ReportMetric(float64(analyze)/n, "analyze-ns/goroutine")
+			b.ReportMetric(float64(w.Events), "events")
+			b.ReportMetric(float64(len(data))/mb, "trace-MB")
+			b.ReportMetric(float64(countGenerations(data)), "generations")
+		})
+	}
+}
