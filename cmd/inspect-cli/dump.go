@@ -6,6 +6,7 @@ import (
 
 	"github.com/inspectd/inspectd/internal/api"
 	"github.com/inspectd/inspectd/internal/probes"
+	"github.com/inspectd/inspectd/internal/recording"
 )
 
 // dumpNote is the note line of models built from a goroutine dump.
@@ -20,6 +21,9 @@ func readDump(file string) ([]probes.Goroutine, []string, error) {
 	}
 	defer f.Close()
 	gs, err := probes.ParseDump(f)
+	if len(gs) == 0 && recording.IsRecording(file) {
+		return nil, nil, failf(2, "%s is a recording of the task table (inspect-cli record): it holds no stacks; play it with inspect-cli top --replay %s", file, file)
+	}
 	if len(gs) == 0 {
 		return nil, nil, failf(2, "%s: not a goroutine dump: %v", file, err)
 	}
@@ -32,6 +36,9 @@ func readDump(file string) ([]probes.Goroutine, []string, error) {
 
 // dumpSnapshot builds the model a dump gives: tasks without window numbers.
 func dumpSnapshot(file string) (*api.Snapshot, error) {
+	if recording.IsRecording(file) {
+		return recordingSnapshot(file)
+	}
 	gs, notes, err := readDump(file)
 	if err != nil {
 		return nil, err

@@ -92,7 +92,9 @@ A target is the last, optional argument of each command:
     file), else its gops agent (from gops' port file, in $GOPS_CONFIG_DIR or
     the user config dir's gops/); inspect-cli ps lists them;
   - a saved goroutine dump file, e.g. from curl host/debug/pprof/goroutine?debug=2
-    or a panic's output (tasks, task, stacks).
+    or a panic's output (tasks, task, stacks);
+  - a recording made by inspect-cli record: top --replay FILE plays it, and tasks,
+    task and sites show its last update.
 With a token-protected target, pass --token or set INSPECT_TOKEN.
 
 Exit codes: 0 success, 1 an error answered by the target, 2 a usage error or a
@@ -132,6 +134,7 @@ target that cannot be reached or read.`,
 	})
 	root.AddCommand(newTasksCmd(e), newTaskCmd(e), newSitesCmd(e), newStacksCmd(e),
 		newWorkloadsCmd(e), newProfileCmd(e), newTraceCmd(e), newTopCmd(e), newPsCmd(e), newDiagnoseCmd(e))
+	root.AddCommand(newRecordCmd(e))
 	return root
 }
 

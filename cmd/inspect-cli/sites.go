@@ -30,6 +30,9 @@ stack that most often woke them (WAKER). Sites with the most wait come first.`,
 			if err != nil {
 				return err
 			}
+			if t.isRecording() {
+				return recordedSitesCmd(cmd, e, t.file, limit)
+			}
 			if err := t.needLive("sites"); err != nil {
 				return err
 			}

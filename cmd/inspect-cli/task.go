@@ -24,7 +24,8 @@ waited for a thread once runnable), as p50/p90/p99/max and a bar chart of
 power-of-two buckets, and its full stack.
 
 From a goroutine dump file it prints what a dump holds: state, wait, labels,
-creator and stack.`,
+creator and stack. From a recording (inspect-cli record) it prints the task at
+the last update: its numbers, without histograms or stack.`,
 		Example: `  inspect-cli task 42
   inspect-cli task 42 127.0.0.1:7777 --window 10s
   inspect-cli task 42 --output json
@@ -38,6 +39,9 @@ creator and stack.`,
 			t, err := e.resolveTarget(args, 1)
 			if err != nil {
 				return err
+			}
+			if t.isRecording() {
+				return recordedTask(cmd, e, t.file, id)
 			}
 			task, noWindow, err := taskOf(cmd, t, id, window)
 			if err != nil {

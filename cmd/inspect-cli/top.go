@@ -12,6 +12,7 @@ import (
 
 func newTopCmd(e *env) *cobra.Command {
 	var window, interval time.Duration
+	var replay string
 	cmd := &cobra.Command{
 		Use:   "top [target]",
 		Short: "Watch the tasks live, like tokio-console: sort, filter, details, wait sites, findings",
@@ -30,16 +31,35 @@ about once per window; the header names the source and the dump budget
 Keys: ↑/↓ or j/k move; ←/→ or h/l choose the sort column, i reverses it;
 / filters by text or key=value (enter applies, esc clears); space pauses the
 display; enter shows the selected task (histograms, stack), esc goes back;
-t tasks, r wait sites, f findings, ? help; q or ctrl+c quits.`,
+t tasks, r wait sites, f findings, ? help; q or ctrl+c quits.
+
+--replay FILE plays a recording made by inspect-cli record instead, in the same
+view: the header shows the file, the update shown of how many (update 12/340),
+its time, playing or paused, and the speed, and says where the target was down.
+space plays and pauses; . and , step one update forward and back; ] and [ jump
+10 updates; < and > go to the first and last; :N then enter goes to update N;
++ and - change the speed (0.25x to 32x; an outage is not waited for). Details
+(enter) show what the recording holds: the task's numbers, not its histograms
+or stack, and nothing is asked of the target.`,
 		Example: `  inspect-cli top
+  inspect-cli top --replay session.jsonl.gz     # a recording made by inspect-cli record
   inspect-cli top 127.0.0.1:7777 --window 10s --interval 2s
   inspect-cli top http://service:6060 --window 2s     # net/http/pprof only
   inspect-cli top 4242                                 # a pid with a gops agent`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if replay != "" {
+				if len(args) > 0 {
+					return failf(2, "top --replay FILE takes no target: the recording names its own")
+				}
+				return runReplay(cmd, e, replay)
+			}
 			t, err := e.resolveTarget(args, 0)
 			if err != nil {
 				return err
+			}
+			if t.isRecording() {
+				return failf(2, "%s is a recording: play it with inspect-cli top --replay %s", t.file, t.file)
 			}
 			if err := t.needLive("top"); err != nil {
 				return err
@@ -63,5 +83,6 @@ t tasks, r wait sites, f findings, ? help; q or ctrl+c quits.`,
 	}
 	addWindowFlag(cmd, &window)
 	cmd.Flags().DurationVar(&interval, "interval", time.Second, "how often the target sends an update")
+	cmd.Flags().StringVar(&replay, "replay", "", "play the recording FILE (made by inspect-cli record) instead of a live target")
 	return cmd
 }

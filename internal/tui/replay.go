@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strconv"
@@ -397,16 +398,25 @@ func (m Model) replayDetail(id int64, offset int) DetailModel {
 		return d
 	}
 	t := m.state.Tasks[i]
-	window := time.Duration(m.state.WindowNS)
 	var b strings.Builder
-	note := fmt.Sprintf("as recorded at update %d (%s); nothing is asked of the target.\n"+
-		"A recording keeps the task table only: no run-time or sched-delay histograms, no stack\n"+
-		"(`inspect-cli task %d TARGET` shows them from a live target).",
-		c.pos+1, m.state.Time.Format("2006-01-02 15:04:05"), id)
-	WriteTask(&b, &t, note, window)
+	note := fmt.Sprintf("as recorded at update %d (%s); nothing is asked of the target.",
+		c.pos+1, m.state.Time.Format("2006-01-02 15:04:05"))
+	WriteRecordedTask(&b, &t, note, time.Duration(m.state.WindowNS))
+	d.lines = strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
+	d.offset = max(0, min(offset, len(d.lines)-d.height))
+	return d
+}
+
+// WriteRecordedTask prints a task as a recording keeps it: what WriteTask
+// prints but the histograms and the stack, which only a live target gives
+// (GET /api/v1/tasks/{id}). note says where it comes from.
+func WriteRecordedTask(w io.Writer, t *api.Task, note string, window time.Duration) {
+	note += fmt.Sprintf("\nA recording keeps the task table only: no run-time or sched-delay histograms, no stack\n"+
+		"(`inspect-cli task %d TARGET` shows them from a live target).", t.ID)
+	WriteTask(w, t, note, window)
 	s := t.Stats
-	fmt.Fprintf(&b, "\nover the trace window (%s) at that update:\n", window)
-	tw := Table(&b)
+	fmt.Fprintf(w, "\nover the trace window (%s) at that update:\n", Dur(int64(window)))
+	tw := Table(w)
 	fmt.Fprintf(tw, "  total\t%s\t\n", Dur(s.TotalNS))
 	fmt.Fprintf(tw, "  busy\t%s\t%s\n", Dur(s.BusyNS), Pct(s.BusyNS, s.TotalNS))
 	fmt.Fprintf(tw, "  sched\t%s\t%s\n", Dur(s.SchedNS), Pct(s.SchedNS, s.TotalNS))
@@ -418,7 +428,4 @@ func (m Model) replayDetail(id int64, offset int) DetailModel {
 	fmt.Fprintf(tw, "  polls\t%d\t\n", s.Polls)
 	fmt.Fprintf(tw, "  longest run\t%s\t\n", Dur(s.LongestRunNS))
 	tw.Flush()
-	d.lines = strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
-	d.offset = max(0, min(offset, len(d.lines)-d.height))
-	return d
 }
