@@ -1220,6 +1220,11 @@ func TestAnalyzeTraceSinceSkipsGenerations(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkWindow(t, got)
+			// Parsing on a second goroutine: the same window.
+			par, err := AnalyzeTrace(struct{ io.Reader }{bytes.NewReader(data)}, WindowOptions{Sites: true, Since: c.since, Parallel: true})
+			if err != nil || !reflect.DeepEqual(par, got) {
+				t.Errorf("parallel analysis differs (%v): %d events, %d goroutines; sequential %d, %d", err, par.Events, len(par.Goroutines), got.Events, len(got.Goroutines))
+			}
 			// A bytes.Buffer is cut in place: the same bytes, the same window.
 			streamed, err := io.ReadAll(newGenSkipper(bytes.NewReader(data), c.since))
 			if err != nil {
