@@ -69,6 +69,7 @@ type replayCtl struct {
 	goingTo  bool
 	input    string
 	interval time.Duration
+	end      *recording.End // the end line, if the recorder stopped cleanly
 }
 
 // replayStateMsg is the state at update k, or why it could not be read.
@@ -96,6 +97,9 @@ func newReplayCtl(r *Replay) replayCtl {
 		c.interval = time.Second
 	}
 	c.err = r.Player.Err
+	if e, ok := r.Player.Reader().Ended(); ok {
+		c.end = &e
+	}
 	// Init loads the first update.
 	c.busy = c.n > 0
 	return c
@@ -336,7 +340,7 @@ func (m Model) replayStatus() string {
 			}
 		}
 		end := "end of the recording"
-		if e, ok := c.p.Reader().Ended(); ok && c.err == nil {
+		if e := c.end; e != nil && c.err == nil {
 			end += fmt.Sprintf(" (%d updates; stopped: %s)", e.Updates, e.Reason)
 		} else if c.err == nil {
 			end += " (no end line: the recorder did not stop cleanly)"
