@@ -10,12 +10,12 @@ import (
 
 // DefaultCheckpointTasks bounds the tasks a Player keeps in checkpoints
 // (about 300 bytes each, plus their strings).
-const DefaultCheckpointTasks = 600_000
+const DefaultCheckpointTasks = 300_000
 
 // undoTasks and undoUpdates bound the inverses of updates a Player keeps to
 // step back.
 const (
-	undoTasks   = 400_000
+	undoTasks   = 300_000
 	undoUpdates = 100
 )
 
@@ -49,6 +49,9 @@ type Player struct {
 
 	// Decoded counts the lines decoded, for tests and measurements.
 	Decoded int
+
+	labels map[string]map[string]string // label sets, to share (intern)
+	buf    []byte
 }
 
 type checkpoint struct {
@@ -181,6 +184,7 @@ func (p *Player) seek(k int) error {
 			p.n, p.Err = j, err
 			return err
 		}
+		p.intern(e.Update.Tasks)
 		p.pushUndo(*e.Update)
 		api.Apply(&p.state, *e.Update)
 		p.cur = j
@@ -189,6 +193,42 @@ func (p *Player) seek(k int) error {
 		}
 	}
 	return nil
+}
+
+// intern makes tasks with the same labels share one map: most goroutines
+// of a program carry one of a few label sets, and a map per task is a third
+// of a 100,000-task state's memory.
+func (p *Player) intern(tasks []api.Task) {
+	if len(p.labels) > 10_000 {
+		p.labels = nil // a program with ever new labels: start over
+	}
+	if p.labels == nil {
+		p.labels = map[string]map[string]string{}
+	}
+	var keys [8]string
+	for i := range tasks {
+		l := tasks[i].Labels
+		if len(l) == 0 || len(l) > len(keys) {
+			continue
+		}
+		ks := keys[:0]
+		for k := range l {
+			ks = append(ks, k)
+		}
+		slices.Sort(ks)
+		p.buf = p.buf[:0]
+		for _, k := range ks {
+			p.buf = append(p.buf, k...)
+			p.buf = append(p.buf, 0)
+			p.buf = append(p.buf, l[k]...)
+			p.buf = append(p.buf, 0)
+		}
+		if m, ok := p.labels[string(p.buf)]; ok {
+			tasks[i].Labels = m
+		} else {
+			p.labels[string(p.buf)] = l
+		}
+	}
 }
 
 // pushUndo keeps the inverse of u, about to be applied to the state: an

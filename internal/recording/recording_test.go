@@ -147,6 +147,11 @@ func TestRoundTrip(t *testing.T) {
 			t.Errorf("update %d: time %v sites %+v target %q", k+1, s.Time, s.Sites, s.Target)
 		}
 	}
+	// Tasks with the same labels share one map.
+	last, _ := p.At(19)
+	if a, b := reflect.ValueOf(last.Tasks[0].Labels).UnsafePointer(), reflect.ValueOf(last.Tasks[len(last.Tasks)-1].Labels).UnsafePointer(); a != b {
+		t.Error("two tasks with the same labels have a map each")
+	}
 	ev, err := p.Events(7)
 	if err != nil || len(ev) != 2 || ev[0].Conn.State != ConnDown || ev[0].Conn.Error != "connection refused" || ev[1].Conn.Lost != 3 {
 		t.Errorf("events before update 8: %+v %v", ev, err)
