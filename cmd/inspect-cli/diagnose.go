@@ -19,6 +19,7 @@ import (
 
 type diagnoseOptions struct {
 	wait, window time.Duration
+	failFast     bool
 	cfg          diagnose.Config
 	thresholds   []string
 }
@@ -88,6 +89,7 @@ the README lists them). Against inspectd, thresholds are the daemon's own
 	}
 	f := cmd.Flags()
 	f.DurationVar(&o.wait, "wait", 10*time.Second, "how long to watch the target; findings seen at any time count")
+	f.BoolVar(&o.failFast, "fail-fast", false, "stop at the first warning instead of watching for all of --wait")
 	f.DurationVar(&o.window, "window", 2*time.Second, "trace window of each snapshot (a remote target is traced this long per snapshot)")
 	f.StringSliceVar(&o.cfg.Allow, "allow", nil, "run (or report) only these rules")
 	f.StringSliceVar(&o.cfg.Deny, "deny", nil, "never run (or report) these rules")
@@ -100,14 +102,17 @@ the README lists them). Against inspectd, thresholds are the daemon's own
 func runDiagnose(cmd *cobra.Command, e *env, t *target, o diagnoseOptions) ([]api.Finding, string, error) {
 	ctx := cmd.Context()
 	seen := map[string]api.Finding{}
+	deadline := time.Now().Add(o.wait)
 	add := func(fs []api.Finding) {
 		for _, f := range fs {
 			if (len(o.cfg.Allow) == 0 || slices.Contains(o.cfg.Allow, f.Rule)) && !slices.Contains(o.cfg.Deny, f.Rule) {
 				seen[f.Rule+"|"+f.FirstSeen.String()] = f
+				if o.failFast && diagnose.AtLeastWarning(f) {
+					deadline = time.Now() // seen enough
+				}
 			}
 		}
 	}
-	deadline := time.Now().Add(o.wait)
 	progress := isTerminal(e.stderr) && o.wait > 0
 	if progress {
 		fmt.Fprintf(e.stderr, "diagnosing %s for %s...\n", t.name, o.wait)

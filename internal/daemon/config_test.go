@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/inspectd/inspectd/internal/diagnose"
 	"github.com/inspectd/inspectd/internal/workload"
 )
 
@@ -206,6 +207,33 @@ func TestReadmeCatalog(t *testing.T) {
 			return
 		}
 		t.Errorf("README.md's workload catalog is out of date; run go test ./internal/daemon -run TestReadmeCatalog -update")
+	}
+}
+
+// The README's table of diagnosis rules is generated too:
+// `go test ./internal/daemon -run TestReadmeRules -update`.
+func TestReadmeRules(t *testing.T) {
+	const begin, end = "<!-- rules:begin -->\n", "<!-- rules:end -->"
+	path := filepath.Join("..", "..", "README.md")
+	readme, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(readme)
+	i, j := strings.Index(s, begin), strings.Index(s, end)
+	if i < 0 || j < i {
+		t.Fatalf("README.md lacks the %q ... %q markers", begin, end)
+	}
+	want := diagnose.RulesMarkdown()
+	if got := s[i+len(begin) : j]; got != want {
+		if *update {
+			s = s[:i+len(begin)] + want + s[j:]
+			if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		t.Errorf("README.md's rules table is out of date; run go test ./internal/daemon -run TestReadmeRules -update")
 	}
 }
 

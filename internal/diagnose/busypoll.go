@@ -16,7 +16,8 @@ var busyPollRule = &rule{
 		{Name: "max_idle", Help: "share of the window it may spend blocked", Unit: Ratio, Default: 0.1},
 		{Name: "max_run", Help: "mean length of its runs", Unit: Duration, Default: float64(200 * time.Microsecond)},
 	},
-	check: checkBusyPoll,
+	persist: 2,
+	check:   checkBusyPoll,
 }
 
 func checkBusyPoll(c *check) []found {

@@ -24,8 +24,11 @@ type check struct {
 	// Sites a rule has explained, by siteKey.
 	claimedSites map[string]string
 	stacks       map[int64][]api.Frame
-	profiles     map[string]*profile.Profile
-	profileErrs  map[string]error
+	// Functions that create goroutines in an explosion: their allocations
+	// grow with it, which is not a second finding.
+	exploding   []string
+	profiles    map[string]*profile.Profile
+	profileErrs map[string]error
 }
 
 func newCheck(e *Engine, in Input) *check {
@@ -215,6 +218,9 @@ func isInspectorFunc(fn string) bool {
 // isStdFunc reports whether a function belongs to the standard library: the
 // first element of its import path has no dot.
 func isStdFunc(fn string) bool {
+	if strings.HasPrefix(fn, "main.") {
+		return false
+	}
 	end := strings.IndexAny(fn, "/.")
 	if end < 0 {
 		return fn != ""

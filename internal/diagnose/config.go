@@ -189,3 +189,17 @@ func Docs() []RuleDoc {
 	}
 	return docs
 }
+
+// RulesMarkdown is the README's table of the rules and their thresholds.
+func RulesMarkdown() string {
+	var b strings.Builder
+	b.WriteString("| rule | finds | lesson | thresholds (default) |\n| --- | --- | --- | --- |\n")
+	for _, d := range Docs() {
+		var th []string
+		for _, t := range d.Thresholds {
+			th = append(th, fmt.Sprintf("`%s` %s: %s", t.Name, t.Format(t.Default), t.Help))
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", d.ID, d.Help, d.Lesson, strings.Join(th, "; "))
+	}
+	return b.String()
+}

@@ -15,7 +15,8 @@ var contentionRule = &rule{
 		{Name: "min_wakeups", Help: "hand-overs of the lock per second", Unit: PerSec, Default: 50},
 		{Name: "min_lost", Help: "share of the time its users want to run (running, runnable or waiting for the lock) lost waiting for it", Unit: Ratio, Default: 0.3},
 	},
-	check: checkContention,
+	persist: 2,
+	check:   checkContention,
 }
 
 func checkContention(c *check) []found {

@@ -68,6 +68,9 @@ type Engine struct {
 	// Findings reported, by rule and key, with their first-seen time.
 	active map[string]*api.Finding
 	order  []string // keys of active, in the order first seen
+	// Consecutive observations each finding was reported in, for rules
+	// that want it seen more than once before it counts.
+	streak map[string]int
 	last   time.Time
 }
 
@@ -77,7 +80,7 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	cfg.defaults()
-	e := &Engine{cfg: cfg, active: map[string]*api.Finding{}}
+	e := &Engine{cfg: cfg, active: map[string]*api.Finding{}, streak: map[string]int{}}
 	for _, r := range allRules {
 		if cfg.enabled(r.id) {
 			e.rules = append(e.rules, r)
@@ -106,6 +109,10 @@ func (e *Engine) Observe(in Input) []api.Finding {
 		for _, f := range r.check(c) {
 			key := r.id + "|" + f.key
 			reported[key] = true
+			e.streak[key]++
+			if e.active[key] == nil && e.streak[key] < max(1, r.persist) {
+				continue
+			}
 			f.finding.Rule = r.id
 			if f.finding.Severity == "" {
 				f.finding.Severity = Warning
@@ -123,6 +130,11 @@ func (e *Engine) Observe(in Input) []api.Finding {
 			}
 			f.finding.LastSeen = s.Time
 			e.active[key] = &f.finding
+		}
+	}
+	for key := range e.streak {
+		if !reported[key] {
+			delete(e.streak, key)
 		}
 	}
 	// A finding whose evidence is gone clears after Linger, so that one
@@ -192,6 +204,10 @@ type rule struct {
 	help       string // one line for docs and --help
 	thresholds []Threshold
 	check      func(c *check) []found
+	// persist is how many snapshots in a row must show the evidence before
+	// it is a finding: rules that a loaded machine can mimic for a moment
+	// (a burst of yields, a queue for the CPU) want two.
+	persist int
 }
 
 // frameString is file:line (function) with the file's base name.

@@ -12,7 +12,7 @@ var explosionRule = &rule{
 	lesson: "async recursion",
 	help:   "the goroutine count climbs fast, with one creation site behind most of it",
 	thresholds: []Threshold{
-		{Name: "min_goroutines", Help: "live goroutines from one creation site before it can be an explosion", Unit: Count, Default: 2000},
+		{Name: "min_goroutines", Help: "live goroutines from one creation site before it can be an explosion", Unit: Count, Default: 1000},
 		{Name: "min_rate", Help: "growth of that site's goroutines, per second", Unit: PerSec, Default: 500},
 		{Name: "max_goroutines", Help: "live goroutines from one site that are an explosion whatever the rate", Unit: Count, Default: 20000},
 	},
@@ -24,15 +24,24 @@ func checkExplosion(c *check) []found {
 	now := c.e.hist.latest()
 	before, ok := c.e.hist.ago(3 * time.Second)
 	minN, maxN, minRate := c.th(id, "min_goroutines"), c.th(id, "max_goroutines"), c.th(id, "min_rate")
+	// Goroutines created within the window, per site: the rate is seen in
+	// one snapshot, before there is a history to compare with.
+	fresh := map[string]int{}
+	for i := range c.snap.Tasks {
+		t := &c.snap.Tasks[i]
+		if t.CreatedBy.Function != "" && t.Stats.TotalNS < c.window*95/100 {
+			fresh[creatorKey(t.CreatedBy)]++
+		}
+	}
 	var out []found
 	for key, n := range now.creators {
 		if float64(n) < minN {
 			continue
 		}
-		rate := 0.0
+		rate := float64(fresh[key]) / (float64(c.window) / 1e9)
 		if ok {
 			if dt := now.at.Sub(before.at).Seconds(); dt > 0 {
-				rate = float64(n-before.creators[key]) / dt
+				rate = max(rate, float64(n-before.creators[key])/dt)
 			}
 		}
 		if rate < minRate && float64(n) < maxN {
@@ -48,6 +57,7 @@ func checkExplosion(c *check) []found {
 			}
 		}
 		c.claim(id, ids...)
+		c.exploding = append(c.exploding, site.Function)
 		sev := Warning
 		if float64(n) >= maxN {
 			sev = Critical

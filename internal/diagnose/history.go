@@ -22,6 +22,11 @@ type history struct {
 	// Labelled goroutines: their scope, and when those seen before left.
 	scopes map[int64]scopeMark
 	gone   map[int64]time.Time
+	// Every goroutine seen alive within the span, and when last.
+	seen map[int64]time.Time
+	// Parents never seen alive, with when their children were first seen
+	// without them.
+	unseenParent map[int64]time.Time
 	// Where a lock holder was seen blocking with its lock, by goroutine.
 	holderCall map[int64]api.Frame
 	// The last profiles read, for growth since then.
@@ -57,6 +62,8 @@ func (h *history) init(span time.Duration) {
 	h.stuck = map[int64]stuckMark{}
 	h.scopes = map[int64]scopeMark{}
 	h.gone = map[int64]time.Time{}
+	h.seen = map[int64]time.Time{}
+	h.unseenParent = map[int64]time.Time{}
 	h.prevProfile = map[string]*profile.Profile{}
 	h.holderCall = map[int64]api.Frame{}
 }
@@ -92,6 +99,16 @@ func (h *history) observe(c *check) {
 			}
 			stuck[t.ID] = stuckMark{key: key, since: since}
 		}
+		if _, before := h.seen[t.ID]; !before && t.ParentID != 0 && t.Stats.TotalNS < c.window*95/100 {
+			// Created within this window by a goroutine already gone that no
+			// snapshot saw: a short-lived job or request.
+			if _, alive := h.seen[t.ParentID]; !alive && c.task(t.ParentID) == nil {
+				if _, ok := h.unseenParent[t.ParentID]; !ok {
+					h.unseenParent[t.ParentID] = s.Time
+				}
+			}
+		}
+		h.seen[t.ID] = s.Time
 		if sc := scopeOf(t.Labels); sc != "" {
 			scopes[t.ID] = scopeMark{scope: sc, parent: t.ParentID, name: t.Name, loc: t.Location}
 		}
@@ -104,6 +121,8 @@ func (h *history) observe(c *check) {
 			scopes[id] = h.scopes[id] // remember its scope while it counts as a parent
 		}
 	}
+	maps.DeleteFunc(h.seen, func(_ int64, at time.Time) bool { return s.Time.Sub(at) > h.span })
+	maps.DeleteFunc(h.unseenParent, func(_ int64, at time.Time) bool { return s.Time.Sub(at) > h.span })
 	maps.DeleteFunc(h.gone, func(id int64, at time.Time) bool {
 		if s.Time.Sub(at) > h.span {
 			delete(scopes, id)

@@ -14,7 +14,8 @@ var longRunRule = &rule{
 	thresholds: []Threshold{
 		{Name: "min_stretch", Help: "time on CPU between two waits", Unit: Duration, Default: float64(100 * time.Millisecond)},
 	},
-	check: checkLongRun,
+	persist: 2,
+	check:   checkLongRun,
 }
 
 func checkLongRun(c *check) []found {

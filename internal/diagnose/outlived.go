@@ -46,27 +46,27 @@ func checkOutlived(c *check) []found {
 		if !ok {
 			continue
 		}
-		// Walk up through exited ancestors of the same scope to the starter.
-		p, starter := t.ParentID, int64(0)
-		for range 64 {
-			pm, ok := h.scopes[p]
-			if !ok || pm.scope != me.scope {
-				break
-			}
-			starter = p
-			p = pm.parent
-		}
-		if starter == 0 {
-			continue
-		}
+		// Its creator set the scope's labels (it ran with the same ones),
+		// or lived and died between two snapshots (a short job or request
+		// that set them and returned): either way its scope has ended.
+		pm, known := h.scopes[t.ParentID]
 		goneAt, gone := h.gone[t.ParentID]
+		switch {
+		case known && pm.scope == me.scope && gone:
+		case !known:
+			goneAt, gone = h.unseenParent[t.ParentID]
+		}
 		if !gone || c.now.Sub(goneAt) < grace {
 			continue
 		}
 		key := me.scope + "@" + siteKey("", t.Location)
 		g := groups[key]
 		if g == nil {
-			g = &group{scope: me.scope, starter: t.ParentID, name: h.scopes[t.ParentID].name, loc: t.Location, since: goneAt}
+			name := pm.name
+			if name == "" {
+				name = "gone before any snapshot saw it"
+			}
+			g = &group{scope: me.scope, starter: t.ParentID, name: name, loc: t.Location, since: goneAt}
 			groups[key] = g
 		}
 		g.ids = append(g.ids, t.ID)

@@ -12,33 +12,49 @@ import (
 var starvationRule = &rule{
 	id:     "sched-starvation",
 	lesson: "tokio_spawn_blocking",
-	help:   "more CPU-bound goroutines than GOMAXPROCS keep every P busy, and goroutines that are ready to run wait for one",
+	help:   "more CPU-bound goroutines than GOMAXPROCS keep every P busy, and goroutines that are ready to run queue for one",
 	thresholds: []Threshold{
 		{Name: "hog_share", Help: "share of the window a goroutine is running or runnable to count as CPU-bound", Unit: Ratio, Default: 0.3},
-		{Name: "min_sched", Help: "share of the window a starved goroutine spends ready to run but waiting for a P", Unit: Ratio, Default: 0.02},
+		{Name: "min_queue", Help: "goroutines ready to run but waiting for a P, on average over the window", Unit: Count, Default: 0.25},
+		{Name: "min_sched", Help: "share of the window a starved goroutine (not CPU-bound) spends waiting for a P", Unit: Ratio, Default: 0.02},
 		{Name: "min_delay", Help: "mean scheduling delay per run of a starved goroutine", Unit: Duration, Default: float64(200 * time.Microsecond)},
 		{Name: "min_polls", Help: "runs in the window of a goroutine for its delay to count", Unit: Count, Default: 20},
 	},
-	check: checkStarvation,
+	persist: 2,
+	check:   checkStarvation,
 }
 
 func checkStarvation(c *check) []found {
 	const id = "sched-starvation"
 	procs := c.snap.Process.GOMAXPROCS
-	if procs <= 0 {
-		return nil
+	procsKnown := procs > 0
+	if !procsKnown {
+		// A remote pprof target does not say: two CPU-bound goroutines that
+		// queue for Ps are the least that starves.
+		procs = 2
 	}
 	hogShare, minDelay, minPolls := c.th(id, "hog_share"), c.th(id, "min_delay"), int64(c.th(id, "min_polls"))
 	minSched := c.th(id, "min_sched")
 	var hogs, victims []*api.Task
+	var queued int64
 	for i := range c.snap.Tasks {
 		t := &c.snap.Tasks[i]
-		if !userTask(t) || t.Stats.TotalNS == 0 || c.isClaimed(t.ID) {
+		// Goroutines in the standard library (an HTTP server writing a
+		// profile or trace for the inspector, say) are not the program's hogs.
+		if !userTask(t) || t.Stats.TotalNS == 0 || c.isClaimed(t.ID) || isStdFunc(t.Location.Function) {
 			continue
 		}
-		if share(t.Stats.BusyNS+t.Stats.SchedNS, c.window) >= hogShare {
+		queued += t.Stats.SchedNS
+		var lockWait int64
+		for _, r := range lockReasons {
+			lockWait += t.Stats.IdleByReason[r]
+		}
+		// A goroutine that waits for a lock longer than it runs is bound by
+		// the lock, not the CPU (lock-contention's business).
+		if share(t.Stats.BusyNS+t.Stats.SchedNS, c.window) >= hogShare && lockWait < t.Stats.BusyNS {
 			hogs = append(hogs, t)
-		} else if !isStdFunc(t.Location.Function) && t.Stats.Polls >= minPolls && float64(t.Stats.SchedNS)/float64(t.Stats.Polls) >= minDelay && share(t.Stats.SchedNS, c.window) >= minSched {
+		} else if t.Stats.Polls >= minPolls &&
+			float64(t.Stats.SchedNS)/float64(t.Stats.Polls) >= minDelay && share(t.Stats.SchedNS, c.window) >= minSched {
 			victims = append(victims, t)
 		}
 	}
@@ -46,45 +62,59 @@ func checkStarvation(c *check) []found {
 		return nil
 	}
 	// More CPU-bound goroutines than Ps: that explains their long runs,
-	// whether or not someone starved in this window.
+	// whether or not they starve anyone in this window.
 	for _, h := range hogs {
 		c.claim(id, h.ID)
 	}
-	if len(victims) == 0 {
+	queue := float64(queued) / float64(c.window)
+	if queue < c.th(id, "min_queue") {
 		return nil
 	}
-	// The worst victim is the one that lost the most time waiting for a P.
 	slices.SortFunc(victims, func(a, b *api.Task) int { return cmp.Compare(b.Stats.SchedNS, a.Stats.SchedNS) })
-	v := victims[0]
-	f := api.Finding{
-		Title: fmt.Sprintf("scheduler starvation: %d CPU-bound goroutines on %d Ps; %s waits %s per run", len(hogs), procs, v.Name,
-			ms(v.Stats.SchedNS/v.Stats.Polls)),
-		Evidence: api.Evidence{Figures: map[string]float64{"hogs": float64(len(hogs)), "gomaxprocs": float64(procs),
-			"victim_mean_delay_ms": float64(v.Stats.SchedNS) / float64(v.Stats.Polls) / 1e6}},
-		Advice: "Bound CPU-heavy work to fewer goroutines than GOMAXPROCS (a worker pool), or give it breaks, so " +
-			"latency-sensitive goroutines always find a free P; the talk moves such work to spawn_blocking.",
-	}
 	var hogSites []api.Frame
+	var ids []int64
 	for _, h := range hogs {
-		f.Evidence.Tasks = append(f.Evidence.Tasks, h.ID)
+		ids = append(ids, h.ID)
 		for _, fr := range c.callSites(h, 2) {
 			if !slices.Contains(hogSites, fr) && len(hogSites) < 3 {
 				hogSites = append(hogSites, fr)
 			}
 		}
 	}
-	f.Evidence.Sites = append(hogSites, v.Location)
-	f.Message = fmt.Sprintf("%d goroutines were running or runnable for most of the window with only %d Ps (GOMAXPROCS), "+
-		"at %s; %d goroutines that were ready to run waited for a P, %s (%d) the worst: %s per run on average over %d runs.",
-		len(hogs), procs, frameList(hogSites), len(victims), v.Name, v.ID, ms(v.Stats.SchedNS/v.Stats.Polls), v.Stats.Polls)
+	procsText := fmt.Sprintf("%d Ps (GOMAXPROCS)", procs)
+	if !procsKnown {
+		procsText = "the Ps"
+	}
+	f := api.Finding{
+		Title:    fmt.Sprintf("scheduler starvation: %d CPU-bound goroutines, %.1f goroutines queued for a P on average", len(hogs), queue),
+		Evidence: api.Evidence{Sites: hogSites, Figures: map[string]float64{"hogs": float64(len(hogs)), "queued": queue}},
+		Advice: "Bound CPU-heavy work to fewer goroutines than GOMAXPROCS (a worker pool), or give it breaks, so " +
+			"latency-sensitive goroutines always find a free P; the talk moves such work to spawn_blocking.",
+	}
+	if procsKnown {
+		f.Evidence.Figures["gomaxprocs"] = float64(procs)
+	}
+	f.Message = fmt.Sprintf("%d goroutines were running or runnable for most of the window, more than %s can run, at %s; "+
+		"on average %.1f goroutines were ready to run but waited for a P.", len(hogs), procsText, frameList(hogSites), queue)
+	if len(victims) > 0 {
+		v := victims[0]
+		f.Message += fmt.Sprintf(" %d other goroutines starved, %s (%d) the worst: %s per run on average over %d runs.",
+			len(victims), v.Name, v.ID, ms(v.Stats.SchedNS/v.Stats.Polls), v.Stats.Polls)
+		f.Evidence.Sites = append(f.Evidence.Sites, v.Location)
+		f.Evidence.Figures["victim_mean_delay_ms"] = float64(v.Stats.SchedNS) / float64(v.Stats.Polls) / 1e6
+		for _, t := range victims {
+			ids = append(ids, t.ID)
+		}
+	}
+	if !procsKnown {
+		f.Evidence.Missing = append(f.Evidence.Missing, "GOMAXPROCS (runtime/metrics): the target does not serve it; the queue for Ps tells instead")
+	}
 	if p99 := c.latencyP99(); p99 > 0 {
 		f.Evidence.Figures["sched_latency_p99_ms"] = float64(p99) / 1e6
 		f.Message += fmt.Sprintf(" The process's scheduling latency p99 is %s.", ms(p99))
 	}
-	for _, t := range victims {
-		f.Evidence.Tasks = append(f.Evidence.Tasks, t.ID)
-	}
-	c.claim(id, f.Evidence.Tasks...)
+	f.Evidence.Tasks = ids
+	c.claim(id, ids...)
 	return []found{{key: "starvation", finding: f}}
 }
 
