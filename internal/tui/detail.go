@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,6 +22,9 @@ type TaskMsg struct {
 	ID   int64
 	Task *api.Task
 	Err  error
+	// Findings are the snapshot's, of which the view shows those naming
+	// the task.
+	Findings []api.Finding
 }
 
 // fetchTask is the command that reads task id.
@@ -65,6 +69,7 @@ func (m DetailModel) Update(msg tea.Msg) (DetailModel, tea.Cmd) {
 		if msg.Err == nil && msg.Task != nil {
 			var b strings.Builder
 			WriteTask(&b, msg.Task, "", m.window)
+			writeTaskFindings(&b, msg.ID, msg.Findings)
 			m.lines = strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
 		}
 	case tea.KeyPressMsg:
@@ -103,4 +108,22 @@ func (m DetailModel) View() string {
 		out = append(out, truncate(l, m.width))
 	}
 	return strings.Join(out, "\n")
+}
+
+// writeTaskFindings lists the findings that name task id, with their advice.
+func writeTaskFindings(b *strings.Builder, id int64, fs []api.Finding) {
+	first := true
+	for _, f := range fs {
+		if !slices.Contains(f.Evidence.Tasks, id) {
+			continue
+		}
+		if first {
+			b.WriteString("\nfindings\n")
+			first = false
+		}
+		fmt.Fprintf(b, "  %s  %s: %s\n", strings.ToUpper(f.Severity), f.Rule, f.Title)
+		if f.Advice != "" {
+			fmt.Fprintf(b, "    advice: %s\n", f.Advice)
+		}
+	}
 }

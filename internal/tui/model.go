@@ -168,6 +168,9 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.listen()
 	case TaskMsg:
 		var cmd tea.Cmd
+		if msg.Findings == nil {
+			msg.Findings = m.state.Findings
+		}
 		m.detail, cmd = m.detail.Update(msg)
 		return m, cmd
 	case replayStateMsg, replayTickMsg:

@@ -235,7 +235,11 @@ func TestDetail(t *testing.T) {
 		tk.Stack = []api.Frame{{Function: "sync.(*Mutex).Lock", File: "/go/sync/mutex.go", Line: 80}, {Function: "example.com/w.lockIt", File: "/src/w/lock.go", Line: 52}}
 		return &tk, nil
 	}})
-	m, _ = send(t, m, tea.WindowSizeMsg{Width: 150, Height: 60}, UpdateMsg{Update: fixture()})
+	u := fixture()
+	u.Findings = []api.Finding{{Rule: "lock-held-blocking", Severity: "warning", Title: "lock held across a blocking call at lock.go:40",
+		Evidence: api.Evidence{Tasks: []int64{3}}, Advice: "do the slow call outside the critical section"},
+		{Rule: "goroutine-leak", Severity: "critical", Title: "not this task", Evidence: api.Evidence{Tasks: []int64{9}}}}
+	m, _ = send(t, m, tea.WindowSizeMsg{Width: 150, Height: 60}, UpdateMsg{Update: u})
 	m = typeKeys(t, m, "down", "down")
 	m, cmd := send(t, m, press("enter"))
 	if s := screen(m); !strings.Contains(s, "loading task 3") {
@@ -249,10 +253,14 @@ func TestDetail(t *testing.T) {
 	for _, want := range []string{"task 3  blocking-lock/waiter  waiting", "wait site   w.lockIt lock.go:52",
 		"created by  w.spawn spawn.go:9  in goroutine 2 (parent)", "labels      role=waiter",
 		"busy", "0.1%", "sched", "idle", "polls", "run times: n=10  p50 2µs  p90 4µs  p99 9µs  max 9.5µs", "█",
-		"sched delays: n=10  p50 100µs  p90 1ms  p99 2ms", "stack:", "example.com/w.lockIt", "/src/w/lock.go:52", "task 3  esc back"} {
+		"sched delays: n=10  p50 100µs  p90 1ms  p99 2ms", "stack:", "example.com/w.lockIt", "/src/w/lock.go:52", "task 3  esc back",
+		"findings", "WARNING  lock-held-blocking: lock held across a blocking call at lock.go:40", "advice: do the slow call outside the critical section"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("detail lacks %q:\n%s", want, s)
 		}
+	}
+	if strings.Contains(s, "not this task") {
+		t.Errorf("detail shows a finding that does not name the task:\n%s", s)
 	}
 	m = typeKeys(t, m, "esc")
 	if s := screen(m); !strings.Contains(s, "blocking-lock/holder") || strings.Contains(s, "stack:") {
