@@ -204,6 +204,7 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 	began := time.Now()
 	var notes []string
 	source := "trace"
+	profDue := false
 
 	if now.Sub(c.lastDump) >= spacing(c.expectedDumpCost(), c.opts.DumpBudget) {
 		if c.lastLeakDue(now) {
@@ -212,8 +213,12 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 		c.dump(now)
 		source += "+dump"
 	} else {
-		if c.profDone == nil && now.Sub(c.lastProf) >= spacing(c.profCost, c.opts.CPUBudget) {
+		profDue = c.profDone == nil && now.Sub(c.lastProf) >= spacing(c.profCost, c.opts.CPUBudget)
+		if profDue && c.profLabels == nil && len(c.facts) == 0 {
+			// Nothing names the goroutines yet: read the profile now,
+			// alongside the trace, and wait for it below.
 			c.readProfile(now)
+			profDue = false
 		}
 		notes = append(notes, fmt.Sprintf("labels, wait minutes and leak marks are from a goroutine dump %s ago "+
 			"(dumps stop the world for %s: taken at most %.0f%% of the time); goroutines it did not see are named "+
@@ -250,6 +255,12 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 	snap.Notes = append(snap.Notes, notes...)
 	c.buildCost = time.Since(began)
 	c.last = &built{at: now, window: window, snap: snap, win: win}
+	if profDue {
+		// For the next snapshots; read after this one rather than
+		// alongside it, where it would compete with it for the CPU and
+		// for the runtime's goroutine walks.
+		c.readProfile(time.Now())
+	}
 	return c.last, nil
 }
 

@@ -172,14 +172,16 @@ const mb = 1 << 20
 // of 10s (as a long-running program has it).
 //
 // ns/op is Snapshot alone. Per snapshot it reports the process's CPU time
-// during it (cpu-ms: the build, the GC it causes, and the goroutine
-// profile read in the background when one runs alongside), the longest
+// during it (cpu-ms: the build and the GC it causes; the first snapshot
+// also reads the goroutine profile alongside), the longest
 // stop-the-world pause seen during it (max-pause-ms, any cause, GC
 // included), the heap allocated (alloc-MB), the live heap's peak above its
 // level before the snapshot (peak-MB), the live heap after it with the
 // collector keeping the snapshot (heap-MB) and what the collector keeps
 // (kept-MB), the tasks and those labelled (from the goroutine profile,
-// read in the background, each read taking profile-ms), and the breakdown
+// read in the background after each snapshot, each read taking
+// profile-ms: the benchmark waits for it to end before going on), and the
+// breakdown
 // of a second build step by step: the flight recorder's WriteTo
 // (write-ms), the trace analysis (analyze-ms), the model with the
 // runtime/metrics read (model-ms) and that read alone (metrics-ms), with
@@ -257,6 +259,14 @@ func benchSnapshot(b *testing.B, c *Collector, n int, base uint64) {
 		}
 		if strings.Contains(snap.Source, "dump") {
 			b.Fatalf("snapshot source %q: a dump was taken", snap.Source)
+		}
+		// The goroutine profile read that follows the snapshot (CPUBudget
+		// 1e9: after every one): let it end before timing anything else.
+		c.mu.Lock()
+		done := c.profDone
+		c.mu.Unlock()
+		if done != nil {
+			<-done
 		}
 		c.mu.Lock()
 		profT += c.profCost
