@@ -89,6 +89,11 @@ type RemoteOptions struct {
 	// LeakInterval is the least time between two reads of the goroutineleak
 	// profile (default and minimum 30s).
 	LeakInterval time.Duration
+	// MaxEvents bounds the trace events analysed per snapshot (default
+	// 2,000,000, about half a second of parsing; negative: no bound). A program
+	// that spins writes millions of events a second: past the bound the
+	// window ends early, and a note says so.
+	MaxEvents int64
 }
 
 // Remote builds the task model of a remote target in the client.
@@ -129,6 +134,9 @@ type remoteBuilt struct {
 func NewRemote(f RemoteFetcher, opts RemoteOptions) *Remote {
 	if opts.DumpBudget == 0 {
 		opts.DumpBudget = 0.01
+	}
+	if opts.MaxEvents == 0 {
+		opts.MaxEvents = 2_000_000
 	}
 	if opts.LeakInterval < 30*time.Second {
 		opts.LeakInterval = 30 * time.Second
@@ -315,7 +323,11 @@ func (r *Remote) trace(ctx context.Context, window time.Duration) (*Window, []st
 	}
 	defer rc.Close()
 	hr := &headReader{r: rc}
-	win, err := AnalyzeTrace(hr, WindowOptions{Sites: true, Parallel: true})
+	wo := WindowOptions{Sites: true, Parallel: true}
+	if r.opts.MaxEvents > 0 {
+		wo.MaxEvents = r.opts.MaxEvents
+	}
+	win, err := AnalyzeTrace(hr, wo)
 	parse := max(0, time.Since(start)-traced) // the part after the target stopped tracing
 	var notes []string
 	if v, ok := traceGoVersion(hr.head); ok && r.goVersion == "" {
@@ -333,7 +345,8 @@ func (r *Remote) trace(ctx context.Context, window time.Duration) (*Window, []st
 	if err != nil {
 		notes = append(notes, "the trace was cut short or corrupt, numbers are partial: "+err.Error())
 	} else if win.Truncated {
-		notes = append(notes, "the trace window was cut short: numbers are partial")
+		notes = append(notes, fmt.Sprintf("the trace window was cut short at %d events (%s of it): numbers cover that part",
+			win.Events, time.Duration(win.Duration()).Round(time.Millisecond)))
 	}
 	return win, notes, nil
 }
