@@ -186,34 +186,21 @@ func TestListWorkloads(t *testing.T) {
 // The README's catalog is generated from the registry; keep them equal with
 // `go test ./internal/daemon -run TestReadmeCatalog -update`.
 func TestReadmeCatalog(t *testing.T) {
-	const begin, end = "<!-- catalog:begin -->\n", "<!-- catalog:end -->"
-	path := filepath.Join("..", "..", "README.md")
-	readme, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(readme)
-	i, j := strings.Index(s, begin), strings.Index(s, end)
-	if i < 0 || j < i {
-		t.Fatalf("README.md lacks the %q ... %q markers", begin, end)
-	}
-	want := CatalogMarkdown(workload.Default)
-	if got := s[i+len(begin) : j]; got != want {
-		if *update {
-			s = s[:i+len(begin)] + want + s[j:]
-			if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			return
-		}
-		t.Errorf("README.md's workload catalog is out of date; run go test ./internal/daemon -run TestReadmeCatalog -update")
-	}
+	checkGenerated(t, "catalog", CatalogMarkdown(workload.Default), "TestReadmeCatalog")
 }
 
 // The README's table of diagnosis rules is generated too:
 // `go test ./internal/daemon -run TestReadmeRules -update`.
 func TestReadmeRules(t *testing.T) {
-	const begin, end = "<!-- rules:begin -->\n", "<!-- rules:end -->"
+	checkGenerated(t, "rules", diagnose.RulesMarkdown(), "TestReadmeRules")
+}
+
+// checkGenerated compares the README's section between the markers
+// <!-- name:begin --> and <!-- name:end --> with want, and with -update
+// rewrites it.
+func checkGenerated(t *testing.T, name, want, test string) {
+	t.Helper()
+	begin, end := "<!-- "+name+":begin -->\n", "<!-- "+name+":end -->"
 	path := filepath.Join("..", "..", "README.md")
 	readme, err := os.ReadFile(path)
 	if err != nil {
@@ -224,7 +211,6 @@ func TestReadmeRules(t *testing.T) {
 	if i < 0 || j < i {
 		t.Fatalf("README.md lacks the %q ... %q markers", begin, end)
 	}
-	want := diagnose.RulesMarkdown()
 	if got := s[i+len(begin) : j]; got != want {
 		if *update {
 			s = s[:i+len(begin)] + want + s[j:]
@@ -233,7 +219,7 @@ func TestReadmeRules(t *testing.T) {
 			}
 			return
 		}
-		t.Errorf("README.md's rules table is out of date; run go test ./internal/daemon -run TestReadmeRules -update")
+		t.Errorf("README.md's %s section is out of date; run go test ./internal/daemon -run %s -update", name, test)
 	}
 }
 

@@ -231,3 +231,52 @@ func isStdFunc(fn string) bool {
 	}
 	return !strings.Contains(first, ".")
 }
+
+// stuckGroup is goroutines stuck at one wait site.
+type stuckGroup struct {
+	reason    string
+	loc       api.Frame
+	ids       []int64
+	leaked    int           // of which the goroutineleak profile marked
+	longest   time.Duration // the longest any has been stuck there
+	createdAt map[string]api.Frame
+}
+
+// stuckGroups groups by wait site the waiting goroutines that keep (which
+// see only waiting tasks) and that are stuck: marked leaked by the
+// goroutineleak profile, or waiting where they wait for stuckFor or more
+// at a site nothing woke in the window.
+func (c *check) stuckGroups(stuckFor time.Duration, keep func(t *api.Task) bool) map[string]*stuckGroup {
+	woken := map[string]bool{}
+	for _, s := range c.snap.Sites {
+		if s.Wakeups > 0 {
+			woken[siteKey(s.Reason, s.Location)] = true
+		}
+	}
+	groups := map[string]*stuckGroup{}
+	for i := range c.snap.Tasks {
+		t := &c.snap.Tasks[i]
+		if t.State != "waiting" || !keep(t) {
+			continue
+		}
+		key := siteKey(t.WaitReason, t.Location)
+		d := c.e.hist.stuckFor(t.ID, c.now)
+		if !t.Leaked && (d < stuckFor || woken[key]) {
+			continue
+		}
+		g := groups[key]
+		if g == nil {
+			g = &stuckGroup{reason: t.WaitReason, loc: t.Location, createdAt: map[string]api.Frame{}}
+			groups[key] = g
+		}
+		g.ids = append(g.ids, t.ID)
+		if t.Leaked {
+			g.leaked++
+		}
+		g.longest = max(g.longest, d)
+		if t.CreatedBy.Function != "" {
+			g.createdAt[creatorKey(t.CreatedBy)] = t.CreatedBy
+		}
+	}
+	return groups
+}

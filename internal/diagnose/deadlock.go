@@ -21,47 +21,10 @@ var deadlockRule = &rule{
 
 func checkDeadlock(c *check) []found {
 	const id = "deadlock"
-	stuckFor := c.thDur(id, "stuck_for")
-	woken := map[string]bool{}
-	for _, s := range c.snap.Sites {
-		if s.Wakeups > 0 {
-			woken[siteKey(s.Reason, s.Location)] = true
-		}
-	}
-	type group struct {
-		reason    string
-		loc       api.Frame
-		ids       []int64
-		leaked    int
-		longest   time.Duration
-		createdAt map[string]api.Frame
-	}
-	groups := map[string]*group{}
+	groups := c.stuckGroups(c.thDur(id, "stuck_for"), func(t *api.Task) bool { return isLockWait(t.WaitReason) })
 	total := 0
-	for i := range c.snap.Tasks {
-		t := &c.snap.Tasks[i]
-		if t.State != "waiting" || !isLockWait(t.WaitReason) {
-			continue
-		}
-		key := siteKey(t.WaitReason, t.Location)
-		d := c.e.hist.stuckFor(t.ID, c.now)
-		if !t.Leaked && (d < stuckFor || woken[key]) {
-			continue
-		}
-		g := groups[key]
-		if g == nil {
-			g = &group{reason: t.WaitReason, loc: t.Location, createdAt: map[string]api.Frame{}}
-			groups[key] = g
-		}
-		g.ids = append(g.ids, t.ID)
-		if t.Leaked {
-			g.leaked++
-		}
-		g.longest = max(g.longest, d)
-		if t.CreatedBy.Function != "" {
-			g.createdAt[creatorKey(t.CreatedBy)] = t.CreatedBy
-		}
-		total++
+	for _, g := range groups {
+		total += len(g.ids)
 	}
 	if total < int(c.th(id, "min_goroutines")) {
 		return nil

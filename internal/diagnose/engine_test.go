@@ -151,3 +151,45 @@ func TestDocs(t *testing.T) {
 		}
 	}
 }
+
+// sender is a goroutine blocked in chan send at leak.go:71 for inState.
+func sender(id int64, inState time.Duration) api.Task {
+	return api.Task{ID: id, Name: "svc/worker", State: "waiting", WaitReason: "chan send",
+		Location: api.Frame{Function: "example.com/svc.fetch.func1", File: "/src/svc/leak.go", Line: 71},
+		Stats:    api.TaskStats{TotalNS: window, IdleNS: window, InStateNS: int64(inState)}}
+}
+
+func sendSnap(at time.Duration, tasks []api.Task) *api.Snapshot {
+	return &api.Snapshot{Time: t0.Add(at), WindowNS: window, Tasks: tasks, Process: api.Process{GOMAXPROCS: 2, Leaked: -1},
+		Sites: []api.Site{{Reason: "chan send", Location: tasks[0].Location, Waiting: len(tasks)}}}
+}
+
+// Without the leak profile, goroutines stuck at one channel send in growing
+// numbers are a leak; as many stuck there without growth (an idle pool) are
+// not.
+func TestLeakFallback(t *testing.T) {
+	e := newEngine(t, Config{})
+	var fs []api.Finding
+	for i := range 6 {
+		var tasks []api.Task
+		for id := range 4 + 3*i { // three more every second
+			tasks = append(tasks, sender(int64(100+id), time.Duration(i+5-id/3)*time.Second))
+		}
+		fs = e.Observe(Input{Snapshot: sendSnap(time.Duration(i)*time.Second, tasks)})
+	}
+	if len(fs) != 1 || fs[0].Rule != "goroutine-leak" || fs[0].Severity != Warning || !strings.Contains(fs[0].Title, "leak.go:71") ||
+		len(fs[0].Evidence.Missing) == 0 || fs[0].Evidence.Figures["growth"] < 3 {
+		t.Fatalf("growing senders: %+v", fs)
+	}
+
+	e = newEngine(t, Config{})
+	for i := range 6 {
+		var tasks []api.Task
+		for id := range 10 {
+			tasks = append(tasks, sender(int64(100+id), time.Hour))
+		}
+		if fs := e.Observe(Input{Snapshot: sendSnap(time.Duration(i)*time.Second, tasks)}); len(fs) != 0 {
+			t.Fatalf("a steady pool: %+v", fs)
+		}
+	}
+}

@@ -21,42 +21,9 @@ var leakRule = &rule{
 
 func checkLeak(c *check) []found {
 	const id = "goroutine-leak"
-	stuckFor := c.thDur(id, "stuck_for")
-	woken := map[string]bool{}
-	for _, s := range c.snap.Sites {
-		if s.Wakeups > 0 {
-			woken[siteKey(s.Reason, s.Location)] = true
-		}
-	}
-	type group struct {
-		reason  string
-		loc     api.Frame
-		ids     []int64
-		leaked  int
-		longest time.Duration
-	}
-	groups := map[string]*group{}
-	for i := range c.snap.Tasks {
-		t := &c.snap.Tasks[i]
-		if t.State != "waiting" || c.isClaimed(t.ID) || isLockWait(t.WaitReason) || !userTask(t) {
-			continue
-		}
-		key := siteKey(t.WaitReason, t.Location)
-		d := c.e.hist.stuckFor(t.ID, c.now)
-		if !t.Leaked && (!isChanWait(t.WaitReason) || d < stuckFor || woken[key]) {
-			continue
-		}
-		g := groups[key]
-		if g == nil {
-			g = &group{reason: t.WaitReason, loc: t.Location}
-			groups[key] = g
-		}
-		g.ids = append(g.ids, t.ID)
-		if t.Leaked {
-			g.leaked++
-		}
-		g.longest = max(g.longest, d)
-	}
+	groups := c.stuckGroups(c.thDur(id, "stuck_for"), func(t *api.Task) bool {
+		return !c.isClaimed(t.ID) && !isLockWait(t.WaitReason) && userTask(t) && (t.Leaked || isChanWait(t.WaitReason))
+	})
 	now := c.e.hist.latest()
 	before, hasBefore := c.e.hist.ago(10 * time.Second)
 	var out []found
