@@ -163,28 +163,7 @@ func (c *Collector) Task(ctx context.Context, id int64, window time.Duration) (*
 	if err != nil {
 		return nil, err
 	}
-	i, ok := slices.BinarySearchFunc(b.snap.Tasks, id, func(t api.Task, id int64) int { return int(t.ID - id) })
-	if !ok {
-		return nil, fmt.Errorf("goroutine %d: %w", id, api.ErrNoTask)
-	}
-	t := b.snap.Tasks[i]
-	if g := b.win.Goroutines[id]; g != nil {
-		if g.RunTimes != nil {
-			h := g.RunTimes.Histogram()
-			t.RunTimes = &h
-		}
-		if g.SchedDelays != nil {
-			h := g.SchedDelays.Histogram()
-			t.SchedDelay = &h
-		}
-		t.Stack = traceAPIFrames(g.Stack)
-	}
-	c.mu.Lock()
-	if f := c.facts[id]; f != nil && len(f.frames) > len(t.Stack) {
-		t.Stack = traceAPIFrames(f.frames)
-	}
-	c.mu.Unlock()
-	return &t, nil
+	return taskDetail(b.snap, b.win, &c.mu, c.facts, id)
 }
 
 func (c *Collector) build(ctx context.Context, window time.Duration) (*built, error) {

@@ -16,13 +16,10 @@ import (
 func (c *Collector) StackOf(id int64) []api.Frame {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.last == nil || c.last.win == nil {
+	if c.last == nil {
 		return nil
 	}
-	if g := c.last.win.Goroutines[id]; g != nil {
-		return traceAPIFrames(g.Stack)
-	}
-	return nil
+	return c.last.win.stackOf(id, false)
 }
 
 // StretchStackOf returns where goroutine id computed during its longest
@@ -31,13 +28,10 @@ func (c *Collector) StackOf(id int64) []api.Frame {
 func (c *Collector) StretchStackOf(id int64) []api.Frame {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.last == nil || c.last.win == nil {
+	if c.last == nil {
 		return nil
 	}
-	if g := c.last.win.Goroutines[id]; g != nil {
-		return traceAPIFrames(g.StretchStack)
-	}
-	return nil
+	return c.last.win.stackOf(id, true)
 }
 
 // ReadLocalProfile reads one of this process's pprof profiles ("heap",

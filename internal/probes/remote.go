@@ -166,30 +166,7 @@ func (r *Remote) Task(ctx context.Context, id int64, window time.Duration) (*api
 	if err != nil {
 		return nil, err
 	}
-	i, ok := slices.BinarySearchFunc(b.snap.Tasks, id, func(t api.Task, id int64) int { return int(t.ID - id) })
-	if !ok {
-		return nil, fmt.Errorf("goroutine %d: %w", id, api.ErrNoTask)
-	}
-	t := b.snap.Tasks[i]
-	if b.win != nil {
-		if g := b.win.Goroutines[id]; g != nil {
-			if g.RunTimes != nil {
-				h := g.RunTimes.Histogram()
-				t.RunTimes = &h
-			}
-			if g.SchedDelays != nil {
-				h := g.SchedDelays.Histogram()
-				t.SchedDelay = &h
-			}
-			t.Stack = traceAPIFrames(g.Stack)
-		}
-	}
-	r.mu.Lock()
-	if f := r.facts[id]; f != nil && len(f.frames) > len(t.Stack) {
-		t.Stack = traceAPIFrames(f.frames)
-	}
-	r.mu.Unlock()
-	return &t, nil
+	return taskDetail(b.snap, b.win, &r.mu, r.facts, id)
 }
 
 // build takes a new snapshot, or returns the last one if it is younger than

@@ -16,13 +16,10 @@ import (
 func (r *Remote) StackOf(id int64) []api.Frame {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.last == nil || r.last.win == nil {
+	if r.last == nil {
 		return nil
 	}
-	if g := r.last.win.Goroutines[id]; g != nil {
-		return traceAPIFrames(g.Stack)
-	}
-	return nil
+	return r.last.win.stackOf(id, false)
 }
 
 // StretchStackOf returns where goroutine id computed during its longest
@@ -30,13 +27,26 @@ func (r *Remote) StackOf(id int64) []api.Frame {
 func (r *Remote) StretchStackOf(id int64) []api.Frame {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.last == nil || r.last.win == nil {
+	if r.last == nil {
 		return nil
 	}
-	if g := r.last.win.Goroutines[id]; g != nil {
+	return r.last.win.stackOf(id, true)
+}
+
+// stackOf returns goroutine id's latest stack in the window, or the stack
+// of its longest stretch; nil when it was not in the window (or w is nil).
+func (w *Window) stackOf(id int64, stretch bool) []api.Frame {
+	if w == nil {
+		return nil
+	}
+	g := w.Goroutines[id]
+	switch {
+	case g == nil:
+		return nil
+	case stretch:
 		return traceAPIFrames(g.StretchStack)
 	}
-	return nil
+	return traceAPIFrames(g.Stack)
 }
 
 // profileFetcher is a fetcher that serves pprof profiles by name.

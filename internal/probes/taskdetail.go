@@ -1,0 +1,39 @@
+package probes
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/inspectd/inspectd/internal/api"
+)
+
+// taskDetail is task id of snap with what only a task's own request
+// carries: its histograms from the window, and its full stack (the dump's
+// when that one is deeper). mu guards facts.
+func taskDetail(snap *api.Snapshot, win *Window, mu *sync.Mutex, facts map[int64]*dumpFacts, id int64) (*api.Task, error) {
+	i, ok := slices.BinarySearchFunc(snap.Tasks, id, func(t api.Task, id int64) int { return int(t.ID - id) })
+	if !ok {
+		return nil, fmt.Errorf("goroutine %d: %w", id, api.ErrNoTask)
+	}
+	t := snap.Tasks[i]
+	if win != nil {
+		if g := win.Goroutines[id]; g != nil {
+			if g.RunTimes != nil {
+				h := g.RunTimes.Histogram()
+				t.RunTimes = &h
+			}
+			if g.SchedDelays != nil {
+				h := g.SchedDelays.Histogram()
+				t.SchedDelay = &h
+			}
+			t.Stack = traceAPIFrames(g.Stack)
+		}
+	}
+	mu.Lock()
+	if f := facts[id]; f != nil && len(f.frames) > len(t.Stack) {
+		t.Stack = traceAPIFrames(f.frames)
+	}
+	mu.Unlock()
+	return &t, nil
+}
