@@ -19,9 +19,13 @@ type FindingsModel struct {
 	height int
 }
 
-// Set replaces the findings.
-func (m *FindingsModel) Set(fs []api.Finding) {
+// Set replaces the findings, and the snapshot's notes shown below them
+// (what is approximate or missing, how the model was built).
+func (m *FindingsModel) Set(fs []api.Finding, notes []string) {
 	m.lines = m.lines[:0]
+	if len(fs) == 0 {
+		m.lines = append(m.lines, dimStyle.Render("no findings"))
+	}
 	for i, f := range fs {
 		if i > 0 {
 			m.lines = append(m.lines, "")
@@ -49,6 +53,12 @@ func (m *FindingsModel) Set(fs []api.Finding) {
 		}
 		if f.Advice != "" {
 			m.lines = append(m.lines, "  advice: "+f.Advice)
+		}
+	}
+	if len(notes) > 0 {
+		m.lines = append(m.lines, "", "notes")
+		for _, n := range notes {
+			m.lines = append(m.lines, "  "+n)
 		}
 	}
 	m.offset = max(0, min(m.offset, len(m.lines)-m.height))

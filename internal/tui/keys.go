@@ -32,7 +32,7 @@ var keys = keyMap{
 	Back:      key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back / clear the filter")),
 	Tasks:     key.NewBinding(key.WithKeys("t"), key.WithHelp("t", "tasks view")),
 	Sites:     key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "wait sites view (tokio-console's resources)")),
-	Findings:  key.NewBinding(key.WithKeys("f"), key.WithHelp("f", "findings view")),
+	Findings:  key.NewBinding(key.WithKeys("f"), key.WithHelp("f", "findings and notes view")),
 	Help:      key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "this help")),
 	Quit:      key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q/ctrl+c", "quit")),
 }

@@ -123,7 +123,7 @@ func (m *Model) refresh() {
 	m.shown.Target = m.cfg.Target
 	m.tasks.Set(m.state.Tasks)
 	m.sites.Set(m.state.Sites)
-	m.findings.Set(m.state.Findings)
+	m.findings.Set(m.state.Findings, m.state.Notes)
 }
 
 func (m Model) listen() tea.Cmd {
@@ -354,7 +354,7 @@ func (m Model) header() string {
 		window = m.cfg.Window
 	}
 	parts = append(parts, "window "+Dur(int64(window)))
-	parts = append(parts, fmt.Sprintf("notes %d", len(s.Notes)))
+	parts = append(parts, fmt.Sprintf("notes %d (f)", len(s.Notes)))
 	line1 := strings.Join(parts, sep)
 	if m.replay.on {
 		line1 = m.replayTitle(sep)

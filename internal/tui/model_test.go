@@ -285,8 +285,8 @@ func TestSitesAndFindings(t *testing.T) {
 		}
 	}
 	m = typeKeys(t, m, "f")
-	if s := screen(m); !strings.Contains(s, "no findings") {
-		t.Errorf("findings view:\n%s", s)
+	if s := screen(m); !strings.Contains(s, "no findings") || !strings.Contains(s, "notes") || !strings.Contains(s, "labels may be stale") {
+		t.Errorf("findings view without findings, with the snapshot's notes:\n%s", s)
 	}
 	u := fixture()
 	u.Full, u.Seq = false, 2
