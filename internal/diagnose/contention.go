@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/inspectd/inspectd/internal/api"
 )
@@ -40,6 +41,10 @@ func checkContention(c *check) []found {
 			t := &c.snap.Tasks[i]
 			w := t.Stats.IdleByReason[s.Reason]
 			if w == 0 || c.isClaimed(t.ID) {
+				continue
+			}
+			// Waiting for some lock is not enough: it must be this one's code.
+			if _, ok := frameIn(c.stack(t.ID), s.Location.Function); !ok && !slices.Contains(s.Tasks, t.ID) {
 				continue
 			}
 			ids = append(ids, t.ID)

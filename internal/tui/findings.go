@@ -6,6 +6,7 @@ import (
 
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/inspectd/inspectd/internal/api"
 )
@@ -13,7 +14,8 @@ import (
 // FindingsModel lists the snapshot's findings: what is wrong, the evidence
 // and the advice.
 type FindingsModel struct {
-	lines  []string
+	raw    []string // as set: one per item, indented
+	lines  []string // raw wrapped to the width
 	offset int
 	width  int
 	height int
@@ -23,6 +25,7 @@ type FindingsModel struct {
 // (what is approximate or missing, how the model was built).
 func (m *FindingsModel) Set(fs []api.Finding, notes []string) {
 	m.lines = m.lines[:0]
+	defer m.wrap()
 	if len(fs) == 0 {
 		m.lines = append(m.lines, dimStyle.Render("no findings"))
 	}
@@ -61,11 +64,37 @@ func (m *FindingsModel) Set(fs []api.Finding, notes []string) {
 			m.lines = append(m.lines, "  "+n)
 		}
 	}
+	m.raw = append(m.raw[:0], m.lines...)
+}
+
+// wrap fits the lines to the width: a long message or advice continues on
+// the next lines, indented under its start, rather than being cut.
+func (m *FindingsModel) wrap() {
+	m.lines = m.lines[:0]
+	for _, l := range m.raw {
+		indent := len(l) - len(strings.TrimLeft(l, " "))
+		if m.width <= indent+20 || textWidth(l) <= m.width {
+			m.lines = append(m.lines, l)
+			continue
+		}
+		pad := strings.Repeat(" ", indent+2)
+		w := ansi.Wordwrap(strings.TrimLeft(l, " "), m.width-indent-2, "")
+		for i, part := range strings.Split(w, "\n") {
+			if i == 0 {
+				m.lines = append(m.lines, l[:indent]+part)
+			} else {
+				m.lines = append(m.lines, pad+part)
+			}
+		}
+	}
 	m.offset = max(0, min(m.offset, len(m.lines)-m.height))
 }
 
 // SetSize sets the area the view may use.
-func (m *FindingsModel) SetSize(width, height int) { m.width, m.height = width, max(1, height) }
+func (m *FindingsModel) SetSize(width, height int) {
+	m.width, m.height = width, max(1, height)
+	m.wrap()
+}
 
 // Update scrolls.
 func (m FindingsModel) Update(msg tea.Msg) (FindingsModel, tea.Cmd) {

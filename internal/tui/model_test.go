@@ -425,3 +425,20 @@ func BenchmarkTasksView(b *testing.B) {
 		})
 	}
 }
+
+// Long messages and advice wrap to the view's width instead of being cut.
+func TestFindingsWrap(t *testing.T) {
+	var m FindingsModel
+	m.SetSize(40, 50)
+	m.Set([]api.Finding{{Rule: "lock-contention", Severity: "warning", Title: "contention",
+		Advice: "shard the state, do the work outside the lock, and publish the result in a brief critical section at the end"}}, nil)
+	s := ansi.Strip(m.View())
+	for _, l := range strings.Split(s, "\n") {
+		if textWidth(l) > 40 {
+			t.Errorf("line wider than 40: %q", l)
+		}
+	}
+	if !strings.Contains(s, "at the end") || strings.Contains(s, "…") {
+		t.Errorf("advice cut rather than wrapped:\n%s", s)
+	}
+}
