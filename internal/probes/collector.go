@@ -34,7 +34,9 @@ type CollectorOptions struct {
 	DumpBudget float64
 	// CPUBudget is the share of one core that building snapshots may take
 	// while clients ask for them (default 0.25). Requests that come sooner
-	// share the last snapshot.
+	// share the last snapshot. A build is charged with its wall time, its
+	// analysis' once more when that parses on a second goroutine, and the
+	// goroutine profile read that follows it.
 	CPUBudget float64
 	// LeakInterval is the least time between two reads of the goroutine leak
 	// profile, which forces a full GC (default 30s; at least 30s).
@@ -96,9 +98,12 @@ type Collector struct {
 	lastLeak time.Time
 	leaked   int
 	// The last snapshot, shared by requests within the CPU budget.
-	last      *built
-	traceBuf  bytes.Buffer
-	dumpBuf   []byte
+	last     *built
+	traceBuf bytes.Buffer
+	dumpBuf  []byte
+	// buildCost is the CPU time the last build is charged with: its wall
+	// time, plus the analysis' again when a second goroutine parsed
+	// alongside (an upper bound), plus the profile read that followed it.
 	buildCost time.Duration
 }
 
@@ -209,7 +214,13 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 	if _, err := c.fr.WriteTo(&c.traceBuf); err != nil {
 		return nil, fmt.Errorf("flight recorder snapshot: %w", err)
 	}
-	win, err := AnalyzeTrace(&c.traceBuf, snapshotWindow(now.Add(-window)))
+	opts := snapshotWindow(now.Add(-window))
+	analysing := time.Now()
+	win, err := AnalyzeTrace(&c.traceBuf, opts)
+	parallel := time.Duration(0)
+	if opts.Parallel && runtime.GOMAXPROCS(0) > 1 {
+		parallel = time.Since(analysing)
+	}
 	if done := c.profDone; done != nil && c.profLabels == nil && len(c.facts) == 0 {
 		// Nothing else names the goroutines: wait for the profile read
 		// that ran alongside.
@@ -232,7 +243,7 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 	snap := c.model(win, now)
 	snap.Source = source
 	snap.Notes = append(snap.Notes, notes...)
-	c.buildCost = time.Since(began)
+	c.buildCost = time.Since(began) + parallel
 	c.last = &built{at: now, window: window, snap: snap, win: win}
 	if profDue {
 		// For the next snapshots; read after this one rather than
@@ -323,6 +334,9 @@ func (c *Collector) readProfile(now time.Time) {
 		defer c.mu.Unlock()
 		c.profDone = nil
 		c.profCost = cost
+		if c.last != nil && c.last.at.Before(began) {
+			c.buildCost += cost // read for the snapshots to come: charged to the last one
+		}
 		if err != nil {
 			c.opts.Logger.Warn("reading the goroutine profile for labels", "err", err)
 			return

@@ -754,7 +754,8 @@ func cpuTime() time.Duration {
 // ("idle": the flight recorder alone), and with a client asking for a
 // snapshot (5s window) every 200ms ("watch", default CPUBudget 0.25). For
 // watch it also reports the snapshots built (the others were shared) and
-// the build time's share of the wall time.
+// the share of the wall time the builds were charged with against the
+// budget (build-share: see CollectorOptions.CPUBudget).
 //
 //	go test -run x -bench CollectorCPU -benchtime 1x ./internal/probes
 func BenchmarkCollectorCPU(b *testing.B) {
