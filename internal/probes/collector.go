@@ -93,6 +93,7 @@ type Collector struct {
 	// ends): snapshots use the last one read, and wait only when there is
 	// nothing else to name goroutines by.
 	profDone chan struct{}
+	traceEnd time.Time // when the last window was written out
 	bg       sync.WaitGroup
 	closed   bool
 	lastLeak time.Time
@@ -214,6 +215,7 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 	if _, err := c.fr.WriteTo(&c.traceBuf); err != nil {
 		return nil, fmt.Errorf("flight recorder snapshot: %w", err)
 	}
+	c.traceEnd = time.Now() // the window ends at or before
 	opts := snapshotWindow(now.Add(-window))
 	analysing := time.Now()
 	win, err := AnalyzeTrace(&c.traceBuf, opts)
@@ -344,7 +346,9 @@ func (c *Collector) readProfile(now time.Time) {
 		if began.Before(c.lastDump) {
 			return // a dump since tells more
 		}
-		c.profLabels, c.profAt = sl, began
+		// Dated from the request: a goroutine created since may have been
+		// caught by the read before it set its labels.
+		c.profLabels, c.profAt = sl, now
 	})
 }
 
@@ -466,7 +470,10 @@ func (c *Collector) model(win *Window, now time.Time) *api.Snapshot {
 			if startFunc == "" {
 				startFunc = f.startFunc
 			}
-		} else if j.labelled {
+		} else if j.labelled && !(g.ParentID != 0 && c.traceEnd.Add(-time.Duration(g.Total)).After(c.profAt)) {
+			// (A goroutine created after the profile was read may have
+			// labels other than those it showed for the same stack: it
+			// takes its creator's below.)
 			t.Labels = j.labels
 		} else if l, ok := c.inherited[id]; ok {
 			t.Labels, t.LabelsStale = l, true

@@ -362,9 +362,10 @@ func (b *WindowBuilder) readSequential(tr *trace.Reader, inEvent *bool) error {
 // eventBatch carries events from the parsing goroutine to the analysing one;
 // err is the reader's error after the last event (io.EOF at the end).
 type eventBatch struct {
-	evs []trace.Event
-	sts []trace.StateTransition // evs[i]'s, for state transitions
-	err error
+	evs    []trace.Event
+	sts    []trace.StateTransition // evs[i]'s, for state transitions, with withST
+	withST bool
+	err    error
 }
 
 const (
@@ -395,19 +396,23 @@ func (b *WindowBuilder) readPipelined(tr *trace.Reader, inEvent *bool) error {
 			}
 		}()
 		for {
+			// No batch free: the analysis is behind, so take the state
+			// transitions out of this batch's events here.
+			behind := len(free) == 0
 			select {
 			case bt = <-free:
 			case <-stop:
 				return
 			}
 			bt.evs = bt.evs[:0]
+			bt.withST = behind
 			for len(bt.evs) < pipeBatch {
 				ev, err := tr.ReadEvent()
 				if err != nil {
 					bt.err = err
 					break
 				}
-				if ev.Kind() == trace.EventStateTransition {
+				if behind && ev.Kind() == trace.EventStateTransition {
 					bt.sts[len(bt.evs)] = ev.StateTransition()
 				}
 				bt.evs = append(bt.evs, ev)
@@ -430,7 +435,7 @@ func (b *WindowBuilder) readPipelined(tr *trace.Reader, inEvent *bool) error {
 		*inEvent = true
 		for i := range bt.evs {
 			var st *trace.StateTransition
-			if bt.evs[i].Kind() == trace.EventStateTransition {
+			if bt.withST && bt.evs[i].Kind() == trace.EventStateTransition {
 				st = &bt.sts[i]
 			}
 			b.event(&bt.evs[i], st)
