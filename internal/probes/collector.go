@@ -200,9 +200,14 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 	} else {
 		profDue = c.profDone == nil && now.Sub(c.lastProf) >= spacing(c.profCost, c.opts.CPUBudget)
 		if profDue && c.profLabels == nil && len(c.facts) == 0 {
-			// Nothing names the goroutines yet: read the profile now,
-			// alongside the trace, and wait for it below.
+			// Nothing names the goroutines yet: read the profile now.
+			// Not alongside the trace's generation switch: together they
+			// stopped the world for ~4ms at 100k goroutines.
 			c.readProfile(now)
+			done := c.profDone
+			c.mu.Unlock()
+			<-done
+			c.mu.Lock()
 			profDue = false
 		}
 		notes = append(notes, fmt.Sprintf("labels, wait minutes and leak marks are from a goroutine dump %s ago "+
@@ -222,13 +227,6 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 	parallel := time.Duration(0)
 	if opts.Parallel && runtime.GOMAXPROCS(0) > 1 {
 		parallel = time.Since(analysing)
-	}
-	if done := c.profDone; done != nil && c.profLabels == nil && len(c.facts) == 0 {
-		// Nothing else names the goroutines: wait for the profile read
-		// that ran alongside.
-		c.mu.Unlock()
-		<-done
-		c.mu.Lock()
 	}
 	if c.profLabels != nil && !strings.Contains(source, "dump") {
 		source += "+profile"
