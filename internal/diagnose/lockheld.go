@@ -39,21 +39,18 @@ func checkLockHeld(c *check) []found {
 			Advice: "Do the slow call outside the critical section: read what you need under the lock, unlock, make the " +
 				"call, then lock again briefly to publish the result. Never sleep, do I/O or wait on a channel while holding a mutex.",
 		}
+		// Long waits alone may be a lock that is merely contended (or a
+		// loaded machine): the finding needs the holder, blocked elsewhere.
 		holder, unlock, call, reason := c.lockHolder(s)
-		switch {
-		case holder != nil:
-			f.Title = fmt.Sprintf("lock held across a blocking call at %s", frameString(call))
-			f.Message = fmt.Sprintf("Goroutine %d (%s) holds the lock that %s waits for while it blocks in %s at %s; "+
-				"waiters queue %s per wake-up on average, %.1f goroutines at a time.",
-				holder.ID, holder.Name, frameString(s.Location), reason, frameString(call), ms(int64(meanWait)), waiting)
-			f.Evidence.Tasks = append(slices.Clone(f.Evidence.Tasks), holder.ID)
-			f.Evidence.Sites = []api.Frame{call, s.Location, unlock}
-		default:
-			f.Title = fmt.Sprintf("lock held for long: waiters at %s", frameString(s.Location))
-			f.Message = fmt.Sprintf("Waiters at %s queue %s per wake-up on average, %.1f goroutines at a time: the holder "+
-				"keeps the lock across something slow, but none of the goroutines that released it blocks elsewhere "+
-				"for long (it may compute with the lock held).", frameString(s.Location), ms(int64(meanWait)), waiting)
+		if holder == nil {
+			continue
 		}
+		f.Title = fmt.Sprintf("lock held across a blocking call at %s", frameString(call))
+		f.Message = fmt.Sprintf("Goroutine %d (%s) holds the lock that %s waits for while it blocks in %s at %s; "+
+			"waiters queue %s per wake-up on average, %.1f goroutines at a time.",
+			holder.ID, holder.Name, frameString(s.Location), reason, frameString(call), ms(int64(meanWait)), waiting)
+		f.Evidence.Tasks = append(slices.Clone(f.Evidence.Tasks), holder.ID)
+		f.Evidence.Sites = []api.Frame{call, s.Location, unlock}
 		c.claimedSites[key] = id
 		c.claim(id, s.Tasks...)
 		out = append(out, found{key: key, finding: f})
