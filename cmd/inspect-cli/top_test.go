@@ -36,7 +36,7 @@ func TestTopInTmux(t *testing.T) {
 		out, err := exec.Command("tmux", append([]string{"-L", sock}, args...)...).CombinedOutput()
 		return string(out), err
 	}
-	if out, err := tmux("new-session", "-d", "-s", "top", "-x", "200", "-y", "50", bin+" top "+addr); err != nil {
+	if out, err := tmux("new-session", "-d", "-s", "top", "-x", "200", "-y", "90", bin+" top "+addr); err != nil {
 		t.Fatalf("tmux new-session: %v\n%s", err, out)
 	}
 	t.Cleanup(func() { tmux("kill-server") })
@@ -97,9 +97,13 @@ func TestTopInTmux(t *testing.T) {
 		return rows > 0
 	})
 
+	// The daemon has diagnosed the waiters' lock before the details open.
+	waitFor("a finding", has("f findings (1)"))
 	keys("Enter")
 	waitFor("details", has("blocking-lock/waiter  waiting", "wait site", "created by", "in goroutine",
-		"busy", "%", "run times", "sched delays", "stack:", "esc back"))
+		"busy", "%", "run times", "sched delays", "stack:", "esc back",
+		// The waiters queue behind a holder that sleeps with the lock.
+		"WARNING  lock-held-blocking", "advice:"))
 
 	keys("Escape")
 	waitFor("back", func(s string) bool {
