@@ -422,19 +422,6 @@ func recordedSitesCmd(cmd *cobra.Command, e *env, file string, limit int) error 
 	if e.output == "json" {
 		return writeJSON(w, l)
 	}
-	fmt.Fprintf(w, "target %s  window %s  sites %d\n", s.Target, dur(l.WindowNS), matched)
-	for _, n := range s.Notes {
-		fmt.Fprintln(w, "note:", n)
-	}
-	tw := table(w)
-	fmt.Fprintln(tw, "REASON\tLOCATION\tWAITING\tWAIT\tWAKEUPS\tWAKER")
-	for _, s := range l.Sites {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", s.Reason, clip(shortFrame(s.Location), 70),
-			s.Waiting, dur(s.WaitNS), s.Wakeups, clip(wakerFrame(s.Waker), 60))
-	}
-	tw.Flush()
-	if matched > len(l.Sites) {
-		fmt.Fprintf(w, "... %d more (--limit 0 shows all)\n", matched-len(l.Sites))
-	}
+	writeSites(w, s.Target, s.Notes, &l, matched)
 	return nil
 }

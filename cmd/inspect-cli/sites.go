@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/inspectd/inspectd/internal/api"
 	"github.com/inspectd/inspectd/internal/tui"
 )
 
@@ -51,20 +53,7 @@ stack that most often woke them (WAKER). Sites with the most wait come first.`,
 			if e.output == "json" {
 				return writeJSON(w, l)
 			}
-			fmt.Fprintf(w, "target %s  window %s  sites %d\n", t.name, dur(l.WindowNS), matched)
-			for _, n := range notes {
-				fmt.Fprintln(w, "note:", n)
-			}
-			tw := table(w)
-			fmt.Fprintln(tw, "REASON\tLOCATION\tWAITING\tWAIT\tWAKEUPS\tWAKER")
-			for _, s := range l.Sites {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", s.Reason, clip(shortFrame(s.Location), 70),
-					s.Waiting, dur(s.WaitNS), s.Wakeups, clip(wakerFrame(s.Waker), 60))
-			}
-			tw.Flush()
-			if matched > len(l.Sites) {
-				fmt.Fprintf(w, "... %d more (--limit 0 shows all)\n", matched-len(l.Sites))
-			}
+			writeSites(w, t.name, notes, l, matched)
 			return nil
 		},
 	}
@@ -76,3 +65,21 @@ stack that most often woke them (WAKER). Sites with the most wait come first.`,
 // wakerFrame is the first frame of the waking stack outside the runtime and
 // sync: the code that unlocked, sent or closed.
 var wakerFrame = tui.WakerFrame
+
+// writeSites prints the wait-site table of l, of matched sites in all.
+func writeSites(w io.Writer, target string, notes []string, l *api.SiteList, matched int) {
+	fmt.Fprintf(w, "target %s  window %s  sites %d\n", target, dur(l.WindowNS), matched)
+	for _, n := range notes {
+		fmt.Fprintln(w, "note:", n)
+	}
+	tw := table(w)
+	fmt.Fprintln(tw, "REASON\tLOCATION\tWAITING\tWAIT\tWAKEUPS\tWAKER")
+	for _, s := range l.Sites {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", s.Reason, clip(shortFrame(s.Location), 70),
+			s.Waiting, dur(s.WaitNS), s.Wakeups, clip(wakerFrame(s.Waker), 60))
+	}
+	tw.Flush()
+	if matched > len(l.Sites) {
+		fmt.Fprintf(w, "... %d more (--limit 0 shows all)\n", matched-len(l.Sites))
+	}
+}

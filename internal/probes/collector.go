@@ -477,14 +477,8 @@ func (c *Collector) model(win *Window, now time.Time) *api.Snapshot {
 			t.Labels, t.LabelsStale = l, true
 		} else if g.ParentID != 0 {
 			// Created since the last dump: it started with its creator's labels.
-			var l map[string]string
-			if pf := c.facts[g.ParentID]; pf != nil {
-				l = pf.labels
-			} else {
-				l = c.inherited[g.ParentID]
-			}
-			c.inherited[id] = l
-			t.Labels, t.LabelsStale = l, l != nil
+			t.Labels = inheritLabels(c.facts, c.inherited, id, g.ParentID)
+			t.LabelsStale = t.Labels != nil
 		}
 		if t.LabelsStale {
 			stale++

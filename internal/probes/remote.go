@@ -527,14 +527,8 @@ func (r *Remote) model(win *Window, prof *stackProfile) *api.Snapshot {
 			t.Labels, t.LabelsStale = l, true
 		} else if g.ParentID != 0 {
 			// Created in the window: it started with its creator's labels.
-			var l map[string]string
-			if pf := r.facts[g.ParentID]; pf != nil {
-				l = pf.labels
-			} else {
-				l = r.inherited[g.ParentID]
-			}
-			r.inherited[id] = l
-			t.Labels, t.LabelsStale = l, l != nil
+			t.Labels = inheritLabels(r.facts, r.inherited, id, g.ParentID)
+			t.LabelsStale = t.Labels != nil
 		}
 		// Every goroutine with this stack leaked: so did this one.
 		if !t.Leaked && key != "" && prof != nil && r.leakStacks[key] > 0 && r.leakStacks[key] >= prof.counts[key] {

@@ -37,3 +37,16 @@ func taskDetail(snap *api.Snapshot, win *Window, mu *sync.Mutex, facts map[int64
 	mu.Unlock()
 	return &t, nil
 }
+
+// inheritLabels gives goroutine id, created since the last dump, the labels
+// its creator had (from the dump, or inherited in turn) and remembers them.
+func inheritLabels(facts map[int64]*dumpFacts, inherited map[int64]map[string]string, id, parent int64) map[string]string {
+	var l map[string]string
+	if pf := facts[parent]; pf != nil {
+		l = pf.labels
+	} else {
+		l = inherited[parent]
+	}
+	inherited[id] = l
+	return l
+}
