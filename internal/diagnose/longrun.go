@@ -41,6 +41,12 @@ func checkLongRun(c *check) []found {
 			continue
 		}
 		sites := topUserFrames(stretch, 2)
+		if len(sites) == 0 && c.in.StretchStack != nil {
+			// The source records where stretches compute, but this one's
+			// preemptions left no stack: its latest stack is where it ran
+			// after, not the computation. Wait for a window that shows it.
+			continue
+		}
 		if len(sites) == 0 {
 			sites = c.callSites(t, 1)
 		}
