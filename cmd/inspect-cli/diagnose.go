@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -39,6 +40,12 @@ net/http/pprof, a gops agent or a dump file, they run here on the model
 computed here, one snapshot per --window: rules that need growth or
 persistence need a few snapshots, so give --wait several windows.
 
+A saved execution trace file is diagnosed one --window after another from its
+start to its end, as the program would have been while it was traced (--wait
+does not apply): a rule that waits for goroutines stuck for N (deadlock,
+goroutine-leak: 3s) needs a trace longer than N. A trace has no labels, heap
+or mutex profile: the rules that need them say what is missing.
+
 Exit status: 0 when no finding is a warning or critical, 1 when one is (for
 scripts and CI), 2 when the target cannot be reached or read.
 
@@ -50,7 +57,8 @@ the README lists them). Against inspectd, thresholds are the daemon's own
   inspect-cli diagnose 127.0.0.1:7777 --wait 10s
   inspect-cli diagnose http://service:6060 --wait 20s --window 2s --deny busy-poll
   inspect-cli diagnose http://service:6060 --threshold goroutine-leak.stuck_for=10s
-  inspect-cli diagnose goroutines.txt --output json`,
+  inspect-cli diagnose goroutines.txt --output json
+  inspect-cli diagnose run.trace --window 1s                 # a saved execution trace`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, kv := range o.thresholds {
@@ -77,7 +85,11 @@ the README lists them). Against inspectd, thresholds are the daemon's own
 					return err
 				}
 			} else {
-				writeFindings(e.stdout, t.name, source, o.wait, fs)
+				over := o.wait.String()
+				if t.file != "" || t.trace != nil {
+					over = ""
+				}
+				writeFindings(e.stdout, t.name, source, over, fs)
 			}
 			for _, f := range fs {
 				if diagnose.AtLeastWarning(f) {
@@ -112,6 +124,13 @@ func runDiagnose(cmd *cobra.Command, e *env, t *target, o diagnoseOptions) ([]ap
 				}
 			}
 		}
+	}
+	if t.trace != nil {
+		source, err := diagnoseTraceFile(cmd, e, t, o, add, func() bool { return o.failFast && !time.Now().Before(deadline) })
+		if err != nil {
+			return nil, "", err
+		}
+		return sortFindings(seen), source, nil
 	}
 	progress := isTerminal(e.stderr) && o.wait > 0
 	if progress {
@@ -178,6 +197,39 @@ func runDiagnose(cmd *cobra.Command, e *env, t *target, o diagnoseOptions) ([]ap
 	return sortFindings(seen), fmt.Sprintf("rules run here on %d snapshots of %s (%s)", n, o.window, t.remote.Fetcher().Kind()), nil
 }
 
+// diagnoseTraceFile runs the rules on the successive windows of a saved
+// trace, as they would have run on the program while it was traced.
+func diagnoseTraceFile(cmd *cobra.Command, e *env, t *target, o diagnoseOptions, add func([]api.Finding), stop func() bool) (string, error) {
+	if err := checkRemoteWindow(o.window); err != nil {
+		return "", err
+	}
+	p, err := t.prober(o.cfg)
+	if err != nil {
+		return "", err
+	}
+	t.trace.Step()
+	progress := isTerminal(e.stderr)
+	if progress {
+		fmt.Fprintf(e.stderr, "diagnosing the trace file %s (%.1f MiB), one %s window after another...\n", t.name, float64(t.trace.Size())/(1<<20), o.window)
+	}
+	var covered time.Duration
+	for !stop() {
+		s, err := p.Snapshot(cmd.Context(), o.window)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return "", t.failRemote(err)
+		}
+		covered += time.Duration(s.WindowNS)
+		add(s.Findings)
+		if progress {
+			fmt.Fprintf(e.stderr, "  window %d (%s of trace): %d findings\n", t.trace.Windows(), covered.Round(time.Millisecond), len(s.Findings))
+		}
+	}
+	return fmt.Sprintf("rules run here on %s of the trace file, %s of trace", plural(t.trace.Windows(), "window"), covered.Round(time.Millisecond)), nil
+}
+
 func sleepCtx(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
@@ -203,12 +255,16 @@ func sortFindings(m map[string]api.Finding) []api.Finding {
 }
 
 // writeFindings prints findings for a reader: what, where, why, what to do.
-func writeFindings(w io.Writer, target, source string, wait time.Duration, fs []api.Finding) {
+// writeFindings prints fs; over says how long the target was watched ("" for a file).
+func writeFindings(w io.Writer, target, source, over string, fs []api.Finding) {
+	if over != "" {
+		over = " over " + over
+	}
 	if len(fs) == 0 {
-		fmt.Fprintf(w, "no findings for %s over %s (%s)\n", target, wait, source)
+		fmt.Fprintf(w, "no findings for %s%s (%s)\n", target, over, source)
 		return
 	}
-	fmt.Fprintf(w, "%d findings for %s over %s (%s)\n", len(fs), target, wait, source)
+	fmt.Fprintf(w, "%d findings for %s%s (%s)\n", len(fs), target, over, source)
 	for _, f := range fs {
 		fmt.Fprintf(w, "\n%s  %s  %s\n", strings.ToUpper(f.Severity), f.Rule, f.Title)
 		if f.Message != "" {
@@ -239,4 +295,12 @@ func writeFindings(w io.Writer, target, source string, wait time.Duration, fs []
 		}
 		fmt.Fprintf(w, "  seen: %s to %s\n", f.FirstSeen.Local().Format("15:04:05"), f.LastSeen.Local().Format("15:04:05"))
 	}
+}
+
+// plural is "1 window", "2 windows".
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }

@@ -68,6 +68,9 @@ It will not overwrite FILE unless --force.`,
 			if err := t.needLive("record"); err != nil {
 				return err
 			}
+			if t.trace != nil {
+				return failf(2, "record needs a live target, not the trace file %s: tasks, sites, diagnose and top read it as it is", t.name)
+			}
 			if interval < 100*time.Millisecond {
 				return failf(2, "--interval %s: want 100ms or more", interval)
 			}

@@ -189,6 +189,10 @@ func (t *target) progress(cmd *cobra.Command, window time.Duration) {
 	if !isTerminal(w) {
 		return
 	}
+	if t.trace != nil {
+		fmt.Fprintf(w, "reading the trace file %s (%.1f MiB)...\n", t.name, float64(t.trace.Size())/(1<<20))
+		return
+	}
 	if t.remote.Fetcher().Kind() == probes.KindGops {
 		window = 5 * time.Second
 	}
@@ -255,6 +259,13 @@ func (t *target) updates(ctx context.Context, interval, window time.Duration) (<
 	}
 	p := tui.NewPoll(d.Snapshot, interval, window)
 	go p.Run(ctx)
+	if t.trace != nil {
+		// Details of the whole trace: a window of 0 says so (tui.WriteTask).
+		whole := func(ctx context.Context, id int64, _ time.Duration) (*api.Task, error) {
+			return d.Task(ctx, id, window)
+		}
+		return p.C, whole, fmt.Sprintf("%s (the whole trace, computed in inspect-cli)", t.name), nil
+	}
 	dumps := "no dumps"
 	if b := t.ropts.DumpBudget; b > 0 {
 		dumps = fmt.Sprintf("dumps ≤%g%% of the time", b*100)

@@ -93,6 +93,9 @@ A target is the last, optional argument of each command:
     the user config dir's gops/); inspect-cli ps lists them;
   - a saved goroutine dump file, e.g. from curl host/debug/pprof/goroutine?debug=2
     or a panic's output (tasks, task, stacks);
+  - a saved execution trace file (inspect-cli trace, go test -trace, runtime/trace,
+    /debug/pprof/trace): tasks, task, sites, stacks and top show the whole trace
+    as one window; diagnose runs the rules on its successive --window windows;
   - a recording made by inspect-cli record: top --replay FILE plays it, and tasks,
     task and sites show its last update.
 With a token-protected target, pass --token or set INSPECT_TOKEN.
@@ -104,6 +107,7 @@ target that cannot be reached or read.`,
   inspect-cli task 42
   inspect-cli sites
   inspect-cli stacks goroutines.txt
+  inspect-cli diagnose run.trace                         # a saved execution trace
   inspect-cli tasks http://service:6060 --window 2s     # net/http/pprof only
   inspect-cli top 4242                                   # a pid: agent or gops
   inspect-cli ps
@@ -149,6 +153,8 @@ type target struct {
 	remote *probes.Remote
 	ropts  probes.RemoteOptions
 	diag   *diagnose.Prober // runs the diagnosis rules on remote's snapshots
+	// trace is a saved execution trace, read through remote.
+	trace *probes.TraceFile
 }
 
 // resolveTarget reads the optional target argument.
@@ -158,6 +164,14 @@ func (e *env) resolveTarget(args []string, i int) (*target, error) {
 		name = args[i]
 	}
 	if fi, err := os.Stat(name); err == nil && !fi.IsDir() {
+		if probes.IsTraceFile(name) {
+			tf, err := probes.OpenTraceFile(name)
+			if err != nil {
+				return nil, failf(2, "%v", err)
+			}
+			ropts := e.remoteOptions()
+			return &target{name: name, remote: probes.NewRemote(tf, ropts), ropts: ropts, trace: tf}, nil
+		}
 		return &target{name: name, file: name}, nil
 	}
 	ropts := e.remoteOptions()
@@ -203,13 +217,17 @@ func (t *target) needHTTP(what string) error {
 	if t.file != "" {
 		return failf(2, "%s needs a live target (an inspectd daemon or agent), not the file %s", what, t.file)
 	}
+	if t.trace != nil {
+		return failf(2, "%s needs a live target (an inspectd daemon or agent), not the trace file %s", what, t.name)
+	}
 	if t.client == nil {
 		return failf(2, "%s needs an HTTP target (inspectd, an agent or net/http/pprof), not the gops agent %s", what, t.name)
 	}
 	return nil
 }
 
-// needLive fails for a dump-file target of a command that needs a live one.
+// needLive fails for a dump-file target of a command that needs a live one
+// (a trace file is read as a remote target).
 func (t *target) needLive(what string) error {
 	if t.file != "" {
 		return failf(2, "%s needs a live target (inspectd, an agent, net/http/pprof or gops), not the file %s", what, t.file)

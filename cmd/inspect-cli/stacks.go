@@ -57,7 +57,11 @@ reads the goroutine count (from /debug/pprof/goroutine?debug=1, or the gops
 agent's stats, neither of which stops the world), refuses above 100,000
 goroutines unless --force, and notes the pause it caused. It takes one dump on
 request: --dump-budget, which spaces the dumps of tasks, task, sites and top,
-does not apply.`,
+does not apply.
+
+A saved execution trace file gives the goroutines alive at its end, each with
+the latest stack the trace recorded for it (where it waits, or where it last
+blocked, yielded or woke), without labels or wait minutes.`,
 		Example: `  inspect-cli stacks goroutines.txt
   inspect-cli stacks 127.0.0.1:7777 --limit 5
   inspect-cli stacks http://service:6060 --output json`,
@@ -74,9 +78,12 @@ does not apply.`,
 				gs    []probes.Goroutine
 				notes []string
 			)
-			if t.file != "" {
+			switch {
+			case t.file != "":
 				gs, notes, err = readDump(t.file)
-			} else {
+			case t.trace != nil:
+				gs, notes, err = traceStacks(cmd, t)
+			default:
 				gs, notes, err = liveDump(cmd, t, force)
 			}
 			if err != nil {
@@ -288,4 +295,14 @@ func writeGroup(w io.Writer, g *stackGroup) {
 		fmt.Fprintf(tw, "    created by %s%s\t%s:%d\n", shortFunc(g.CreatedBy.Function), by, path.Base(g.CreatedBy.File), g.CreatedBy.Line)
 	}
 	tw.Flush()
+}
+
+// traceStacks lists the goroutines alive at the end of a trace file.
+func traceStacks(cmd *cobra.Command, t *target) ([]probes.Goroutine, []string, error) {
+	t.progress(cmd, 0)
+	gs, err := t.remote.TraceGoroutines(cmd.Context(), time.Second)
+	if err != nil {
+		return nil, nil, t.failRemote(err)
+	}
+	return gs, []string{"from an execution trace: each goroutine's latest stack in it (where it waits, or where it last blocked, yielded or woke); no labels or wait minutes"}, nil
 }

@@ -50,6 +50,9 @@ the last update: its numbers, without histograms or stack.`,
 			if e.output == "json" {
 				return writeJSON(cmd.OutOrStdout(), task)
 			}
+			if t.trace != nil {
+				window = 0 // the whole trace
+			}
 			writeTask(cmd.OutOrStdout(), task, noWindow, window)
 			return nil
 		},

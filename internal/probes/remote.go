@@ -177,6 +177,10 @@ func (r *Remote) build(ctx context.Context, window time.Duration, reuse time.Dur
 	if reuse > 0 && r.last != nil && r.last.window == window && time.Since(r.last.at) <= reuse {
 		return r.last, nil
 	}
+	tf, _ := r.f.(*TraceFile)
+	if tf != nil && !tf.stepping && r.last != nil {
+		return r.last, nil // the whole trace: it does not change
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -219,6 +223,10 @@ func (r *Remote) build(ctx context.Context, window time.Duration, reuse time.Dur
 	}
 	notes = append(notes, traceNotes...)
 	now := time.Now()
+
+	if tf != nil {
+		return r.fileModel(tf, window, win, traceErr, notes)
+	}
 
 	// 3. Leaks, before the dump so that it shows their marks.
 	if !r.noLeak && now.Sub(r.leakAt) >= r.opts.LeakInterval {
@@ -299,12 +307,36 @@ func (r *Remote) trace(ctx context.Context, window time.Duration) (*Window, []st
 		return nil, []string{"no execution trace: " + err.Error()}, err
 	}
 	defer rc.Close()
-	hr := &headReader{r: rc}
 	wo := WindowOptions{Sites: true, Parallel: true}
 	if r.opts.MaxEvents > 0 {
 		wo.MaxEvents = r.opts.MaxEvents
 	}
-	win, err := AnalyzeTrace(hr, wo)
+	tf, _ := r.f.(*TraceFile)
+	if tf != nil {
+		// A file is all there: no target spins while it is read.
+		wo.MaxEvents = 0
+		wo.Since, wo.For = tf.span(window)
+	}
+	hr := &headReader{r: rc}
+	var in io.Reader = hr
+	if tf != nil {
+		in = bytes.NewBuffer(tf.data) // cut in place by Since (newGenSkipper)
+	}
+	win, err := AnalyzeTrace(in, wo)
+	if tf != nil {
+		tf.advance()
+		if v, ok := traceGoVersion(tf.data[:min(len(tf.data), 16)]); ok && r.goVersion == "" {
+			r.goVersion = v + "+"
+		}
+		if err != nil && len(win.Goroutines) == 0 {
+			return nil, []string{"no usable execution trace: " + err.Error()}, err
+		}
+		var notes []string
+		if err != nil {
+			notes = append(notes, "the trace was cut short or corrupt, numbers are partial: "+err.Error())
+		}
+		return win, notes, nil
+	}
 	parse := max(0, time.Since(start)-traced) // the part after the target stopped tracing
 	var notes []string
 	if v, ok := traceGoVersion(hr.head); ok && r.goVersion == "" {

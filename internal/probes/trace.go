@@ -83,6 +83,11 @@ type WindowOptions struct {
 	// analyses on the calling one: less wall time where a core is free
 	// (the CLI), some 10% more CPU time (see AnalyzeTrace).
 	Parallel bool
+	// For, if not zero, ends the window For after its start (Since, or the
+	// first event): AnalyzeTrace stops reading there, and Window.More says
+	// the trace went on. Stepping Since and For through a saved trace
+	// gives its successive windows.
+	For time.Duration
 }
 
 // Window is the analysis of one execution trace window: per goroutine
@@ -93,6 +98,10 @@ type Window struct {
 	Sites      []*SiteStats       // blocking sites, most wait first (with WindowOptions.Sites)
 	Events     int64              // events analysed
 	Truncated  bool               // the input ended early or MaxEvents was hit: partial results
+	// WallStart and WallEnd are Start and End on the wall clock, from the
+	// trace's clock snapshots (Go 1.25 and later); zero without one.
+	WallStart, WallEnd time.Time
+	More               bool // WindowOptions.For ended the window before the trace ended
 }
 
 // Duration is the window's length in ns.
@@ -321,8 +330,8 @@ func AnalyzeTrace(r io.Reader, opts WindowOptions) (w *Window, err error) {
 		rerr = b.readSequential(tr, &inEvent)
 	}
 	switch {
-	case rerr == nil: // MaxEvents
-		b.truncated = true
+	case rerr == nil: // MaxEvents or For
+		b.truncated = b.truncated || !b.more
 		return b.Finalize(), nil
 	case rerr != io.EOF:
 		b.truncated = true
@@ -345,9 +354,9 @@ func small(r io.Reader) bool {
 }
 
 // readSequential feeds b the events of tr until the reader fails (io.EOF at
-// the end) or MaxEvents is reached (nil).
+// the end) or MaxEvents or For is reached (nil).
 func (b *WindowBuilder) readSequential(tr *trace.Reader, inEvent *bool) error {
-	for b.opts.MaxEvents <= 0 || b.events < b.opts.MaxEvents {
+	for (b.opts.MaxEvents <= 0 || b.events < b.opts.MaxEvents) && !b.more {
 		ev, err := tr.ReadEvent()
 		if err != nil {
 			return err
@@ -441,6 +450,9 @@ func (b *WindowBuilder) readPipelined(tr *trace.Reader, inEvent *bool) error {
 			b.event(&bt.evs[i], st)
 		}
 		*inEvent = false
+		if b.more {
+			return nil
+		}
 		if bt.err != nil {
 			return bt.err
 		}
@@ -488,6 +500,11 @@ type WindowBuilder struct {
 	winStart    trace.Time
 	sinceSet    bool
 	sincePassed bool // a generation began after Since: winStart stays
+	more        bool // an event came after WindowOptions.For: the window ended there
+	// The first clock snapshot: trace time clockTrace was clockWall.
+	clockSet   bool
+	clockTrace trace.Time
+	clockWall  time.Time
 
 	gs   goTable
 	all  []*goState // in order of first appearance
@@ -673,15 +690,25 @@ func (b *WindowBuilder) Event(ev *trace.Event) {
 // of readPipelined does it, ev.StateTransition() being as costly as a
 // good part of the parse.
 func (b *WindowBuilder) event(ev *trace.Event, st *trace.StateTransition) {
-	if b.result != nil {
+	if b.result != nil || b.more {
 		return
 	}
 	if b.opts.MaxEvents > 0 && b.events >= b.opts.MaxEvents {
 		b.truncated = true
 		return
 	}
-	b.events++
 	t := ev.Time()
+	if b.opts.For > 0 && b.started {
+		start := b.start
+		if b.sinceSet {
+			start = max(start, b.winStart)
+		}
+		if lim := start + trace.Time(b.opts.For); t > lim {
+			b.more, b.end = true, max(b.end, lim)
+			return
+		}
+	}
+	b.events++
 	if !b.started {
 		b.started = true
 		b.start = t
@@ -693,6 +720,12 @@ func (b *WindowBuilder) event(ev *trace.Event, st *trace.StateTransition) {
 	case trace.EventStateTransition:
 	case trace.EventSync:
 		b.syncs++
+		if !b.clockSet {
+			// Once per generation until one has it: it allocates.
+			if cs := ev.Sync().ClockSnapshot; cs != nil {
+				b.clockSet, b.clockTrace, b.clockWall = true, cs.Trace, cs.Wall
+			}
+		}
 		if !b.sincePassed && !b.opts.Since.IsZero() {
 			// Place Since by the clock snapshot of the last generation that
 			// began at or before it (the closest, and the first one read when
@@ -1242,6 +1275,11 @@ func (b *WindowBuilder) Finalize() *Window {
 		Goroutines: make(map[int64]*GoStats, len(b.all)),
 		Events:     b.events,
 		Truncated:  b.truncated,
+		More:       b.more,
+	}
+	if b.clockSet {
+		w.WallStart = b.clockWall.Add(time.Duration(start - b.clockTrace))
+		w.WallEnd = b.clockWall.Add(time.Duration(b.end - b.clockTrace))
 	}
 	b.result = w
 	stats := make([]GoStats, 0, len(b.all))

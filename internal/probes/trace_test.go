@@ -1072,8 +1072,13 @@ func FuzzAnalyzeTrace(f *testing.F) {
 	f.Add(data[:len(data)/2])
 	f.Add(data[:100])
 	f.Fuzz(func(t *testing.T, b []byte) {
-		// Through an io.Reader of unknown length, to parse on two goroutines.
-		w, err := AnalyzeTrace(struct{ io.Reader }{bytes.NewReader(b)}, WindowOptions{Sites: true, Parallel: len(b)%2 == 0})
+		// Through an io.Reader of unknown length, to parse on two goroutines;
+		// some windows cut short by For, as a trace file's steps are.
+		opts := WindowOptions{Sites: true, Parallel: len(b)%2 == 0}
+		if len(b)%3 == 0 {
+			opts.For = time.Duration(len(b)%11) * time.Millisecond
+		}
+		w, err := AnalyzeTrace(struct{ io.Reader }{bytes.NewReader(b)}, opts)
 		if w == nil {
 			t.Fatal("nil window")
 		}

@@ -230,7 +230,8 @@ func WriteStack(w io.Writer, frames []api.Frame, indent string) {
 // WriteTask prints one task in detail: state and wait, site, creator and
 // parent, labels, its numbers over the window with their share of the total,
 // its histograms and its full stack. A non-empty noWindow is printed instead
-// of the numbers, for tasks read from a goroutine dump.
+// of the numbers, for tasks read from a goroutine dump. A window of 0 or less
+// stands for a whole saved trace.
 func WriteTask(w io.Writer, t *api.Task, noWindow string, window time.Duration) {
 	state := t.State
 	if t.Leaked {
@@ -275,7 +276,11 @@ func WriteTask(w io.Writer, t *api.Task, noWindow string, window time.Duration) 
 		fmt.Fprintln(w, "\nnote:", noWindow)
 	} else {
 		s := t.Stats
-		fmt.Fprintf(w, "\nover the trace window (--window %s; a young target's flight recorder may hold less):\n", window)
+		if window > 0 {
+			fmt.Fprintf(w, "\nover the trace window (--window %s; a young target's flight recorder may hold less):\n", window)
+		} else {
+			fmt.Fprintln(w, "\nover the whole trace:")
+		}
 		tw := Table(w)
 		fmt.Fprintf(tw, "  total\t%s\t\n", Dur(s.TotalNS))
 		fmt.Fprintf(tw, "  busy\t%s\t%s\n", Dur(s.BusyNS), Pct(s.BusyNS, s.TotalNS))
