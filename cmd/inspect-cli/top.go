@@ -77,7 +77,7 @@ or stack, and nothing is asked of the target.`,
 			if t.trace != nil {
 				shown = 0 // task details cover the whole trace
 			}
-			m := tui.New(tui.Config{Target: name, Window: shown, Updates: updates, Fetch: fetch, Context: ctx})
+			m := tui.New(tui.Config{Target: name, Window: shown, Updates: updates, Fetch: fetch, Context: ctx, Saved: t.trace != nil})
 			p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithOutput(e.stdout))
 			if _, err := p.Run(); err != nil && ctx.Err() == nil {
 				return failf(2, "top: %v", err)

@@ -39,6 +39,9 @@ type Config struct {
 	Context context.Context
 	// Replay, when set, plays a recording instead of following Updates.
 	Replay *Replay
+	// Saved says Updates come from a saved file (an execution trace): the
+	// header shows no connection.
+	Saved bool
 }
 
 type viewID int
@@ -334,10 +337,12 @@ func (m Model) header() string {
 		parts = append(parts, "GOMAXPROCS "+strconv.Itoa(s.Process.GOMAXPROCS))
 	}
 	var conn string
-	switch m.conn {
-	case Connected:
+	switch {
+	case m.cfg.Saved && m.conn == Connected:
+		conn = goodStyle.Render("■ saved file")
+	case m.conn == Connected:
 		conn = goodStyle.Render("● connected")
-	case Reconnecting:
+	case m.conn == Reconnecting:
 		conn = badStyle.Render("○ reconnecting")
 		if m.retry > 0 {
 			conn += fmt.Sprintf(" (retry in %s)", roundDur(m.retry))

@@ -122,6 +122,15 @@ func TestHeader(t *testing.T) {
 	}
 }
 
+// A saved trace has no connection to show.
+func TestHeaderSavedFile(t *testing.T) {
+	m := New(Config{Target: "run.trace", Saved: true})
+	m, _ = send(t, m, tea.WindowSizeMsg{Width: 200, Height: 30}, ConnMsg{State: Connected}, UpdateMsg{Update: fixture()})
+	if s := screen(m); !strings.Contains(s, "■ saved file") || strings.Contains(s, "connected") {
+		t.Errorf("header of a saved trace:\n%s", s)
+	}
+}
+
 func TestSort(t *testing.T) {
 	m := newTest(t)
 	if got := strings.Join(rowIDs(screen(m)), " "); got != "1 2 3 4 5" {
