@@ -275,24 +275,12 @@ func WriteTask(w io.Writer, t *api.Task, noWindow string, window time.Duration) 
 	if noWindow != "" {
 		fmt.Fprintln(w, "\nnote:", noWindow)
 	} else {
-		s := t.Stats
 		if window > 0 {
 			fmt.Fprintf(w, "\nover the trace window (--window %s; a young target's flight recorder may hold less):\n", window)
 		} else {
 			fmt.Fprintln(w, "\nover the whole trace:")
 		}
-		tw := Table(w)
-		fmt.Fprintf(tw, "  total\t%s\t\n", Dur(s.TotalNS))
-		fmt.Fprintf(tw, "  busy\t%s\t%s\n", Dur(s.BusyNS), Pct(s.BusyNS, s.TotalNS))
-		fmt.Fprintf(tw, "  sched\t%s\t%s\n", Dur(s.SchedNS), Pct(s.SchedNS, s.TotalNS))
-		fmt.Fprintf(tw, "  idle\t%s\t%s\n", Dur(s.IdleNS), Pct(s.IdleNS, s.TotalNS))
-		for _, r := range slices.Sorted(maps.Keys(s.IdleByReason)) {
-			fmt.Fprintf(tw, "    %s\t%s\t%s\n", r, Dur(s.IdleByReason[r]), Pct(s.IdleByReason[r], s.TotalNS))
-		}
-		fmt.Fprintf(tw, "  syscall\t%s\t%s\n", Dur(s.SyscallNS), Pct(s.SyscallNS, s.TotalNS))
-		fmt.Fprintf(tw, "  polls\t%d\t\n", s.Polls)
-		fmt.Fprintf(tw, "  longest run\t%s\t\n", Dur(s.LongestRunNS))
-		tw.Flush()
+		writeStats(w, &t.Stats)
 		WriteHistogram(w, "run times", t.RunTimes)
 		WriteHistogram(w, "sched delays", t.SchedDelay)
 	}
@@ -334,5 +322,22 @@ func WriteHistogram(w io.Writer, name string, h *api.Histogram) {
 		}
 		fmt.Fprintf(tw, "  %s .. %s\t%s\t%d\n", Dur(int64(1)<<i), Dur(int64(1)<<(i+1)), strings.Repeat("█", n), c)
 	}
+	tw.Flush()
+}
+
+// writeStats prints a task's numbers over its window, each with its share
+// of the total.
+func writeStats(w io.Writer, s *api.TaskStats) {
+	tw := Table(w)
+	fmt.Fprintf(tw, "  total\t%s\t\n", Dur(s.TotalNS))
+	fmt.Fprintf(tw, "  busy\t%s\t%s\n", Dur(s.BusyNS), Pct(s.BusyNS, s.TotalNS))
+	fmt.Fprintf(tw, "  sched\t%s\t%s\n", Dur(s.SchedNS), Pct(s.SchedNS, s.TotalNS))
+	fmt.Fprintf(tw, "  idle\t%s\t%s\n", Dur(s.IdleNS), Pct(s.IdleNS, s.TotalNS))
+	for _, r := range slices.Sorted(maps.Keys(s.IdleByReason)) {
+		fmt.Fprintf(tw, "    %s\t%s\t%s\n", r, Dur(s.IdleByReason[r]), Pct(s.IdleByReason[r], s.TotalNS))
+	}
+	fmt.Fprintf(tw, "  syscall\t%s\t%s\n", Dur(s.SyscallNS), Pct(s.SyscallNS, s.TotalNS))
+	fmt.Fprintf(tw, "  polls\t%d\t\n", s.Polls)
+	fmt.Fprintf(tw, "  longest run\t%s\t\n", Dur(s.LongestRunNS))
 	tw.Flush()
 }

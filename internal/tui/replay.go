@@ -3,7 +3,6 @@ package tui
 import (
 	"fmt"
 	"io"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -418,18 +417,6 @@ func WriteRecordedTask(w io.Writer, t *api.Task, note string, window time.Durati
 	note += fmt.Sprintf("\nA recording keeps the task table only: no run-time or sched-delay histograms, no stack\n"+
 		"(`inspect-cli task %d TARGET` shows them from a live target).", t.ID)
 	WriteTask(w, t, note, window)
-	s := t.Stats
 	fmt.Fprintf(w, "\nover the trace window (%s) at that update:\n", Dur(int64(window)))
-	tw := Table(w)
-	fmt.Fprintf(tw, "  total\t%s\t\n", Dur(s.TotalNS))
-	fmt.Fprintf(tw, "  busy\t%s\t%s\n", Dur(s.BusyNS), Pct(s.BusyNS, s.TotalNS))
-	fmt.Fprintf(tw, "  sched\t%s\t%s\n", Dur(s.SchedNS), Pct(s.SchedNS, s.TotalNS))
-	fmt.Fprintf(tw, "  idle\t%s\t%s\n", Dur(s.IdleNS), Pct(s.IdleNS, s.TotalNS))
-	for _, r := range slices.Sorted(maps.Keys(s.IdleByReason)) {
-		fmt.Fprintf(tw, "    %s\t%s\t%s\n", r, Dur(s.IdleByReason[r]), Pct(s.IdleByReason[r], s.TotalNS))
-	}
-	fmt.Fprintf(tw, "  syscall\t%s\t%s\n", Dur(s.SyscallNS), Pct(s.SyscallNS, s.TotalNS))
-	fmt.Fprintf(tw, "  polls\t%d\t\n", s.Polls)
-	fmt.Fprintf(tw, "  longest run\t%s\t\n", Dur(s.LongestRunNS))
-	tw.Flush()
+	writeStats(w, &t.Stats)
 }
