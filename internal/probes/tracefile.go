@@ -35,7 +35,6 @@ type TraceFile struct {
 	start      time.Time
 	step       time.Duration
 	n, next    int
-	wallKnown  bool
 	boundsRead bool
 }
 
@@ -120,13 +119,13 @@ func (f *TraceFile) span(window time.Duration) (since time.Time, d time.Duration
 		f.boundsRead = true
 		w, _ := AnalyzeTrace(bytes.NewBuffer(f.data), WindowOptions{Parallel: true})
 		f.n = 1
-		if f.wallKnown = !w.WallStart.IsZero(); f.wallKnown {
+		if !w.WallStart.IsZero() { // else no clock to step by: one window
 			total := w.WallEnd.Sub(w.WallStart)
 			f.n = max(1, int((total+window/2)/window))
 			f.start, f.step = w.WallStart, total/time.Duration(f.n)
 		}
 	}
-	if f.n == 1 || !f.wallKnown {
+	if f.n == 1 {
 		return time.Time{}, 0
 	}
 	if f.next > 0 { // the first window starts at the first event
