@@ -124,7 +124,7 @@ func Listen(opts Options) (*Agent, error) {
 		}
 	}()
 	a.srv = &http.Server{
-		Handler:           server.New(server.Options{Prober: prober, Token: opts.Token, Logger: opts.Logger}),
+		Handler:           server.New(server.Options{Prober: prober, Token: opts.Token, Logger: opts.Logger, PauseTrace: col.PauseLive}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}

@@ -1,7 +1,10 @@
 package agent
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -14,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/probes"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -85,6 +89,25 @@ func TestAgentServesTheProgramsGoroutines(t *testing.T) {
 	// pprof is served too.
 	if err := c.Do(context.Background(), "GET", "/debug/pprof/", nil, nil); err != nil {
 		t.Errorf("pprof index: %v", err)
+	}
+	// An execution trace can be taken while the snapshots' live trace
+	// stream runs (the runtime allows one such trace at a time): the stream
+	// gives way, and snapshots go on.
+	resp, err := http.Get("http://" + a.Addr() + "/debug/pprof/trace?seconds=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || !bytes.HasPrefix(body, []byte("go 1.")) {
+		t.Fatalf("GET /debug/pprof/trace: %s, %d bytes starting %q, %v", resp.Status, len(body), body[:min(len(body), 40)], err)
+	}
+	if w, err := probes.AnalyzeTrace(bytes.NewReader(body), probes.WindowOptions{}); err != nil || len(w.Goroutines) == 0 {
+		t.Errorf("the trace does not read: %d goroutines, %v", len(w.Goroutines), err)
+	}
+	var snap api.Snapshot
+	if err := c.Do(context.Background(), "GET", "/api/v1/snapshot?window=1s", nil, &snap); err != nil || len(snap.Tasks) == 0 {
+		t.Errorf("snapshot after the trace: %d tasks, %v", len(snap.Tasks), err)
 	}
 	// The port file lets inspect-cli ps find the agent.
 	dir, _ := PortDir()

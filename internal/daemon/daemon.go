@@ -105,7 +105,7 @@ func Start(cfg Config, reg *workload.Registry, log *slog.Logger) (*Daemon, error
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, log: log, reg: reg, sup: sup, ln: ln, col: col, diag: diag}
-	opts := server.Options{Supervisor: sup, Gatherer: promReg, Logger: log, Token: cfg.Token, Prober: diag, UI: true}
+	opts := server.Options{Supervisor: sup, Gatherer: promReg, Logger: log, Token: cfg.Token, Prober: diag, UI: true, PauseTrace: col.PauseLive}
 	if cfg.PyroscopeURL != "" {
 		pyro, err := startPyroscope(cfg, log, promReg)
 		if err != nil {

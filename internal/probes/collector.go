@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -41,7 +42,11 @@ type CollectorOptions struct {
 	// LeakInterval is the least time between two reads of the goroutine leak
 	// profile, which forces a full GC (default 30s; at least 30s).
 	LeakInterval time.Duration
-	Logger       *slog.Logger
+	// LiveIdle is how long the live trace stream runs after the last
+	// snapshot (default 30s; negative: never stream, and read every window
+	// from the flight recorder). See live.go.
+	LiveIdle time.Duration
+	Logger   *slog.Logger
 }
 
 func (o *CollectorOptions) defaults() {
@@ -60,6 +65,9 @@ func (o *CollectorOptions) defaults() {
 	if o.LeakInterval < 30*time.Second {
 		o.LeakInterval = 30 * time.Second
 	}
+	if o.LiveIdle == 0 {
+		o.LiveIdle = 30 * time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -70,10 +78,22 @@ func (o *CollectorOptions) defaults() {
 // stop-the-world budget, labels from the goroutine profile in between, the
 // goroutine leak profile and runtime/metrics.
 // It does nothing while nobody asks for a snapshot, but keep the recorder
-// running.
+// running. While snapshots are asked for, it also streams the trace and
+// analyses each generation once (live.go): a snapshot then composes its
+// window rather than parse the flight recorder's.
 type Collector struct {
 	opts CollectorOptions
 	fr   *trace.FlightRecorder
+
+	// The live trace stream: nil when off. It runs from the first snapshot
+	// until none was asked for LiveIdle, and not while paused.
+	live       *liveTrace
+	livePaused int
+	liveUsed   time.Time
+	liveTimer  *time.Timer
+	liveErr    string // the last reason it could not serve, logged once
+	liveServed bool   // the last snapshot's window came from it
+	liveCost   liveCost
 
 	mu sync.Mutex // one snapshot at a time; guards everything below
 	// What the last dump said of each goroutine alive then.
@@ -137,7 +157,11 @@ func NewCollector(opts CollectorOptions) (*Collector, error) {
 	}
 	// The dump budget counts from the start: a program with a million
 	// goroutines waits ten minutes for its first six-second dump.
-	return &Collector{opts: opts, fr: fr, facts: map[int64]*dumpFacts{}, inherited: map[int64]map[string]string{}, lastDump: time.Now()}, nil
+	c := &Collector{opts: opts, fr: fr, facts: map[int64]*dumpFacts{}, inherited: map[int64]map[string]string{}, lastDump: time.Now()}
+	if opts.LiveIdle > 0 {
+		c.live = newLiveTrace(int(min(opts.TraceMaxBytes, math.MaxInt32)))
+	}
+	return c, nil
 }
 
 // Close stops the flight recorder.
@@ -148,6 +172,12 @@ func (c *Collector) Close() {
 	c.bg.Wait() // a profile read in flight
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.liveTimer != nil {
+		c.liveTimer.Stop()
+	}
+	if c.live != nil {
+		c.live.stop()
+	}
 	if c.fr.Enabled() {
 		c.fr.Stop()
 	}
@@ -216,18 +246,25 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 			now.Sub(c.lastDump).Round(time.Millisecond), c.dumpCost.Round(time.Microsecond), c.opts.DumpBudget*100))
 	}
 
-	c.traceBuf.Reset()
-	if _, err := c.fr.WriteTo(&c.traceBuf); err != nil {
-		return nil, fmt.Errorf("flight recorder snapshot: %w", err)
-	}
-	c.traceEnd = time.Now() // the window ends at or before
-	opts := snapshotWindow(now.Add(-window))
-	analysing := time.Now()
-	win, err := AnalyzeTrace(&c.traceBuf, opts)
+	var err error
 	parallel := time.Duration(0)
-	if opts.Parallel && runtime.GOMAXPROCS(0) > 1 {
-		parallel = time.Since(analysing)
+	win, live := c.liveWindow(window)
+	if live {
+		c.traceEnd = win.WallEnd
+	} else {
+		c.traceBuf.Reset()
+		if _, err := c.fr.WriteTo(&c.traceBuf); err != nil {
+			return nil, fmt.Errorf("flight recorder snapshot: %w", err)
+		}
+		c.traceEnd = time.Now() // the window ends at or before
+		opts := snapshotWindow(now.Add(-window))
+		analysing := time.Now()
+		win, err = AnalyzeTrace(&c.traceBuf, opts)
+		if opts.Parallel && runtime.GOMAXPROCS(0) > 1 {
+			parallel = time.Since(analysing)
+		}
 	}
+	c.liveServed = live
 	if c.profLabels != nil && !strings.Contains(source, "dump") {
 		source += "+profile"
 		if age := now.Sub(c.profAt); age > 0 {
@@ -252,6 +289,93 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 		c.readProfile(time.Now())
 	}
 	return c.last, nil
+}
+
+// liveWindow composes the window from the live trace stream, starting the
+// stream if it is not running. It returns false when the stream cannot
+// serve the window: it is off or paused, it has not yet run for as long as
+// the window, or the runtime refused a second trace (another
+// runtime/trace.Start runs). Called with c.mu held.
+func (c *Collector) liveWindow(window time.Duration) (*Window, bool) {
+	if c.live == nil || c.livePaused > 0 || c.closed {
+		return nil, false
+	}
+	c.liveUsed = time.Now()
+	if c.liveTimer == nil {
+		c.liveTimer = time.AfterFunc(c.opts.LiveIdle, c.liveIdle)
+	} else {
+		c.liveTimer.Reset(c.opts.LiveIdle)
+	}
+	if err := c.live.start(); err != nil {
+		c.liveFailed("starting the live trace stream", err)
+		return nil, false
+	}
+	c.live.keepFor(window + 2*time.Second)
+	began := time.Now()
+	b, err := c.live.catchUp()
+	if err != nil {
+		c.liveFailed("analysing the live trace stream", err)
+		if errors.Is(err, errLiveFormat) {
+			c.live.stop()
+			c.live = nil
+		}
+		return nil, false
+	}
+	c.liveErr = ""
+	caught := time.Now()
+	win, ok := b.liveWindow(window)
+	c.liveCost = liveCost{catchUp: caught.Sub(began), compose: time.Since(caught), events: b.events}
+	return win, ok
+}
+
+// liveCost is what the last live window cost (for the benchmarks).
+type liveCost struct {
+	catchUp, compose time.Duration
+	events           int64 // analysed since the stream began
+}
+
+// liveFailed logs why the live stream could not serve, once per reason.
+func (c *Collector) liveFailed(what string, err error) {
+	if msg := what + ": " + err.Error(); msg != c.liveErr {
+		c.liveErr = msg
+		c.opts.Logger.Info(what+"; reading windows from the flight recorder", "err", err)
+	}
+}
+
+// liveIdle stops the live stream when no snapshot was asked for LiveIdle.
+func (c *Collector) liveIdle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.live == nil || c.closed {
+		return
+	}
+	if idle := time.Since(c.liveUsed); idle < c.opts.LiveIdle {
+		c.liveTimer.Reset(c.opts.LiveIdle - idle)
+		return
+	}
+	c.live.stop()
+}
+
+// PauseLive stops the live trace stream until resume is called: the runtime
+// runs one runtime/trace.Start at a time beside the flight recorder, and a
+// /debug/pprof/trace request needs it. Snapshots meanwhile read the flight
+// recorder.
+func (c *Collector) PauseLive() (resume func()) {
+	c.mu.Lock()
+	c.livePaused++
+	if c.live != nil {
+		c.live.stop()
+	}
+	c.last = nil
+	c.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			c.mu.Lock()
+			c.livePaused--
+			c.mu.Unlock()
+		})
+	}
 }
 
 // snapshotWindow is how the collector analyses its window: with sites,

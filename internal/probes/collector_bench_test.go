@@ -204,7 +204,9 @@ func BenchmarkCollectorSnapshot(b *testing.B) {
 			// DumpBudget 1e-9: the first dump is due after 6us*n/1e-9, years.
 			// (1e-12 overflows time.Duration above ~1,500 goroutines and
 			// dumps every time.) CPUBudget 1e9: no snapshot is shared.
-			c, err := NewCollector(CollectorOptions{DumpBudget: 1e-9, CPUBudget: 1e9})
+			// LiveIdle -1: every window from the flight recorder
+			// (BenchmarkCollectorLive measures the live stream's).
+			c, err := NewCollector(CollectorOptions{DumpBudget: 1e-9, CPUBudget: 1e9, LiveIdle: -1})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -819,6 +821,117 @@ func BenchmarkCollectorCPU(b *testing.B) {
 				b.ReportMetric(builds, "builds")
 				b.ReportMetric(buildShare, "build-share")
 			}
+		})
+	}
+}
+
+// BenchmarkCollectorLive is BenchmarkCollectorSnapshot for a client that
+// watches: a snapshot (2s window) a second, served from the live trace
+// stream (live.go) rather than from the flight recorder. Of each snapshot
+// it reports the catch-up (parsing the generations completed since the
+// last one: catchup-ms), the window's composition (compose-ms), the rest
+// (model-ms: the join with labels and runtime/metrics), the events parsed
+// per snapshot (events), the share of snapshots the stream served (live-%)
+// and the same pauses, CPU and memory figures. Run it beside
+// BenchmarkCollectorSnapshot for the ratio:
+//
+//	go test -run x -bench 'Collector(Snapshot|Live)/g=100k' -benchtime 5x -timeout 30m ./internal/probes
+func BenchmarkCollectorLive(b *testing.B) {
+	counts := []int{10_000, 100_000}
+	if os.Getenv("PROBES_BENCH_1M") != "" {
+		counts = append(counts, 1_000_000)
+	}
+	for _, n := range counts {
+		b.Run(fmt.Sprintf("g=%dk", n/1000), func(b *testing.B) {
+			release := parkGoroutines(n)
+			defer release()
+			base := liveHeap()
+			c, err := NewCollector(CollectorOptions{DumpBudget: 1e-9, CPUBudget: 1e9})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			const window = 2 * time.Second
+			ctx := context.Background()
+			// The stream starts with the first snapshot and serves once it
+			// covers a window.
+			last := time.Now()
+			for i := 0; ; i++ {
+				if _, err := c.Snapshot(ctx, window); err != nil {
+					b.Fatal(err)
+				}
+				if c.liveServed {
+					break
+				}
+				if i == 10 {
+					b.Fatal("the live stream served no snapshot in 10s")
+				}
+				time.Sleep(time.Until(last.Add(time.Second)))
+				last = time.Now()
+			}
+			pp := newPauseProbe()
+			var longest time.Duration
+			var catchUpT, composeT, totalT, cpuT time.Duration
+			var alloc, peak uint64
+			var served, events int64
+			var ms0, ms1 runtime.MemStats
+			for b.Loop() {
+				b.StopTimer()
+				time.Sleep(time.Until(last.Add(time.Second)))
+				runtime.GC()
+				before := heapObjects()
+				runtime.ReadMemStats(&ms0)
+				hp := startHeapPeak()
+				pp.mark()
+				ev0 := c.liveCost.events
+				cpu0 := cpuTime()
+				last = time.Now()
+				b.StartTimer()
+
+				snap, err := c.Snapshot(ctx, window)
+
+				b.StopTimer()
+				totalT += time.Since(last)
+				cpuT += cpuTime() - cpu0
+				_, l, _ := pp.since()
+				longest = max(longest, l)
+				p := hp.end()
+				runtime.ReadMemStats(&ms1)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(snap.Tasks) < n {
+					b.Fatalf("%d tasks, want >= %d", len(snap.Tasks), n)
+				}
+				c.mu.Lock()
+				done := c.profDone
+				c.mu.Unlock()
+				if done != nil {
+					<-done
+				}
+				if c.liveServed {
+					served++
+					catchUpT += c.liveCost.catchUp
+					composeT += c.liveCost.compose
+					events += c.liveCost.events - ev0
+				}
+				alloc += ms1.TotalAlloc - ms0.TotalAlloc
+				peak = max(peak, p-min(p, before))
+				b.StartTimer()
+			}
+			b.StopTimer()
+			N := float64(b.N)
+			msOf := func(d time.Duration, n float64) float64 { return d.Seconds() * 1e3 / max(n, 1) }
+			b.ReportMetric(float64(served)*100/N, "live-%")
+			b.ReportMetric(msOf(catchUpT, float64(served)), "catchup-ms")
+			b.ReportMetric(msOf(composeT, float64(served)), "compose-ms")
+			b.ReportMetric(msOf(totalT-catchUpT-composeT, N), "model-ms")
+			b.ReportMetric(float64(events)/max(float64(served), 1), "events")
+			b.ReportMetric(float64(longest.Microseconds())/1e3, "max-pause-ms")
+			b.ReportMetric(msOf(cpuT, N), "cpu-ms")
+			b.ReportMetric(float64(alloc)/N/mb, "alloc-MB")
+			b.ReportMetric(float64(peak)/mb, "peak-MB")
+			b.ReportMetric(float64(int64(liveHeap())-int64(base))/mb, "kept-MB")
 		})
 	}
 }

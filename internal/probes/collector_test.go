@@ -70,7 +70,41 @@ func TestCollectorKnownGoroutines(t *testing.T) {
 	if !strings.Contains(snap.Source, "dump") {
 		t.Errorf("first snapshot source %q: want a dump in it", snap.Source)
 	}
-	if w := time.Duration(snap.WindowNS); w < 1500*time.Millisecond || w > 2100*time.Millisecond {
+	checkKnownGoroutines(t, snap)
+
+	// Once the live trace stream covers a window, snapshots are composed
+	// from it, with the same numbers.
+	deadline := time.Now().Add(8 * time.Second)
+	for !c.liveServed {
+		if time.Now().After(deadline) {
+			t.Fatal("no snapshot served by the live stream in 8s")
+		}
+		time.Sleep(500 * time.Millisecond)
+		if snap, err = c.Snapshot(ctx, 2*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Log("live snapshot")
+	checkKnownGoroutines(t, snap)
+	s := findTasks(snap, "test/sleeper")[0]
+
+	task, err := c.Task(ctx, s.ID, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if task.RunTimes == nil || task.RunTimes.Count == 0 || task.SchedDelay == nil || len(task.Stack) == 0 {
+		t.Errorf("task detail lacks histograms or stack: %+v", task)
+	}
+	if _, err := c.Task(ctx, 1<<40, 2*time.Second); !errors.Is(err, api.ErrNoTask) {
+		t.Errorf("unknown task: %v", err)
+	}
+}
+
+// checkKnownGoroutines checks TestCollectorKnownGoroutines' snapshot.
+func checkKnownGoroutines(t *testing.T, snap *api.Snapshot) {
+	t.Helper()
+	// A live window starts where a generation (about a second) starts.
+	if w := time.Duration(snap.WindowNS); w < 1400*time.Millisecond || w > 2600*time.Millisecond {
 		t.Errorf("window %v, want about 2s", w)
 	}
 	sleepers := findTasks(snap, "test/sleeper")
@@ -95,16 +129,6 @@ func TestCollectorKnownGoroutines(t *testing.T) {
 		t.Errorf("locker: %+v", l)
 	}
 
-	task, err := c.Task(ctx, s.ID, 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if task.RunTimes == nil || task.RunTimes.Count == 0 || task.SchedDelay == nil || len(task.Stack) == 0 {
-		t.Errorf("task detail lacks histograms or stack: %+v", task)
-	}
-	if _, err := c.Task(ctx, 1<<40, 2*time.Second); !errors.Is(err, api.ErrNoTask) {
-		t.Errorf("unknown task: %v", err)
-	}
 }
 
 // Dumps stop the world, so they are taken only within their budget; between

@@ -526,6 +526,11 @@ type WindowBuilder struct {
 
 	sites   []*siteAcc
 	siteIdx map[siteKey]int32
+
+	// live, when set, keeps the builder going over an endless stream:
+	// instead of one window it keeps what each generation added (see
+	// live.go).
+	live *liveState
 }
 
 // goTable finds a goroutine's state by ID. The runtime hands out IDs
@@ -554,6 +559,19 @@ func (t *goTable) get(id trace.GoID) *goState {
 		return nil
 	}
 	return t.sparse[id]
+}
+
+// del forgets id, if it is still g.
+func (t *goTable) del(id trace.GoID, g *goState) {
+	if p := uint64(id) / goTablePage; p < uint64(len(t.dir)) {
+		if page := t.dir[p]; page != nil && page[uint64(id)%goTablePage] == g {
+			page[uint64(id)%goTablePage] = nil
+		}
+		return
+	}
+	if t.sparse[id] == g {
+		delete(t.sparse, id)
+	}
 }
 
 func (t *goTable) put(id trace.GoID, g *goState) {
@@ -602,6 +620,14 @@ type goState struct {
 	first   trace.Stack // first own stack seen (its root frame names the start function)
 	start   trace.Stack // start stack from its creation
 	creator trace.Stack // creator's stack at creation
+
+	// Live mode only (see live.go).
+	gen   uint32  // the last generation it changed in
+	acc   int32   // its index in the window being composed; -1 for none
+	carry carried // the interval it was in when that generation began, if it closed there
+	// The stacks above once their generation is over: an index+1 in
+	// frames, 0 for none (a trace.Stack keeps its generation's tables).
+	stackF, firstF, startF, creatorF, stretchF int32
 }
 
 // blockCache remembers the last two places a goroutine blocked at, with the
@@ -720,6 +746,10 @@ func (b *WindowBuilder) event(ev *trace.Event, st *trace.StateTransition) {
 	case trace.EventStateTransition:
 	case trace.EventSync:
 		b.syncs++
+		if b.live != nil {
+			b.liveSync(ev, t)
+			return
+		}
 		if !b.clockSet {
 			// Once per generation until one has it: it allocates.
 			if cs := ev.Sync().ClockSnapshot; cs != nil {
@@ -786,6 +816,9 @@ func (b *WindowBuilder) transition(ev *trace.Event, st *trace.StateTransition, t
 			}
 		}
 	}
+	if b.live != nil {
+		b.touch(g)
+	}
 	g.state = to
 	g.since = since
 	if to == trace.GoWaiting || to == trace.GoSyscall || (to == trace.GoRunnable && from == trace.GoRunning && st.Reason != "preempted") {
@@ -796,7 +829,7 @@ func (b *WindowBuilder) transition(ev *trace.Event, st *trace.StateTransition, t
 	}
 	if st.Stack != trace.NoStack {
 		g.stack = st.Stack
-		if g.first == trace.NoStack {
+		if g.first == trace.NoStack && g.firstF == 0 {
 			g.first = st.Stack
 		}
 	}
@@ -879,6 +912,10 @@ func (b *WindowBuilder) newGoroutine(id trace.GoID) *goState {
 // window start); to is the state it goes to (trace.GoUndetermined at the
 // end of the window).
 func (b *WindowBuilder) close(g *goState, t trace.Time, to trace.GoState) {
+	if b.live != nil && g.since < b.live.genStart {
+		b.carryOver(g, t, to)
+		return
+	}
 	d := int64(t - max(g.since, b.winStart))
 	if d < 0 {
 		d = 0
@@ -1368,37 +1405,49 @@ func (b *WindowBuilder) Finalize() *Window {
 		w.Goroutines[gs.ID] = gs
 	}
 	if b.opts.Sites {
-		w.Sites = make([]*SiteStats, 0, len(sites))
+		wakers := make([][]wakerCount, len(sites))
 		for i, acc := range b.sites {
-			s := &sites[i]
-			s.WaitNS, s.Wakeups = acc.waitNS, acc.wakeups
-			if s.WaitNS == 0 && s.Wakeups == 0 && s.Waiting == 0 {
-				continue // only seen before the window
-			}
-			if len(acc.wakers) > 0 {
-				best := slices.MaxFunc(acc.wakers, func(x, y wakerCount) int { return cmp.Compare(x.n, y.n) })
-				s.Waker = b.frames[best.frames]
-				for _, wc := range acc.wakers {
-					loc := (&Goroutine{Frames: b.frames[wc.frames]}).Location()
-					if i := slices.IndexFunc(s.Wakers, func(w WakerSite) bool { return w.Location == loc }); i >= 0 {
-						s.Wakers[i].Count += wc.n
-					} else {
-						s.Wakers = append(s.Wakers, WakerSite{Location: loc, Count: wc.n})
-					}
-				}
-				slices.SortFunc(s.Wakers, func(x, y WakerSite) int { return cmp.Compare(y.Count, x.Count) })
-			}
-			slices.Sort(s.Tasks)
-			w.Sites = append(w.Sites, s)
+			sites[i].WaitNS, sites[i].Wakeups = acc.waitNS, acc.wakeups
+			wakers[i] = acc.wakers
 		}
-		slices.SortStableFunc(w.Sites, func(x, y *SiteStats) int {
-			if c := cmp.Compare(y.WaitNS, x.WaitNS); c != 0 {
-				return c
-			}
-			return cmp.Compare(y.Waiting, x.Waiting)
-		})
+		w.Sites = b.finishSites(sites, wakers)
 	}
 	return w
+}
+
+// finishSites lists the sites of a window, most wait first, leaving out
+// those it did not see (only seen before it), and names their wakers:
+// wakers[i] counts the stacks that woke goroutines from sites[i].
+func (b *WindowBuilder) finishSites(sites []SiteStats, wakers [][]wakerCount) []*SiteStats {
+	out := make([]*SiteStats, 0, len(sites))
+	for i := range sites {
+		s := &sites[i]
+		if s.WaitNS == 0 && s.Wakeups == 0 && s.Waiting == 0 {
+			continue
+		}
+		if ws := wakers[i]; len(ws) > 0 {
+			best := slices.MaxFunc(ws, func(x, y wakerCount) int { return cmp.Compare(x.n, y.n) })
+			s.Waker = b.frames[best.frames]
+			for _, wc := range ws {
+				loc := (&Goroutine{Frames: b.frames[wc.frames]}).Location()
+				if i := slices.IndexFunc(s.Wakers, func(w WakerSite) bool { return w.Location == loc }); i >= 0 {
+					s.Wakers[i].Count += wc.n
+				} else {
+					s.Wakers = append(s.Wakers, WakerSite{Location: loc, Count: wc.n})
+				}
+			}
+			slices.SortFunc(s.Wakers, func(x, y WakerSite) int { return cmp.Compare(y.Count, x.Count) })
+		}
+		slices.Sort(s.Tasks)
+		out = append(out, s)
+	}
+	slices.SortStableFunc(out, func(x, y *SiteStats) int {
+		if c := cmp.Compare(y.WaitNS, x.WaitNS); c != 0 {
+			return c
+		}
+		return cmp.Compare(y.Waiting, x.Waiting)
+	})
+	return out
 }
 
 // stateOfTrace maps a trace goroutine state to a State.

@@ -62,6 +62,11 @@ type Options struct {
 	// http/pprof handler while Pyroscope runs: pyroscope-go keeps the CPU
 	// profiler busy, so the stock handler would answer 500.
 	CPUProfile http.Handler
+	// PauseTrace, when set, is called before GET /debug/pprof/trace runs
+	// and its result when it ends. The runtime runs one runtime/trace.Start
+	// at a time beside the flight recorder, and the probes' live stream is
+	// one: probes.Collector.PauseLive gives way to the request.
+	PauseTrace func() (resume func())
 	// UI serves the embedded pprof web UI under /ui/ (flame graphs of live
 	// profiles of this process, no Graphviz needed).
 	UI bool
@@ -115,7 +120,14 @@ func New(opts Options) http.Handler {
 	}
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	if pause := opts.PauseTrace; pause != nil {
+		mux.HandleFunc("GET /debug/pprof/trace", func(w http.ResponseWriter, r *http.Request) {
+			defer pause()()
+			pprof.Trace(w, r)
+		})
+	} else {
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("GET /debug/fgprof", fgprof.Handler())
 	if opts.UI {
 		newUI(opts.Logger, opts.CPUProfile).route(mux)

@@ -1,0 +1,493 @@
+package probes
+
+// Live windows: the execution trace analysed as it is written.
+//
+// A flight recorder snapshot costs a forced generation switch (100-130 ms at
+// 100k goroutines: the runtime walks every goroutine) and a parse of every
+// generation of the window, each of which repeats a status event per
+// goroutine: some 480 ms a snapshot at 100k goroutines. While clients
+// watch, the Collector instead streams the trace (runtime/trace.Start,
+// beside the flight recorder) into memory (liveTrace), and one parser, kept
+// open on that stream for as long as it runs, analyses each generation once,
+// when a snapshot asks for it. Its builder, in live mode, keeps every
+// goroutine's state from one generation to the next, and of each generation
+// only the numbers of the goroutines that changed in it. A window is
+// composed from the last generations' numbers and the current states. It
+// ends with the last complete generation (the runtime completes one a
+// second) and starts where a generation starts, so it is up to half a
+// generation longer or shorter than asked.
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"golang.org/x/exp/trace"
+)
+
+// liveState is a live builder's record of the generations.
+type liveState struct {
+	genStart trace.Time // the current generation's start
+	seq      uint32     // generations begun
+	open     bool       // a generation is begun and not yet recorded
+	events0  int64      // the builder's event count when it began
+	wall     time.Time  // its start on the wall clock; zero without a clock snapshot
+	dirty    []*goState // the goroutines that changed in it
+	gens     []genRecord
+	// keep is how far back from the last generation's end generations
+	// are kept: the longest window asked for, and a generation more.
+	keep trace.Time
+	// frameRef's last look-up.
+	refStk trace.Stack
+	ref    int32
+}
+
+// genRecord is what one generation added.
+type genRecord struct {
+	start, end trace.Time
+	wall       time.Time
+	events     int64
+	gs         []goRecord
+	sites      []siteRecord
+}
+
+// goRecord is what one generation added to a goroutine's numbers: the
+// intervals that began and ended in it, and the one it carried over from
+// before, if that ended in it.
+type goRecord struct {
+	g                          *goState
+	busy, sched, idle, syscall int64
+	polls, longest, stretch    int64
+	stretchF                   int32
+	runs, delays               *Hist
+	idle0                      reasonNS
+	idleMore                   []reasonNS
+	carry                      carried
+}
+
+// carried is an interval that began before a generation and ended in it.
+// Its length within a window depends on where the window starts, so it is
+// kept whole until a window is composed.
+type carried struct {
+	set          bool
+	toRun        bool // it ended running: a runnable stretch then counts as a scheduling delay
+	state        trace.GoState
+	reason, site int32
+	since, until trace.Time
+}
+
+type siteRecord struct {
+	site            int32
+	waitNS, wakeups int64
+	wakers          []wakerCount
+}
+
+// newLiveBuilder returns a builder for an endless stream of generations,
+// whose windows liveWindow composes.
+func newLiveBuilder() *WindowBuilder {
+	b := NewWindowBuilder(WindowOptions{Sites: true})
+	b.live = &liveState{keep: trace.Time(DefaultLiveKeep)}
+	return b
+}
+
+// DefaultLiveKeep is how much of the stream a live builder keeps before it
+// is asked for a longer window.
+const DefaultLiveKeep = 6 * time.Second
+
+// liveSync begins a generation, recording the one before.
+func (b *WindowBuilder) liveSync(ev *trace.Event, t trace.Time) {
+	l := b.live
+	if l.open {
+		b.endGen(t)
+	}
+	l.open = true
+	l.seq++
+	l.genStart = t
+	l.events0 = b.events - 1 // this Sync is the generation's
+	l.wall = time.Time{}
+	if cs := ev.Sync().ClockSnapshot; cs != nil {
+		l.wall = cs.Wall.Add(time.Duration(t - cs.Trace))
+	}
+}
+
+// touch notes that g changed in this generation.
+func (b *WindowBuilder) touch(g *goState) {
+	if l := b.live; g.gen != l.seq {
+		g.gen = l.seq
+		l.dirty = append(l.dirty, g)
+	}
+}
+
+// carryOver closes, at t, an interval that began before this generation.
+func (b *WindowBuilder) carryOver(g *goState, t trace.Time, to trace.GoState) {
+	b.touch(g)
+	g.carry = carried{set: true, toRun: to == trace.GoRunning, state: g.state, reason: g.reason, site: g.site, since: g.since, until: t}
+	if g.state == trace.GoRunning {
+		g.stretch += int64(t - g.since)
+		g.longestStretch = max(g.longestStretch, g.stretch)
+	}
+}
+
+// endGen records the generation that ends at end: the numbers of the
+// goroutines that changed in it, and of the sites.
+func (b *WindowBuilder) endGen(end trace.Time) {
+	l := b.live
+	l.open = false
+	rec := genRecord{start: l.genStart, end: end, wall: l.wall, events: b.events - l.events0, gs: make([]goRecord, 0, len(l.dirty))}
+	for _, g := range l.dirty {
+		r := goRecord{g: g, busy: g.busy, sched: g.sched, idle: g.idle, syscall: g.syscall,
+			polls: g.polls, longest: g.longest, stretch: g.longestStretch, runs: g.runs, delays: g.delays,
+			idle0: g.idle0, idleMore: g.idleMore, carry: g.carry}
+		if g.stretchStack != trace.NoStack {
+			r.stretchF = b.frameRef(g.stretchStack)
+		}
+		rec.gs = append(rec.gs, r)
+		g.busy, g.sched, g.idle, g.syscall = 0, 0, 0, 0
+		g.polls, g.longest, g.longestStretch = 0, 0, 0
+		g.runs, g.delays, g.idleMore = nil, nil, nil
+		g.idle0, g.carry, g.stretchStack = reasonNS{}, carried{}, trace.NoStack
+	}
+	clear(l.dirty)
+	l.dirty = l.dirty[:0]
+	for i, s := range b.sites {
+		if s.waitNS != 0 || s.wakeups != 0 {
+			rec.sites = append(rec.sites, siteRecord{site: int32(i), waitNS: s.waitNS, wakeups: s.wakeups, wakers: s.wakers})
+			s.waitNS, s.wakeups, s.wakers = 0, 0, nil
+		}
+		s.lastWaker = trace.NoStack
+	}
+	l.gens = append(l.gens, rec)
+	drop := 0
+	for drop+1 < len(l.gens) && l.gens[drop+1].start <= end-l.keep {
+		drop++
+	}
+	if drop > 0 {
+		clear(l.gens[:drop])
+		l.gens = l.gens[drop:]
+	}
+	b.freeze(l.gens[0].start)
+}
+
+// freeze turns the goroutines' stacks into frames, so that the
+// generation's tables can go, and forgets the goroutines that exited before
+// oldest, the start of the oldest generation kept.
+func (b *WindowBuilder) freeze(oldest trace.Time) {
+	kept := b.all[:0]
+	for _, g := range b.all {
+		if g.exited && g.ended < oldest {
+			b.gs.del(g.id, g)
+			continue
+		}
+		kept = append(kept, g)
+		b.freezeStack(&g.stack, &g.stackF)
+		b.freezeStack(&g.first, &g.firstF)
+		b.freezeStack(&g.start, &g.startF)
+		b.freezeStack(&g.creator, &g.creatorF)
+		if g.blocks != nil {
+			*g.blocks = blockCache{}
+		}
+	}
+	clear(b.all[len(kept):])
+	b.all = kept
+	clear(b.stacks)
+	b.infos = b.infos[:0]
+	b.lastStk, b.lastFrames = trace.NoStack, nil
+	b.live.refStk = trace.NoStack
+}
+
+func (b *WindowBuilder) freezeStack(s *trace.Stack, f *int32) {
+	if *s != trace.NoStack {
+		*f = b.frameRef(*s)
+		*s = trace.NoStack
+	}
+}
+
+// frameRef is a stack's frames as a frozen reference: index+1 in b.frames.
+func (b *WindowBuilder) frameRef(s trace.Stack) int32 {
+	if s != b.live.refStk {
+		// Goroutines that wait at the same place come one after another.
+		b.live.refStk, b.live.ref = s, b.infos[b.stackInfo(s)].frames+1
+	}
+	return b.live.ref
+}
+
+// frozen returns the frames of a frozen reference; nil for none.
+func (b *WindowBuilder) frozen(f int32) []Frame {
+	if f == 0 {
+		return nil
+	}
+	return b.frames[f-1]
+}
+
+// compAcc gathers a goroutine's numbers while a window is composed.
+type compAcc struct {
+	idle0        reasonNS
+	idleMore     []reasonNS
+	runs, delays *Hist
+	ownRuns      bool // runs is ours, not a record's
+	ownDelays    bool
+	stretchF     int32
+}
+
+// liveWindow composes the window of about the last want of the stream: from
+// the start of the generation that starts closest to want before the end of
+// the last complete one, to that end. It returns false when the stream does
+// not reach back far enough (by more than a tenth of want).
+func (b *WindowBuilder) liveWindow(want time.Duration) (*Window, bool) {
+	l := b.live
+	if l.open {
+		b.endGen(b.end)
+	}
+	if len(l.gens) == 0 {
+		return nil, false
+	}
+	end := b.end
+	target := end - trace.Time(want)
+	i := -1
+	for j := range l.gens {
+		if l.gens[j].start <= target {
+			i = j
+		}
+	}
+	switch {
+	case i < 0:
+		if l.gens[0].start-target > trace.Time(want/10) {
+			return nil, false
+		}
+		i = 0
+	case i+1 < len(l.gens) && l.gens[i+1].start-target < target-l.gens[i].start:
+		i++
+	}
+	gens := l.gens[i:]
+	start := gens[0].start
+	w := &Window{Start: int64(start), End: int64(end), Goroutines: make(map[int64]*GoStats, len(b.all))}
+	for _, g := range gens {
+		w.Events += g.events
+	}
+	if last := gens[len(gens)-1]; !gens[0].wall.IsZero() && !last.wall.IsZero() {
+		w.WallStart, w.WallEnd = gens[0].wall, last.wall.Add(time.Duration(end-last.start))
+	}
+
+	// Every goroutine alive in the window, in order of appearance.
+	stats := make([]GoStats, 0, len(b.all))
+	accs := make([]compAcc, 0, len(b.all))
+	for _, g := range b.all {
+		if g.exited && g.ended < start {
+			g.acc = -1
+			continue
+		}
+		g.acc = int32(len(stats))
+		stats = append(stats, GoStats{ID: int64(g.id)})
+		accs = append(accs, compAcc{})
+	}
+	sites := make([]SiteStats, len(b.sites))
+	for i, s := range b.sites {
+		sites[i] = SiteStats{Reason: b.reasons[s.reason], Location: s.loc}
+	}
+	wakers := make([][]wakerCount, len(b.sites))
+
+	// What the generations recorded.
+	for gi := range gens {
+		for ri := range gens[gi].gs {
+			r := &gens[gi].gs[ri]
+			k := r.g.acc
+			if k < 0 {
+				continue
+			}
+			gs, c := &stats[k], &accs[k]
+			gs.Busy += r.busy
+			gs.Sched += r.sched
+			gs.Idle += r.idle
+			gs.Syscall += r.syscall
+			gs.Polls += r.polls
+			gs.LongestRun = max(gs.LongestRun, r.longest)
+			if r.stretch > gs.LongestStretch {
+				gs.LongestStretch, c.stretchF = r.stretch, r.stretchF
+			}
+			c.runs, c.ownRuns = mergeHist(c.runs, c.ownRuns, r.runs)
+			c.delays, c.ownDelays = mergeHist(c.delays, c.ownDelays, r.delays)
+			if r.idle0.ns != 0 {
+				c.addIdle(r.idle0)
+			}
+			for _, x := range r.idleMore {
+				c.addIdle(x)
+			}
+			if r.carry.set {
+				cr := &r.carry
+				b.span(gs, c, sites, cr.state, cr.reason, cr.site, max(cr.since, start), cr.until, cr.toRun)
+			}
+		}
+		for _, sr := range gens[gi].sites {
+			s := &sites[sr.site]
+			s.WaitNS += sr.waitNS
+			s.Wakeups += sr.wakeups
+			wakers[sr.site] = mergeWakers(wakers[sr.site], sr.wakers)
+		}
+	}
+
+	// The goroutines' current states, and the intervals still open.
+	idleBy := make([]ReasonTime, 0, len(stats)+len(stats)/4) // one backing array for most IdleByReason
+	k := 0
+	for _, g := range b.all {
+		if g.exited && g.ended < start {
+			continue
+		}
+		gs, c := &stats[k], &accs[k]
+		k++
+		gend := end
+		if g.exited {
+			gend = g.ended
+			gs.Exited = true
+		} else {
+			from := max(g.since, start)
+			gs.InState = int64(end - from)
+			b.span(gs, c, sites, g.state, g.reason, g.site, from, end, true)
+			if g.state == trace.GoRunning {
+				gs.LongestStretch = max(gs.LongestStretch, min(g.stretch+int64(end-g.since), int64(end-start)))
+			}
+			gs.State = stateOfTrace(g.state)
+			if g.state == trace.GoWaiting {
+				gs.WaitReason = b.reasons[g.reason]
+				gs.ReasonInferred = g.inferred
+				if g.site >= 0 {
+					s := &sites[g.site]
+					s.Waiting++
+					if len(s.Tasks) < maxSiteTasks {
+						s.Tasks = append(s.Tasks, gs.ID)
+					}
+				}
+			}
+		}
+		gs.Total = int64(gend - max(g.created, start))
+		gs.RunTimes, gs.SchedDelays = c.runs, c.delays
+		idleBy, gs.IdleByReason = c.idleByReason(b, idleBy)
+		gs.Stack = b.frozen(g.stackF)
+		gs.StretchStack = b.frozen(c.stretchF)
+		if fs := b.frozen(g.startF); len(fs) > 0 {
+			gs.StartFunc = fs[0].Func
+		}
+		if gs.StartFunc == "" {
+			fs := gs.Stack
+			if g.firstF != 0 {
+				fs = b.frozen(g.firstF)
+			}
+			if len(fs) > 0 {
+				gs.StartFunc = fs[len(fs)-1].Func
+			}
+		}
+		if fs := b.frozen(g.creatorF); len(fs) > 0 {
+			gs.CreatedBy = fs[0]
+		}
+		if g.parent != trace.NoGoroutine {
+			gs.ParentID = int64(g.parent)
+		}
+		w.Goroutines[gs.ID] = gs
+	}
+	w.Sites = b.finishSites(sites, wakers)
+	return w, true
+}
+
+// span adds the time from from to until in a state to a goroutine's
+// numbers; toRun says a runnable stretch ended running (or at the window's
+// end) and so counts as a scheduling delay.
+func (b *WindowBuilder) span(gs *GoStats, c *compAcc, sites []SiteStats, state trace.GoState, reason, site int32, from, until trace.Time, toRun bool) {
+	d := max(int64(until-from), 0)
+	switch state {
+	case trace.GoRunning:
+		gs.Busy += d
+		gs.LongestRun = max(gs.LongestRun, d)
+		c.runs, c.ownRuns = ownHist(c.runs, c.ownRuns)
+		c.runs.Add(d)
+	case trace.GoRunnable:
+		gs.Sched += d
+		if toRun {
+			c.delays, c.ownDelays = ownHist(c.delays, c.ownDelays)
+			c.delays.Add(d)
+		}
+	case trace.GoWaiting:
+		gs.Idle += d
+		c.addIdle(reasonNS{reason, d})
+		if site >= 0 {
+			sites[site].WaitNS += d
+		}
+	case trace.GoSyscall:
+		gs.Syscall += d
+	}
+}
+
+// ownHist returns a histogram the caller may add to: h itself if it owns
+// it, else a copy (a record's histogram is shared by every window).
+func ownHist(h *Hist, own bool) (*Hist, bool) {
+	if own {
+		return h, true
+	}
+	n := new(Hist)
+	if h != nil {
+		*n = *h
+	}
+	return n, true
+}
+
+// mergeHist adds o to h, sharing o while it is the only one.
+func mergeHist(h *Hist, own bool, o *Hist) (*Hist, bool) {
+	if o == nil || o.Count() == 0 {
+		return h, own
+	}
+	if h == nil {
+		return o, false
+	}
+	h, own = ownHist(h, own)
+	h.Merge(o)
+	return h, own
+}
+
+func (c *compAcc) addIdle(r reasonNS) {
+	if c.idle0.reason == r.reason || c.idle0.ns == 0 && len(c.idleMore) == 0 {
+		c.idle0.reason = r.reason
+		c.idle0.ns += r.ns
+		return
+	}
+	for i := range c.idleMore {
+		if c.idleMore[i].reason == r.reason {
+			c.idleMore[i].ns += r.ns
+			return
+		}
+	}
+	c.idleMore = append(c.idleMore, r)
+}
+
+// idleByReason appends c's idle time by reason to buf, longest first, and
+// returns buf and what it appended.
+func (c *compAcc) idleByReason(b *WindowBuilder, buf []ReasonTime) ([]ReasonTime, []ReasonTime) {
+	n := len(buf)
+	out := buf
+	for i := -1; i < len(c.idleMore); i++ {
+		r := c.idle0
+		if i >= 0 {
+			r = c.idleMore[i]
+		}
+		if r.ns > 0 {
+			out = append(out, ReasonTime{Reason: b.reasons[r.reason], NS: r.ns})
+		}
+	}
+	if len(out) == n {
+		return out, nil
+	}
+	mine := out[n:len(out):len(out)]
+	if len(mine) > 1 {
+		slices.SortStableFunc(mine, func(x, y ReasonTime) int { return cmp.Compare(y.NS, x.NS) })
+	}
+	return out, mine
+}
+
+// mergeWakers adds a generation's waker counts to a window's.
+func mergeWakers(into, from []wakerCount) []wakerCount {
+	for _, w := range from {
+		if i := slices.IndexFunc(into, func(x wakerCount) bool { return x.frames == w.frames }); i >= 0 {
+			into[i].n += w.n
+		} else {
+			into = append(into, w)
+		}
+	}
+	return into
+}

@@ -1,0 +1,323 @@
+package probes
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/trace"
+	"strconv"
+	"sync"
+	"time"
+
+	xtrace "golang.org/x/exp/trace"
+)
+
+// liveTrace streams this process' execution trace into memory
+// (runtime/trace.Start: it runs beside the flight recorder) and keeps a live
+// builder (see live.go) analysed up to the last whole generation, on demand:
+// the bytes wait in memory until a snapshot asks, so the analysis costs
+// nothing while nobody watches.
+//
+// The parser is one goroutine reading the stream through a liveReader,
+// which hands it whole generations only when catchUp allows them, and
+// parks it in between: then the builder is the caller's to read.
+type liveTrace struct {
+	// maxBacklog bounds the bytes kept unread: past it the oldest whole
+	// generations are dropped and the analysis starts over.
+	maxBacklog int
+	tee        io.Writer // a copy of the stream (tests)
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	running bool // trace.Start writes to us
+	hdr     []byte
+	data    []byte  // stream bytes not yet handed to the parser
+	base    int64   // stream offset (after the header) of data[0]
+	scanned int64   // stream offset up to which data is framed into batches
+	ends    []int64 // stream offsets of the ends of whole generations past base
+	ferr    error   // the stream could not be framed
+	dropped bool    // generations were dropped unread: the analysis must start over
+
+	b       *WindowBuilder
+	pid     int   // the running parser's id; a parser with another stops
+	allowed int64 // stream offset up to which the parser may read
+	hdrOut  int   // header bytes handed to the parser
+	parked  bool  // the parser waits for bytes past allowed
+	perr    error // the parser stopped on this
+	done    chan struct{}
+	keep    int64 // the builder's keep (ns)
+}
+
+func newLiveTrace(maxBacklog int) *liveTrace {
+	lt := &liveTrace{maxBacklog: maxBacklog, keep: int64(DefaultLiveKeep)}
+	lt.cond = sync.NewCond(&lt.mu)
+	return lt
+}
+
+// keepFor has the builder keep generations for windows of d.
+func (lt *liveTrace) keepFor(d time.Duration) {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	lt.keep = max(lt.keep, int64(d))
+}
+
+// errLiveFormat is wrapped when the stream is not a Go 1.26+ trace, whose
+// generations end with a mark: older runtimes' streams cannot be cut into
+// generations here.
+var errLiveFormat = errors.New("live trace stream")
+
+// start has the runtime stream its trace to lt. It fails while another
+// runtime/trace.Start runs.
+func (lt *liveTrace) start() error {
+	lt.mu.Lock()
+	if lt.running {
+		lt.mu.Unlock()
+		return nil
+	}
+	lt.running = true
+	lt.mu.Unlock()
+	if err := trace.Start(lt); err != nil {
+		lt.mu.Lock()
+		lt.running = false
+		lt.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// stop ends the stream and forgets it; start begins a new one.
+func (lt *liveTrace) stop() {
+	lt.mu.Lock()
+	if !lt.running {
+		lt.mu.Unlock()
+		return
+	}
+	lt.running = false
+	lt.mu.Unlock()
+	trace.Stop() // flushes the stream to Write, which now drops it
+	lt.mu.Lock()
+	lt.pid++
+	lt.b, lt.hdr, lt.data, lt.ends = nil, nil, nil, nil
+	lt.base, lt.scanned, lt.allowed = 0, 0, 0
+	lt.ferr, lt.perr, lt.dropped = nil, nil, false
+	done := lt.done
+	lt.done = nil
+	lt.cond.Broadcast()
+	lt.mu.Unlock()
+	if done != nil {
+		<-done
+	}
+}
+
+// Write takes the runtime's stream.
+func (lt *liveTrace) Write(p []byte) (int, error) {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	if !lt.running || lt.ferr != nil {
+		return len(p), nil
+	}
+	if lt.tee != nil {
+		lt.tee.Write(p)
+	}
+	lt.data = append(lt.data, p...)
+	lt.frame()
+	if len(lt.data) > lt.maxBacklog && lt.allowed <= lt.base {
+		lt.trim()
+	}
+	return len(p), nil
+}
+
+// frame reads the batch framing of the new bytes: a header, then batches,
+// and after each generation's, an end-of-generation byte.
+func (lt *liveTrace) frame() {
+	if lt.hdr == nil {
+		const hdrLen = 16
+		if len(lt.data) < hdrLen {
+			return
+		}
+		h := lt.data[:hdrLen]
+		v, err := strconv.Atoi(string(bytes.TrimSuffix(bytes.TrimPrefix(h, []byte("go 1.")), []byte(traceHeaderSuffix))))
+		if !bytes.HasPrefix(h, []byte("go 1.")) || !bytes.HasSuffix(h, []byte(traceHeaderSuffix)) || err != nil || v < 26 {
+			lt.ferr = fmt.Errorf("%w: header %q: want a Go 1.26 or later trace", errLiveFormat, h)
+			return
+		}
+		lt.hdr = bytes.Clone(h)
+		lt.data = lt.data[hdrLen:]
+	}
+	for {
+		p := int(lt.scanned - lt.base)
+		if p >= len(lt.data) {
+			return
+		}
+		typ := lt.data[p]
+		q := p + 1
+		switch typ {
+		case evEndOfGeneration:
+			lt.scanned++
+			lt.ends = append(lt.ends, lt.scanned)
+			continue
+		case evEventBatch:
+		case evExperimentalBatch:
+			q++
+		default:
+			lt.ferr = fmt.Errorf("%w: unexpected batch type %d at offset %d", errLiveFormat, typ, lt.scanned)
+			return
+		}
+		var size uint64
+		for range 4 { // gen, M, timestamp, size
+			if q >= len(lt.data) {
+				return
+			}
+			v, n := binary.Uvarint(lt.data[q:])
+			if n == 0 {
+				return // not all written yet
+			}
+			if n < 0 {
+				lt.ferr = fmt.Errorf("%w: bad batch header at offset %d", errLiveFormat, lt.scanned)
+				return
+			}
+			size, q = v, q+n
+		}
+		if size > maxBatchSize {
+			lt.ferr = fmt.Errorf("%w: batch of %d bytes at offset %d", errLiveFormat, size, lt.scanned)
+			return
+		}
+		if uint64(len(lt.data)-q) < size {
+			return
+		}
+		lt.scanned = lt.base + int64(q) + int64(size)
+	}
+}
+
+// trim drops the oldest whole generations, leaving the fewest that keep
+// the backlog under half its bound, and at least the last whole one.
+func (lt *liveTrace) trim() {
+	n := len(lt.ends)
+	if n < 2 {
+		return
+	}
+	j := 0
+	for j < n-2 && lt.scanned-lt.ends[j] > int64(lt.maxBacklog/2) {
+		j++
+	}
+	cut := lt.ends[j]
+	lt.data = bytes.Clone(lt.data[cut-lt.base:])
+	lt.base, lt.allowed = cut, cut
+	lt.ends = lt.ends[j+1:]
+	lt.dropped = true
+}
+
+// catchUp has the parser analyse every whole generation written so far and
+// returns its builder, parked: the caller may read it until the next call.
+func (lt *liveTrace) catchUp() (*WindowBuilder, error) {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	if !lt.running {
+		return nil, errors.New("live trace stream not running")
+	}
+	if lt.ferr != nil {
+		return nil, lt.ferr
+	}
+	if lt.b == nil || lt.dropped || lt.perr != nil {
+		lt.restart()
+	}
+	if n := len(lt.ends); n > 0 {
+		lt.allowed = max(lt.allowed, lt.ends[n-1])
+	}
+	lt.cond.Broadcast()
+	for (lt.allowed > lt.base || !lt.parked) && lt.perr == nil {
+		lt.cond.Wait()
+	}
+	if lt.perr != nil {
+		return nil, fmt.Errorf("live trace analysis: %w", lt.perr)
+	}
+	lt.b.live.keep = max(lt.b.live.keep, xtrace.Time(lt.keep))
+	return lt.b, nil
+}
+
+// restart starts a parser on a new builder, from the next generation.
+func (lt *liveTrace) restart() {
+	lt.pid++
+	if lt.allowed > lt.base {
+		// The last parser stopped within what it was allowed: go on after it,
+		// where a generation ends.
+		lt.data = lt.data[lt.allowed-lt.base:]
+		lt.base = lt.allowed
+		for len(lt.ends) > 0 && lt.ends[0] <= lt.base {
+			lt.ends = lt.ends[1:]
+		}
+	}
+	lt.allowed = lt.base
+	lt.perr, lt.dropped, lt.parked, lt.hdrOut = nil, false, false, 0
+	lt.b = newLiveBuilder()
+	done := make(chan struct{})
+	lt.done = done
+	go lt.parse(lt.pid, lt.b, done)
+}
+
+// parse runs a parser until its stream ends or fails.
+func (lt *liveTrace) parse(id int, b *WindowBuilder, done chan struct{}) {
+	defer close(done)
+	err := func() (err error) {
+		defer func() {
+			// The parser panics on some corrupt input.
+			if p := recover(); p != nil {
+				err = fmt.Errorf("parser panic: %v", p)
+			}
+		}()
+		tr, err := xtrace.NewReader(&liveReader{lt: lt, id: id})
+		if err != nil {
+			return err
+		}
+		for {
+			ev, err := tr.ReadEvent()
+			if err != nil {
+				return err
+			}
+			b.Event(&ev)
+		}
+	}()
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	if lt.pid == id {
+		lt.perr = err
+		lt.cond.Broadcast()
+	}
+}
+
+// liveReader is a parser's view of the stream.
+type liveReader struct {
+	lt *liveTrace
+	id int
+}
+
+func (r *liveReader) Read(p []byte) (int, error) {
+	lt := r.lt
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	for {
+		if r.id != lt.pid {
+			return 0, io.EOF
+		}
+		if lt.hdrOut < len(lt.hdr) {
+			n := copy(p, lt.hdr[lt.hdrOut:])
+			lt.hdrOut += n
+			return n, nil
+		}
+		if lt.allowed > lt.base {
+			n := copy(p, lt.data[:lt.allowed-lt.base])
+			lt.data = lt.data[n:]
+			lt.base += int64(n)
+			for len(lt.ends) > 0 && lt.ends[0] <= lt.base {
+				lt.ends = lt.ends[1:]
+			}
+			return n, nil
+		}
+		lt.parked = true
+		lt.cond.Broadcast()
+		lt.cond.Wait()
+		lt.parked = false
+	}
+}
