@@ -89,10 +89,14 @@ func TestRecord(t *testing.T) {
 			t.Fatalf("exit %d: %s", code, errs)
 		}
 		for _, want := range []string{"target " + addr + " (recording " + file + ")", fmt.Sprintf("note: the last update (%d) of the recording", p.Len()),
-			"blocking-lock/waiter", "sync.Mutex.Lock"} {
+			"blocking-lock/waiter"} {
 			if !strings.Contains(stdout, want) {
 				t.Errorf("lacks %q:\n%s", want, stdout)
 			}
+		}
+		// Waiters wait for the lock or pause between two uses of it.
+		if !regexp.MustCompile(`waiting +blocking-lock/waiter .* (sync\.Mutex\.Lock|select) `).MatchString(stdout) {
+			t.Errorf("no waiter row with its wait reason:\n%s", stdout)
 		}
 		// The numbers are there, unlike a dump's.
 		for _, l := range strings.Split(stdout, "\n") {
@@ -107,10 +111,15 @@ func TestRecord(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, errs)
 		}
-		for _, want := range []string{"task " + id + "  blocking-lock/waiter", "no run-time or sched-delay histograms, no stack", "over the trace window (1s) at that update:", "busy"} {
+		for _, want := range []string{"task " + id + "  blocking-lock/waiter", "no run-time or sched-delay histograms, no stack", "busy", "sync.Mutex.Lock"} {
 			if !strings.Contains(stdout, want) {
 				t.Errorf("lacks %q:\n%s", want, stdout)
 			}
+		}
+		// A window of about the 1s asked (a live window starts where the
+		// runtime's trace generation does).
+		if !regexp.MustCompile(`over the trace window \((1s|1\.\d+s|\d{3}(\.\d+)?ms)\) at that update:`).MatchString(stdout) {
+			t.Errorf("no window of about 1s:\n%s", stdout)
 		}
 		if _, errs, code := cli(t, "task", "999999999", file); code != 1 || !strings.Contains(errs, "has no goroutine 999999999 at its last update") {
 			t.Errorf("unknown task: exit %d, %q", code, errs)

@@ -14,7 +14,9 @@
 //   - Collector: the in-process source. It keeps a flight recorder running and
 //     builds api.Snapshot values from its window, joined with goroutine dumps
 //     taken only within a stop-the-world budget, and the goroutine leak profile
-//     (read at most every 30s: it forces a GC).
+//     (read at most every 30s: it forces a GC). While snapshots are asked for,
+//     it streams the trace and analyses each generation once, composing
+//     windows from them (see live.go).
 //   - Remote: the same model for a program that serves only net/http/pprof
 //     (PprofFetcher) or a gops agent (GopsFetcher), computed in the client
 //     from the goroutine profile, a trace parsed there, and full dumps within
