@@ -832,7 +832,14 @@ func BenchmarkCollectorCPU(b *testing.B) {
 // last one: catchup-ms), the window's composition (compose-ms), the rest
 // (model-ms: the join with labels and runtime/metrics), the events parsed
 // per snapshot (events), the share of snapshots the stream served (live-%)
-// and the same pauses, CPU and memory figures. Run it beside
+// and the same pauses, CPU and memory figures. For the ratio with the bare
+// parse, after each snapshot (untimed) it takes a flight recorder snapshot
+// and times x/exp/trace's bare ReadEvent loop over the generations a
+// window of the same length is read from (bare-parse-ms): vs-bare is that
+// over the live analysis (catch-up and composition); above 1, the live
+// window is ready sooner than a bare parse of its trace. (The forced
+// generation switch of that snapshot makes the next catch-up parse two
+// generations, not one.) Run it beside
 // BenchmarkCollectorSnapshot for the ratio:
 //
 //	go test -run x -bench 'Collector(Snapshot|Live)/g=100k' -benchtime 5x -timeout 30m ./internal/probes
@@ -874,6 +881,8 @@ func BenchmarkCollectorLive(b *testing.B) {
 			var catchUpT, composeT, totalT, cpuT time.Duration
 			var alloc, peak uint64
 			var served, events int64
+			var bareT time.Duration
+			var buf bytes.Buffer
 			var ms0, ms1 runtime.MemStats
 			for b.Loop() {
 				b.StopTimer()
@@ -917,9 +926,19 @@ func BenchmarkCollectorLive(b *testing.B) {
 				}
 				alloc += ms1.TotalAlloc - ms0.TotalAlloc
 				peak = max(peak, p-min(p, before))
+
+				buf.Reset()
+				t0 := time.Now()
+				if _, err := c.fr.WriteTo(&buf); err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				bareParse(b, newGenSkipper(bytes.NewBuffer(buf.Bytes()), t0.Add(-window)))
+				bareT += time.Since(t1)
 				b.StartTimer()
 			}
 			b.StopTimer()
+			buf = bytes.Buffer{}
 			N := float64(b.N)
 			msOf := func(d time.Duration, n float64) float64 { return d.Seconds() * 1e3 / max(n, 1) }
 			b.ReportMetric(float64(served)*100/N, "live-%")
@@ -927,6 +946,10 @@ func BenchmarkCollectorLive(b *testing.B) {
 			b.ReportMetric(msOf(composeT, float64(served)), "compose-ms")
 			b.ReportMetric(msOf(totalT-catchUpT-composeT, N), "model-ms")
 			b.ReportMetric(float64(events)/max(float64(served), 1), "events")
+			b.ReportMetric(msOf(bareT, N), "bare-parse-ms")
+			if served > 0 {
+				b.ReportMetric(msOf(bareT, N)/msOf(catchUpT+composeT, float64(served)), "vs-bare")
+			}
 			b.ReportMetric(float64(longest.Microseconds())/1e3, "max-pause-ms")
 			b.ReportMetric(msOf(cpuT, N), "cpu-ms")
 			b.ReportMetric(float64(alloc)/N/mb, "alloc-MB")
