@@ -159,7 +159,9 @@ func NewCollector(opts CollectorOptions) (*Collector, error) {
 	// goroutines waits ten minutes for its first six-second dump.
 	c := &Collector{opts: opts, fr: fr, facts: map[int64]*dumpFacts{}, inherited: map[int64]map[string]string{}, lastDump: time.Now()}
 	if opts.LiveIdle > 0 {
-		c.live = newLiveTrace(int(min(opts.TraceMaxBytes, math.MaxInt32)))
+		// Room for the generations of a few seconds between snapshots
+		// at a million goroutines (25 MB each).
+		c.live = newLiveTrace(int(min(2*opts.TraceMaxBytes, math.MaxInt32)))
 	}
 	return c, nil
 }

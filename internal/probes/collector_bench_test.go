@@ -832,14 +832,14 @@ func BenchmarkCollectorCPU(b *testing.B) {
 // last one: catchup-ms), the window's composition (compose-ms), the rest
 // (model-ms: the join with labels and runtime/metrics), the events parsed
 // per snapshot (events), the share of snapshots the stream served (live-%)
-// and the same pauses, CPU and memory figures. For the ratio with the bare
-// parse, after each snapshot (untimed) it takes a flight recorder snapshot
-// and times x/exp/trace's bare ReadEvent loop over the generations a
-// window of the same length is read from (bare-parse-ms): vs-bare is that
-// over the live analysis (catch-up and composition); above 1, the live
-// window is ready sooner than a bare parse of its trace. (The forced
-// generation switch of that snapshot makes the next catch-up parse two
-// generations, not one.) Run it beside
+// and the same pauses, CPU and memory figures, with the times the stream's
+// analysis started over (restarts: after a dropped backlog or an error).
+// For the ratio with the bare parse, after the last snapshot it takes a
+// flight recorder snapshot and times x/exp/trace's bare ReadEvent loop over
+// the generations a window of the same length is read from
+// (bare-parse-ms): vs-bare is that over the live analysis (catch-up and
+// composition); above 1, the live window is ready sooner than a bare parse
+// of its trace. Run it beside
 // BenchmarkCollectorSnapshot for the ratio:
 //
 //	go test -run x -bench 'Collector(Snapshot|Live)/g=100k' -benchtime 5x -timeout 30m ./internal/probes
@@ -880,9 +880,8 @@ func BenchmarkCollectorLive(b *testing.B) {
 			var longest time.Duration
 			var catchUpT, composeT, totalT, cpuT time.Duration
 			var alloc, peak uint64
-			var served, events int64
-			var bareT time.Duration
-			var buf bytes.Buffer
+			var served, events, restarts int64
+			var longestGC, longestOther time.Duration
 			var ms0, ms1 runtime.MemStats
 			for b.Loop() {
 				b.StopTimer()
@@ -893,6 +892,9 @@ func BenchmarkCollectorLive(b *testing.B) {
 				hp := startHeapPeak()
 				pp.mark()
 				ev0 := c.liveCost.events
+				c.live.mu.Lock()
+				pid0 := c.live.pid
+				c.live.mu.Unlock()
 				cpu0 := cpuTime()
 				last = time.Now()
 				b.StartTimer()
@@ -902,8 +904,8 @@ func BenchmarkCollectorLive(b *testing.B) {
 				b.StopTimer()
 				totalT += time.Since(last)
 				cpuT += cpuTime() - cpu0
-				_, l, _ := pp.since()
-				longest = max(longest, l)
+				gcP, otherP, _, l, _ := pp.sinceByClass()
+				longest, longestGC, longestOther = max(longest, l), max(longestGC, gcP), max(longestOther, otherP)
 				p := hp.end()
 				runtime.ReadMemStats(&ms1)
 				if err != nil {
@@ -918,27 +920,34 @@ func BenchmarkCollectorLive(b *testing.B) {
 				if done != nil {
 					<-done
 				}
+				c.live.mu.Lock()
+				restarted := c.live.pid != pid0
+				c.live.mu.Unlock()
+				if restarted {
+					restarts++
+				}
 				if c.liveServed {
 					served++
 					catchUpT += c.liveCost.catchUp
 					composeT += c.liveCost.compose
-					events += c.liveCost.events - ev0
+					if !restarted {
+						events += c.liveCost.events - ev0
+					}
 				}
 				alloc += ms1.TotalAlloc - ms0.TotalAlloc
 				peak = max(peak, p-min(p, before))
-
-				buf.Reset()
-				t0 := time.Now()
-				if _, err := c.fr.WriteTo(&buf); err != nil {
-					b.Fatal(err)
-				}
-				t1 := time.Now()
-				bareParse(b, newGenSkipper(bytes.NewBuffer(buf.Bytes()), t0.Add(-window)))
-				bareT += time.Since(t1)
 				b.StartTimer()
 			}
 			b.StopTimer()
-			buf = bytes.Buffer{}
+			kept := int64(liveHeap()) - int64(base)
+			var buf bytes.Buffer
+			t0 := time.Now()
+			if _, err := c.fr.WriteTo(&buf); err != nil {
+				b.Fatal(err)
+			}
+			t1 := time.Now()
+			bareParse(b, newGenSkipper(&buf, t0.Add(-window)))
+			bareT := time.Since(t1)
 			N := float64(b.N)
 			msOf := func(d time.Duration, n float64) float64 { return d.Seconds() * 1e3 / max(n, 1) }
 			b.ReportMetric(float64(served)*100/N, "live-%")
@@ -946,15 +955,18 @@ func BenchmarkCollectorLive(b *testing.B) {
 			b.ReportMetric(msOf(composeT, float64(served)), "compose-ms")
 			b.ReportMetric(msOf(totalT-catchUpT-composeT, N), "model-ms")
 			b.ReportMetric(float64(events)/max(float64(served), 1), "events")
-			b.ReportMetric(msOf(bareT, N), "bare-parse-ms")
+			b.ReportMetric(msOf(bareT, 1), "bare-parse-ms")
 			if served > 0 {
-				b.ReportMetric(msOf(bareT, N)/msOf(catchUpT+composeT, float64(served)), "vs-bare")
+				b.ReportMetric(msOf(bareT, 1)/msOf(catchUpT+composeT, float64(served)), "vs-bare")
 			}
+			b.ReportMetric(float64(restarts), "restarts")
+			b.ReportMetric(float64(longestGC.Microseconds())/1e3, "max-gc-pause-ms")
+			b.ReportMetric(float64(longestOther.Microseconds())/1e3, "max-other-pause-ms")
 			b.ReportMetric(float64(longest.Microseconds())/1e3, "max-pause-ms")
 			b.ReportMetric(msOf(cpuT, N), "cpu-ms")
 			b.ReportMetric(float64(alloc)/N/mb, "alloc-MB")
 			b.ReportMetric(float64(peak)/mb, "peak-MB")
-			b.ReportMetric(float64(int64(liveHeap())-int64(base))/mb, "kept-MB")
+			b.ReportMetric(float64(kept)/mb, "kept-MB")
 		})
 	}
 }

@@ -2,7 +2,12 @@ package probes
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
 	"runtime"
+	rtrace "runtime/trace"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -239,4 +244,239 @@ func compareWindows(t *testing.T, ref, live *Window) {
 			t.Errorf("site %s at %s:%d: wakers %v, reference %v", r.Reason, r.Location.Func, r.Location.Line, l.Wakers, r.Wakers)
 		}
 	}
+}
+
+// recordStream records about d of this process' execution trace, as the
+// runtime streams it, under a light load. With genEvery, a flight
+// recorder's snapshots make the runtime start a generation that often.
+func recordStream(t *testing.T, d, genEvery time.Duration) []byte {
+	t.Helper()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	})
+	var buf lockedBuffer
+	if err := rtrace.Start(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if genEvery > 0 {
+		fr := rtrace.NewFlightRecorder(rtrace.FlightRecorderConfig{})
+		if err := fr.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(genEvery) {
+			fr.WriteTo(io.Discard)
+		}
+		fr.Stop()
+	} else {
+		time.Sleep(d)
+	}
+	rtrace.Stop()
+	close(stop)
+	wg.Wait()
+	return buf.b.Bytes()
+}
+
+// replay feeds a recorded stream to lt as the runtime would, in chunks.
+func replay(lt *liveTrace, stream []byte) {
+	lt.mu.Lock()
+	lt.running = true
+	lt.mu.Unlock()
+	for len(stream) > 0 {
+		n := min(len(stream), 3000)
+		lt.Write(stream[:n])
+		stream = stream[n:]
+	}
+}
+
+// stopReplay ends a replayed stream's parser.
+func stopReplay(lt *liveTrace) {
+	lt.mu.Lock()
+	lt.pid++
+	lt.cond.Broadcast()
+	done := lt.done
+	lt.mu.Unlock()
+	if done != nil {
+		<-done
+	}
+}
+
+// The stream is cut into generations as it arrives, whatever the chunks,
+// and each catch-up analyses only the generations completed since the last.
+func TestLiveTraceGenerations(t *testing.T) {
+	stream := recordStream(t, 2500*time.Millisecond, 0)
+	gens := countGenerations(stream)
+	if gens < 2 {
+		t.Fatalf("%d generations in 2.5s of trace", gens)
+	}
+	lt := newLiveTrace(64 << 20)
+	defer stopReplay(lt)
+	half := len(stream) / 2
+	replay(lt, stream[:half])
+	b, err := lt.catchUp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.liveWindow(time.Second) // records the generation in progress
+	first := len(b.live.gens)
+	events := b.events
+	lt.Write(stream[half:])
+	if b, err = lt.catchUp(); err != nil {
+		t.Fatal(err)
+	}
+	b.liveWindow(time.Second)
+	if len(b.live.gens) != int(gens) || first >= len(b.live.gens) || b.events <= events {
+		t.Errorf("%d generations analysed (%d after the first half), %d events (%d), want the stream's %d", len(b.live.gens), first, b.events, events, gens)
+	}
+	ref, err := AnalyzeTrace(bytes.NewReader(stream), WindowOptions{Sites: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// AnalyzeTrace also counts the Sync the parser adds at the end.
+	if b.events != ref.Events-1 {
+		t.Errorf("%d events analysed, AnalyzeTrace %d", b.events, ref.Events)
+	}
+	if w, ok := b.liveWindow(time.Hour); ok {
+		t.Errorf("a window of an hour from %v of trace", time.Duration(w.Duration()))
+	}
+	w, ok := b.liveWindow(time.Second)
+	if !ok || len(w.Goroutines) == 0 {
+		t.Fatalf("no window of 1s: %v", ok)
+	}
+}
+
+// Unread generations past the backlog bound are dropped, oldest first, and
+// the analysis starts over from the generations kept.
+func TestLiveTraceBacklog(t *testing.T) {
+	stream := recordStream(t, 3500*time.Millisecond, 0)
+	lt := newLiveTrace(2 << 10)
+	defer stopReplay(lt)
+	replay(lt, stream)
+	lt.mu.Lock()
+	held, dropped := len(lt.data), lt.dropped
+	lt.mu.Unlock()
+	if !dropped || held >= len(stream)/2 {
+		t.Fatalf("holds %d of %d bytes, dropped %v", held, len(stream), dropped)
+	}
+	b, err := lt.catchUp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, ok := b.liveWindow(300 * time.Millisecond)
+	if !ok || len(w.Goroutines) == 0 {
+		t.Error("no window from the generation kept")
+	}
+	if len(b.live.gens) != 1 {
+		t.Errorf("%d generations analysed after the drop, want the last one", len(b.live.gens))
+	}
+}
+
+// When more generations wait unread than a window needs and a few more,
+// the analysis starts over from the last ones rather than parse them all.
+func TestLiveTraceSkipsWhatNoWindowNeeds(t *testing.T) {
+	stream := recordStream(t, 2*time.Second, 100*time.Millisecond)
+	gens := int(countGenerations(stream))
+	if gens < 10 {
+		t.Fatalf("%d generations", gens)
+	}
+	lt := newLiveTrace(64 << 20)
+	defer stopReplay(lt)
+	lt.keep = int64(time.Second) // windows of up to a second: 2 generations
+	replay(lt, stream)
+	b, err := lt.catchUp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// (The stream ends with two short generations: the runtime starts one
+	// as the flight recorder stops, and one as the trace does.)
+	if w, ok := b.liveWindow(time.Microsecond); !ok || len(w.Goroutines) == 0 {
+		t.Errorf("no window from the generations kept")
+	}
+	if len(b.live.gens) != 2 {
+		t.Errorf("%d of %d generations analysed, want the last 2", len(b.live.gens), gens)
+	}
+}
+
+// A stream that is not a Go 1.26+ trace, or whose framing breaks, is
+// refused with an error that says so; one the parser rejects stops the
+// analysis with the parser's error, and the next catch-up starts over with
+// the generations that follow.
+func TestLiveTraceBadStream(t *testing.T) {
+	stream := recordStream(t, 2500*time.Millisecond, 0)
+
+	lt := newLiveTrace(64 << 20)
+	replay(lt, []byte("go 1.21 trace\x00\x00\x00junk"))
+	if _, err := lt.catchUp(); !errors.Is(err, errLiveFormat) || !strings.Contains(err.Error(), "want a Go 1.26 or later trace") {
+		t.Errorf("old header: %v", err)
+	}
+
+	lt = newLiveTrace(64 << 20)
+	bad := bytes.Clone(stream)
+	bad[16] = 0x77 // the first batch's type
+	replay(lt, bad)
+	if _, err := lt.catchUp(); !errors.Is(err, errLiveFormat) || !strings.Contains(err.Error(), "unexpected batch type 119 at offset 0") {
+		t.Errorf("bad framing: %v", err)
+	}
+
+	// Garbage in the first generation's batches, framing intact.
+	lt = newLiveTrace(64 << 20)
+	defer stopReplay(lt)
+	ends := genEnds(stream)
+	bad = bytes.Clone(stream[:16+ends[0]]) // only the first generation
+	payload, size := firstBatch(t, bad[16:])
+	for i := payload; i < payload+size; i += 3 {
+		bad[16+i] = 0xfe
+	}
+	replay(lt, bad)
+	_, err := lt.catchUp()
+	if err == nil || !strings.Contains(err.Error(), "live trace analysis") {
+		t.Fatalf("corrupt generation: %v", err)
+	}
+	lt.Write(stream[16+ends[0]:])
+	b, err := lt.catchUp()
+	if err != nil {
+		t.Fatalf("after the corrupt generation: %v", err)
+	}
+	if w, ok := b.liveWindow(time.Second); !ok || len(w.Goroutines) == 0 {
+		t.Error("no window after the corrupt generation")
+	}
+	if len(b.live.gens) != len(ends)-1 {
+		t.Errorf("%d generations analysed after the corrupt one, want %d", len(b.live.gens), len(ends)-1)
+	}
+}
+
+// firstBatch returns where the first batch's events start in a stream
+// (after the header) and their size.
+func firstBatch(t *testing.T, b []byte) (int, int) {
+	t.Helper()
+	if b[0] != evEventBatch {
+		t.Fatalf("the stream starts with a batch of type %d", b[0])
+	}
+	p := 1
+	var size uint64
+	for range 4 {
+		v, n := binary.Uvarint(b[p:])
+		size, p = v, p+n
+	}
+	return p, int(size)
+}
+
+// genEnds returns the offsets (after the header) where a stream's
+// generations end.
+func genEnds(stream []byte) []int {
+	lt := newLiveTrace(1 << 30)
+	lt.running = true
+	lt.Write(stream)
+	out := make([]int, len(lt.ends))
+	for i, e := range lt.ends {
+		out[i] = int(e)
+	}
+	return out
 }

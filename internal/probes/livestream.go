@@ -202,10 +202,16 @@ func (lt *liveTrace) trim() {
 	for j < n-2 && lt.scanned-lt.ends[j] > int64(lt.maxBacklog/2) {
 		j++
 	}
-	cut := lt.ends[j]
+	lt.skipTo(j + 1)
+}
+
+// skipTo drops the first k unread generations: the analysis must start
+// over.
+func (lt *liveTrace) skipTo(k int) {
+	cut := lt.ends[k-1]
 	lt.data = bytes.Clone(lt.data[cut-lt.base:])
 	lt.base, lt.allowed = cut, cut
-	lt.ends = lt.ends[j+1:]
+	lt.ends = lt.ends[k:]
 	lt.dropped = true
 }
 
@@ -219,6 +225,13 @@ func (lt *liveTrace) catchUp() (*WindowBuilder, error) {
 	}
 	if lt.ferr != nil {
 		return nil, lt.ferr
+	}
+	// Generations pile up unread while snapshots are far apart (the CPU
+	// budget spaces them by 4x their cost: at a million goroutines, 10s
+	// and more). Past a few more than a window needs, starting over from
+	// those it needs costs less than parsing them all.
+	if need := int(time.Duration(lt.keep)/time.Second) + 1; len(lt.ends) > need+3 {
+		lt.skipTo(len(lt.ends) - need)
 	}
 	if lt.b == nil || lt.dropped || lt.perr != nil {
 		lt.restart()
