@@ -2,7 +2,6 @@ package probes
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -515,17 +513,7 @@ func (c *Collector) dump(now time.Time) {
 // model joins the window with what the dumps said.
 func (c *Collector) model(win *Window, now time.Time) *api.Snapshot {
 	snap := &api.Snapshot{Time: now, WindowNS: win.Duration(), Tasks: make([]api.Task, 0, len(win.Goroutines))}
-	type byID struct {
-		id int64
-		g  *GoStats
-	}
-	gs := make([]byID, 0, len(win.Goroutines))
-	for id, g := range win.Goroutines {
-		if !g.Exited {
-			gs = append(gs, byID{id, g})
-		}
-	}
-	slices.SortFunc(gs, func(a, b byID) int { return cmp.Compare(a.id, b.id) })
+	all := win.sortedGoroutines()
 	// Creation order is id order, so a parent's labels are known before its children's.
 	stale := 0
 	// Goroutines that wait at the same place share their stack (the window
@@ -552,8 +540,11 @@ func (c *Collector) model(win *Window, now time.Time) *api.Snapshot {
 	// Stats.IdleByReason of the tasks idle all the window, by reason;
 	// shared, like labels: read-only.
 	idleAll := make(map[string]map[string]int64)
-	for _, e := range gs {
-		id, g := e.id, e.g
+	for _, g := range all {
+		if g.Exited {
+			continue
+		}
+		id := g.ID
 		j := join(g.Stack)
 		loc := j.loc
 		if !j.userLoc {

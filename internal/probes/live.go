@@ -383,6 +383,7 @@ func (b *WindowBuilder) liveWindow(want time.Duration) (*Window, bool) {
 		}
 		w.Goroutines[gs.ID] = gs
 	}
+	w.listByID(stats)
 	w.Sites = b.finishSites(sites, wakers)
 	return w, true
 }

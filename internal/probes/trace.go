@@ -50,6 +50,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"runtime"
 	"slices"
 	"strconv"
@@ -102,6 +103,33 @@ type Window struct {
 	// trace's clock snapshots (Go 1.25 and later); zero without one.
 	WallStart, WallEnd time.Time
 	More               bool // WindowOptions.For ended the window before the trace ended
+
+	// byID is Goroutines in ID order, when the builder listed them (nil:
+	// sort the map): at a million goroutines, iterating the map and
+	// sorting cost about as much as the model built from them.
+	byID []*GoStats
+}
+
+// sortedGoroutines returns the window's goroutines in ID order.
+func (w *Window) sortedGoroutines() []*GoStats {
+	if w.byID != nil {
+		return w.byID
+	}
+	gs := slices.Collect(maps.Values(w.Goroutines))
+	slices.SortFunc(gs, func(a, b *GoStats) int { return cmp.Compare(a.ID, b.ID) })
+	return gs
+}
+
+// listByID sets byID from stats, which hold every goroutine of the window
+// in order of appearance: nearly ID order, which the sort sees through.
+func (w *Window) listByID(stats []GoStats) {
+	w.byID = make([]*GoStats, len(stats))
+	for i := range stats {
+		w.byID[i] = &stats[i]
+	}
+	if !slices.IsSortedFunc(w.byID, func(a, b *GoStats) int { return cmp.Compare(a.ID, b.ID) }) {
+		slices.SortFunc(w.byID, func(a, b *GoStats) int { return cmp.Compare(a.ID, b.ID) })
+	}
 }
 
 // Duration is the window's length in ns.
@@ -1404,6 +1432,7 @@ func (b *WindowBuilder) Finalize() *Window {
 		}
 		w.Goroutines[gs.ID] = gs
 	}
+	w.listByID(stats)
 	if b.opts.Sites {
 		wakers := make([][]wakerCount, len(sites))
 		for i, acc := range b.sites {
