@@ -83,16 +83,6 @@ type Collector struct {
 	opts CollectorOptions
 	fr   *trace.FlightRecorder
 
-	// The live trace stream: nil when off. It runs from the first snapshot
-	// until none was asked for LiveIdle, and not while paused.
-	live       *liveTrace
-	livePaused int
-	liveUsed   time.Time
-	liveTimer  *time.Timer
-	liveErr    string // the last reason it could not serve, logged once
-	liveServed bool   // the last snapshot's window came from it
-	liveCost   liveCost
-
 	mu sync.Mutex // one snapshot at a time; guards everything below
 	// What the last dump said of each goroutine alive then.
 	facts     map[int64]*dumpFacts
@@ -124,6 +114,16 @@ type Collector struct {
 	// time, plus the analysis' again when a second goroutine parsed
 	// alongside (an upper bound), plus the profile read that followed it.
 	buildCost time.Duration
+
+	// The live trace stream: nil when off. It runs from the first snapshot
+	// until none was asked for LiveIdle, and not while paused.
+	live       *liveTrace
+	livePaused int
+	liveUsed   time.Time
+	liveTimer  *time.Timer
+	liveErr    string // the last reason it could not serve, logged once
+	liveServed bool   // the last snapshot's window came from it
+	liveCost   liveCost
 }
 
 // dumpFacts are what only a dump tells about a goroutine.
@@ -251,6 +251,9 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 	win, live := c.liveWindow(window)
 	if live {
 		c.traceEnd = win.WallEnd
+		if c.traceEnd.IsZero() {
+			c.traceEnd = time.Now()
+		}
 	} else {
 		c.traceBuf.Reset()
 		if _, err := c.fr.WriteTo(&c.traceBuf); err != nil {
@@ -366,7 +369,6 @@ func (c *Collector) PauseLive() (resume func()) {
 	if c.live != nil {
 		c.live.stop()
 	}
-	c.last = nil
 	c.mu.Unlock()
 	var once sync.Once
 	return func() {
