@@ -126,7 +126,7 @@ type Snapshot struct {
 	Time     time.Time `json:"time"`
 	Target   string    `json:"target,omitempty"`
 	WindowNS int64     `json:"window_ns"` // length of the trace window the stats cover
-	Source   string    `json:"source"`    // what it was built from, e.g. "trace+profile"
+	Source   string    `json:"source"`    // what it was built from, e.g. "trace+profile" ("trace-stream": the live trace stream; "trace": a flight recorder snapshot)
 	Tasks    []Task    `json:"tasks"`
 	Sites    []Site    `json:"sites"`
 	Process  Process   `json:"process"`

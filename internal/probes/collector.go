@@ -268,6 +268,9 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 		}
 	}
 	c.liveServed = live
+	if live {
+		source = "trace-stream" + strings.TrimPrefix(source, "trace")
+	}
 	if c.profLabels != nil && !strings.Contains(source, "dump") {
 		source += "+profile"
 		if age := now.Sub(c.profAt); age > 0 {

@@ -84,7 +84,9 @@ func TestCollectorKnownGoroutines(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	t.Log("live snapshot")
+	if !strings.HasPrefix(snap.Source, "trace-stream") {
+		t.Errorf("live snapshot source %q", snap.Source)
+	}
 	checkKnownGoroutines(t, snap)
 	s := findTasks(snap, "test/sleeper")[0]
 
