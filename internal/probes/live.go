@@ -268,10 +268,11 @@ func (b *WindowBuilder) liveWindow(want time.Duration) (*Window, bool) {
 		w.WallStart, w.WallEnd = gens[0].wall, last.wall.Add(time.Duration(end-last.start))
 	}
 
-	// Every goroutine alive in the window, in order of appearance.
-	stats := make([]GoStats, 0, len(b.all))
-	accs := make([]compAcc, 0, len(b.all))
-	for _, g := range b.all {
+	// Every goroutine alive in the window, by ID.
+	order := b.gs.inOrder(make([]*goState, 0, len(b.all)))
+	stats := make([]GoStats, 0, len(order))
+	accs := make([]compAcc, 0, len(order))
+	for _, g := range order {
 		if g.exited && g.ended < start {
 			g.acc = -1
 			continue
@@ -328,7 +329,7 @@ func (b *WindowBuilder) liveWindow(want time.Duration) (*Window, bool) {
 	// The goroutines' current states, and the intervals still open.
 	idleBy := make([]ReasonTime, 0, len(stats)+len(stats)/4) // one backing array for most IdleByReason
 	k := 0
-	for _, g := range b.all {
+	for _, g := range order {
 		if g.exited && g.ended < start {
 			continue
 		}

@@ -589,6 +589,28 @@ func (t *goTable) get(id trace.GoID) *goState {
 	return t.sparse[id]
 }
 
+// inOrder appends every goroutine of the table to out, by ID.
+func (t *goTable) inOrder(out []*goState) []*goState {
+	for _, page := range t.dir {
+		if page == nil {
+			continue
+		}
+		for _, g := range page {
+			if g != nil {
+				out = append(out, g)
+			}
+		}
+	}
+	if len(t.sparse) > 0 {
+		n := len(out)
+		for _, g := range t.sparse {
+			out = append(out, g)
+		}
+		slices.SortFunc(out[n:], func(x, y *goState) int { return cmp.Compare(x.id, y.id) })
+	}
+	return out
+}
+
 // del forgets id, if it is still g.
 func (t *goTable) del(id trace.GoID, g *goState) {
 	if p := uint64(id) / goTablePage; p < uint64(len(t.dir)) {
