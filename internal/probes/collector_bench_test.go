@@ -192,10 +192,7 @@ const mb = 1 << 20
 //
 //	go test -run x -bench CollectorSnapshot -benchtime 5x -timeout 30m ./internal/probes
 func BenchmarkCollectorSnapshot(b *testing.B) {
-	counts := []int{10_000, 100_000}
-	if os.Getenv("PROBES_BENCH_1M") != "" {
-		counts = append(counts, 1_000_000)
-	}
+	counts := benchCounts()
 	for _, n := range counts {
 		b.Run(fmt.Sprintf("g=%dk", n/1000), func(b *testing.B) {
 			release := parkGoroutines(n)
@@ -223,6 +220,16 @@ func BenchmarkCollectorSnapshot(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchCounts are the goroutine counts the snapshot benchmarks park: 10k
+// and 100k, and 1M with PROBES_BENCH_1M=1.
+func benchCounts() []int {
+	counts := []int{10_000, 100_000}
+	if os.Getenv("PROBES_BENCH_1M") != "" {
+		counts = append(counts, 1_000_000)
+	}
+	return counts
 }
 
 func benchSnapshot(b *testing.B, c *Collector, n int, base uint64) {
@@ -844,10 +851,7 @@ func BenchmarkCollectorCPU(b *testing.B) {
 //
 //	go test -run x -bench 'Collector(Snapshot|Live)/g=100k' -benchtime 5x -timeout 30m ./internal/probes
 func BenchmarkCollectorLive(b *testing.B) {
-	counts := []int{10_000, 100_000}
-	if os.Getenv("PROBES_BENCH_1M") != "" {
-		counts = append(counts, 1_000_000)
-	}
+	counts := benchCounts()
 	for _, n := range counts {
 		b.Run(fmt.Sprintf("g=%dk", n/1000), func(b *testing.B) {
 			release := parkGoroutines(n)

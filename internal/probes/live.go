@@ -18,7 +18,6 @@ package probes
 // generation longer or shorter than asked.
 
 import (
-	"cmp"
 	"slices"
 	"time"
 
@@ -211,14 +210,6 @@ func (b *WindowBuilder) frameRef(s trace.Stack) int32 {
 	return b.live.ref
 }
 
-// frozen returns the frames of a frozen reference; nil for none.
-func (b *WindowBuilder) frozen(f int32) []Frame {
-	if f == 0 {
-		return nil
-	}
-	return b.frames[f-1]
-}
-
 // compAcc gathers a goroutine's numbers while a window is composed.
 type compAcc struct {
 	idle0        reasonNS
@@ -346,42 +337,13 @@ func (b *WindowBuilder) liveWindow(want time.Duration) (*Window, bool) {
 			if g.state == trace.GoRunning {
 				gs.LongestStretch = max(gs.LongestStretch, min(g.stretch+int64(end-g.since), int64(end-start)))
 			}
-			gs.State = stateOfTrace(g.state)
-			if g.state == trace.GoWaiting {
-				gs.WaitReason = b.reasons[g.reason]
-				gs.ReasonInferred = g.inferred
-				if g.site >= 0 {
-					s := &sites[g.site]
-					s.Waiting++
-					if len(s.Tasks) < maxSiteTasks {
-						s.Tasks = append(s.Tasks, gs.ID)
-					}
-				}
-			}
+			b.endState(gs, g, sites)
 		}
 		gs.Total = int64(gend - max(g.created, start))
 		gs.RunTimes, gs.SchedDelays = c.runs, c.delays
-		idleBy, gs.IdleByReason = c.idleByReason(b, idleBy)
-		gs.Stack = b.frozen(g.stackF)
+		idleBy, gs.IdleByReason = b.idleByReason(idleBy, c.idle0, c.idleMore)
 		gs.StretchStack = b.frozen(c.stretchF)
-		if fs := b.frozen(g.startF); len(fs) > 0 {
-			gs.StartFunc = fs[0].Func
-		}
-		if gs.StartFunc == "" {
-			fs := gs.Stack
-			if g.firstF != 0 {
-				fs = b.frozen(g.firstF)
-			}
-			if len(fs) > 0 {
-				gs.StartFunc = fs[len(fs)-1].Func
-			}
-		}
-		if fs := b.frozen(g.creatorF); len(fs) > 0 {
-			gs.CreatedBy = fs[0]
-		}
-		if g.parent != trace.NoGoroutine {
-			gs.ParentID = int64(g.parent)
-		}
+		b.origin(gs, g)
 		w.Goroutines[gs.ID] = gs
 	}
 	w.listByID(stats)
@@ -456,30 +418,6 @@ func (c *compAcc) addIdle(r reasonNS) {
 		}
 	}
 	c.idleMore = append(c.idleMore, r)
-}
-
-// idleByReason appends c's idle time by reason to buf, longest first, and
-// returns buf and what it appended.
-func (c *compAcc) idleByReason(b *WindowBuilder, buf []ReasonTime) ([]ReasonTime, []ReasonTime) {
-	n := len(buf)
-	out := buf
-	for i := -1; i < len(c.idleMore); i++ {
-		r := c.idle0
-		if i >= 0 {
-			r = c.idleMore[i]
-		}
-		if r.ns > 0 {
-			out = append(out, ReasonTime{Reason: b.reasons[r.reason], NS: r.ns})
-		}
-	}
-	if len(out) == n {
-		return out, nil
-	}
-	mine := out[n:len(out):len(out)]
-	if len(mine) > 1 {
-		slices.SortStableFunc(mine, func(x, y ReasonTime) int { return cmp.Compare(y.NS, x.NS) })
-	}
-	return out, mine
 }
 
 // mergeWakers adds a generation's waker counts to a window's.

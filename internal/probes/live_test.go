@@ -26,21 +26,24 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 	return l.b.Write(p)
 }
 
+// sleeper sleeps 10 ms at a time until stop closes.
+func sleeper(stop chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
 // busyLoad runs goroutines of every kind until stop closes: a 10 ms
 // sleeper, a CPU spinner, a contended mutex, a channel ping-pong, short
 // lived goroutines created all the time, and parked ones.
 func busyLoad(t *testing.T, stop chan struct{}) *sync.WaitGroup {
 	t.Helper()
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
-	})
+	wg.Go(func() { sleeper(stop) })
 	wg.Go(func() {
 		n := 0
 		for {
@@ -253,15 +256,7 @@ func recordStream(t *testing.T, d, genEvery time.Duration) []byte {
 	t.Helper()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
-	})
+	wg.Go(func() { sleeper(stop) })
 	var buf lockedBuffer
 	if err := rtrace.Start(&buf); err != nil {
 		t.Fatal(err)

@@ -1393,65 +1393,17 @@ func (b *WindowBuilder) Finalize() *Window {
 			gs.InState = int64(b.end - max(g.since, start))
 			b.close(g, b.end, trace.GoUndetermined)
 			g.since = b.end
-			gs.State = stateOfTrace(g.state)
-			if g.state == trace.GoWaiting {
-				gs.WaitReason = b.reasons[g.reason]
-				gs.ReasonInferred = g.inferred
-				if g.site >= 0 {
-					s := &sites[g.site]
-					s.Waiting++
-					if len(s.Tasks) < maxSiteTasks {
-						s.Tasks = append(s.Tasks, gs.ID)
-					}
-				}
-			}
+			b.endState(gs, g, sites)
 		}
 		gs.Total = int64(end - max(g.created, start))
 		gs.Busy, gs.Sched, gs.Idle, gs.Syscall = g.busy, g.sched, g.idle, g.syscall
 		gs.Polls, gs.LongestRun, gs.LongestStretch = g.polls, g.longest, g.longestStretch
 		gs.RunTimes, gs.SchedDelays = g.runs, g.delays
-		if g.idle > 0 {
-			n := len(idleBy)
-			for i := -1; i < len(g.idleMore); i++ {
-				r := g.idle0
-				if i >= 0 {
-					r = g.idleMore[i]
-				}
-				if r.ns > 0 {
-					idleBy = append(idleBy, ReasonTime{Reason: b.reasons[r.reason], NS: r.ns})
-				}
-			}
-			gs.IdleByReason = idleBy[n:len(idleBy):len(idleBy)]
-			if len(gs.IdleByReason) > 1 {
-				slices.SortStableFunc(gs.IdleByReason, func(x, y ReasonTime) int { return cmp.Compare(y.NS, x.NS) })
-			}
-		}
-		gs.Stack = b.framesOf(g.stack)
+		idleBy, gs.IdleByReason = b.idleByReason(idleBy, g.idle0, g.idleMore)
 		if g.stretchStack != trace.NoStack {
 			gs.StretchStack = b.framesOf(g.stretchStack)
 		}
-		if g.start != trace.NoStack {
-			if fs := b.framesOf(g.start); len(fs) > 0 {
-				gs.StartFunc = fs[0].Func
-			}
-		}
-		if gs.StartFunc == "" {
-			fs := gs.Stack
-			if g.first != g.stack {
-				fs = b.framesOf(g.first)
-			}
-			if len(fs) > 0 {
-				gs.StartFunc = fs[len(fs)-1].Func
-			}
-		}
-		if g.creator != trace.NoStack {
-			if fs := b.framesOf(g.creator); len(fs) > 0 {
-				gs.CreatedBy = fs[0]
-			}
-		}
-		if g.parent != trace.NoGoroutine {
-			gs.ParentID = int64(g.parent)
-		}
+		b.origin(gs, g)
 		w.Goroutines[gs.ID] = gs
 	}
 	w.listByID(stats)
@@ -1464,6 +1416,91 @@ func (b *WindowBuilder) Finalize() *Window {
 		w.Sites = b.finishSites(sites, wakers)
 	}
 	return w
+}
+
+// endState sets what a goroutine alive at the end of a window is doing
+// then, and counts it at its site if it waits.
+func (b *WindowBuilder) endState(gs *GoStats, g *goState, sites []SiteStats) {
+	gs.State = stateOfTrace(g.state)
+	if g.state != trace.GoWaiting {
+		return
+	}
+	gs.WaitReason = b.reasons[g.reason]
+	gs.ReasonInferred = g.inferred
+	if g.site >= 0 {
+		s := &sites[g.site]
+		s.Waiting++
+		if len(s.Tasks) < maxSiteTasks {
+			s.Tasks = append(s.Tasks, gs.ID)
+		}
+	}
+}
+
+// idleByReason appends idle time by reason (idle0 and more) to buf,
+// longest first, and returns buf and what it appended (nil for none): the
+// IdleByReason of a window's goroutines share one backing array.
+func (b *WindowBuilder) idleByReason(buf []ReasonTime, idle0 reasonNS, more []reasonNS) ([]ReasonTime, []ReasonTime) {
+	n := len(buf)
+	for i := -1; i < len(more); i++ {
+		r := idle0
+		if i >= 0 {
+			r = more[i]
+		}
+		if r.ns > 0 {
+			buf = append(buf, ReasonTime{Reason: b.reasons[r.reason], NS: r.ns})
+		}
+	}
+	if len(buf) == n {
+		return buf, nil
+	}
+	mine := buf[n:len(buf):len(buf)]
+	if len(mine) > 1 {
+		slices.SortStableFunc(mine, func(x, y ReasonTime) int { return cmp.Compare(y.NS, x.NS) })
+	}
+	return buf, mine
+}
+
+// stackOf returns the frames of one of a goroutine's stacks: the
+// trace.Stack while its generation lasts, else its frozen frames (live
+// mode); nil for none.
+func (b *WindowBuilder) stackOf(s trace.Stack, frozen int32) []Frame {
+	if s != trace.NoStack {
+		return b.framesOf(s)
+	}
+	return b.frozen(frozen)
+}
+
+// frozen returns the frames of a frozen stack reference; nil for none.
+func (b *WindowBuilder) frozen(f int32) []Frame {
+	if f == 0 {
+		return nil
+	}
+	return b.frames[f-1]
+}
+
+// origin sets a goroutine's latest stack, the function it started in (of
+// its creation's stack, else the root of the first stack seen of it, else
+// of the latest), and who created it.
+func (b *WindowBuilder) origin(gs *GoStats, g *goState) {
+	gs.Stack = b.stackOf(g.stack, g.stackF)
+	if fs := b.stackOf(g.start, g.startF); len(fs) > 0 {
+		gs.StartFunc = fs[0].Func
+	}
+	if gs.StartFunc == "" {
+		fs := b.stackOf(g.first, g.firstF)
+		if fs == nil {
+			fs = gs.Stack
+		}
+		if len(fs) > 0 {
+			gs.StartFunc = fs[len(fs)-1].Func
+		}
+	}
+	if fs := b.stackOf(g.creator, g.creatorF); len(fs) > 0 {
+		gs.CreatedBy = fs[0]
+	}
+	if g.parent != trace.NoGoroutine {
+		gs.ParentID = int64(g.parent)
+	}
 }
 
 // finishSites lists the sites of a window, most wait first, leaving out
