@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"runtime"
 	rtrace "runtime/trace"
 	"strings"
@@ -474,4 +476,45 @@ func genEnds(stream []byte) []int {
 		out[i] = int(e)
 	}
 	return out
+}
+
+// The live stream never panics, hangs or fails in its own analysis,
+// whatever bytes it is given and however they are cut; the windows it
+// composes hold together.
+func FuzzLiveStream(f *testing.F) {
+	data, err := os.ReadFile(filepath.Join("testdata", "traces", "small.trace"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data, uint16(3000))
+	f.Add(data[:len(data)/2], uint16(100))
+	f.Add(data[:100], uint16(7))
+	f.Fuzz(func(t *testing.T, b []byte, chunk uint16) {
+		lt := newLiveTrace(1 << 20)
+		defer stopReplay(lt)
+		lt.running = true
+		n := max(int(chunk), 1)
+		for i := 0; i < len(b); i += n {
+			lt.Write(b[i:min(i+n, len(b))])
+			if i == 0 || i/n%5 == 4 {
+				catchUpAndCompose(t, lt)
+			}
+		}
+		catchUpAndCompose(t, lt)
+	})
+}
+
+func catchUpAndCompose(t *testing.T, lt *liveTrace) {
+	bl, err := lt.catchUp()
+	if errors.Is(err, errAnalysis) {
+		t.Fatal(err)
+	}
+	if err != nil {
+		return
+	}
+	for _, d := range []time.Duration{time.Microsecond, 10 * time.Millisecond, time.Second} {
+		if w, ok := bl.liveWindow(d); ok {
+			checkWindow(t, w)
+		}
+	}
 }

@@ -273,11 +273,16 @@ func (lt *liveTrace) restart() {
 // parse runs a parser until its stream ends or fails.
 func (lt *liveTrace) parse(id int, b *WindowBuilder, done chan struct{}) {
 	defer close(done)
+	inEvent := false
 	err := func() (err error) {
 		defer func() {
 			// The parser panics on some corrupt input.
 			if p := recover(); p != nil {
-				err = fmt.Errorf("parser panic: %v", p)
+				if inEvent {
+					err = fmt.Errorf("event %d: %w: %v", b.events, errAnalysis, p)
+				} else {
+					err = fmt.Errorf("parser panic: %v", p)
+				}
 			}
 		}()
 		tr, err := xtrace.NewReader(&liveReader{lt: lt, id: id})
@@ -289,7 +294,9 @@ func (lt *liveTrace) parse(id int, b *WindowBuilder, done chan struct{}) {
 			if err != nil {
 				return err
 			}
+			inEvent = true
 			b.Event(&ev)
+			inEvent = false
 		}
 	}()
 	lt.mu.Lock()
