@@ -34,7 +34,7 @@ type liveState struct {
 	dirty    []*goState // the goroutines that changed in it
 	gens     []genRecord
 	// keep is how far back from the last generation's end generations
-	// are kept: the longest window asked for, and a generation more.
+	// are kept: the longest window asked for, and 2s more.
 	keep trace.Time
 	// frameRef's last look-up.
 	refStk trace.Stack
@@ -85,13 +85,13 @@ type siteRecord struct {
 // whose windows liveWindow composes.
 func newLiveBuilder() *WindowBuilder {
 	b := NewWindowBuilder(WindowOptions{Sites: true})
-	b.live = &liveState{keep: trace.Time(DefaultLiveKeep)}
+	b.live = &liveState{keep: trace.Time(defaultLiveKeep)}
 	return b
 }
 
-// DefaultLiveKeep is how much of the stream a live builder keeps before it
+// defaultLiveKeep is how much of the stream a live builder keeps before it
 // is asked for a longer window.
-const DefaultLiveKeep = 6 * time.Second
+const defaultLiveKeep = 6 * time.Second
 
 // liveSync begins a generation, recording the one before.
 func (b *WindowBuilder) liveSync(ev *trace.Event, t trace.Time) {

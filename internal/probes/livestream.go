@@ -51,7 +51,7 @@ type liveTrace struct {
 }
 
 func newLiveTrace(maxBacklog int) *liveTrace {
-	lt := &liveTrace{maxBacklog: maxBacklog, keep: int64(DefaultLiveKeep)}
+	lt := &liveTrace{maxBacklog: maxBacklog, keep: int64(defaultLiveKeep)}
 	lt.cond = sync.NewCond(&lt.mu)
 	return lt
 }
