@@ -329,6 +329,11 @@ func (r *liveReader) Read(p []byte) (int, error) {
 		if lt.allowed > lt.base {
 			n := copy(p, lt.data[:lt.allowed-lt.base])
 			lt.data = lt.data[n:]
+			if len(lt.data) == 0 {
+				// Let the backing array go (tens of MB at a million
+				// goroutines) rather than keep it for the next bytes.
+				lt.data = nil
+			}
 			lt.base += int64(n)
 			for len(lt.ends) > 0 && lt.ends[0] <= lt.base {
 				lt.ends = lt.ends[1:]
