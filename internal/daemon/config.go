@@ -50,6 +50,11 @@ type Config struct {
 	TraceMinAge   time.Duration
 	TraceMaxBytes uint64
 	DumpBudget    float64
+	// TraceStream has the daemon stream its execution trace to itself
+	// while snapshots are asked for, and analyse each generation once:
+	// faster snapshots, but another runtime/trace.Start (a gops agent's
+	// trace command) fails meanwhile.
+	TraceStream bool
 
 	// PyroscopeURL, when set, turns on continuous profiling: every profile
 	// type pyroscope-go offers is pushed there every PyroscopeUploadRate, as
@@ -87,6 +92,7 @@ func Defaults() Config {
 		TraceMinAge:          10 * time.Second,
 		TraceMaxBytes:        64 << 20,
 		DumpBudget:           0.01,
+		TraceStream:          true,
 		PyroscopeApp:         "inspectd",
 		PyroscopeTags:        map[string]string{},
 		PyroscopeUploadRate:  15 * time.Second,
@@ -109,6 +115,7 @@ func Defaults() Config {
 //	trace_min_age: 10s
 //	trace_max_bytes: 67108864
 //	dump_budget: 0.01
+//	trace_stream: true
 //	pyroscope_url: http://localhost:4040
 //	pyroscope_app: inspectd
 //	pyroscope_tags: {env: lab}
@@ -135,6 +142,7 @@ type fileConfig struct {
 	TraceMinAge          *string                   `yaml:"trace_min_age"`
 	TraceMaxBytes        *uint64                   `yaml:"trace_max_bytes"`
 	DumpBudget           *float64                  `yaml:"dump_budget"`
+	TraceStream          *bool                     `yaml:"trace_stream"`
 	PyroscopeURL         *string                   `yaml:"pyroscope_url"`
 	PyroscopeApp         *string                   `yaml:"pyroscope_app"`
 	PyroscopeTags        map[string]string         `yaml:"pyroscope_tags"`
@@ -155,7 +163,7 @@ type fileDiagnose struct {
 }
 
 var fileKeys = []string{"listen", "gops_addr", "token", "log_format", "log_level",
-	"mutex_profile_fraction", "block_profile_rate", "trace_min_age", "trace_max_bytes", "dump_budget",
+	"mutex_profile_fraction", "block_profile_rate", "trace_min_age", "trace_max_bytes", "dump_budget", "trace_stream",
 	"pyroscope_url", "pyroscope_app", "pyroscope_tags", "pyroscope_user", "pyroscope_password", "pyroscope_tenant",
 	"pyroscope_upload_rate", "diagnose", "workloads"}
 
@@ -192,6 +200,7 @@ func flagSet(cfg *Config, cl *cmdline, reg *workload.Registry) *flag.FlagSet {
 	fs.DurationVar(&cfg.TraceMinAge, "trace-min-age", cfg.TraceMinAge, "keep at least this much execution trace in the flight recorder (`duration`)")
 	fs.Uint64Var(&cfg.TraceMaxBytes, "trace-max-bytes", cfg.TraceMaxBytes, "bound the flight recorder to about this many `bytes`")
 	fs.Float64Var(&cfg.DumpBudget, "dump-budget", cfg.DumpBudget, "share of wall time full goroutine dumps may stop the world (`fraction`, 0 < f <= 0.5)")
+	fs.BoolVar(&cfg.TraceStream, "trace-stream", cfg.TraceStream, "while snapshots are asked for, stream the execution trace to this process and analyse it once (faster snapshots; a gops agent's trace command fails meanwhile)")
 	fs.StringVar(&cfg.PyroscopeURL, "pyroscope-url", cfg.PyroscopeURL, "push continuous profiles to the Pyroscope server at this `URL` (also PYROSCOPE_SERVER_ADDRESS)")
 	fs.StringVar(&cfg.PyroscopeApp, "pyroscope-app", cfg.PyroscopeApp, "Pyroscope application `name`")
 	fs.Var(tagFlag(cfg.PyroscopeTags), "pyroscope-tag", "add a Pyroscope tag as `key=value` (repeatable; host and version are always set)")
@@ -372,6 +381,9 @@ func (cfg *Config) applyFile(path string) error {
 	}
 	if fc.DumpBudget != nil {
 		cfg.DumpBudget = *fc.DumpBudget
+	}
+	if fc.TraceStream != nil {
+		cfg.TraceStream = *fc.TraceStream
 	}
 	if fc.PyroscopeURL != nil {
 		cfg.PyroscopeURL = *fc.PyroscopeURL

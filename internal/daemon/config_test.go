@@ -77,6 +77,15 @@ workloads:
 		cfg.Params["hello"]["interval"] != "50ms" {
 		t.Errorf("from file: %+v", cfg)
 	}
+	if !cfg.TraceStream {
+		t.Error("the trace stream is off by default")
+	}
+	if cfg, _, err := load([]string{"--config", writeFile(t, "trace_stream: false\n")}, nil); err != nil || cfg.TraceStream {
+		t.Errorf("trace_stream: false in the file: %v, stream %v", err, cfg.TraceStream)
+	}
+	if cfg, _, err := load(nil, map[string]string{"INSPECTD_TRACE_STREAM": "false"}); err != nil || cfg.TraceStream {
+		t.Errorf("INSPECTD_TRACE_STREAM=false: %v, stream %v", err, cfg.TraceStream)
+	}
 	cfg, _, err = load([]string{"--config", file}, map[string]string{"INSPECTD_LISTEN": "127.0.0.1:9002", "INSPECTD_LOG_FORMAT": "text"})
 	if err != nil {
 		t.Fatal(err)

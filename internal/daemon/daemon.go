@@ -93,6 +93,7 @@ func Start(cfg Config, reg *workload.Registry, log *slog.Logger) (*Daemon, error
 	}
 	col, err := probes.NewCollector(probes.CollectorOptions{
 		TraceMinAge: cfg.TraceMinAge, TraceMaxBytes: cfg.TraceMaxBytes, DumpBudget: cfg.DumpBudget, Logger: log,
+		LiveIdle: liveIdle(cfg.TraceStream),
 	})
 	if err != nil {
 		ln.Close()
@@ -270,4 +271,13 @@ func version() string {
 		return bi.Main.Version
 	}
 	return "devel"
+}
+
+// liveIdle is the collector's LiveIdle for the trace-stream setting: its
+// default (0), or never stream (-1).
+func liveIdle(stream bool) time.Duration {
+	if stream {
+		return 0
+	}
+	return -1
 }

@@ -284,7 +284,7 @@ func TestDaemonRefusesPublicWithoutToken(t *testing.T) {
 }
 
 func TestDaemonTokenProcess(t *testing.T) {
-	p := startProc(t, t.TempDir(), "--token", "s3cret", "--workloads", "hello", "--gops-addr", "off")
+	p := startProc(t, t.TempDir(), "--token", "s3cret", "--workloads", "hello", "--gops-addr", "off", "--trace-stream=false")
 	base := "http://" + p.addr
 	if code, _ := get(t, base+"/api/v1/workloads"); code != 401 {
 		t.Errorf("API without token: %d, want 401", code)
@@ -298,6 +298,25 @@ func TestDaemonTokenProcess(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Errorf("pprof with token: %d", resp.StatusCode)
+	}
+	// Without the trace stream, every window is read from the flight
+	// recorder, however long snapshots have been asked for.
+	for i := range 2 {
+		if i > 0 {
+			time.Sleep(1500 * time.Millisecond)
+		}
+		req, _ := http.NewRequest("GET", base+"/api/v1/snapshot?window=1s", nil)
+		req.Header.Set("Authorization", "Bearer s3cret")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var snap api.Snapshot
+		err = json.NewDecoder(resp.Body).Decode(&snap)
+		resp.Body.Close()
+		if err != nil || !strings.HasPrefix(snap.Source, "trace") || strings.HasPrefix(snap.Source, "trace-stream") {
+			t.Errorf("snapshot %d with --trace-stream=false: source %q, %v", i, snap.Source, err)
+		}
 	}
 	p.cmd.Process.Signal(syscall.SIGINT)
 	if err := p.wait(); err != nil {
@@ -333,7 +352,9 @@ func checkInspection(t *testing.T, base string) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	if snap.WindowNS <= 0 || snap.WindowNS > int64(2100*time.Millisecond) || snap.Process.Goroutines == 0 || snap.Process.GOMAXPROCS == 0 {
+	// (A window from the live trace stream starts where a generation of
+	// the trace, about a second long, starts.)
+	if snap.WindowNS <= 0 || snap.WindowNS > int64(2600*time.Millisecond) || snap.Process.Goroutines == 0 || snap.Process.GOMAXPROCS == 0 {
 		t.Errorf("snapshot window %v, process %+v", time.Duration(snap.WindowNS), snap.Process)
 	}
 	var site *api.Site
