@@ -61,6 +61,14 @@ type Options struct {
 	// 10s and 64 MiB).
 	TraceMinAge   time.Duration
 	TraceMaxBytes uint64
+	// NoTraceStream keeps runtime/trace.Start free for the program. While
+	// clients ask for snapshots (and 30s after), the agent streams the
+	// execution trace to itself and analyses each generation once, which
+	// makes snapshots several times faster; the runtime runs one such
+	// trace at a time beside the flight recorder, so the program's own
+	// runtime/trace.Start fails meanwhile. The agent's /debug/pprof/trace
+	// pauses the stream while it records.
+	NoTraceStream bool
 	// Logger receives the agent's few records (default: none).
 	Logger *slog.Logger
 	// NoPortFile leaves out the port file that `inspect-cli ps` reads.
@@ -97,7 +105,11 @@ func Listen(opts Options) (*Agent, error) {
 	} else if !loopback && opts.Token == "" {
 		return nil, fmt.Errorf("agent: refusing to listen on %s without a token: the API shows every goroutine's stack; set Options.Token or use a loopback address", opts.Addr)
 	}
-	col, err := probes.NewCollector(probes.CollectorOptions{TraceMinAge: opts.TraceMinAge, TraceMaxBytes: opts.TraceMaxBytes, Logger: opts.Logger})
+	copts := probes.CollectorOptions{TraceMinAge: opts.TraceMinAge, TraceMaxBytes: opts.TraceMaxBytes, Logger: opts.Logger}
+	if opts.NoTraceStream {
+		copts.LiveIdle = -1
+	}
+	col, err := probes.NewCollector(copts)
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}

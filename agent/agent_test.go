@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	rtrace "runtime/trace"
 	"strconv"
 	"strings"
 	"sync"
@@ -143,4 +144,29 @@ func TestOneAgentPerProcess(t *testing.T) {
 		b.Close()
 		t.Fatal("a second agent started beside the first; only one flight recorder can run")
 	}
+}
+
+// With NoTraceStream, the program's own runtime/trace.Start works while a
+// client asks for snapshots.
+func TestAgentNoTraceStream(t *testing.T) {
+	a, err := Listen(Options{NoPortFile: true, NoTraceStream: true, TraceMinAge: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	c := api.NewClient(a.Addr(), "")
+	for range 3 {
+		var snap api.Snapshot
+		if err := c.Do(context.Background(), "GET", "/api/v1/snapshot?window=500ms", nil, &snap); err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(snap.Source, "trace-stream") {
+			t.Fatalf("snapshot source %q with NoTraceStream", snap.Source)
+		}
+		time.Sleep(600 * time.Millisecond)
+	}
+	if err := rtrace.Start(io.Discard); err != nil {
+		t.Fatalf("the program's own trace: %v", err)
+	}
+	rtrace.Stop()
 }
