@@ -838,7 +838,9 @@ func BenchmarkCollectorCPU(b *testing.B) {
 // it reports the catch-up (parsing the generations completed since the
 // last one: catchup-ms), the window's composition (compose-ms), the rest
 // (model-ms: the join with labels and runtime/metrics), the events parsed
-// per snapshot (events), the share of snapshots the stream served (live-%)
+// per snapshot (events) and the parser's time analysing them, during the
+// snapshot or, while the CPU budget allows, as they came since the last
+// one (parse-ms), the share of snapshots the stream served (live-%)
 // and the same pauses, CPU and memory figures, with the times the stream's
 // analysis started over (restarts: after a dropped backlog or an error).
 // For the ratio with the bare parse, after the last snapshot it takes a
@@ -885,7 +887,7 @@ func BenchmarkCollectorLive(b *testing.B) {
 			var catchUpT, composeT, totalT, cpuT time.Duration
 			var alloc, peak uint64
 			var served, events, restarts int64
-			var longestGC, longestOther time.Duration
+			var longestGC, longestOther, parseT time.Duration
 			var ms0, ms1 runtime.MemStats
 			for b.Loop() {
 				b.StopTimer()
@@ -897,7 +899,7 @@ func BenchmarkCollectorLive(b *testing.B) {
 				pp.mark()
 				ev0 := c.liveCost.events
 				c.live.mu.Lock()
-				pid0 := c.live.pid
+				pid0, busy0 := c.live.pid, c.live.busy
 				c.live.mu.Unlock()
 				cpu0 := cpuTime()
 				last = time.Now()
@@ -926,6 +928,9 @@ func BenchmarkCollectorLive(b *testing.B) {
 				}
 				c.live.mu.Lock()
 				restarted := c.live.pid != pid0
+				if !restarted {
+					parseT += c.live.busy - busy0
+				}
 				c.live.mu.Unlock()
 				if restarted {
 					restarts++
@@ -964,6 +969,7 @@ func BenchmarkCollectorLive(b *testing.B) {
 				b.ReportMetric(msOf(bareT, 1)/msOf(catchUpT+composeT, float64(served)), "vs-bare")
 			}
 			b.ReportMetric(float64(restarts), "restarts")
+			b.ReportMetric(msOf(parseT, N), "parse-ms")
 			b.ReportMetric(float64(longestGC.Microseconds())/1e3, "max-gc-pause-ms")
 			b.ReportMetric(float64(longestOther.Microseconds())/1e3, "max-other-pause-ms")
 			b.ReportMetric(float64(longest.Microseconds())/1e3, "max-pause-ms")

@@ -39,6 +39,8 @@ type liveState struct {
 	// frameRef's last look-up.
 	refStk trace.Stack
 	ref    int32
+	// analysed is the trace time of the generations recorded.
+	analysed time.Duration
 }
 
 // genRecord is what one generation added.
@@ -156,6 +158,7 @@ func (b *WindowBuilder) endGen(end trace.Time) {
 		s.lastWaker = trace.NoStack
 	}
 	l.gens = append(l.gens, rec)
+	l.analysed += time.Duration(end - rec.start)
 	drop := 0
 	for drop+1 < len(l.gens) && l.gens[drop+1].start <= end-l.keep {
 		drop++

@@ -310,12 +310,14 @@ func stopReplay(lt *liveTrace) {
 func TestLiveTraceGenerations(t *testing.T) {
 	stream := recordStream(t, 2500*time.Millisecond, 0)
 	gens := countGenerations(stream)
-	if gens < 2 {
-		t.Fatalf("%d generations in 2.5s of trace", gens)
+	ends := genEnds(stream)
+	if gens < 3 || len(ends) != int(gens) {
+		t.Fatalf("%d generations in 2.5s of trace (%d ends)", gens, len(ends))
 	}
 	lt := newLiveTrace(64 << 20)
 	defer stopReplay(lt)
-	half := len(stream) / 2
+	// The first generation and some of the second.
+	half := 16 + ends[0] + (ends[1]-ends[0])/2
 	replay(lt, stream[:half])
 	b, err := lt.catchUp()
 	if err != nil {
@@ -324,7 +326,33 @@ func TestLiveTraceGenerations(t *testing.T) {
 	b.liveWindow(time.Second) // records the generation in progress
 	first := len(b.live.gens)
 	events := b.events
-	lt.Write(stream[half:])
+
+	// Released without eagerness, the parser waits for the next catch-up.
+	lt.release(false)
+	lt.Write(stream[half : 16+ends[len(ends)-2]])
+	time.Sleep(50 * time.Millisecond)
+	lt.mu.Lock()
+	allowed, parked := lt.allowed, lt.parked
+	lt.mu.Unlock()
+	if allowed >= int64(ends[len(ends)-2]) || !parked {
+		t.Errorf("not eager: the parser was let read up to %d (parked %v), before the generation ending at %d", allowed, parked, ends[len(ends)-2])
+	}
+	// Eager, it goes on by itself with each generation as it completes.
+	lt.release(true)
+	lt.Write(stream[16+ends[len(ends)-2]:])
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		lt.mu.Lock()
+		done := lt.parked && lt.base == int64(ends[len(ends)-1])
+		lt.mu.Unlock()
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("eager: the parser did not read the whole stream by itself")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if b, err = lt.catchUp(); err != nil {
 		t.Fatal(err)
 	}

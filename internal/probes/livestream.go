@@ -48,6 +48,16 @@ type liveTrace struct {
 	perr    error // the parser stopped on this
 	done    chan struct{}
 	keep    int64 // the builder's keep (ns)
+
+	// Until eagerUntil, the parser analyses each generation as soon as it
+	// is complete rather than when a snapshot asks, except while a window
+	// is composed (composing), which reads the builder.
+	eagerUntil time.Time
+	composing  bool
+	// busy is the time the parser spent analysing (from each wake-up to
+	// the next park), for the analysis' cost per second of trace.
+	busy     time.Duration
+	unparked time.Time
 }
 
 func newLiveTrace(maxBacklog int) *liveTrace {
@@ -102,6 +112,7 @@ func (lt *liveTrace) stop() {
 	lt.b, lt.hdr, lt.data, lt.ends = nil, nil, nil, nil
 	lt.base, lt.scanned, lt.allowed = 0, 0, 0
 	lt.ferr, lt.perr, lt.dropped = nil, nil, false
+	lt.eagerUntil, lt.composing, lt.busy, lt.unparked = time.Time{}, false, 0, time.Time{}
 	done := lt.done
 	lt.done = nil
 	lt.cond.Broadcast()
@@ -126,6 +137,7 @@ func (lt *liveTrace) Write(p []byte) (int, error) {
 	if len(lt.data) > lt.maxBacklog && lt.allowed <= lt.base {
 		lt.trim()
 	}
+	lt.feed()
 	return len(p), nil
 }
 
@@ -191,6 +203,19 @@ func (lt *liveTrace) frame() {
 	}
 }
 
+// feed, in eager mode, lets the parser analyse every whole generation
+// now, unless a window is being composed or the analysis must start over
+// (catchUp does that).
+func (lt *liveTrace) feed() {
+	if lt.composing || lt.b == nil || lt.dropped || lt.perr != nil || len(lt.ends) == 0 || !time.Now().Before(lt.eagerUntil) {
+		return
+	}
+	if end := lt.ends[len(lt.ends)-1]; end > lt.allowed {
+		lt.allowed = end
+		lt.cond.Broadcast()
+	}
+}
+
 // trim drops the oldest whole generations, leaving the fewest that keep
 // the backlog under half its bound, and at least the last whole one.
 func (lt *liveTrace) trim() {
@@ -247,7 +272,39 @@ func (lt *liveTrace) catchUp() (*WindowBuilder, error) {
 		return nil, fmt.Errorf("live trace analysis: %w", lt.perr)
 	}
 	lt.b.live.keep = max(lt.b.live.keep, xtrace.Time(lt.keep))
+	lt.composing = true
 	return lt.b, nil
+}
+
+// release ends what catchUp began: the builder is the parser's again. With
+// eager, the parser goes on with each generation as it completes, for
+// eagerFor: a client that watches asks again before that.
+func (lt *liveTrace) release(eager bool) {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	lt.composing = false
+	lt.eagerUntil = time.Time{}
+	if eager {
+		lt.eagerUntil = time.Now().Add(eagerFor)
+	}
+	lt.feed()
+}
+
+// eagerFor is how long after a snapshot the stream is analysed as it
+// comes: longer than a watching client's interval, short enough that the
+// analysis stops soon after the last client left.
+const eagerFor = 5 * time.Second
+
+// cost is the parser's analysis time per second of trace it analysed, of
+// builder b, which the caller holds (between catchUp and release); 0 until
+// it has analysed a generation.
+func (lt *liveTrace) cost(b *WindowBuilder) float64 {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	if b.live.analysed <= 0 {
+		return 0
+	}
+	return float64(lt.busy) / float64(b.live.analysed)
 }
 
 // restart starts a parser on a new builder, from the next generation.
@@ -264,6 +321,7 @@ func (lt *liveTrace) restart() {
 	}
 	lt.allowed = lt.base
 	lt.perr, lt.dropped, lt.parked, lt.hdrOut = nil, false, false, 0
+	lt.busy, lt.unparked = 0, time.Time{}
 	lt.b = newLiveBuilder()
 	done := make(chan struct{})
 	lt.done = done
@@ -340,9 +398,13 @@ func (r *liveReader) Read(p []byte) (int, error) {
 			}
 			return n, nil
 		}
+		if !lt.unparked.IsZero() {
+			lt.busy += time.Since(lt.unparked)
+		}
 		lt.parked = true
 		lt.cond.Broadcast()
 		lt.cond.Wait()
 		lt.parked = false
+		lt.unparked = time.Now()
 	}
 }
