@@ -8,8 +8,9 @@ package probes
 // goroutine: some 480 ms a snapshot at 100k goroutines. While clients
 // watch, the Collector instead streams the trace (runtime/trace.Start,
 // beside the flight recorder) into memory (liveTrace), and one parser, kept
-// open on that stream for as long as it runs, analyses each generation once,
-// when a snapshot asks for it. Its builder, in live mode, keeps every
+// open on that stream for as long as it runs, analyses each generation once:
+// as the runtime completes it while that fits the CPU budget, else when a
+// snapshot asks. Its builder, in live mode, keeps every
 // goroutine's state from one generation to the next, and of each generation
 // only the numbers of the goroutines that changed in it. A window is
 // composed from the last generations' numbers and the current states. It

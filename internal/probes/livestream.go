@@ -16,13 +16,15 @@ import (
 
 // liveTrace streams this process' execution trace into memory
 // (runtime/trace.Start: it runs beside the flight recorder) and keeps a live
-// builder (see live.go) analysed up to the last whole generation, on demand:
-// the bytes wait in memory until a snapshot asks, so the analysis costs
-// nothing while nobody watches.
+// builder (see live.go) analysed up to the last whole generation. The bytes
+// wait in memory until a snapshot asks, or, for a few seconds after one
+// (release with eager), until their generation is complete; so the
+// analysis costs nothing while nobody watches.
 //
 // The parser is one goroutine reading the stream through a liveReader,
-// which hands it whole generations only when catchUp allows them, and
-// parks it in between: then the builder is the caller's to read.
+// which hands it whole generations only when they are allowed, and parks
+// it in between. From catchUp to release, the builder is the caller's to
+// read and nothing more is allowed.
 type liveTrace struct {
 	// maxBacklog bounds the bytes kept unread: past it the oldest whole
 	// generations are dropped and the analysis starts over.
