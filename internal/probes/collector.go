@@ -124,6 +124,7 @@ type Collector struct {
 	liveErr    string // the last reason it could not serve, logged once
 	liveServed bool   // the last snapshot's window came from it
 	liveCost   liveCost
+	liveBusy   time.Duration // the parser's time up to the last build
 }
 
 // dumpFacts are what only a dump tells about a goroutine.
@@ -287,6 +288,10 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 	snap.Source = source
 	snap.Notes = append(snap.Notes, notes...)
 	c.buildCost = time.Since(began) + parallel
+	if live {
+		// The stream parsed since the last build, outside this one.
+		c.buildCost += c.liveCost.background
+	}
 	c.last = &built{at: now, window: window, snap: snap, win: win}
 	if profDue {
 		// For the next snapshots; read after this one rather than
@@ -330,7 +335,10 @@ func (c *Collector) liveWindow(window time.Duration) (*Window, bool) {
 	c.liveErr = ""
 	caught := time.Now()
 	win, ok := b.liveWindow(window)
-	c.liveCost = liveCost{catchUp: caught.Sub(began), compose: time.Since(caught), events: b.events}
+	busy := c.live.parseTime()
+	c.liveCost = liveCost{catchUp: caught.Sub(began), compose: time.Since(caught), events: b.events,
+		background: max(busy-c.liveBusy-caught.Sub(began), 0)}
+	c.liveBusy = busy
 	// While analysing the stream as it comes costs at most half the CPU
 	// budget (about 5% of a core per second of trace at 100k goroutines,
 	// half a core at a million), do so: the next snapshot then finds
@@ -341,10 +349,13 @@ func (c *Collector) liveWindow(window time.Duration) (*Window, bool) {
 	return win, ok
 }
 
-// liveCost is what the last live window cost (for the benchmarks).
+// liveCost is what the last live window cost.
 type liveCost struct {
 	catchUp, compose time.Duration
-	events           int64 // analysed since the stream began
+	// background is the parser's time since the last build outside the
+	// catch-up: the stream analysed as it came.
+	background time.Duration
+	events     int64 // analysed since the stream began
 }
 
 // liveFailed logs why the live stream could not serve, once per reason.

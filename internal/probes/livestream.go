@@ -297,6 +297,14 @@ func (lt *liveTrace) release(eager bool) {
 // analysis stops soon after the last client left.
 const eagerFor = 5 * time.Second
 
+// parseTime is the parser's time analysing since the stream (or the
+// analysis) started over.
+func (lt *liveTrace) parseTime() time.Duration {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	return lt.busy
+}
+
 // cost is the parser's analysis time per second of trace it analysed, of
 // builder b, which the caller holds (between catchUp and release); 0 until
 // it has analysed a generation.
