@@ -546,3 +546,27 @@ func catchUpAndCompose(t *testing.T, lt *liveTrace) {
 		}
 	}
 }
+
+// A parser fed as the stream comes stops being fed once the unread bytes
+// pass the backlog bound, so that they can be dropped.
+func TestLiveTraceEagerBacklog(t *testing.T) {
+	stream := recordStream(t, 2500*time.Millisecond, 0)
+	ends := genEnds(stream)
+	lt := newLiveTrace(2 << 10)
+	defer stopReplay(lt)
+	replay(lt, stream[:16+ends[0]])
+	if _, err := lt.catchUp(); err != nil {
+		t.Fatal(err)
+	}
+	lt.release(true)
+	lt.Write(stream[16+ends[0]:])
+	lt.mu.Lock()
+	eager := !lt.eagerUntil.IsZero()
+	lt.mu.Unlock()
+	if eager {
+		t.Error("still eager past the backlog bound")
+	}
+	if _, err := lt.catchUp(); err != nil {
+		t.Fatal(err)
+	}
+}

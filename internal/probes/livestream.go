@@ -136,8 +136,13 @@ func (lt *liveTrace) Write(p []byte) (int, error) {
 	}
 	lt.data = append(lt.data, p...)
 	lt.frame()
-	if len(lt.data) > lt.maxBacklog && lt.allowed <= lt.base {
-		lt.trim()
+	if len(lt.data) > lt.maxBacklog {
+		// The parser falls behind the stream: stop feeding it, so that
+		// what it does not reach can be dropped.
+		lt.eagerUntil = time.Time{}
+		if lt.allowed <= lt.base {
+			lt.trim()
+		}
 	}
 	lt.feed()
 	return len(p), nil
