@@ -46,6 +46,7 @@ type liveState struct {
 
 // genRecord is what one generation added.
 type genRecord struct {
+	seq        uint32 // liveState.seq of the generation
 	start, end trace.Time
 	wall       time.Time
 	events     int64
@@ -135,7 +136,7 @@ func (b *WindowBuilder) carryOver(g *goState, t trace.Time, to trace.GoState) {
 func (b *WindowBuilder) endGen(end trace.Time) {
 	l := b.live
 	l.open = false
-	rec := genRecord{start: l.genStart, end: end, wall: l.wall, events: b.events - l.events0, gs: make([]goRecord, 0, len(l.dirty))}
+	rec := genRecord{seq: l.seq, start: l.genStart, end: end, wall: l.wall, events: b.events - l.events0, gs: make([]goRecord, 0, len(l.dirty))}
 	for _, g := range l.dirty {
 		r := goRecord{g: g, busy: g.busy, sched: g.sched, idle: g.idle, syscall: g.syscall,
 			polls: g.polls, longest: g.longest, stretch: g.longestStretch, runs: g.runs, delays: g.delays,
@@ -216,6 +217,7 @@ func (b *WindowBuilder) frameRef(s trace.Stack) int32 {
 
 // compAcc gathers a goroutine's numbers while a window is composed.
 type compAcc struct {
+	k            int32 // its index in the window's goroutines
 	idle0        reasonNS
 	idleMore     []reasonNS
 	runs, delays *Hist
@@ -263,18 +265,21 @@ func (b *WindowBuilder) liveWindow(want time.Duration) (*Window, bool) {
 		w.WallStart, w.WallEnd = gens[0].wall, last.wall.Add(time.Duration(end-last.start))
 	}
 
-	// Every goroutine alive in the window, by ID.
+	// Every goroutine alive in the window, by ID; those that changed in
+	// it (most of a large program's do not) get an accumulator.
 	order := b.gs.inOrder(make([]*goState, 0, len(b.all)))
 	stats := make([]GoStats, 0, len(order))
-	accs := make([]compAcc, 0, len(order))
+	var accs []compAcc
 	for _, g := range order {
+		g.acc = -1
 		if g.exited && g.ended < start {
-			g.acc = -1
 			continue
 		}
-		g.acc = int32(len(stats))
+		if g.gen >= gens[0].seq {
+			g.acc = int32(len(accs))
+			accs = append(accs, compAcc{k: int32(len(stats))})
+		}
 		stats = append(stats, GoStats{ID: int64(g.id)})
-		accs = append(accs, compAcc{})
 	}
 	sites := make([]SiteStats, len(b.sites))
 	for i, s := range b.sites {
@@ -286,11 +291,11 @@ func (b *WindowBuilder) liveWindow(want time.Duration) (*Window, bool) {
 	for gi := range gens {
 		for ri := range gens[gi].gs {
 			r := &gens[gi].gs[ri]
-			k := r.g.acc
-			if k < 0 {
+			if r.g.acc < 0 {
 				continue
 			}
-			gs, c := &stats[k], &accs[k]
+			c := &accs[r.g.acc]
+			gs := &stats[c.k]
 			gs.Busy += r.busy
 			gs.Sched += r.sched
 			gs.Idle += r.idle
@@ -323,13 +328,21 @@ func (b *WindowBuilder) liveWindow(want time.Duration) (*Window, bool) {
 
 	// The goroutines' current states, and the intervals still open.
 	idleBy := make([]ReasonTime, 0, len(stats)+len(stats)/4) // one backing array for most IdleByReason
+	// The accumulator of the goroutines that did not change in the window.
+	var none compAcc
 	k := 0
 	for _, g := range order {
 		if g.exited && g.ended < start {
 			continue
 		}
-		gs, c := &stats[k], &accs[k]
+		gs := &stats[k]
 		k++
+		c := &none
+		if g.acc >= 0 {
+			c = &accs[g.acc]
+		} else {
+			none = compAcc{}
+		}
 		gend := end
 		if g.exited {
 			gend = g.ended
