@@ -419,6 +419,10 @@ func (r *liveReader) Read(p []byte) (int, error) {
 		lt.parked = true
 		lt.cond.Broadcast()
 		lt.cond.Wait()
+		if r.id != lt.pid {
+			// A parser started since: parked is its to say.
+			return 0, io.EOF
+		}
 		lt.parked = false
 		lt.unparked = time.Now()
 	}
