@@ -570,3 +570,28 @@ func TestLiveTraceEagerBacklog(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A parser that never parks again fails the catch-up after catchUpLimit,
+// rather than hold it (and every snapshot) forever; the next one starts over.
+func TestLiveTraceStalledParser(t *testing.T) {
+	defer func(d time.Duration) { catchUpLimit = d }(catchUpLimit)
+	catchUpLimit = 200 * time.Millisecond
+	lt := newLiveTrace(64 << 20)
+	defer stopReplay(lt)
+	lt.mu.Lock()
+	lt.running = true
+	lt.b = newLiveBuilder() // a parser that never reads: none runs
+	lt.mu.Unlock()
+	began := time.Now()
+	_, err := lt.catchUp()
+	if err == nil || !strings.Contains(err.Error(), "stalled") {
+		t.Fatalf("catch-up with a stalled parser: %v", err)
+	}
+	if d := time.Since(began); d > 5*time.Second {
+		t.Errorf("the catch-up gave up after %v", d)
+	}
+	replay(lt, recordStream(t, 1200*time.Millisecond, 0))
+	if _, err := lt.catchUp(); err != nil {
+		t.Errorf("the next catch-up: %v", err)
+	}
+}

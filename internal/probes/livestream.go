@@ -272,7 +272,22 @@ func (lt *liveTrace) catchUp() (*WindowBuilder, error) {
 		lt.allowed = max(lt.allowed, lt.ends[n-1])
 	}
 	lt.cond.Broadcast()
+	// A parser that never parks again must not hold every snapshot: past
+	// catchUpLimit, it is abandoned and the snapshot reads the flight
+	// recorder; the next catch-up starts over.
+	deadline := time.Now().Add(catchUpLimit)
+	wake := time.AfterFunc(catchUpLimit, func() {
+		lt.mu.Lock()
+		lt.cond.Broadcast()
+		lt.mu.Unlock()
+	})
+	defer wake.Stop()
 	for (lt.allowed > lt.base || !lt.parked) && lt.perr == nil {
+		if !time.Now().Before(deadline) {
+			lt.perr = fmt.Errorf("stalled: the parser did not reach the end of the stream in %v", catchUpLimit)
+			lt.pid++ // abandoned: its next read ends it
+			break
+		}
 		lt.cond.Wait()
 	}
 	if lt.perr != nil {
@@ -321,6 +336,11 @@ func (lt *liveTrace) cost(b *WindowBuilder) float64 {
 	}
 	return float64(lt.busy) / float64(b.live.analysed)
 }
+
+// catchUpLimit bounds a catch-up: at a million goroutines, the most a
+// catch-up parses (a window's generations and 3 more) takes some 8s on a
+// slow machine.
+var catchUpLimit = 30 * time.Second
 
 // restart starts a parser on a new builder, from the next generation.
 func (lt *liveTrace) restart() {
