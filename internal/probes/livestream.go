@@ -285,7 +285,8 @@ func (lt *liveTrace) catchUp() (*WindowBuilder, error) {
 	for (lt.allowed > lt.base || !lt.parked) && lt.perr == nil {
 		if !time.Now().Before(deadline) {
 			lt.perr = fmt.Errorf("stalled: the parser did not reach the end of the stream in %v", catchUpLimit)
-			lt.pid++ // abandoned: its next read ends it
+			lt.pid++      // abandoned: its next read ends it
+			lt.done = nil // and stop does not wait for it
 			break
 		}
 		lt.cond.Wait()
