@@ -148,7 +148,7 @@ func (b *WindowBuilder) endGen(end trace.Time) {
 		g.busy, g.sched, g.idle, g.syscall = 0, 0, 0, 0
 		g.polls, g.longest, g.longestStretch = 0, 0, 0
 		g.runs, g.delays, g.idleMore = nil, nil, nil
-		g.idle0, g.carry, g.stretchStack = reasonNS{}, carried{}, trace.NoStack
+		g.idle0, g.carry, g.stretchStack, g.stretchOwn = reasonNS{}, carried{}, trace.NoStack, false
 	}
 	clear(l.dirty)
 	l.dirty = l.dirty[:0]

@@ -656,7 +656,9 @@ type goState struct {
 	busy, sched, idle, syscall int64
 	polls, longest             int64
 	stretch, longestStretch    int64       // on-CPU time since the last wait, and its longest
-	stretchStack               trace.Stack // where the longest stretch was last preempted
+	stretchStack               trace.Stack // where the longest stretch was last preempted (see preempted)
+	stretchOwn                 bool        // stretchStack is the current stretch's
+	preemptFn                  string      // the top function of the last preemption in the current stretch
 	runs, delays               *Hist
 	idle0                      reasonNS    // idle time by reason: the first reason inline,
 	idleMore                   []reasonNS  // the others here (most goroutines wait for one reason)
@@ -874,8 +876,9 @@ func (b *WindowBuilder) transition(ev *trace.Event, st *trace.StateTransition, t
 	if to == trace.GoWaiting || to == trace.GoSyscall || (to == trace.GoRunnable && from == trace.GoRunning && st.Reason != "preempted") {
 		// A wait or a yield ends the stretch; a preemption does not.
 		g.stretch = 0
-	} else if to == trace.GoRunnable && from == trace.GoRunning && st.Stack != trace.NoStack && g.stretch == g.longestStretch && g.stretch > 0 {
-		g.stretchStack = st.Stack
+		g.preemptFn, g.stretchOwn = "", false
+	} else if to == trace.GoRunnable && from == trace.GoRunning && st.Stack != trace.NoStack {
+		b.preempted(g, st.Stack)
 	}
 	if st.Stack != trace.NoStack {
 		g.stack = st.Stack
@@ -905,6 +908,23 @@ func (b *WindowBuilder) transition(ev *trace.Event, st *trace.StateTransition, t
 			}
 		}
 	}
+}
+
+// preempted notes where g was preempted, for the stack of its longest
+// stretch: where the stretch last computed, as told by two preemptions in
+// a row in the same function. A single preemption elsewhere at the end (a
+// loop preempted on its way back to a select, after the computation) does
+// not move it.
+func (b *WindowBuilder) preempted(g *goState, stk trace.Stack) {
+	fn := ""
+	for f := range stk.Frames() {
+		fn = f.Func
+		break
+	}
+	if g.stretch == g.longestStretch && g.stretch > 0 && (!g.stretchOwn || fn == g.preemptFn) {
+		g.stretchStack, g.stretchOwn = stk, true
+	}
+	g.preemptFn = fn
 }
 
 // appear handles a goroutine's first transition: its creation, or its first
