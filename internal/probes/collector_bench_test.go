@@ -195,19 +195,12 @@ func BenchmarkCollectorSnapshot(b *testing.B) {
 	counts := benchCounts()
 	for _, n := range counts {
 		b.Run(fmt.Sprintf("g=%dk", n/1000), func(b *testing.B) {
-			release := parkGoroutines(n)
-			defer release()
-			base := liveHeap()
 			// DumpBudget 1e-9: the first dump is due after 6us*n/1e-9, years.
 			// (1e-12 overflows time.Duration above ~1,500 goroutines and
 			// dumps every time.) CPUBudget 1e9: no snapshot is shared.
 			// LiveIdle -1: every window from the flight recorder
 			// (BenchmarkCollectorLive measures the live stream's).
-			c, err := NewCollector(CollectorOptions{DumpBudget: 1e-9, CPUBudget: 1e9, LiveIdle: -1})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
+			c, base := parkedCollector(b, n, CollectorOptions{DumpBudget: 1e-9, CPUBudget: 1e9, LiveIdle: -1})
 			started := time.Now()
 			for _, phase := range []struct {
 				name string
@@ -220,6 +213,20 @@ func BenchmarkCollectorSnapshot(b *testing.B) {
 			}
 		})
 	}
+}
+
+// parkedCollector parks n goroutines (parkGoroutines) and starts a
+// collector with opts, both ended with b; base is the live heap before the
+// collector started.
+func parkedCollector(b *testing.B, n int, opts CollectorOptions) (*Collector, uint64) {
+	b.Cleanup(parkGoroutines(n))
+	base := liveHeap()
+	c, err := NewCollector(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(c.Close)
+	return c, base
 }
 
 // benchCounts are the goroutine counts the snapshot benchmarks park: 10k
@@ -858,14 +865,7 @@ func BenchmarkCollectorLive(b *testing.B) {
 	counts := benchCounts()
 	for _, n := range counts {
 		b.Run(fmt.Sprintf("g=%dk", n/1000), func(b *testing.B) {
-			release := parkGoroutines(n)
-			defer release()
-			base := liveHeap()
-			c, err := NewCollector(CollectorOptions{DumpBudget: 1e-9, CPUBudget: 1e9})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
+			c, base := parkedCollector(b, n, CollectorOptions{DumpBudget: 1e-9, CPUBudget: 1e9})
 			const window = 2 * time.Second
 			ctx := context.Background()
 			// The stream starts with the first snapshot and serves once it

@@ -37,9 +37,6 @@ type liveState struct {
 	// keep is how far back from the last generation's end generations
 	// are kept: the longest window asked for, and 2s more.
 	keep trace.Time
-	// frameRef's last look-up.
-	refStk trace.Stack
-	ref    int32
 	// analysed is the trace time of the generations recorded.
 	analysed time.Duration
 }
@@ -63,8 +60,7 @@ type goRecord struct {
 	polls, longest, stretch    int64
 	stretchF                   int32
 	runs, delays               *Hist
-	idle0                      reasonNS
-	idleMore                   []reasonNS
+	idles                      idleSet
 	carry                      carried
 }
 
@@ -140,15 +136,15 @@ func (b *WindowBuilder) endGen(end trace.Time) {
 	for _, g := range l.dirty {
 		r := goRecord{g: g, busy: g.busy, sched: g.sched, idle: g.idle, syscall: g.syscall,
 			polls: g.polls, longest: g.longest, stretch: g.longestStretch, runs: g.runs, delays: g.delays,
-			idle0: g.idle0, idleMore: g.idleMore, carry: g.carry}
+			idles: g.idles, carry: g.carry}
 		if g.stretchStack != trace.NoStack {
 			r.stretchF = b.frameRef(g.stretchStack)
 		}
 		rec.gs = append(rec.gs, r)
 		g.busy, g.sched, g.idle, g.syscall = 0, 0, 0, 0
 		g.polls, g.longest, g.longestStretch = 0, 0, 0
-		g.runs, g.delays, g.idleMore = nil, nil, nil
-		g.idle0, g.carry, g.stretchStack, g.stretchOwn = reasonNS{}, carried{}, trace.NoStack, false
+		g.runs, g.delays, g.idles = nil, nil, idleSet{}
+		g.carry, g.stretchStack, g.stretchOwn = carried{}, trace.NoStack, false
 	}
 	clear(l.dirty)
 	l.dirty = l.dirty[:0]
@@ -195,8 +191,7 @@ func (b *WindowBuilder) freeze(oldest trace.Time) {
 	b.all = kept
 	clear(b.stacks)
 	b.infos = b.infos[:0]
-	b.lastStk, b.lastFrames = trace.NoStack, nil
-	b.live.refStk = trace.NoStack
+	b.lastStk = trace.NoStack
 }
 
 func (b *WindowBuilder) freezeStack(s *trace.Stack, f *int32) {
@@ -208,18 +203,13 @@ func (b *WindowBuilder) freezeStack(s *trace.Stack, f *int32) {
 
 // frameRef is a stack's frames as a frozen reference: index+1 in b.frames.
 func (b *WindowBuilder) frameRef(s trace.Stack) int32 {
-	if s != b.live.refStk {
-		// Goroutines that wait at the same place come one after another.
-		b.live.refStk, b.live.ref = s, b.infos[b.stackInfo(s)].frames+1
-	}
-	return b.live.ref
+	return b.frameIndex(s) + 1
 }
 
 // compAcc gathers a goroutine's numbers while a window is composed.
 type compAcc struct {
 	k            int32 // its index in the window's goroutines
-	idle0        reasonNS
-	idleMore     []reasonNS
+	idles        idleSet
 	runs, delays *Hist
 	ownRuns      bool // runs is ours, not a record's
 	ownDelays    bool
@@ -281,10 +271,7 @@ func (b *WindowBuilder) liveWindow(want time.Duration) (*Window, bool) {
 		}
 		stats = append(stats, GoStats{ID: int64(g.id)})
 	}
-	sites := make([]SiteStats, len(b.sites))
-	for i, s := range b.sites {
-		sites[i] = SiteStats{Reason: b.reasons[s.reason], Location: s.loc}
-	}
+	sites := b.siteStats()
 	wakers := make([][]wakerCount, len(b.sites))
 
 	// What the generations recorded.
@@ -307,11 +294,11 @@ func (b *WindowBuilder) liveWindow(want time.Duration) (*Window, bool) {
 			}
 			c.runs, c.ownRuns = mergeHist(c.runs, c.ownRuns, r.runs)
 			c.delays, c.ownDelays = mergeHist(c.delays, c.ownDelays, r.delays)
-			if r.idle0.ns != 0 {
-				c.addIdle(r.idle0)
+			if r.idles.first.ns != 0 {
+				c.idles.add(r.idles.first.reason, r.idles.first.ns)
 			}
-			for _, x := range r.idleMore {
-				c.addIdle(x)
+			for _, x := range r.idles.more {
+				c.idles.add(x.reason, x.ns)
 			}
 			if r.carry.set {
 				cr := &r.carry
@@ -358,7 +345,7 @@ func (b *WindowBuilder) liveWindow(want time.Duration) (*Window, bool) {
 		}
 		gs.Total = int64(gend - max(g.created, start))
 		gs.RunTimes, gs.SchedDelays = c.runs, c.delays
-		idleBy, gs.IdleByReason = b.idleByReason(idleBy, c.idle0, c.idleMore)
+		idleBy, gs.IdleByReason = b.idleByReason(idleBy, &c.idles)
 		gs.StretchStack = b.frozen(c.stretchF)
 		b.origin(gs, g)
 		w.Goroutines[gs.ID] = gs
@@ -387,7 +374,7 @@ func (b *WindowBuilder) span(gs *GoStats, c *compAcc, sites []SiteStats, state t
 		}
 	case trace.GoWaiting:
 		gs.Idle += d
-		c.addIdle(reasonNS{reason, d})
+		c.idles.add(reason, d)
 		if site >= 0 {
 			sites[site].WaitNS += d
 		}
@@ -420,21 +407,6 @@ func mergeHist(h *Hist, own bool, o *Hist) (*Hist, bool) {
 	h, own = ownHist(h, own)
 	h.Merge(o)
 	return h, own
-}
-
-func (c *compAcc) addIdle(r reasonNS) {
-	if c.idle0.reason == r.reason || c.idle0.ns == 0 && len(c.idleMore) == 0 {
-		c.idle0.reason = r.reason
-		c.idle0.ns += r.ns
-		return
-	}
-	for i := range c.idleMore {
-		if c.idleMore[i].reason == r.reason {
-			c.idleMore[i].ns += r.ns
-			return
-		}
-	}
-	c.idleMore = append(c.idleMore, r)
 }
 
 // mergeWakers adds a generation's waker counts to a window's.

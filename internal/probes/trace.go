@@ -120,8 +120,9 @@ func (w *Window) sortedGoroutines() []*GoStats {
 	return gs
 }
 
-// listByID sets byID from stats, which hold every goroutine of the window
-// in order of appearance: nearly ID order, which the sort sees through.
+// listByID sets byID from stats, which hold every goroutine of the window:
+// in ID order (a live window), or in order of appearance, nearly ID order,
+// which the sort sees through.
 func (w *Window) listByID(stats []GoStats) {
 	w.byID = make([]*GoStats, len(stats))
 	for i := range stats {
@@ -549,8 +550,8 @@ type WindowBuilder struct {
 	strs    map[string]string // interned function and file names
 	pcKey   []byte            // scratch
 
-	lastStk    trace.Stack // framesOf's last look-up
-	lastFrames []Frame
+	lastStk trace.Stack // frameIndex's last look-up
+	lastIdx int32
 
 	sites   []*siteAcc
 	siteIdx map[siteKey]int32
@@ -660,8 +661,7 @@ type goState struct {
 	stretchOwn                 bool        // stretchStack is the current stretch's
 	preemptFn                  string      // the top function of the last preemption in the current stretch
 	runs, delays               *Hist
-	idle0                      reasonNS    // idle time by reason: the first reason inline,
-	idleMore                   []reasonNS  // the others here (most goroutines wait for one reason)
+	idles                      idleSet     // idle time by reason
 	blocks                     *blockCache // the last places it blocked at
 
 	id      trace.GoID
@@ -679,7 +679,7 @@ type goState struct {
 	carry carried // the interval it was in when that generation began, if it closed there
 	// The stacks above once their generation is over: an index+1 in
 	// frames, 0 for none (a trace.Stack keeps its generation's tables).
-	stackF, firstF, startF, creatorF, stretchF int32
+	stackF, firstF, startF, creatorF int32
 }
 
 // blockCache remembers the last two places a goroutine blocked at, with the
@@ -1010,7 +1010,7 @@ func (b *WindowBuilder) close(g *goState, t trace.Time, to trace.GoState) {
 		}
 	case trace.GoWaiting:
 		g.idle += d
-		g.addIdle(g.reason, d)
+		g.idles.add(g.reason, d)
 		if g.site >= 0 {
 			b.sites[g.site].waitNS += d
 		}
@@ -1057,19 +1057,26 @@ func (b *WindowBuilder) block(g *goState, st *trace.StateTransition) {
 	c.next ^= 1
 }
 
-func (g *goState) addIdle(reason int32, d int64) {
-	if g.idle0.reason == reason || g.idle0.ns == 0 && len(g.idleMore) == 0 {
-		g.idle0.reason = reason
-		g.idle0.ns += d
+// idleSet is idle time by reason: the first reason inline, the others in
+// more (most goroutines wait for one reason).
+type idleSet struct {
+	first reasonNS
+	more  []reasonNS
+}
+
+func (s *idleSet) add(reason int32, d int64) {
+	if s.first.reason == reason || s.first.ns == 0 && len(s.more) == 0 {
+		s.first.reason = reason
+		s.first.ns += d
 		return
 	}
-	for i := range g.idleMore {
-		if g.idleMore[i].reason == reason {
-			g.idleMore[i].ns += d
+	for i := range s.more {
+		if s.more[i].reason == reason {
+			s.more[i].ns += d
 			return
 		}
 	}
-	g.idleMore = append(g.idleMore, reasonNS{reason, d})
+	s.more = append(s.more, reasonNS{reason, d})
 }
 
 func (s *siteAcc) addWaker(frames int32) {
@@ -1321,11 +1328,16 @@ func (b *WindowBuilder) framesOf(stk trace.Stack) []Frame {
 	if stk == trace.NoStack {
 		return nil
 	}
+	return b.frames[b.frameIndex(stk)]
+}
+
+// frameIndex returns the index in frames of a stack's frames.
+func (b *WindowBuilder) frameIndex(stk trace.Stack) int32 {
 	if stk != b.lastStk {
 		// Goroutines that wait at the same place come one after another.
-		b.lastStk, b.lastFrames = stk, b.frames[b.infos[b.stackInfo(stk)].frames]
+		b.lastStk, b.lastIdx = stk, b.infos[b.stackInfo(stk)].frames
 	}
-	return b.lastFrames
+	return b.lastIdx
 }
 
 // siteLocation is where a stack waits: its top frame in user code, else,
@@ -1392,13 +1404,10 @@ func (b *WindowBuilder) Finalize() *Window {
 	stats := make([]GoStats, 0, len(b.all))
 	nIdle := 0
 	for _, g := range b.all {
-		nIdle += 1 + len(g.idleMore)
+		nIdle += 1 + len(g.idles.more)
 	}
 	idleBy := make([]ReasonTime, 0, nIdle) // one backing array for all IdleByReason
-	sites := make([]SiteStats, len(b.sites))
-	for i, s := range b.sites {
-		sites[i] = SiteStats{Reason: b.reasons[s.reason], Location: s.loc}
-	}
+	sites := b.siteStats()
 	for _, g := range b.all {
 		if g.exited && g.ended < start {
 			continue // gone before the window
@@ -1419,7 +1428,7 @@ func (b *WindowBuilder) Finalize() *Window {
 		gs.Busy, gs.Sched, gs.Idle, gs.Syscall = g.busy, g.sched, g.idle, g.syscall
 		gs.Polls, gs.LongestRun, gs.LongestStretch = g.polls, g.longest, g.longestStretch
 		gs.RunTimes, gs.SchedDelays = g.runs, g.delays
-		idleBy, gs.IdleByReason = b.idleByReason(idleBy, g.idle0, g.idleMore)
+		idleBy, gs.IdleByReason = b.idleByReason(idleBy, &g.idles)
 		if g.stretchStack != trace.NoStack {
 			gs.StretchStack = b.framesOf(g.stretchStack)
 		}
@@ -1436,6 +1445,16 @@ func (b *WindowBuilder) Finalize() *Window {
 		w.Sites = b.finishSites(sites, wakers)
 	}
 	return w
+}
+
+// siteStats returns an empty SiteStats for each site, to fill for a
+// window.
+func (b *WindowBuilder) siteStats() []SiteStats {
+	sites := make([]SiteStats, len(b.sites))
+	for i, s := range b.sites {
+		sites[i] = SiteStats{Reason: b.reasons[s.reason], Location: s.loc}
+	}
+	return sites
 }
 
 // endState sets what a goroutine alive at the end of a window is doing
@@ -1456,15 +1475,15 @@ func (b *WindowBuilder) endState(gs *GoStats, g *goState, sites []SiteStats) {
 	}
 }
 
-// idleByReason appends idle time by reason (idle0 and more) to buf,
+// idleByReason appends the idle time by reason of s to buf,
 // longest first, and returns buf and what it appended (nil for none): the
 // IdleByReason of a window's goroutines share one backing array.
-func (b *WindowBuilder) idleByReason(buf []ReasonTime, idle0 reasonNS, more []reasonNS) ([]ReasonTime, []ReasonTime) {
+func (b *WindowBuilder) idleByReason(buf []ReasonTime, s *idleSet) ([]ReasonTime, []ReasonTime) {
 	n := len(buf)
-	for i := -1; i < len(more); i++ {
-		r := idle0
+	for i := -1; i < len(s.more); i++ {
+		r := s.first
 		if i >= 0 {
-			r = more[i]
+			r = s.more[i]
 		}
 		if r.ns > 0 {
 			buf = append(buf, ReasonTime{Reason: b.reasons[r.reason], NS: r.ns})
