@@ -535,8 +535,7 @@ func (c *Collector) dump(now time.Time) {
 
 // model joins the window with what the dumps said.
 func (c *Collector) model(win *Window, now time.Time) *api.Snapshot {
-	snap := &api.Snapshot{Time: now, WindowNS: win.Duration(), Tasks: make([]api.Task, 0, len(win.Goroutines))}
-	all := win.sortedGoroutines()
+	snap := &api.Snapshot{Time: now, WindowNS: win.Duration(), Tasks: make([]api.Task, 0, win.count())}
 	// Creation order is id order, so a parent's labels are known before its children's.
 	stale := 0
 	// Goroutines that wait at the same place share their stack (the window
@@ -563,7 +562,7 @@ func (c *Collector) model(win *Window, now time.Time) *api.Snapshot {
 	// Stats.IdleByReason of the tasks idle all the window, by reason;
 	// shared, like labels: read-only.
 	idleAll := make(map[string]map[string]int64)
-	for _, g := range all {
+	for g := range win.all() {
 		if g.Exited {
 			continue
 		}

@@ -19,6 +19,7 @@ package probes
 // generation longer or shorter than asked.
 
 import (
+	"cmp"
 	"slices"
 	"time"
 
@@ -247,7 +248,7 @@ func (b *WindowBuilder) liveWindow(want time.Duration) (*Window, bool) {
 	}
 	gens := l.gens[i:]
 	start := gens[0].start
-	w := &Window{Start: int64(start), End: int64(end), Goroutines: make(map[int64]*GoStats, len(b.all))}
+	w := &Window{Start: int64(start), End: int64(end)}
 	for _, g := range gens {
 		w.Events += g.events
 	}
@@ -256,21 +257,39 @@ func (b *WindowBuilder) liveWindow(want time.Duration) (*Window, bool) {
 	}
 
 	// Every goroutine alive in the window, by ID; those that changed in
-	// it (most of a large program's do not) get an accumulator.
+	// it (most of a large program's do not) get an accumulator, and those
+	// that waited all of it go to the quiet set.
 	order := b.gs.inOrder(make([]*goState, 0, len(b.all)))
-	stats := make([]GoStats, 0, len(order))
+	seq0 := gens[0].seq
+	nq := 0
+	for _, g := range order {
+		if quietWindows && quietIn(g, seq0) {
+			nq++
+		}
+	}
+	stats := make([]GoStats, 0, len(order)-nq)
+	q := &quietSet{start: start, end: end}
+	if quietWindows {
+		q.gs = make([]quietGo, 0, nq)
+	}
 	var accs []compAcc
 	for _, g := range order {
 		g.acc = -1
 		if g.exited && g.ended < start {
 			continue
 		}
-		if g.gen >= gens[0].seq {
+		if quietWindows && quietIn(g, seq0) {
+			q.gs = append(q.gs, quietGo{id: g.id, parent: g.parent, since: g.since, created: g.created, reason: g.reason,
+				stackF: g.stackF, startF: g.startF, firstF: g.firstF, creatorF: g.creatorF, inferred: g.inferred})
+			continue
+		}
+		if g.gen >= seq0 {
 			g.acc = int32(len(accs))
 			accs = append(accs, compAcc{k: int32(len(stats))})
 		}
 		stats = append(stats, GoStats{ID: int64(g.id)})
 	}
+	w.Goroutines = make(map[int64]*GoStats, len(stats))
 	sites := b.siteStats()
 	wakers := make([][]wakerCount, len(b.sites))
 
@@ -322,6 +341,19 @@ func (b *WindowBuilder) liveWindow(want time.Duration) (*Window, bool) {
 		if g.exited && g.ended < start {
 			continue
 		}
+		if quietWindows && quietIn(g, seq0) {
+			// Its numbers wait for a reader (quietSet.stats); its site's
+			// cannot.
+			if g.site >= 0 {
+				s := &sites[g.site]
+				s.WaitNS += max(int64(end-max(g.since, start)), 0)
+				s.Waiting++
+				if len(s.Tasks) < maxSiteTasks {
+					s.Tasks = append(s.Tasks, int64(g.id))
+				}
+			}
+			continue
+		}
 		gs := &stats[k]
 		k++
 		c := &none
@@ -352,7 +384,88 @@ func (b *WindowBuilder) liveWindow(want time.Duration) (*Window, bool) {
 	}
 	w.listByID(stats)
 	w.Sites = b.finishSites(sites, wakers)
+	if len(q.gs) > 0 {
+		// Both only grow: what the quiet goroutines refer to stays.
+		q.frames, q.reasons = b.frames, b.reasons
+		w.quiet = q
+	}
 	return w, true
+}
+
+// quietWindows has live windows keep quiet goroutines apart (tests compare
+// windows composed both ways).
+var quietWindows = true
+
+// quietIn says goroutine g waited all the window that begins with
+// generation seq0, without an event, and is frozen: a quiet goroutine.
+func quietIn(g *goState, seq0 uint32) bool {
+	return g.gen < seq0 && !g.exited && g.state == trace.GoWaiting &&
+		g.stack == trace.NoStack && g.start == trace.NoStack && g.first == trace.NoStack && g.creator == trace.NoStack
+}
+
+// quietSet holds the quiet goroutines of a live window: those that waited
+// all of it without an event. Each takes 56 bytes rather than the 300 of
+// its GoStats (and its place in Goroutines), which it gets when read.
+type quietSet struct {
+	gs         []quietGo // by ID
+	start, end trace.Time
+	// The builder's frozen stacks and wait reasons, which quietGo
+	// indexes.
+	frames  [][]Frame
+	reasons []string
+}
+
+// quietGo is what a quiet goroutine's GoStats are made of: a goState's
+// fields.
+type quietGo struct {
+	id, parent                       trace.GoID
+	since, created                   trace.Time
+	reason                           int32
+	stackF, startF, firstF, creatorF int32
+	inferred                         bool
+}
+
+func (q *quietSet) len() int {
+	if q == nil {
+		return 0
+	}
+	return len(q.gs)
+}
+
+// get returns quiet goroutine id's numbers, or nil.
+func (q *quietSet) get(id int64) *GoStats {
+	if q == nil {
+		return nil
+	}
+	i, ok := slices.BinarySearchFunc(q.gs, id, func(x quietGo, id int64) int { return cmp.Compare(int64(x.id), id) })
+	if !ok {
+		return nil
+	}
+	gs := new(GoStats)
+	q.stats(&q.gs[i], gs, new([1]ReasonTime))
+	return gs
+}
+
+// stats sets gs to x's numbers, as liveWindow would have (span, endState,
+// origin): idle since the window began, or since it was created in it;
+// idle holds its IdleByReason.
+func (q *quietSet) stats(x *quietGo, gs *GoStats, idle *[1]ReasonTime) {
+	from := max(x.since, q.start)
+	d := max(int64(q.end-from), 0)
+	*gs = GoStats{ID: int64(x.id), State: stateOfTrace(trace.GoWaiting), WaitReason: q.reasons[x.reason], ReasonInferred: x.inferred,
+		InState: int64(q.end - from), Idle: d, Total: int64(q.end - max(x.created, q.start))}
+	if d > 0 {
+		idle[0] = ReasonTime{Reason: gs.WaitReason, NS: d}
+		gs.IdleByReason = idle[:]
+	}
+	setOrigin(gs, q.frozen(x.stackF), q.frozen(x.startF), q.frozen(x.firstF), q.frozen(x.creatorF), x.parent)
+}
+
+func (q *quietSet) frozen(f int32) []Frame {
+	if f == 0 {
+		return nil
+	}
+	return q.frames[f-1]
 }
 
 // span adds the time from from to until in a state to a goroutine's

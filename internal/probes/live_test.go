@@ -7,8 +7,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	rtrace "runtime/trace"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -167,8 +169,48 @@ func TestLiveWindowMatchesAnalyzeTrace(t *testing.T) {
 		if d < 1400*time.Millisecond || d > 2600*time.Millisecond {
 			t.Errorf("round %d: live window of %v, want about 2s", round, d)
 		}
-		t.Logf("round %d: %v window, %d goroutines, %d sites, %d events", round, d, len(win.Goroutines), len(win.Sites), win.Events)
+		t.Logf("round %d: %v window, %d goroutines, %d sites, %d events", round, d, win.count(), len(win.Sites), win.Events)
 		compareWindows(t, ref, win)
+		// The first window starts with the stream, where every goroutine
+		// shows up: none is quiet there.
+		checkQuiet(t, b, win, round > 0)
+	}
+}
+
+// checkQuiet checks that the quiet goroutines of live window win, kept
+// apart from the others, read as they would have, composed with them.
+func checkQuiet(t *testing.T, b *WindowBuilder, win *Window, wantQuiet bool) {
+	t.Helper()
+	if n := win.quiet.len(); wantQuiet && n < 200 {
+		t.Errorf("%d quiet goroutines, want at least the 200 that wait all along", n)
+	}
+	quietWindows = false
+	full, ok := b.liveWindow(time.Duration(win.Duration()))
+	quietWindows = true
+	if !ok || full.quiet.len() != 0 || full.Start != win.Start || full.End != win.End {
+		t.Fatalf("the window composed again without a quiet set: %v, %d quiet, [%d, %d] against [%d, %d]",
+			ok, full.quiet.len(), full.Start, full.End, win.Start, win.End)
+	}
+	var ids []int64
+	for g := range win.all() {
+		ids = append(ids, g.ID)
+		want := full.Goroutines[g.ID]
+		if want == nil {
+			t.Errorf("goroutine %d is in the window only with a quiet set", g.ID)
+			continue
+		}
+		if !reflect.DeepEqual(g, want) {
+			t.Errorf("goroutine %d: read as\n%+v\ncomposed as\n%+v", g.ID, *g, *want)
+		}
+		if got := win.get(g.ID); !reflect.DeepEqual(got, want) {
+			t.Errorf("goroutine %d: got as\n%+v\ncomposed as\n%+v", g.ID, got, *want)
+		}
+	}
+	if len(ids) != full.count() || !slices.IsSorted(ids) {
+		t.Errorf("the window lists %d goroutines (in ID order: %v), composed whole %d", len(ids), slices.IsSorted(ids), full.count())
+	}
+	if !reflect.DeepEqual(win.Sites, full.Sites) {
+		t.Errorf("sites differ with a quiet set:\n%+v\nwithout:\n%+v", win.Sites, full.Sites)
 	}
 }
 
@@ -184,8 +226,8 @@ func compareWindows(t *testing.T, ref, live *Window) {
 	}
 	bad := 0
 	for id, r := range ref.Goroutines {
-		l, ok := live.Goroutines[id]
-		if !ok {
+		l := live.get(id)
+		if l == nil {
 			t.Errorf("goroutine %d (%s) missing from the live window", id, r.StartFunc)
 			bad++
 			continue
@@ -222,9 +264,9 @@ func compareWindows(t *testing.T, ref, live *Window) {
 			t.Fatal("too many differences")
 		}
 	}
-	for id, l := range live.Goroutines {
-		if _, ok := ref.Goroutines[id]; !ok {
-			t.Errorf("goroutine %d (%s) in the live window only: total %d exited %v", id, l.StartFunc, l.Total, l.Exited)
+	for l := range live.all() {
+		if _, ok := ref.Goroutines[l.ID]; !ok {
+			t.Errorf("goroutine %d (%s) in the live window only: total %d exited %v", l.ID, l.StartFunc, l.Total, l.Exited)
 		}
 	}
 	type key struct {
@@ -372,7 +414,7 @@ func TestLiveTraceGenerations(t *testing.T) {
 		t.Errorf("a window of an hour from %v of trace", time.Duration(w.Duration()))
 	}
 	w, ok := b.liveWindow(time.Second)
-	if !ok || len(w.Goroutines) == 0 {
+	if !ok || w.count() == 0 {
 		t.Fatalf("no window of 1s: %v", ok)
 	}
 }
@@ -395,7 +437,7 @@ func TestLiveTraceBacklog(t *testing.T) {
 		t.Fatal(err)
 	}
 	w, ok := b.liveWindow(300 * time.Millisecond)
-	if !ok || len(w.Goroutines) == 0 {
+	if !ok || w.count() == 0 {
 		t.Error("no window from the generation kept")
 	}
 	if len(b.live.gens) != 1 {
@@ -421,7 +463,7 @@ func TestLiveTraceSkipsWhatNoWindowNeeds(t *testing.T) {
 	}
 	// (The stream ends with two short generations: the runtime starts one
 	// as the flight recorder stops, and one as the trace does.)
-	if w, ok := b.liveWindow(time.Microsecond); !ok || len(w.Goroutines) == 0 {
+	if w, ok := b.liveWindow(time.Microsecond); !ok || w.count() == 0 {
 		t.Errorf("no window from the generations kept")
 	}
 	if len(b.live.gens) != 2 {
@@ -469,7 +511,7 @@ func TestLiveTraceBadStream(t *testing.T) {
 	if err != nil {
 		t.Fatalf("after the corrupt generation: %v", err)
 	}
-	if w, ok := b.liveWindow(time.Second); !ok || len(w.Goroutines) == 0 {
+	if w, ok := b.liveWindow(time.Second); !ok || w.count() == 0 {
 		t.Error("no window after the corrupt generation")
 	}
 	if len(b.live.gens) != len(ends)-1 {

@@ -39,7 +39,7 @@ func (w *Window) stackOf(id int64, stretch bool) []api.Frame {
 	if w == nil {
 		return nil
 	}
-	g := w.Goroutines[id]
+	g := w.get(id)
 	switch {
 	case g == nil:
 		return nil

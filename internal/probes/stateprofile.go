@@ -2,7 +2,6 @@ package probes
 
 import (
 	"context"
-	"slices"
 	"time"
 
 	"github.com/google/pprof/profile"
@@ -70,7 +69,7 @@ func (c *Collector) StateProfile(ctx context.Context, window time.Duration) (*pr
 			return l
 		}
 		// Created and gone since the last dump: its creator's labels.
-		if g := b.win.Goroutines[id]; g != nil && g.ParentID != 0 && depth < 8 {
+		if g := b.win.get(id); g != nil && g.ParentID != 0 && depth < 8 {
 			return labelsOf(g.ParentID, depth+1)
 		}
 		return nil
@@ -104,13 +103,8 @@ func stateProfile(w *Window, start time.Time, labels func(id int64) map[string]s
 	}
 	b := stateProfileBuilder{p: p, funcs: map[funcKey]*profile.Function{}, locs: map[Frame]*profile.Location{}}
 
-	ids := make([]int64, 0, len(w.Goroutines))
-	for id := range w.Goroutines {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		g := w.Goroutines[id]
+	for g := range w.all() {
+		id := g.ID
 		if g.Busy+g.Sched+g.Idle+g.Syscall <= 0 {
 			continue
 		}

@@ -18,7 +18,7 @@ func taskDetail(snap *api.Snapshot, win *Window, mu *sync.Mutex, facts map[int64
 	}
 	t := snap.Tasks[i]
 	if win != nil {
-		if g := win.Goroutines[id]; g != nil {
+		if g := win.get(id); g != nil {
 			if g.RunTimes != nil {
 				h := g.RunTimes.Histogram()
 				t.RunTimes = &h

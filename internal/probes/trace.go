@@ -50,6 +50,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"maps"
 	"runtime"
 	"slices"
@@ -108,6 +109,61 @@ type Window struct {
 	// sort the map): at a million goroutines, iterating the map and
 	// sorting cost about as much as the model built from them.
 	byID []*GoStats
+	// quiet holds, in a live window (the Collector's own), the goroutines
+	// that waited all of it without an event: most of a large program's.
+	// They are kept compact, apart from Goroutines, and get their GoStats
+	// when asked for (see all and get).
+	quiet *quietSet
+}
+
+// count is the number of goroutines in the window.
+func (w *Window) count() int {
+	return len(w.Goroutines) + w.quiet.len()
+}
+
+// get returns goroutine id's numbers, or nil when it was not in the window.
+func (w *Window) get(id int64) *GoStats {
+	if g := w.Goroutines[id]; g != nil {
+		return g
+	}
+	return w.quiet.get(id)
+}
+
+// all yields the window's goroutines in ID order. A quiet goroutine's
+// GoStats are made for the yield and are not valid after it.
+func (w *Window) all() iter.Seq[*GoStats] {
+	return func(yield func(*GoStats) bool) {
+		listed := w.sortedGoroutines()
+		if w.quiet.len() == 0 {
+			for _, g := range listed {
+				if !yield(g) {
+					return
+				}
+			}
+			return
+		}
+		var scratch GoStats
+		var idle [1]ReasonTime
+		q := w.quiet
+		i := 0
+		for _, g := range listed {
+			for ; i < len(q.gs) && int64(q.gs[i].id) < g.ID; i++ {
+				q.stats(&q.gs[i], &scratch, &idle)
+				if !yield(&scratch) {
+					return
+				}
+			}
+			if !yield(g) {
+				return
+			}
+		}
+		for ; i < len(q.gs); i++ {
+			q.stats(&q.gs[i], &scratch, &idle)
+			if !yield(&scratch) {
+				return
+			}
+		}
+	}
 }
 
 // sortedGoroutines returns the window's goroutines in ID order.
@@ -1521,24 +1577,30 @@ func (b *WindowBuilder) frozen(f int32) []Frame {
 // its creation's stack, else the root of the first stack seen of it, else
 // of the latest), and who created it.
 func (b *WindowBuilder) origin(gs *GoStats, g *goState) {
-	gs.Stack = b.stackOf(g.stack, g.stackF)
-	if fs := b.stackOf(g.start, g.startF); len(fs) > 0 {
-		gs.StartFunc = fs[0].Func
+	setOrigin(gs, b.stackOf(g.stack, g.stackF), b.stackOf(g.start, g.startF), b.stackOf(g.first, g.firstF), b.stackOf(g.creator, g.creatorF), g.parent)
+}
+
+// setOrigin sets what origin tells from the frames of a goroutine's
+// latest, start, first and creator's stacks.
+func setOrigin(gs *GoStats, stack, start, first, creator []Frame, parent trace.GoID) {
+	gs.Stack = stack
+	if len(start) > 0 {
+		gs.StartFunc = start[0].Func
 	}
 	if gs.StartFunc == "" {
-		fs := b.stackOf(g.first, g.firstF)
+		fs := first
 		if fs == nil {
-			fs = gs.Stack
+			fs = stack
 		}
 		if len(fs) > 0 {
 			gs.StartFunc = fs[len(fs)-1].Func
 		}
 	}
-	if fs := b.stackOf(g.creator, g.creatorF); len(fs) > 0 {
-		gs.CreatedBy = fs[0]
+	if len(creator) > 0 {
+		gs.CreatedBy = creator[0]
 	}
-	if g.parent != trace.NoGoroutine {
-		gs.ParentID = int64(g.parent)
+	if parent != trace.NoGoroutine {
+		gs.ParentID = int64(parent)
 	}
 }
 
