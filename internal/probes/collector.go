@@ -255,6 +255,10 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 		if c.traceEnd.IsZero() {
 			c.traceEnd = time.Now()
 		}
+		// The flight recorder's last snapshot, read before the stream
+		// served (tens of MB at a million goroutines), is not needed
+		// while it does.
+		c.traceBuf = bytes.Buffer{}
 	} else {
 		c.traceBuf.Reset()
 		if _, err := c.fr.WriteTo(&c.traceBuf); err != nil {

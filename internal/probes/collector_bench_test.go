@@ -163,6 +163,24 @@ func liveHeap() uint64 {
 
 const mb = 1 << 20
 
+// writeHeapProfile writes the heap profile to the file PROBES_BENCH_HEAP
+// names, if any: what the collector keeps, part by part (with
+// -memprofilerate=1 for exact sizes).
+func writeHeapProfile(b *testing.B) {
+	name := os.Getenv("PROBES_BENCH_HEAP")
+	if name == "" {
+		return
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		b.Fatal(err)
+	}
+}
+
 // BenchmarkCollectorSnapshot builds the live snapshot (tasks with state,
 // wait reason and site, labels, window numbers) without a full dump, of a
 // program with 10k and 100k goroutines parked on channel receives, half of
@@ -951,6 +969,7 @@ func BenchmarkCollectorLive(b *testing.B) {
 			}
 			b.StopTimer()
 			kept := int64(liveHeap()) - int64(base)
+			writeHeapProfile(b)
 			var buf bytes.Buffer
 			t0 := time.Now()
 			if _, err := c.fr.WriteTo(&buf); err != nil {

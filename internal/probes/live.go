@@ -121,10 +121,11 @@ func (b *WindowBuilder) touch(g *goState) {
 // carryOver closes, at t, an interval that began before this generation.
 func (b *WindowBuilder) carryOver(g *goState, t trace.Time, to trace.GoState) {
 	b.touch(g)
-	g.carry = carried{set: true, toRun: to == trace.GoRunning, state: g.state, reason: g.reason, site: g.site, since: g.since, until: t}
+	a := b.act(g)
+	a.carry = carried{set: true, toRun: to == trace.GoRunning, state: g.state, reason: g.reason, site: g.site, since: g.since, until: t}
 	if g.state == trace.GoRunning {
 		g.stretch += int64(t - g.since)
-		g.longestStretch = max(g.longestStretch, g.stretch)
+		a.longestStretch = max(a.longestStretch, g.stretch)
 	}
 }
 
@@ -135,17 +136,37 @@ func (b *WindowBuilder) endGen(end trace.Time) {
 	l.open = false
 	rec := genRecord{seq: l.seq, start: l.genStart, end: end, wall: l.wall, events: b.events - l.events0, gs: make([]goRecord, 0, len(l.dirty))}
 	for _, g := range l.dirty {
-		r := goRecord{g: g, busy: g.busy, sched: g.sched, idle: g.idle, syscall: g.syscall,
-			polls: g.polls, longest: g.longest, stretch: g.longestStretch, runs: g.runs, delays: g.delays,
-			idles: g.idles, carry: g.carry}
-		if g.stretchStack != trace.NoStack {
-			r.stretchF = b.frameRef(g.stretchStack)
+		a := g.act
+		if a == nil {
+			// Touched with nothing to count: a goroutine that appeared
+			// running, say.
+			rec.gs = append(rec.gs, goRecord{g: g})
+			continue
+		}
+		r := goRecord{g: g, busy: a.busy, sched: a.sched, idle: a.idle, syscall: a.syscall,
+			polls: a.polls, longest: a.longest, stretch: a.longestStretch, runs: a.runs, delays: a.delays,
+			idles: a.idles, carry: a.carry}
+		if a.stretchStack != trace.NoStack {
+			r.stretchF = b.frameRef(a.stretchStack)
 		}
 		rec.gs = append(rec.gs, r)
-		g.busy, g.sched, g.idle, g.syscall = 0, 0, 0, 0
-		g.polls, g.longest, g.longestStretch = 0, 0, 0
-		g.runs, g.delays, g.idles = nil, nil, idleSet{}
-		g.carry, g.stretchStack, g.stretchOwn = carried{}, trace.NoStack, false
+		// The record has its numbers (and its histograms); the stacks
+		// are frozen before their tables go.
+		b.freezeStack(&a.first, &g.firstF)
+		b.freezeStack(&a.start, &g.startF)
+		b.freezeStack(&a.creator, &g.creatorF)
+		blocks := a.blocks
+		if blocks != nil {
+			*blocks = blockCache{}
+		}
+		*a = goActivity{blocks: blocks}
+		g.act = nil
+		b.spareActs = append(b.spareActs, a)
+	}
+	// Spares for as many as changed in this generation; a burst's go.
+	if keep := len(l.dirty) + 1024; len(b.spareActs) > keep {
+		clear(b.spareActs[keep:])
+		b.spareActs = b.spareActs[:keep]
 	}
 	clear(l.dirty)
 	l.dirty = l.dirty[:0]
@@ -181,12 +202,6 @@ func (b *WindowBuilder) freeze(oldest trace.Time) {
 		}
 		kept = append(kept, g)
 		b.freezeStack(&g.stack, &g.stackF)
-		b.freezeStack(&g.first, &g.firstF)
-		b.freezeStack(&g.start, &g.startF)
-		b.freezeStack(&g.creator, &g.creatorF)
-		if g.blocks != nil {
-			*g.blocks = blockCache{}
-		}
 	}
 	clear(b.all[len(kept):])
 	b.all = kept
@@ -400,7 +415,7 @@ var quietWindows = true
 // generation seq0, without an event, and is frozen: a quiet goroutine.
 func quietIn(g *goState, seq0 uint32) bool {
 	return g.gen < seq0 && !g.exited && g.state == trace.GoWaiting &&
-		g.stack == trace.NoStack && g.start == trace.NoStack && g.first == trace.NoStack && g.creator == trace.NoStack
+		g.stack == trace.NoStack && g.act == nil
 }
 
 // quietSet holds the quiet goroutines of a live window: those that waited

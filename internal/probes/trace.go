@@ -591,9 +591,14 @@ type WindowBuilder struct {
 	clockTrace trace.Time
 	clockWall  time.Time
 
-	gs   goTable
-	all  []*goState // in order of first appearance
-	slab []goState
+	gs        goTable
+	all       []*goState // in order of first appearance
+	slab      []goState
+	wholeSlab []wholeGo // not live: goroutines with their numbers
+	// goActivity to hand out: a slab, and those a live builder is done
+	// with.
+	actSlab   []goActivity
+	spareActs []*goActivity
 
 	reasons   []string         // normalized wait reasons, by index
 	reasonIdx map[string]int32 // and their indexes
@@ -701,7 +706,9 @@ func (t *goTable) put(id trace.GoID, g *goState) {
 }
 
 // goState is what the builder knows of one goroutine. The fields every
-// transition touches come first.
+// transition touches come first. Its numbers are apart (goActivity): a live
+// builder keeps them only for the goroutines that change in a generation,
+// and a million goroutines that wait cost 128 bytes each.
 type goState struct {
 	state    trace.GoState
 	exited   bool
@@ -709,33 +716,66 @@ type goState struct {
 	reason   int32      // current wait reason (index in reasons) while waiting
 	site     int32      // current site (index in sites) while waiting; -1 for none
 	since    trace.Time // when it entered state
+	act      *goActivity
 
-	busy, sched, idle, syscall int64
-	polls, longest             int64
-	stretch, longestStretch    int64       // on-CPU time since the last wait, and its longest
-	stretchStack               trace.Stack // where the longest stretch was last preempted (see preempted)
-	stretchOwn                 bool        // stretchStack is the current stretch's
-	preemptFn                  string      // the top function of the last preemption in the current stretch
-	runs, delays               *Hist
-	idles                      idleSet     // idle time by reason
-	blocks                     *blockCache // the last places it blocked at
+	stretch   int64  // on-CPU time since the last wait
+	preemptFn string // the top function of the last preemption in the current stretch
 
 	id      trace.GoID
 	parent  trace.GoID
 	created trace.Time  // its first moment in the trace
 	ended   trace.Time  // when it exited
 	stack   trace.Stack // latest own stack
+
+	// Live mode only (see live.go).
+	gen uint32 // the last generation it changed in
+	acc int32  // its index in the window being composed; -1 for none
+	// The stacks once their generation is over (stack, and goActivity's
+	// first, start and creator): an index+1 in frames, 0 for none (a
+	// trace.Stack keeps its generation's tables).
+	stackF, firstF, startF, creatorF int32
+}
+
+// goActivity is a goroutine's numbers in the window or, in a live builder,
+// in the current generation, with what is known of it only while the
+// generation lasts.
+type goActivity struct {
+	busy, sched, idle, syscall int64
+	polls, longest             int64
+	longestStretch             int64       // the longest stretch (goState.stretch)
+	stretchStack               trace.Stack // where the longest stretch was last preempted (see preempted)
+	stretchOwn                 bool        // stretchStack is the current stretch's
+	runs, delays               *Hist
+	idles                      idleSet     // idle time by reason
+	blocks                     *blockCache // the last places it blocked at
+	carry                      carried     // the interval it was in when the generation began, if it closed in it (live)
+
 	first   trace.Stack // first own stack seen (its root frame names the start function)
 	start   trace.Stack // start stack from its creation
 	creator trace.Stack // creator's stack at creation
+}
 
-	// Live mode only (see live.go).
-	gen   uint32  // the last generation it changed in
-	acc   int32   // its index in the window being composed; -1 for none
-	carry carried // the interval it was in when that generation began, if it closed there
-	// The stacks above once their generation is over: an index+1 in
-	// frames, 0 for none (a trace.Stack keeps its generation's tables).
-	stackF, firstF, startF, creatorF int32
+type wholeGo struct {
+	g goState
+	a goActivity
+}
+
+// act returns g's goActivity, made on first use.
+func (b *WindowBuilder) act(g *goState) *goActivity {
+	if g.act != nil {
+		return g.act
+	}
+	if n := len(b.spareActs); n > 0 {
+		g.act = b.spareActs[n-1]
+		b.spareActs = b.spareActs[:n-1]
+		return g.act
+	}
+	if len(b.actSlab) == 0 {
+		b.actSlab = make([]goActivity, 256)
+	}
+	g.act = &b.actSlab[0]
+	b.actSlab = b.actSlab[1:]
+	return g.act
 }
 
 // blockCache remembers the last two places a goroutine blocked at, with the
@@ -931,21 +971,23 @@ func (b *WindowBuilder) transition(ev *trace.Event, st *trace.StateTransition, t
 	g.since = since
 	if to == trace.GoWaiting || to == trace.GoSyscall || (to == trace.GoRunnable && from == trace.GoRunning && st.Reason != "preempted") {
 		// A wait or a yield ends the stretch; a preemption does not.
-		g.stretch = 0
-		g.preemptFn, g.stretchOwn = "", false
+		g.stretch, g.preemptFn = 0, ""
+		if g.act != nil {
+			g.act.stretchOwn = false
+		}
 	} else if to == trace.GoRunnable && from == trace.GoRunning && st.Stack != trace.NoStack {
 		b.preempted(g, st.Stack)
 	}
 	if st.Stack != trace.NoStack {
 		g.stack = st.Stack
-		if g.first == trace.NoStack && g.firstF == 0 {
-			g.first = st.Stack
+		if a := b.act(g); a.first == trace.NoStack && g.firstF == 0 {
+			a.first = st.Stack
 		}
 	}
 	switch to {
 	case trace.GoRunning:
 		if from == trace.GoRunnable && t >= b.winStart {
-			g.polls++
+			b.act(g).polls++
 		}
 	case trace.GoWaiting:
 		b.block(g, st)
@@ -977,8 +1019,8 @@ func (b *WindowBuilder) preempted(g *goState, stk trace.Stack) {
 		fn = f.Func
 		break
 	}
-	if g.stretch == g.longestStretch && g.stretch > 0 && (!g.stretchOwn || fn == g.preemptFn) {
-		g.stretchStack, g.stretchOwn = stk, true
+	if a := b.act(g); g.stretch == a.longestStretch && g.stretch > 0 && (!a.stretchOwn || fn == g.preemptFn) {
+		a.stretchStack, a.stretchOwn = stk, true
 	}
 	g.preemptFn = fn
 }
@@ -994,8 +1036,9 @@ func (b *WindowBuilder) appear(ev *trace.Event, st *trace.StateTransition, g *go
 			g = b.newGoroutine(id)
 		}
 		g.created = t
-		g.start = st.Stack
-		g.creator = ev.Stack()
+		a := b.act(g)
+		a.start = st.Stack
+		a.creator = ev.Stack()
 		g.parent = ev.Goroutine()
 		return g, t, true
 	case trace.GoUndetermined:
@@ -1021,11 +1064,24 @@ func (b *WindowBuilder) appear(ev *trace.Event, st *trace.StateTransition, g *go
 }
 
 func (b *WindowBuilder) newGoroutine(id trace.GoID) *goState {
-	if len(b.slab) == 0 {
-		b.slab = make([]goState, 256)
+	var g *goState
+	if b.live == nil {
+		// A goroutine's numbers last the window: beside its state, as
+		// close in memory as in one struct.
+		if len(b.wholeSlab) == 0 {
+			b.wholeSlab = make([]wholeGo, 256)
+		}
+		w := &b.wholeSlab[0]
+		b.wholeSlab = b.wholeSlab[1:]
+		g = &w.g
+		g.act = &w.a
+	} else {
+		if len(b.slab) == 0 {
+			b.slab = make([]goState, 256)
+		}
+		g = &b.slab[0]
+		b.slab = b.slab[1:]
 	}
-	g := &b.slab[0]
-	b.slab = b.slab[1:]
 	g.id = id
 	g.site = -1
 	g.parent = trace.NoGoroutine
@@ -1046,32 +1102,33 @@ func (b *WindowBuilder) close(g *goState, t trace.Time, to trace.GoState) {
 	if d < 0 {
 		d = 0
 	}
+	a := b.act(g)
 	switch g.state {
 	case trace.GoRunning:
-		g.busy += d
-		g.longest = max(g.longest, d)
+		a.busy += d
+		a.longest = max(a.longest, d)
 		g.stretch += d
-		g.longestStretch = max(g.longestStretch, g.stretch)
-		if g.runs == nil {
-			g.runs = new(Hist)
+		a.longestStretch = max(a.longestStretch, g.stretch)
+		if a.runs == nil {
+			a.runs = new(Hist)
 		}
-		g.runs.Add(d)
+		a.runs.Add(d)
 	case trace.GoRunnable:
-		g.sched += d
+		a.sched += d
 		if to == trace.GoRunning || to == trace.GoUndetermined {
-			if g.delays == nil {
-				g.delays = new(Hist)
+			if a.delays == nil {
+				a.delays = new(Hist)
 			}
-			g.delays.Add(d)
+			a.delays.Add(d)
 		}
 	case trace.GoWaiting:
-		g.idle += d
-		g.idles.add(g.reason, d)
+		a.idle += d
+		a.idles.add(g.reason, d)
 		if g.site >= 0 {
 			b.sites[g.site].waitNS += d
 		}
 	case trace.GoSyscall:
-		g.syscall += d
+		a.syscall += d
 	}
 }
 
@@ -1093,7 +1150,8 @@ func (b *WindowBuilder) wakeup(g *goState, ev *trace.Event) {
 func (b *WindowBuilder) block(g *goState, st *trace.StateTransition) {
 	raw, stk := st.Reason, st.Stack
 	g.inferred = raw == ""
-	if c := g.blocks; c != nil && stk != trace.NoStack {
+	a := b.act(g)
+	if c := a.blocks; c != nil && stk != trace.NoStack {
 		for i := range c.e {
 			if e := &c.e[i]; e.stk == stk && e.raw == raw {
 				g.reason, g.site = e.reason, e.site
@@ -1105,10 +1163,10 @@ func (b *WindowBuilder) block(g *goState, st *trace.StateTransition) {
 	if stk == trace.NoStack || g.inferred {
 		return // status events: once per goroutine, not worth a cache
 	}
-	if g.blocks == nil {
-		g.blocks = new(blockCache)
+	if a.blocks == nil {
+		a.blocks = new(blockCache)
 	}
-	c := g.blocks
+	c := a.blocks
 	c.e[c.next] = blockEntry{stk: stk, raw: raw, reason: g.reason, site: g.site}
 	c.next ^= 1
 }
@@ -1460,7 +1518,10 @@ func (b *WindowBuilder) Finalize() *Window {
 	stats := make([]GoStats, 0, len(b.all))
 	nIdle := 0
 	for _, g := range b.all {
-		nIdle += 1 + len(g.idles.more)
+		nIdle++
+		if g.act != nil {
+			nIdle += len(g.act.idles.more)
+		}
 	}
 	idleBy := make([]ReasonTime, 0, nIdle) // one backing array for all IdleByReason
 	sites := b.siteStats()
@@ -1481,12 +1542,13 @@ func (b *WindowBuilder) Finalize() *Window {
 			b.endState(gs, g, sites)
 		}
 		gs.Total = int64(end - max(g.created, start))
-		gs.Busy, gs.Sched, gs.Idle, gs.Syscall = g.busy, g.sched, g.idle, g.syscall
-		gs.Polls, gs.LongestRun, gs.LongestStretch = g.polls, g.longest, g.longestStretch
-		gs.RunTimes, gs.SchedDelays = g.runs, g.delays
-		idleBy, gs.IdleByReason = b.idleByReason(idleBy, &g.idles)
-		if g.stretchStack != trace.NoStack {
-			gs.StretchStack = b.framesOf(g.stretchStack)
+		a := b.act(g)
+		gs.Busy, gs.Sched, gs.Idle, gs.Syscall = a.busy, a.sched, a.idle, a.syscall
+		gs.Polls, gs.LongestRun, gs.LongestStretch = a.polls, a.longest, a.longestStretch
+		gs.RunTimes, gs.SchedDelays = a.runs, a.delays
+		idleBy, gs.IdleByReason = b.idleByReason(idleBy, &a.idles)
+		if a.stretchStack != trace.NoStack {
+			gs.StretchStack = b.framesOf(a.stretchStack)
 		}
 		b.origin(gs, g)
 		w.Goroutines[gs.ID] = gs
@@ -1577,7 +1639,11 @@ func (b *WindowBuilder) frozen(f int32) []Frame {
 // its creation's stack, else the root of the first stack seen of it, else
 // of the latest), and who created it.
 func (b *WindowBuilder) origin(gs *GoStats, g *goState) {
-	setOrigin(gs, b.stackOf(g.stack, g.stackF), b.stackOf(g.start, g.startF), b.stackOf(g.first, g.firstF), b.stackOf(g.creator, g.creatorF), g.parent)
+	start, first, creator := trace.NoStack, trace.NoStack, trace.NoStack
+	if a := g.act; a != nil {
+		start, first, creator = a.start, a.first, a.creator
+	}
+	setOrigin(gs, b.stackOf(g.stack, g.stackF), b.stackOf(start, g.startF), b.stackOf(first, g.firstF), b.stackOf(creator, g.creatorF), g.parent)
 }
 
 // setOrigin sets what origin tells from the frames of a goroutine's
