@@ -207,6 +207,7 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now()
+	c.keepLive(now, window)
 	// Within the CPU budget, requests share the last snapshot.
 	if c.last != nil && c.last.window == window && now.Sub(c.last.at) < spacing(c.buildCost, c.opts.CPUBudget) {
 		return c.last, nil
@@ -315,17 +316,10 @@ func (c *Collector) liveWindow(window time.Duration) (*Window, bool) {
 	if c.live == nil || c.livePaused > 0 || c.closed {
 		return nil, false
 	}
-	c.liveUsed = time.Now()
-	if c.liveTimer == nil {
-		c.liveTimer = time.AfterFunc(c.opts.LiveIdle, c.liveIdle)
-	} else {
-		c.liveTimer.Reset(c.opts.LiveIdle)
-	}
 	if err := c.live.start(); err != nil {
 		c.liveFailed("starting the live trace stream", err)
 		return nil, false
 	}
-	c.live.keepFor(window + 2*time.Second)
 	began := time.Now()
 	b, err := c.live.catchUp()
 	if err != nil {
@@ -368,6 +362,26 @@ func (c *Collector) liveFailed(what string, err error) {
 		c.liveErr = msg
 		c.opts.Logger.Info(what+"; reading windows from the flight recorder", "err", err)
 	}
+}
+
+// keepLive keeps the live stream running, or starts it, for a request of a
+// window: every request counts, those that share the last snapshot too, or
+// a client that the CPU budget spaces far apart (a snapshot a minute at a
+// million goroutines) would find the stream stopped at each build, and
+// every build would read the flight recorder. Called with c.mu held.
+func (c *Collector) keepLive(now time.Time, window time.Duration) {
+	if c.live == nil || c.livePaused > 0 || c.closed {
+		return
+	}
+	c.liveUsed = now
+	if c.liveTimer == nil {
+		c.liveTimer = time.AfterFunc(c.opts.LiveIdle, c.liveIdle)
+	} else {
+		c.liveTimer.Reset(c.opts.LiveIdle)
+	}
+	c.live.keepFor(window)
+	// An error (another runtime/trace.Start runs) is the build's to log.
+	_ = c.live.start()
 }
 
 // liveIdle stops the live stream when no snapshot was asked for LiveIdle.

@@ -28,6 +28,8 @@ import (
 	"time"
 
 	"golang.org/x/exp/trace"
+
+	"github.com/inspectd/inspectd/internal/api"
 )
 
 // parkGoroutines starts n goroutines blocked on a channel receive, half of
@@ -880,129 +882,203 @@ func BenchmarkCollectorCPU(b *testing.B) {
 //
 //	go test -run x -bench 'Collector(Snapshot|Live)/g=100k' -benchtime 5x -timeout 30m ./internal/probes
 func BenchmarkCollectorLive(b *testing.B) {
-	counts := benchCounts()
-	for _, n := range counts {
+	for _, n := range benchCounts() {
 		b.Run(fmt.Sprintf("g=%dk", n/1000), func(b *testing.B) {
-			c, base := parkedCollector(b, n, CollectorOptions{DumpBudget: 1e-9, CPUBudget: 1e9})
-			const window = 2 * time.Second
-			ctx := context.Background()
-			// The stream starts with the first snapshot and serves once it
-			// covers a window.
-			last := time.Now()
-			for i := 0; ; i++ {
+			benchLive(b, n, 1e9)
+		})
+	}
+}
+
+// BenchmarkCollectorLiveBudget is BenchmarkCollectorLive within the
+// default CPU budget (a quarter of a core): the client asks every second,
+// and it times the snapshots built anew, as soon as the budget allows one
+// (spacing-ms apart: the last build's cost, the stream's parse since
+// included, over the budget). Where parsing the stream as it comes would
+// cost more than half the budget (1M goroutines), the catch-up parses what
+// the window needs when a snapshot asks.
+//
+//	PROBES_BENCH_1M=1 go test -run x -bench 'CollectorLiveBudget' -benchtime 5x -timeout 25m ./internal/probes
+func BenchmarkCollectorLiveBudget(b *testing.B) {
+	for _, n := range benchCounts() {
+		b.Run(fmt.Sprintf("g=%dk", n/1000), func(b *testing.B) {
+			benchLive(b, n, 0)
+		})
+	}
+}
+
+// benchLive runs BenchmarkCollectorLive with n parked goroutines and a
+// CPU budget (0: the default).
+func benchLive(b *testing.B, n int, budget float64) {
+	c, base := parkedCollector(b, n, CollectorOptions{DumpBudget: 1e-9, CPUBudget: budget})
+	const window = 2 * time.Second
+	ctx := context.Background()
+	// waitFor waits until at, asking every second as a watching client
+	// does: the answers share the last snapshot.
+	waitFor := func(at time.Time) {
+		for {
+			d := time.Until(at)
+			if d <= 0 {
+				return
+			}
+			time.Sleep(min(d, time.Second))
+			if d > time.Second {
 				if _, err := c.Snapshot(ctx, window); err != nil {
 					b.Fatal(err)
 				}
-				if c.liveServed {
-					break
-				}
-				if i == 10 {
-					b.Fatal("the live stream served no snapshot in 10s")
-				}
-				time.Sleep(time.Until(last.Add(time.Second)))
-				last = time.Now()
 			}
-			pp := newPauseProbe()
-			var longest time.Duration
-			var catchUpT, composeT, totalT, cpuT time.Duration
-			var alloc, peak uint64
-			var served, events, restarts int64
-			var longestGC, longestOther, parseT time.Duration
-			var ms0, ms1 runtime.MemStats
-			for b.Loop() {
-				b.StopTimer()
-				time.Sleep(time.Until(last.Add(time.Second)))
-				runtime.GC()
-				before := heapObjects()
-				runtime.ReadMemStats(&ms0)
-				hp := startHeapPeak()
-				pp.mark()
-				ev0 := c.liveCost.events
-				c.live.mu.Lock()
-				pid0, busy0 := c.live.pid, c.live.busy
-				c.live.mu.Unlock()
-				cpu0 := cpuTime()
-				last = time.Now()
-				b.StartTimer()
+		}
+	}
+	// next is when the client gets a snapshot built anew: a second after
+	// the last, or later when the budget allows none sooner.
+	next := func(last time.Time) time.Time {
+		at := last.Add(time.Second)
+		if budget == 0 {
+			// A goroutine profile read after the last build adds to its
+			// cost.
+			c.mu.Lock()
+			done := c.profDone
+			c.mu.Unlock()
+			if done != nil {
+				<-done
+			}
+			c.mu.Lock()
+			if c.last != nil {
+				if t := c.last.at.Add(spacing(c.buildCost, c.opts.CPUBudget) + 5*time.Millisecond); t.After(at) {
+					at = t
+				}
+			}
+			c.mu.Unlock()
+		}
+		return at
+	}
+	// The stream starts with the first snapshot and serves once it
+	// covers a window.
+	began := time.Now()
+	last := began
+	var prev *api.Snapshot
+	for {
+		var err error
+		if prev, err = c.Snapshot(ctx, window); err != nil {
+			b.Fatal(err)
+		}
+		if c.liveServed {
+			break
+		}
+		if time.Since(began) > 3*time.Minute {
+			b.Fatal("the live stream served no snapshot in 3 minutes")
+		}
+		waitFor(next(last))
+		last = time.Now()
+	}
+	pp := newPauseProbe()
+	var longest time.Duration
+	var catchUpT, composeT, totalT, cpuT time.Duration
+	var alloc, peak uint64
+	var served, events, restarts int64
+	var longestGC, longestOther, parseT time.Duration
+	var ms0, ms1 runtime.MemStats
+	var spacingT time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		at := next(last)
+		spacingT += at.Sub(last)
+		waitFor(at)
+		runtime.GC()
+		before := heapObjects()
+		runtime.ReadMemStats(&ms0)
+		hp := startHeapPeak()
+		pp.mark()
+		ev0 := c.liveCost.events
+		c.live.mu.Lock()
+		pid0, busy0 := c.live.pid, c.live.busy
+		c.live.mu.Unlock()
+		cpu0 := cpuTime()
+		last = time.Now()
+		b.StartTimer()
 
-				snap, err := c.Snapshot(ctx, window)
+		snap, err := c.Snapshot(ctx, window)
 
-				b.StopTimer()
-				totalT += time.Since(last)
-				cpuT += cpuTime() - cpu0
-				gcP, otherP, _, l, _ := pp.sinceByClass()
-				longest, longestGC, longestOther = max(longest, l), max(longestGC, gcP), max(longestOther, otherP)
-				p := hp.end()
-				runtime.ReadMemStats(&ms1)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if len(snap.Tasks) < n {
-					b.Fatalf("%d tasks, want >= %d", len(snap.Tasks), n)
-				}
-				c.mu.Lock()
-				done := c.profDone
-				c.mu.Unlock()
-				if done != nil {
-					<-done
-				}
-				c.live.mu.Lock()
-				restarted := c.live.pid != pid0
-				if !restarted {
-					parseT += c.live.busy - busy0
-				}
-				c.live.mu.Unlock()
-				if restarted {
-					restarts++
-				}
-				if c.liveServed {
-					served++
-					catchUpT += c.liveCost.catchUp
-					composeT += c.liveCost.compose
-					if !restarted {
-						events += c.liveCost.events - ev0
-					}
-				}
-				alloc += ms1.TotalAlloc - ms0.TotalAlloc
-				peak = max(peak, p-min(p, before))
-				b.StartTimer()
+		b.StopTimer()
+		totalT += time.Since(last)
+		cpuT += cpuTime() - cpu0
+		gcP, otherP, _, l, _ := pp.sinceByClass()
+		longest, longestGC, longestOther = max(longest, l), max(longestGC, gcP), max(longestOther, otherP)
+		p := hp.end()
+		runtime.ReadMemStats(&ms1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(snap.Tasks) < n {
+			b.Fatalf("%d tasks, want >= %d", len(snap.Tasks), n)
+		}
+		if snap == prev {
+			b.Fatal("the snapshot was shared, not built")
+		}
+		prev = snap
+		c.mu.Lock()
+		done := c.profDone
+		c.mu.Unlock()
+		if done != nil {
+			<-done
+		}
+		c.live.mu.Lock()
+		restarted := c.live.pid != pid0
+		if !restarted {
+			parseT += c.live.busy - busy0
+		}
+		c.live.mu.Unlock()
+		if restarted {
+			restarts++
+		}
+		if c.liveServed {
+			served++
+			catchUpT += c.liveCost.catchUp
+			composeT += c.liveCost.compose
+			if !restarted {
+				events += c.liveCost.events - ev0
 			}
-			b.StopTimer()
-			kept := int64(liveHeap()) - int64(base)
-			writeHeapProfile(b)
-			var buf bytes.Buffer
-			t0 := time.Now()
-			if _, err := c.fr.WriteTo(&buf); err != nil {
-				b.Fatal(err)
-			}
-			t1 := time.Now()
-			bareEvents, _ := bareParse(b, newGenSkipper(&buf, t0.Add(-window)))
-			bareT := time.Since(t1)
-			N := float64(b.N)
-			msOf := func(d time.Duration, n float64) float64 { return d.Seconds() * 1e3 / max(n, 1) }
-			b.ReportMetric(float64(served)*100/N, "live-%")
-			b.ReportMetric(msOf(catchUpT, float64(served)), "catchup-ms")
-			b.ReportMetric(msOf(composeT, float64(served)), "compose-ms")
-			b.ReportMetric(msOf(totalT-catchUpT-composeT, N), "model-ms")
-			b.ReportMetric(float64(events)/max(float64(served), 1), "events")
-			b.ReportMetric(msOf(bareT, 1), "bare-parse-ms")
-			if served > 0 {
-				b.ReportMetric(msOf(bareT, 1)/msOf(catchUpT+composeT, float64(served)), "vs-bare")
-			}
-			b.ReportMetric(float64(restarts), "restarts")
-			b.ReportMetric(msOf(parseT, N), "parse-ms")
-			if parseT > 0 && events > 0 && bareEvents > 0 {
-				// The stream's parser, analysis included, against the bare
-				// parse, per event.
-				b.ReportMetric((float64(bareT)/float64(bareEvents))/(float64(parseT)/float64(events)), "parse-vs-bare")
-			}
-			b.ReportMetric(float64(longestGC.Microseconds())/1e3, "max-gc-pause-ms")
-			b.ReportMetric(float64(longestOther.Microseconds())/1e3, "max-other-pause-ms")
-			b.ReportMetric(float64(longest.Microseconds())/1e3, "max-pause-ms")
-			b.ReportMetric(msOf(cpuT, N), "cpu-ms")
-			b.ReportMetric(float64(alloc)/N/mb, "alloc-MB")
-			b.ReportMetric(float64(peak)/mb, "peak-MB")
-			b.ReportMetric(float64(kept)/mb, "kept-MB")
-		})
+		}
+		alloc += ms1.TotalAlloc - ms0.TotalAlloc
+		peak = max(peak, p-min(p, before))
+		b.StartTimer()
+	}
+	b.StopTimer()
+	kept := int64(liveHeap()) - int64(base)
+	writeHeapProfile(b)
+	var buf bytes.Buffer
+	t0 := time.Now()
+	if _, err := c.fr.WriteTo(&buf); err != nil {
+		b.Fatal(err)
+	}
+	t1 := time.Now()
+	bareEvents, _ := bareParse(b, newGenSkipper(&buf, t0.Add(-window)))
+	bareT := time.Since(t1)
+	N := float64(b.N)
+	msOf := func(d time.Duration, n float64) float64 { return d.Seconds() * 1e3 / max(n, 1) }
+	b.ReportMetric(float64(served)*100/N, "live-%")
+	b.ReportMetric(msOf(catchUpT, float64(served)), "catchup-ms")
+	b.ReportMetric(msOf(composeT, float64(served)), "compose-ms")
+	b.ReportMetric(msOf(totalT-catchUpT-composeT, N), "model-ms")
+	b.ReportMetric(float64(events)/max(float64(served), 1), "events")
+	b.ReportMetric(msOf(bareT, 1), "bare-parse-ms")
+	if served > 0 {
+		b.ReportMetric(msOf(bareT, 1)/msOf(catchUpT+composeT, float64(served)), "vs-bare")
+	}
+	b.ReportMetric(float64(restarts), "restarts")
+	b.ReportMetric(msOf(parseT, N), "parse-ms")
+	if parseT > 0 && events > 0 && bareEvents > 0 {
+		// The stream's parser, analysis included, against the bare
+		// parse, per event.
+		b.ReportMetric((float64(bareT)/float64(bareEvents))/(float64(parseT)/float64(events)), "parse-vs-bare")
+	}
+	b.ReportMetric(float64(longestGC.Microseconds())/1e3, "max-gc-pause-ms")
+	b.ReportMetric(float64(longestOther.Microseconds())/1e3, "max-other-pause-ms")
+	b.ReportMetric(float64(longest.Microseconds())/1e3, "max-pause-ms")
+	b.ReportMetric(msOf(cpuT, N), "cpu-ms")
+	b.ReportMetric(float64(alloc)/N/mb, "alloc-MB")
+	b.ReportMetric(float64(peak)/mb, "peak-MB")
+	b.ReportMetric(float64(kept)/mb, "kept-MB")
+	if budget == 0 {
+		b.ReportMetric(msOf(spacingT, N), "spacing-ms")
 	}
 }

@@ -102,6 +102,45 @@ func TestCollectorKnownGoroutines(t *testing.T) {
 	}
 }
 
+// A client whose requests the CPU budget answers with the last snapshot
+// is still watching: the live stream keeps running for it, so that the
+// next snapshot built anew can be composed from it.
+func TestCollectorSharedRequestsKeepTheStream(t *testing.T) {
+	c, err := NewCollector(CollectorOptions{CPUBudget: 1e-6, DumpBudget: 1e-9, LiveIdle: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	first, err := c.Snapshot(ctx, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		time.Sleep(100 * time.Millisecond)
+		snap, err := c.Snapshot(ctx, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if snap != first {
+			t.Fatal("a snapshot was built anew within a budget that allows none")
+		}
+	}
+	c.live.mu.Lock()
+	running := c.live.running
+	c.live.mu.Unlock()
+	if !running {
+		t.Error("the live stream stopped while a client asked every 100ms")
+	}
+	time.Sleep(600 * time.Millisecond)
+	c.live.mu.Lock()
+	running = c.live.running
+	c.live.mu.Unlock()
+	if running {
+		t.Error("the live stream still runs 600ms after the last request (LiveIdle 300ms)")
+	}
+}
+
 // checkKnownGoroutines checks TestCollectorKnownGoroutines' snapshot.
 func checkKnownGoroutines(t *testing.T, snap *api.Snapshot) {
 	t.Helper()

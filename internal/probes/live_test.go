@@ -455,7 +455,7 @@ func TestLiveTraceSkipsWhatNoWindowNeeds(t *testing.T) {
 	}
 	lt := newLiveTrace(64 << 20)
 	defer stopReplay(lt)
-	lt.keep = int64(time.Second) // windows of up to a second: 2 generations
+	lt.keepFor(time.Second) // windows of up to a second: 2 generations
 	replay(lt, stream)
 	b, err := lt.catchUp()
 	if err != nil {
@@ -468,6 +468,28 @@ func TestLiveTraceSkipsWhatNoWindowNeeds(t *testing.T) {
 	}
 	if len(b.live.gens) != 2 {
 		t.Errorf("%d of %d generations analysed, want the last 2", len(b.live.gens), gens)
+	}
+}
+
+// An analysis that starts over (the first, or after a drop) starts from
+// the generations the window needs, however few more wait.
+func TestLiveTraceStartsOverFromWhatTheWindowNeeds(t *testing.T) {
+	stream := recordStream(t, time.Second, 100*time.Millisecond)
+	ends := genEnds(stream)
+	if len(ends) < 5 {
+		t.Fatalf("%d generations", len(ends))
+	}
+	lt := newLiveTrace(64 << 20)
+	defer stopReplay(lt)
+	lt.keepFor(time.Second) // windows of up to a second: 2 generations
+	replay(lt, stream[:16+ends[4]])
+	b, err := lt.catchUp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.liveWindow(time.Microsecond) // records the last generation
+	if len(b.live.gens) != 2 {
+		t.Errorf("%d of 5 generations analysed from the start, want the last 2", len(b.live.gens))
 	}
 }
 

@@ -49,7 +49,8 @@ type liveTrace struct {
 	parked  bool  // the parser waits for bytes past allowed
 	perr    error // the parser stopped on this
 	done    chan struct{}
-	keep    int64 // the builder's keep (ns)
+	keep    int64         // the builder's keep (ns)
+	window  time.Duration // the longest window asked for
 
 	// Until eagerUntil, the parser analyses each generation as soon as it
 	// is complete rather than when a snapshot asks, except while a window
@@ -68,11 +69,12 @@ func newLiveTrace(maxBacklog int) *liveTrace {
 	return lt
 }
 
-// keepFor has the builder keep generations for windows of d.
+// keepFor has the builder keep generations for windows of d, and 2s more.
 func (lt *liveTrace) keepFor(d time.Duration) {
 	lt.mu.Lock()
 	defer lt.mu.Unlock()
-	lt.keep = max(lt.keep, int64(d))
+	lt.window = max(lt.window, d)
+	lt.keep = max(lt.keep, int64(d+2*time.Second))
 }
 
 // errLiveFormat is wrapped when the stream is not a Go 1.26+ trace, whose
@@ -261,11 +263,19 @@ func (lt *liveTrace) catchUp() (*WindowBuilder, error) {
 	// Generations pile up unread while snapshots are far apart (the CPU
 	// budget spaces them by 4x their cost: at a million goroutines, 10s
 	// and more). Past a few more than a window needs, starting over from
-	// those it needs costs less than parsing them all.
-	if need := int(time.Duration(lt.keep)/time.Second) + 1; len(lt.ends) > need+3 {
+	// those it needs costs less than parsing them all. A window of d
+	// needs its generations (the runtime begins one a second, or later)
+	// and the one before, where it may start. An analysis that starts
+	// over anyway starts from those.
+	over := lt.b == nil || lt.dropped || lt.perr != nil
+	window := lt.window
+	if window == 0 { // none asked yet: as long as kept
+		window = time.Duration(lt.keep) - 2*time.Second
+	}
+	if need := int((window+time.Second-1)/time.Second) + 1; len(lt.ends) > need+3 || over && len(lt.ends) > need {
 		lt.skipTo(len(lt.ends) - need)
 	}
-	if lt.b == nil || lt.dropped || lt.perr != nil {
+	if over || lt.dropped {
 		lt.restart()
 	}
 	if n := len(lt.ends); n > 0 {

@@ -948,11 +948,16 @@ func (b *WindowBuilder) transition(ev *trace.Event, st *trace.StateTransition, t
 		return
 	}
 	since := t
+	// Seen first in a status event (it existed before the stream): in a
+	// live builder, it did nothing in this generation, and a million
+	// goroutines that wait get neither a record nor a goActivity.
+	status := false
 	if g == nil || g.exited || from == trace.GoUndetermined || from == trace.GoNotExist {
 		var ok bool
 		if g, since, ok = b.appear(ev, st, g, id, from, t); !ok {
 			return
 		}
+		status = from == trace.GoUndetermined && b.live != nil
 	} else {
 		if g.state != from {
 			g.state = from // should not happen with a valid trace: trust the event
@@ -964,7 +969,7 @@ func (b *WindowBuilder) transition(ev *trace.Event, st *trace.StateTransition, t
 			}
 		}
 	}
-	if b.live != nil {
+	if b.live != nil && !status {
 		b.touch(g)
 	}
 	g.state = to
@@ -980,7 +985,9 @@ func (b *WindowBuilder) transition(ev *trace.Event, st *trace.StateTransition, t
 	}
 	if st.Stack != trace.NoStack {
 		g.stack = st.Stack
-		if a := b.act(g); a.first == trace.NoStack && g.firstF == 0 {
+		if status {
+			g.firstF = b.frameRef(st.Stack)
+		} else if a := b.act(g); a.first == trace.NoStack && g.firstF == 0 {
 			a.first = st.Stack
 		}
 	}
@@ -1150,8 +1157,8 @@ func (b *WindowBuilder) wakeup(g *goState, ev *trace.Event) {
 func (b *WindowBuilder) block(g *goState, st *trace.StateTransition) {
 	raw, stk := st.Reason, st.Stack
 	g.inferred = raw == ""
-	a := b.act(g)
-	if c := a.blocks; c != nil && stk != trace.NoStack {
+	if g.act != nil && g.act.blocks != nil && stk != trace.NoStack {
+		c := g.act.blocks
 		for i := range c.e {
 			if e := &c.e[i]; e.stk == stk && e.raw == raw {
 				g.reason, g.site = e.reason, e.site
@@ -1163,6 +1170,7 @@ func (b *WindowBuilder) block(g *goState, st *trace.StateTransition) {
 	if stk == trace.NoStack || g.inferred {
 		return // status events: once per goroutine, not worth a cache
 	}
+	a := b.act(g)
 	if a.blocks == nil {
 		a.blocks = new(blockCache)
 	}

@@ -70,6 +70,10 @@ func checkWindow(t testing.TB, w *Window) {
 		if g.ID != id {
 			t.Errorf("goroutine %d filed under %d", g.ID, id)
 		}
+	}
+	// A live window's quiet goroutines too.
+	for g := range w.all() {
+		id := g.ID
 		if g.Busy < 0 || g.Sched < 0 || g.Idle < 0 || g.Syscall < 0 || g.Total < 0 {
 			t.Errorf("g%d: negative time: %+v", id, *g)
 		}
@@ -100,7 +104,7 @@ func checkWindow(t testing.TB, w *Window) {
 		}
 	}
 	var waiting int
-	for _, g := range w.Goroutines {
+	for g := range w.all() {
 		if g.State == Waiting {
 			waiting++
 		}
@@ -112,7 +116,7 @@ func checkWindow(t testing.TB, w *Window) {
 			t.Errorf("sites not sorted by wait: %d after %d", s.WaitNS, w.Sites[i-1].WaitNS)
 		}
 		for _, id := range s.Tasks {
-			if g := w.Goroutines[id]; g == nil || g.State != Waiting || g.WaitReason != s.Reason {
+			if g := w.get(id); g == nil || g.State != Waiting || g.WaitReason != s.Reason {
 				t.Errorf("site %s %v lists g%d, which is not waiting there: %+v", s.Reason, s.Location, id, g)
 			}
 		}
