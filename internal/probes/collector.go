@@ -41,8 +41,8 @@ type CollectorOptions struct {
 	// profile, which forces a full GC (default 30s; at least 30s).
 	LeakInterval time.Duration
 	// LiveIdle is how long the live trace stream runs after the last
-	// snapshot (default 30s; negative: never stream, and read every window
-	// from the flight recorder). See live.go.
+	// request, built or shared (default 30s; negative: never stream, and
+	// read every window from the flight recorder). See live.go.
 	LiveIdle time.Duration
 	Logger   *slog.Logger
 }
