@@ -259,6 +259,17 @@ func benchCounts() []int {
 	return counts
 }
 
+// waitProfileRead waits for the goroutine profile read that follows a
+// snapshot, if one runs: it adds to the build's cost.
+func waitProfileRead(c *Collector) {
+	c.mu.Lock()
+	done := c.profDone
+	c.mu.Unlock()
+	if done != nil {
+		<-done
+	}
+}
+
 func benchSnapshot(b *testing.B, c *Collector, n int, base uint64) {
 	const window = 2 * time.Second
 	ctx := context.Background()
@@ -298,12 +309,7 @@ func benchSnapshot(b *testing.B, c *Collector, n int, base uint64) {
 		}
 		// The goroutine profile read that follows the snapshot (CPUBudget
 		// 1e9: after every one): let it end before timing anything else.
-		c.mu.Lock()
-		done := c.profDone
-		c.mu.Unlock()
-		if done != nil {
-			<-done
-		}
+		waitProfileRead(c)
 		c.mu.Lock()
 		profT += c.profCost
 		c.mu.Unlock()
@@ -935,12 +941,7 @@ func benchLive(b *testing.B, n int, budget float64) {
 		if budget == 0 {
 			// A goroutine profile read after the last build adds to its
 			// cost.
-			c.mu.Lock()
-			done := c.profDone
-			c.mu.Unlock()
-			if done != nil {
-				<-done
-			}
+			waitProfileRead(c)
 			c.mu.Lock()
 			if c.last != nil {
 				if t := c.last.at.Add(spacing(c.buildCost, c.opts.CPUBudget) + 5*time.Millisecond); t.After(at) {
@@ -1015,12 +1016,7 @@ func benchLive(b *testing.B, n int, budget float64) {
 			b.Fatal("the snapshot was shared, not built")
 		}
 		prev = snap
-		c.mu.Lock()
-		done := c.profDone
-		c.mu.Unlock()
-		if done != nil {
-			<-done
-		}
+		waitProfileRead(c)
 		c.live.mu.Lock()
 		restarted := c.live.pid != pid0
 		if !restarted {
