@@ -64,21 +64,32 @@ func TestCLIAgainstDaemon(t *testing.T) {
 
 	var waiterID int64
 	t.Run("tasks", func(t *testing.T) {
-		out, errs, code := cli(t, "tasks", addr, "--filter", "workload=blocking-lock", "--limit", "0", "--window", "1s")
-		if code != 0 {
-			t.Fatalf("exit %d: %s", code, errs)
-		}
-		if !strings.HasPrefix(out, "target "+addr) || !strings.Contains(out, "GOMAXPROCS") {
-			t.Errorf("no header line:\n%s", out)
-		}
-		waiting := 0
-		for _, line := range strings.Split(out, "\n") {
-			if strings.Contains(line, "blocking-lock/waiter") && strings.Contains(line, " waiting ") && strings.Contains(line, "sync.Mutex.Lock") {
-				waiting++
+		// The holder lets go of the lock for 20ms in every 220ms: a
+		// snapshot taken then finds the waiters between two Locks. Ask
+		// again, as a user would.
+		var out string
+		for try := 0; ; try++ {
+			o, errs, code := cli(t, "tasks", addr, "--filter", "workload=blocking-lock", "--limit", "0", "--window", "1s")
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errs)
 			}
-		}
-		if waiting == 0 {
-			t.Errorf("no blocking-lock/waiter row waiting on sync.Mutex.Lock:\n%s", out)
+			out = o
+			if !strings.HasPrefix(out, "target "+addr) || !strings.Contains(out, "GOMAXPROCS") {
+				t.Errorf("no header line:\n%s", out)
+			}
+			waiting := 0
+			for _, line := range strings.Split(out, "\n") {
+				if strings.Contains(line, "blocking-lock/waiter") && strings.Contains(line, " waiting ") && strings.Contains(line, "sync.Mutex.Lock") {
+					waiting++
+				}
+			}
+			if waiting > 0 {
+				break
+			}
+			if try == 4 {
+				t.Fatalf("no blocking-lock/waiter row waiting on sync.Mutex.Lock in 5 snapshots; the last:\n%s", out)
+			}
+			time.Sleep(300 * time.Millisecond)
 		}
 	})
 	t.Run("tasks json", func(t *testing.T) {

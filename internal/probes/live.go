@@ -419,8 +419,8 @@ func quietIn(g *goState, seq0 uint32) bool {
 }
 
 // quietSet holds the quiet goroutines of a live window: those that waited
-// all of it without an event. Each takes 56 bytes rather than the 300 of
-// its GoStats (and its place in Goroutines), which it gets when read.
+// all of it without an event. Each takes 56 bytes rather than some 300
+// (its GoStats and its place in Goroutines), which it gets when read.
 type quietSet struct {
 	gs         []quietGo // by ID
 	start, end trace.Time
@@ -462,8 +462,7 @@ func (q *quietSet) get(id int64) *GoStats {
 }
 
 // stats sets gs to x's numbers, as liveWindow would have (span, endState,
-// origin): idle since the window began, or since it was created in it;
-// idle holds its IdleByReason.
+// origin): idle all the window long. idle holds its IdleByReason.
 func (q *quietSet) stats(x *quietGo, gs *GoStats, idle *[1]ReasonTime) {
 	from := max(x.since, q.start)
 	d := max(int64(q.end-from), 0)
