@@ -755,6 +755,8 @@ type goActivity struct {
 	creator trace.Stack // creator's stack at creation
 }
 
+// wholeGo is how a builder that is not live allocates a goroutine: its
+// numbers last the window, so they sit beside its state.
 type wholeGo struct {
 	g goState
 	a goActivity
@@ -1073,8 +1075,6 @@ func (b *WindowBuilder) appear(ev *trace.Event, st *trace.StateTransition, g *go
 func (b *WindowBuilder) newGoroutine(id trace.GoID) *goState {
 	var g *goState
 	if b.live == nil {
-		// A goroutine's numbers last the window: beside its state, as
-		// close in memory as in one struct.
 		if len(b.wholeSlab) == 0 {
 			b.wholeSlab = make([]wholeGo, 256)
 		}
