@@ -278,22 +278,20 @@ func (b *WindowBuilder) liveWindow(want time.Duration) (*Window, bool) {
 	seq0 := gens[0].seq
 	nq := 0
 	for _, g := range order {
-		if quietWindows && quietIn(g, seq0) {
+		if quietIn(g, seq0) {
 			nq++
 		}
 	}
 	stats := make([]GoStats, 0, len(order)-nq)
-	q := &quietSet{start: start, end: end}
-	if quietWindows {
-		q.gs = make([]quietGo, 0, nq)
-	}
+	q := &quietSet{start: start, end: end, gs: make([]quietGo, 0, nq)}
 	var accs []compAcc
 	for _, g := range order {
 		g.acc = -1
 		if g.exited && g.ended < start {
 			continue
 		}
-		if quietWindows && quietIn(g, seq0) {
+		if quietIn(g, seq0) {
+			g.acc = accQuiet
 			q.gs = append(q.gs, quietGo{id: g.id, parent: g.parent, since: g.since, created: g.created, reason: g.reason,
 				stackF: g.stackF, startF: g.startF, firstF: g.firstF, creatorF: g.creatorF, inferred: g.inferred})
 			continue
@@ -356,7 +354,7 @@ func (b *WindowBuilder) liveWindow(want time.Duration) (*Window, bool) {
 		if g.exited && g.ended < start {
 			continue
 		}
-		if quietWindows && quietIn(g, seq0) {
+		if g.acc == accQuiet {
 			// Its numbers wait for a reader (quietSet.stats); its site's
 			// cannot.
 			if g.site >= 0 {
@@ -411,10 +409,14 @@ func (b *WindowBuilder) liveWindow(want time.Duration) (*Window, bool) {
 // windows composed both ways).
 var quietWindows = true
 
+// accQuiet is goState.acc of a quiet goroutine while a window is composed.
+const accQuiet = -2
+
 // quietIn says goroutine g waited all the window that begins with
-// generation seq0, without an event, and is frozen: a quiet goroutine.
+// generation seq0, without an event, and is frozen: a quiet goroutine
+// (with quietWindows).
 func quietIn(g *goState, seq0 uint32) bool {
-	return g.gen < seq0 && !g.exited && g.state == trace.GoWaiting &&
+	return quietWindows && g.gen < seq0 && !g.exited && g.state == trace.GoWaiting &&
 		g.stack == trace.NoStack && g.act == nil
 }
 

@@ -49,7 +49,6 @@ type liveTrace struct {
 	parked  bool  // the parser waits for bytes past allowed
 	perr    error // the parser stopped on this
 	done    chan struct{}
-	keep    int64         // the builder's keep (ns)
 	window  time.Duration // the longest window asked for
 
 	// Until eagerUntil, the parser analyses each generation as soon as it
@@ -64,17 +63,22 @@ type liveTrace struct {
 }
 
 func newLiveTrace(maxBacklog int) *liveTrace {
-	lt := &liveTrace{maxBacklog: maxBacklog, keep: int64(defaultLiveKeep)}
+	lt := &liveTrace{maxBacklog: maxBacklog}
 	lt.cond = sync.NewCond(&lt.mu)
 	return lt
 }
 
-// keepFor has the builder keep generations for windows of d, and 2s more.
+// keepFor has the builder keep generations for windows of d.
 func (lt *liveTrace) keepFor(d time.Duration) {
 	lt.mu.Lock()
 	defer lt.mu.Unlock()
 	lt.window = max(lt.window, d)
-	lt.keep = max(lt.keep, int64(d+2*time.Second))
+}
+
+// keep is how much of the stream the builder keeps: the longest window
+// asked for and 2s more, and at least defaultLiveKeep.
+func (lt *liveTrace) keep() time.Duration {
+	return max(defaultLiveKeep, lt.window+2*time.Second)
 }
 
 // errLiveFormat is wrapped when the stream is not a Go 1.26+ trace, whose
@@ -270,7 +274,7 @@ func (lt *liveTrace) catchUp() (*WindowBuilder, error) {
 	over := lt.b == nil || lt.dropped || lt.perr != nil
 	window := lt.window
 	if window == 0 { // none asked yet: as long as kept
-		window = time.Duration(lt.keep) - 2*time.Second
+		window = lt.keep() - 2*time.Second
 	}
 	if need := int((window+time.Second-1)/time.Second) + 1; len(lt.ends) > need+3 || over && len(lt.ends) > need {
 		lt.skipTo(len(lt.ends) - need)
@@ -304,7 +308,7 @@ func (lt *liveTrace) catchUp() (*WindowBuilder, error) {
 	if lt.perr != nil {
 		return nil, fmt.Errorf("live trace analysis: %w", lt.perr)
 	}
-	lt.b.live.keep = max(lt.b.live.keep, xtrace.Time(lt.keep))
+	lt.b.live.keep = max(lt.b.live.keep, xtrace.Time(lt.keep()))
 	lt.composing = true
 	return lt.b, nil
 }

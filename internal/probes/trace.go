@@ -729,7 +729,7 @@ type goState struct {
 
 	// Live mode only (see live.go).
 	gen uint32 // the last generation it changed in
-	acc int32  // its index in the window being composed; -1 for none
+	acc int32  // its index in the window being composed; -1 for none, accQuiet for quiet
 	// The stacks once their generation is over (stack, and goActivity's
 	// first, start and creator): an index+1 in frames, 0 for none (a
 	// trace.Stack keeps its generation's tables).
