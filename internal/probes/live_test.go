@@ -357,6 +357,9 @@ func TestLiveTraceGenerations(t *testing.T) {
 		t.Fatalf("%d generations in 2.5s of trace (%d ends)", gens, len(ends))
 	}
 	lt := newLiveTrace(64 << 20)
+	// Held in chunks of an odd size, so that batch headers and varints
+	// straddle chunks.
+	lt.data = newChunkBuf(4093)
 	defer stopReplay(lt)
 	// The first generation and some of the second.
 	half := 16 + ends[0] + (ends[1]-ends[0])/2
@@ -427,7 +430,7 @@ func TestLiveTraceBacklog(t *testing.T) {
 	defer stopReplay(lt)
 	replay(lt, stream)
 	lt.mu.Lock()
-	held, dropped := len(lt.data), lt.dropped
+	held, dropped := lt.data.Len(), lt.dropped
 	lt.mu.Unlock()
 	if !dropped || held >= len(stream)/2 {
 		t.Fatalf("holds %d of %d bytes, dropped %v", held, len(stream), dropped)
@@ -571,18 +574,21 @@ func genEnds(stream []byte) []int {
 }
 
 // The live stream never panics, hangs or fails in its own analysis,
-// whatever bytes it is given and however they are cut; the windows it
-// composes hold together.
+// whatever bytes it is given and however they are cut and held; the
+// windows it composes hold together.
 func FuzzLiveStream(f *testing.F) {
 	data, err := os.ReadFile(filepath.Join("testdata", "traces", "small.trace"))
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Add(data, uint16(3000))
-	f.Add(data[:len(data)/2], uint16(100))
-	f.Add(data[:100], uint16(7))
-	f.Fuzz(func(t *testing.T, b []byte, chunk uint16) {
+	f.Add(data, uint16(3000), uint16(0))
+	f.Add(data[:len(data)/2], uint16(100), uint16(61))
+	f.Add(data[:100], uint16(7), uint16(3))
+	f.Fuzz(func(t *testing.T, b []byte, chunk, held uint16) {
 		lt := newLiveTrace(1 << 20)
+		if held > 0 {
+			lt.data = newChunkBuf(int(held)) // the stream held in chunks of held bytes
+		}
 		defer stopReplay(lt)
 		lt.running = true
 		n := max(int(chunk), 1)

@@ -2,7 +2,6 @@ package probes
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -35,12 +34,12 @@ type liveTrace struct {
 	cond    *sync.Cond
 	running bool // trace.Start writes to us
 	hdr     []byte
-	data    []byte  // stream bytes not yet handed to the parser
-	base    int64   // stream offset (after the header) of data[0]
-	scanned int64   // stream offset up to which data is framed into batches
-	ends    []int64 // stream offsets of the ends of whole generations past base
-	ferr    error   // the stream could not be framed
-	dropped bool    // generations were dropped unread: the analysis must start over
+	data    chunkBuf // stream bytes not yet handed to the parser
+	base    int64    // stream offset (after the header) of the first byte held
+	scanned int64    // stream offset up to which data is framed into batches
+	ends    []int64  // stream offsets of the ends of whole generations past base
+	ferr    error    // the stream could not be framed
+	dropped bool     // generations were dropped unread: the analysis must start over
 
 	b       *WindowBuilder
 	pid     int   // the running parser's id; a parser with another stops
@@ -63,7 +62,7 @@ type liveTrace struct {
 }
 
 func newLiveTrace(maxBacklog int) *liveTrace {
-	lt := &liveTrace{maxBacklog: maxBacklog}
+	lt := &liveTrace{maxBacklog: maxBacklog, data: newChunkBuf(defaultChunk)}
 	lt.cond = sync.NewCond(&lt.mu)
 	return lt
 }
@@ -117,7 +116,8 @@ func (lt *liveTrace) stop() {
 	trace.Stop() // flushes the stream to Write, which now drops it
 	lt.mu.Lock()
 	lt.pid++
-	lt.b, lt.hdr, lt.data, lt.ends = nil, nil, nil, nil
+	lt.b, lt.hdr, lt.ends = nil, nil, nil
+	lt.data.Reset()
 	lt.base, lt.scanned, lt.allowed = 0, 0, 0
 	lt.ferr, lt.perr, lt.dropped = nil, nil, false
 	lt.eagerUntil, lt.composing, lt.busy, lt.unparked = time.Time{}, false, 0, time.Time{}
@@ -140,9 +140,9 @@ func (lt *liveTrace) Write(p []byte) (int, error) {
 	if lt.tee != nil {
 		lt.tee.Write(p)
 	}
-	lt.data = append(lt.data, p...)
+	lt.data.Write(p)
 	lt.frame()
-	if len(lt.data) > lt.maxBacklog {
+	if lt.data.Len() > lt.maxBacklog {
 		// The parser falls behind the stream: stop feeding it, so that
 		// what it does not reach can be dropped.
 		lt.eagerUntil = time.Time{}
@@ -159,24 +159,25 @@ func (lt *liveTrace) Write(p []byte) (int, error) {
 func (lt *liveTrace) frame() {
 	if lt.hdr == nil {
 		const hdrLen = 16
-		if len(lt.data) < hdrLen {
+		if lt.data.Len() < hdrLen {
 			return
 		}
-		h := lt.data[:hdrLen]
+		var hb [hdrLen]byte
+		h := hb[:lt.data.Peek(hb[:], 0)]
 		v, err := strconv.Atoi(string(bytes.TrimSuffix(bytes.TrimPrefix(h, []byte("go 1.")), []byte(traceHeaderSuffix))))
 		if !bytes.HasPrefix(h, []byte("go 1.")) || !bytes.HasSuffix(h, []byte(traceHeaderSuffix)) || err != nil || v < 26 {
 			lt.ferr = fmt.Errorf("%w: header %q: want a Go 1.26 or later trace", errLiveFormat, h)
 			return
 		}
 		lt.hdr = bytes.Clone(h)
-		lt.data = lt.data[hdrLen:]
+		lt.data.Discard(hdrLen)
 	}
 	for {
 		p := int(lt.scanned - lt.base)
-		if p >= len(lt.data) {
+		if p >= lt.data.Len() {
 			return
 		}
-		typ := lt.data[p]
+		typ := lt.data.At(p)
 		q := p + 1
 		switch typ {
 		case evEndOfGeneration:
@@ -192,10 +193,10 @@ func (lt *liveTrace) frame() {
 		}
 		var size uint64
 		for range 4 { // gen, M, timestamp, size
-			if q >= len(lt.data) {
+			if q >= lt.data.Len() {
 				return
 			}
-			v, n := binary.Uvarint(lt.data[q:])
+			v, n := lt.data.Uvarint(q)
 			if n == 0 {
 				return // not all written yet
 			}
@@ -209,7 +210,7 @@ func (lt *liveTrace) frame() {
 			lt.ferr = fmt.Errorf("%w: batch of %d bytes at offset %d", errLiveFormat, size, lt.scanned)
 			return
 		}
-		if uint64(len(lt.data)-q) < size {
+		if uint64(lt.data.Len()-q) < size {
 			return
 		}
 		lt.scanned = lt.base + int64(q) + int64(size)
@@ -247,7 +248,7 @@ func (lt *liveTrace) trim() {
 // over.
 func (lt *liveTrace) skipTo(k int) {
 	cut := lt.ends[k-1]
-	lt.data = bytes.Clone(lt.data[cut-lt.base:])
+	lt.data.Discard(int(cut - lt.base))
 	lt.base, lt.allowed = cut, cut
 	lt.ends = lt.ends[k:]
 	lt.dropped = true
@@ -363,7 +364,7 @@ func (lt *liveTrace) restart() {
 	if lt.allowed > lt.base {
 		// The last parser stopped within what it was allowed: go on after it,
 		// where a generation ends.
-		lt.data = lt.data[lt.allowed-lt.base:]
+		lt.data.Discard(int(lt.allowed - lt.base))
 		lt.base = lt.allowed
 		for len(lt.ends) > 0 && lt.ends[0] <= lt.base {
 			lt.ends = lt.ends[1:]
@@ -435,13 +436,7 @@ func (r *liveReader) Read(p []byte) (int, error) {
 			return n, nil
 		}
 		if lt.allowed > lt.base {
-			n := copy(p, lt.data[:lt.allowed-lt.base])
-			lt.data = lt.data[n:]
-			if len(lt.data) == 0 {
-				// Let the backing array go (tens of MB at a million
-				// goroutines) rather than keep it for the next bytes.
-				lt.data = nil
-			}
+			n := lt.data.Read(p[:min(int64(len(p)), lt.allowed-lt.base)])
 			lt.base += int64(n)
 			for len(lt.ends) > 0 && lt.ends[0] <= lt.base {
 				lt.ends = lt.ends[1:]
