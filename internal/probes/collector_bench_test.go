@@ -878,6 +878,10 @@ func BenchmarkCollectorCPU(b *testing.B) {
 // one (parse-ms), the share of snapshots the stream served (live-%)
 // and the same pauses, CPU and memory figures, with the times the stream's
 // analysis started over (restarts: after a dropped backlog or an error).
+// Every heap allocation in the process counts in alloc-MB, the runtime's
+// own too: idle-alloc-MB/s is the process's rate while it waits for the
+// next build, and own-alloc-MB, when the stream waits unread between
+// builds, is alloc-MB less that rate over the build's time.
 // For the ratio with the bare parse, after the last snapshot it takes a
 // flight recorder snapshot and times x/exp/trace's bare ReadEvent loop over
 // the generations a window of the same length is read from
@@ -979,16 +983,34 @@ func benchLive(b *testing.B, n int, budget float64) {
 	var alloc, peak uint64
 	var served, events, restarts int64
 	var longestGC, longestOther, parseT time.Duration
-	var ms0, ms1 runtime.MemStats
-	var spacingT time.Duration
+	var ms0, ms1, msIdle runtime.MemStats
+	var spacingT, idleT time.Duration
+	var idleAlloc uint64
+	idleParsed := false // the stream was analysed between builds
 	for b.Loop() {
 		b.StopTimer()
 		at := next(last)
 		spacingT += at.Sub(last)
+		// What the process allocates while it waits for the build, for
+		// the rate at which it allocates without one: the runtime's
+		// tracer, the stream's bytes, the shared snapshots and, with the
+		// stream parsed as it comes, its analysis.
+		runtime.ReadMemStats(&msIdle)
+		idle0 := time.Now()
+		c.live.mu.Lock()
+		busyIdle0 := c.live.busy
+		c.live.mu.Unlock()
 		waitFor(at)
+		idleT += time.Since(idle0)
+		c.live.mu.Lock()
+		if c.live.busy != busyIdle0 {
+			idleParsed = true
+		}
+		c.live.mu.Unlock()
 		runtime.GC()
 		before := heapObjects()
 		runtime.ReadMemStats(&ms0)
+		idleAlloc += ms0.TotalAlloc - msIdle.TotalAlloc
 		hp := startHeapPeak()
 		ev0 := c.liveCost.events
 		c.live.mu.Lock()
@@ -1078,6 +1100,16 @@ func benchLive(b *testing.B, n int, budget float64) {
 	b.ReportMetric(float64(alloc)/N/mb, "alloc-MB")
 	b.ReportMetric(float64(peak)/mb, "peak-MB")
 	b.ReportMetric(float64(kept)/mb, "kept-MB")
+	if idleT > 0 && !idleParsed {
+		// alloc-MB less what the process allocates in as long without a
+		// build: at a million goroutines the runtime's tracer alone
+		// allocates some 100 MB a second (traceAdvance lists every
+		// goroutine at each generation). Only when the stream waits
+		// unread between builds, or the analysis would count as idle.
+		rate := float64(idleAlloc) / idleT.Seconds()
+		b.ReportMetric(rate/mb, "idle-alloc-MB/s")
+		b.ReportMetric(max(float64(alloc)-rate*totalT.Seconds(), 0)/N/mb, "own-alloc-MB")
+	}
 	if budget == 0 {
 		b.ReportMetric(msOf(spacingT, N), "spacing-ms")
 	}

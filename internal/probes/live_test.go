@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/exp/trace"
 )
 
 // lockedBuffer is a bytes.Buffer the runtime's trace writer may write to
@@ -496,6 +498,104 @@ func TestLiveTraceStartsOverFromWhatTheWindowNeeds(t *testing.T) {
 	}
 }
 
+// genStarts returns when each generation of a stream begins in trace time
+// (its first Sync), and when the stream ends (the parser's last Sync).
+func genStarts(t *testing.T, stream []byte) []trace.Time {
+	t.Helper()
+	r, err := trace.NewReader(bytes.NewReader(stream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var syncs []trace.Time
+	for {
+		ev, err := r.ReadEvent()
+		if err == io.EOF {
+			return syncs
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Kind() == trace.EventSync {
+			syncs = append(syncs, ev.Time())
+		}
+	}
+}
+
+// replayTimed feeds lt a recorded stream a generation at a time, each end
+// written at the time it has in the trace, on lt's clock.
+func replayTimed(t *testing.T, lt *liveTrace, stream []byte) {
+	t.Helper()
+	ends, starts := genEnds(stream), genStarts(t, stream)
+	if len(starts) != len(ends)+1 {
+		t.Fatalf("%d syncs for %d generations", len(starts), len(ends))
+	}
+	t0 := time.Now()
+	var at time.Time
+	lt.clock = func() time.Time { return at }
+	lt.mu.Lock()
+	lt.running = true
+	lt.mu.Unlock()
+	prev := 0
+	for i, e := range ends {
+		if i == 0 {
+			at = t0 // the header: the stream's start
+			lt.Write(stream[:16])
+			prev = 16
+		}
+		at = t0.Add(time.Duration(starts[i+1] - starts[0]))
+		lt.Write(stream[prev : 16+e])
+		prev = 16 + e
+	}
+}
+
+// An analysis that starts over starts from the fewest last generations
+// that cover the window, by when their ends were written: fewer than the
+// window's seconds and one when generations last a second or more, more
+// when snapshots of the flight recorder cut them short. Its window is made
+// of the generations an analysis of the whole stream takes.
+func TestLiveTraceStartsOverFromWhatCoversTheWindow(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		record, every time.Duration // the stream recorded, a generation forced every
+		window        time.Duration
+		fewer, more   bool // than the window's seconds and one
+	}{
+		{"long generations", 4700 * time.Millisecond, 0, 1400 * time.Millisecond, true, false},
+		{"short generations", 2500 * time.Millisecond, 250 * time.Millisecond, 900 * time.Millisecond, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stream := recordStream(t, tc.record, tc.every)
+			windowOf := func(keep time.Duration) (*Window, int) {
+				lt := newLiveTrace(64 << 20)
+				defer stopReplay(lt)
+				lt.keepFor(keep)
+				replayTimed(t, lt, stream)
+				b, err := lt.catchUp()
+				if err != nil {
+					t.Fatal(err)
+				}
+				w, ok := b.liveWindow(tc.window)
+				if !ok {
+					t.Fatalf("no window of %v from %d generations", tc.window, len(b.live.gens))
+				}
+				return w, len(b.live.gens)
+			}
+			w, n := windowOf(tc.window)
+			need := int((tc.window+time.Second-1)/time.Second) + 1
+			if tc.fewer && n >= need || tc.more && n <= need {
+				t.Errorf("%d generations analysed for a window of %v (the window's seconds and one: %d)", n, tc.window, need)
+			}
+			whole, all := windowOf(time.Hour) // no window covered: every generation
+			// The same generations: a builder that starts with a generation
+			// dates it from its first event, not from the Sync before it.
+			if d := w.Start - whole.Start; w.End != whole.End || d < -int64(time.Millisecond) || d > int64(time.Millisecond) {
+				t.Errorf("the window from %d generations spans %v..%v, from all %d %v..%v",
+					n, w.Start, w.End, all, whole.Start, whole.End)
+			}
+		})
+	}
+}
+
 // A stream that is not a Go 1.26+ trace, or whose framing breaks, is
 // refused with an error that says so; one the parser rejects stops the
 // analysis with the parser's error, and the next catch-up starts over with
@@ -568,7 +668,7 @@ func genEnds(stream []byte) []int {
 	lt.Write(stream)
 	out := make([]int, len(lt.ends))
 	for i, e := range lt.ends {
-		out[i] = int(e)
+		out[i] = int(e.off)
 	}
 	return out
 }

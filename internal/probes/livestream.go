@@ -28,7 +28,8 @@ type liveTrace struct {
 	// maxBacklog bounds the bytes kept unread: past it the oldest whole
 	// generations are dropped and the analysis starts over.
 	maxBacklog int
-	tee        io.Writer // a copy of the stream (tests)
+	tee        io.Writer        // a copy of the stream (tests)
+	clock      func() time.Time // when a generation's end is written (tests; nil: time.Now)
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -37,9 +38,12 @@ type liveTrace struct {
 	data    chunkBuf // stream bytes not yet handed to the parser
 	base    int64    // stream offset (after the header) of the first byte held
 	scanned int64    // stream offset up to which data is framed into batches
-	ends    []int64  // stream offsets of the ends of whole generations past base
-	ferr    error    // the stream could not be framed
-	dropped bool     // generations were dropped unread: the analysis must start over
+	ends    []genEnd // the ends of the whole generations past base
+	// heldSince is when the first generation held began: the end of the
+	// one before, or the stream's start.
+	heldSince time.Time
+	ferr      error // the stream could not be framed
+	dropped   bool  // generations were dropped unread: the analysis must start over
 
 	b       *WindowBuilder
 	pid     int   // the running parser's id; a parser with another stops
@@ -59,6 +63,13 @@ type liveTrace struct {
 	// the next park), for the analysis' cost per second of trace.
 	busy     time.Duration
 	unparked time.Time
+}
+
+// genEnd is where a generation ends in the stream, and when the runtime
+// wrote that end.
+type genEnd struct {
+	off int64
+	at  time.Time
 }
 
 func newLiveTrace(maxBacklog int) *liveTrace {
@@ -118,7 +129,7 @@ func (lt *liveTrace) stop() {
 	lt.pid++
 	lt.b, lt.hdr, lt.ends = nil, nil, nil
 	lt.data.Reset()
-	lt.base, lt.scanned, lt.allowed = 0, 0, 0
+	lt.base, lt.scanned, lt.allowed, lt.heldSince = 0, 0, 0, time.Time{}
 	lt.ferr, lt.perr, lt.dropped = nil, nil, false
 	lt.eagerUntil, lt.composing, lt.busy, lt.unparked = time.Time{}, false, 0, time.Time{}
 	done := lt.done
@@ -171,6 +182,7 @@ func (lt *liveTrace) frame() {
 		}
 		lt.hdr = bytes.Clone(h)
 		lt.data.Discard(hdrLen)
+		lt.heldSince = lt.now()
 	}
 	for {
 		p := int(lt.scanned - lt.base)
@@ -182,7 +194,7 @@ func (lt *liveTrace) frame() {
 		switch typ {
 		case evEndOfGeneration:
 			lt.scanned++
-			lt.ends = append(lt.ends, lt.scanned)
+			lt.ends = append(lt.ends, genEnd{off: lt.scanned, at: lt.now()})
 			continue
 		case evEventBatch:
 		case evExperimentalBatch:
@@ -224,7 +236,7 @@ func (lt *liveTrace) feed() {
 	if lt.composing || lt.b == nil || lt.dropped || lt.perr != nil || len(lt.ends) == 0 || !time.Now().Before(lt.eagerUntil) {
 		return
 	}
-	if end := lt.ends[len(lt.ends)-1]; end > lt.allowed {
+	if end := lt.ends[len(lt.ends)-1].off; end > lt.allowed {
 		lt.allowed = end
 		lt.cond.Broadcast()
 	}
@@ -238,7 +250,7 @@ func (lt *liveTrace) trim() {
 		return
 	}
 	j := 0
-	for j < n-2 && lt.scanned-lt.ends[j] > int64(lt.maxBacklog/2) {
+	for j < n-2 && lt.scanned-lt.ends[j].off > int64(lt.maxBacklog/2) {
 		j++
 	}
 	lt.skipTo(j + 1)
@@ -247,11 +259,50 @@ func (lt *liveTrace) trim() {
 // skipTo drops the first k unread generations: the analysis must start
 // over.
 func (lt *liveTrace) skipTo(k int) {
-	cut := lt.ends[k-1]
+	cut := lt.ends[k-1].off
 	lt.data.Discard(int(cut - lt.base))
 	lt.base, lt.allowed = cut, cut
-	lt.ends = lt.ends[k:]
+	lt.dropEnds()
 	lt.dropped = true
+}
+
+func (lt *liveTrace) now() time.Time {
+	if lt.clock != nil {
+		return lt.clock()
+	}
+	return time.Now()
+}
+
+// dropEnds forgets the ends of the generations no longer held.
+func (lt *liveTrace) dropEnds() {
+	k := 0
+	for k < len(lt.ends) && lt.ends[k].off <= lt.base {
+		k++
+	}
+	if k > 0 {
+		lt.heldSince = lt.ends[k-1].at
+		lt.ends = lt.ends[k:]
+	}
+}
+
+// covering is how many of the last whole generations a window of d
+// starts over from: the fewest whose span, by when the runtime wrote
+// their ends, is d or more. Where none is (generations written all at
+// once, or a stream younger than d), need: the window's length in seconds,
+// rounded up, and one more (the runtime begins a generation a second, or
+// later, and the window may start in the one before).
+func (lt *liveTrace) covering(d time.Duration, need int) int {
+	n := len(lt.ends)
+	for k := 1; k <= n; k++ {
+		begin := lt.heldSince
+		if k < n {
+			begin = lt.ends[n-1-k].at
+		}
+		if !begin.IsZero() && lt.ends[n-1].at.Sub(begin) >= d {
+			return k
+		}
+	}
+	return need
 }
 
 // catchUp has the parser analyse every whole generation written so far and
@@ -266,25 +317,24 @@ func (lt *liveTrace) catchUp() (*WindowBuilder, error) {
 		return nil, lt.ferr
 	}
 	// Generations pile up unread while snapshots are far apart (the CPU
-	// budget spaces them by 4x their cost: at a million goroutines, 10s
+	// budget spaces them by 4x their cost: at a million goroutines, 20s
 	// and more). Past a few more than a window needs, starting over from
-	// those it needs costs less than parsing them all. A window of d
-	// needs its generations (the runtime begins one a second, or later)
-	// and the one before, where it may start. An analysis that starts
-	// over anyway starts from those.
+	// those it needs costs less than parsing them all. An analysis that
+	// starts over anyway starts from those.
 	over := lt.b == nil || lt.dropped || lt.perr != nil
 	window := lt.window
 	if window == 0 { // none asked yet: as long as kept
 		window = lt.keep() - 2*time.Second
 	}
-	if need := int((window+time.Second-1)/time.Second) + 1; len(lt.ends) > need+3 || over && len(lt.ends) > need {
-		lt.skipTo(len(lt.ends) - need)
+	need := int((window+time.Second-1)/time.Second) + 1
+	if k := lt.covering(window, need); len(lt.ends) > need+3 || over && len(lt.ends) > k {
+		lt.skipTo(len(lt.ends) - k)
 	}
 	if over || lt.dropped {
 		lt.restart()
 	}
 	if n := len(lt.ends); n > 0 {
-		lt.allowed = max(lt.allowed, lt.ends[n-1])
+		lt.allowed = max(lt.allowed, lt.ends[n-1].off)
 	}
 	lt.cond.Broadcast()
 	// A parser that never parks again must not hold every snapshot: past
@@ -366,9 +416,7 @@ func (lt *liveTrace) restart() {
 		// where a generation ends.
 		lt.data.Discard(int(lt.allowed - lt.base))
 		lt.base = lt.allowed
-		for len(lt.ends) > 0 && lt.ends[0] <= lt.base {
-			lt.ends = lt.ends[1:]
-		}
+		lt.dropEnds()
 	}
 	lt.allowed = lt.base
 	lt.perr, lt.dropped, lt.parked, lt.hdrOut = nil, false, false, 0
@@ -438,9 +486,7 @@ func (r *liveReader) Read(p []byte) (int, error) {
 		if lt.allowed > lt.base {
 			n := lt.data.Read(p[:min(int64(len(p)), lt.allowed-lt.base)])
 			lt.base += int64(n)
-			for len(lt.ends) > 0 && lt.ends[0] <= lt.base {
-				lt.ends = lt.ends[1:]
-			}
+			lt.dropEnds()
 			return n, nil
 		}
 		if !lt.unparked.IsZero() {
