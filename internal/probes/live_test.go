@@ -552,7 +552,8 @@ func replayTimed(t *testing.T, lt *liveTrace, stream []byte) {
 // that cover the window, by when their ends were written: fewer than the
 // window's seconds and one when generations last a second or more, more
 // when snapshots of the flight recorder cut them short. Its window is made
-// of the generations an analysis of the whole stream takes.
+// of the generations an analysis of the whole stream takes. While the
+// parser waits, the stream holds no more than those.
 func TestLiveTraceStartsOverFromWhatCoversTheWindow(t *testing.T) {
 	for _, tc := range []struct {
 		name          string
@@ -570,6 +571,9 @@ func TestLiveTraceStartsOverFromWhatCoversTheWindow(t *testing.T) {
 				defer stopReplay(lt)
 				lt.keepFor(keep)
 				replayTimed(t, lt, stream)
+				lt.mu.Lock()
+				held := len(lt.ends)
+				lt.mu.Unlock()
 				b, err := lt.catchUp()
 				if err != nil {
 					t.Fatal(err)
@@ -577,6 +581,11 @@ func TestLiveTraceStartsOverFromWhatCoversTheWindow(t *testing.T) {
 				w, ok := b.liveWindow(tc.window)
 				if !ok {
 					t.Fatalf("no window of %v from %d generations", tc.window, len(b.live.gens))
+				}
+				// The parser waits for the first catch-up: the stream lets go
+				// of what no window needs as it comes.
+				if len(b.live.gens) != held {
+					t.Errorf("%d generations held before the catch-up, %d analysed", held, len(b.live.gens))
 				}
 				return w, len(b.live.gens)
 			}
@@ -664,6 +673,7 @@ func firstBatch(t *testing.T, b []byte) (int, int) {
 // generations end.
 func genEnds(stream []byte) []int {
 	lt := newLiveTrace(1 << 30)
+	lt.keepFor(time.Hour) // windows that need every generation: none is dropped
 	lt.running = true
 	lt.Write(stream)
 	out := make([]int, len(lt.ends))

@@ -152,7 +152,13 @@ func (lt *liveTrace) Write(p []byte) (int, error) {
 		lt.tee.Write(p)
 	}
 	lt.data.Write(p)
+	n := len(lt.ends)
 	lt.frame()
+	if len(lt.ends) > n && !lt.composing && lt.allowed <= lt.base && !time.Now().Before(lt.eagerUntil) {
+		// A generation ended while the parser waits for a snapshot: let
+		// go now of what the next catch-up would skip.
+		lt.skipUnneeded(false)
+	}
 	if lt.data.Len() > lt.maxBacklog {
 		// The parser falls behind the stream: stop feeding it, so that
 		// what it does not reach can be dropped.
@@ -285,13 +291,38 @@ func (lt *liveTrace) dropEnds() {
 	}
 }
 
-// covering is how many of the last whole generations a window of d
-// starts over from: the fewest whose span, by when the runtime wrote
-// their ends, is d or more. Where none is (generations written all at
-// once, or a stream younger than d), need: the window's length in seconds,
-// rounded up, and one more (the runtime begins a generation a second, or
-// later, and the window may start in the one before).
-func (lt *liveTrace) covering(d time.Duration, need int) int {
+// skipUnneeded drops the whole generations unread that no window will be
+// composed from. Generations pile up unread while snapshots are far apart
+// (the CPU budget spaces them by 4x their cost: at a million goroutines,
+// 15s and more). Past a few more than a window needs, starting over from
+// those that cover it costs less than parsing them all; an analysis that
+// starts over anyway starts from those. Where no span covers the window
+// (a stream younger than the window, or generations written all at once),
+// a catch-up takes the window's length in seconds, rounded up, and one more
+// (the runtime begins a generation a second, or later, and the window may
+// start in the one before); otherwise it waits for the generations to come.
+func (lt *liveTrace) skipUnneeded(catchUp bool) {
+	over := lt.b == nil || lt.dropped || lt.perr != nil
+	window := lt.window
+	if window == 0 { // none asked yet: as long as kept
+		window = lt.keep() - 2*time.Second
+	}
+	need := int((window+time.Second-1)/time.Second) + 1
+	k, ok := lt.covering(window)
+	if !ok {
+		if !catchUp {
+			return
+		}
+		k = need
+	}
+	if n := len(lt.ends); n > k && (over || n > need+3) {
+		lt.skipTo(n - k)
+	}
+}
+
+// covering is the fewest last whole generations whose span, by when the
+// runtime wrote their ends, is d or more; false when all of them span less.
+func (lt *liveTrace) covering(d time.Duration) (int, bool) {
 	n := len(lt.ends)
 	for k := 1; k <= n; k++ {
 		begin := lt.heldSince
@@ -299,10 +330,10 @@ func (lt *liveTrace) covering(d time.Duration, need int) int {
 			begin = lt.ends[n-1-k].at
 		}
 		if !begin.IsZero() && lt.ends[n-1].at.Sub(begin) >= d {
-			return k
+			return k, true
 		}
 	}
-	return need
+	return 0, false
 }
 
 // catchUp has the parser analyse every whole generation written so far and
@@ -316,20 +347,8 @@ func (lt *liveTrace) catchUp() (*WindowBuilder, error) {
 	if lt.ferr != nil {
 		return nil, lt.ferr
 	}
-	// Generations pile up unread while snapshots are far apart (the CPU
-	// budget spaces them by 4x their cost: at a million goroutines, 20s
-	// and more). Past a few more than a window needs, starting over from
-	// those it needs costs less than parsing them all. An analysis that
-	// starts over anyway starts from those.
 	over := lt.b == nil || lt.dropped || lt.perr != nil
-	window := lt.window
-	if window == 0 { // none asked yet: as long as kept
-		window = lt.keep() - 2*time.Second
-	}
-	need := int((window+time.Second-1)/time.Second) + 1
-	if k := lt.covering(window, need); len(lt.ends) > need+3 || over && len(lt.ends) > k {
-		lt.skipTo(len(lt.ends) - k)
-	}
+	lt.skipUnneeded(true)
 	if over || lt.dropped {
 		lt.restart()
 	}
