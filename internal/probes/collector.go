@@ -296,6 +296,7 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 	if live {
 		// The stream parsed since the last build, outside this one.
 		c.buildCost += c.liveCost.background
+		c.live.idle(spacing(c.buildCost, c.opts.CPUBudget))
 	}
 	c.last = &built{at: now, window: window, snap: snap, win: win}
 	if profDue {

@@ -521,31 +521,49 @@ func genStarts(t *testing.T, stream []byte) []trace.Time {
 	}
 }
 
-// replayTimed feeds lt a recorded stream a generation at a time, each end
+// timedReplay feeds lt a recorded stream a generation at a time, each end
 // written at the time it has in the trace, on lt's clock.
-func replayTimed(t *testing.T, lt *liveTrace, stream []byte) {
+type timedReplay struct {
+	lt      *liveTrace
+	stream  []byte
+	ends    []int
+	starts  []trace.Time
+	t0, at  time.Time
+	next    int // the next generation to write
+	written int // bytes of the stream written
+}
+
+func newTimedReplay(t *testing.T, lt *liveTrace, stream []byte) *timedReplay {
 	t.Helper()
-	ends, starts := genEnds(stream), genStarts(t, stream)
-	if len(starts) != len(ends)+1 {
-		t.Fatalf("%d syncs for %d generations", len(starts), len(ends))
+	r := &timedReplay{lt: lt, stream: stream, ends: genEnds(stream), starts: genStarts(t, stream), t0: time.Now()}
+	if len(r.starts) != len(r.ends)+1 {
+		t.Fatalf("%d syncs for %d generations", len(r.starts), len(r.ends))
 	}
-	t0 := time.Now()
-	var at time.Time
-	lt.clock = func() time.Time { return at }
+	lt.clock = func() time.Time { return r.at }
 	lt.mu.Lock()
 	lt.running = true
 	lt.mu.Unlock()
-	prev := 0
-	for i, e := range ends {
-		if i == 0 {
-			at = t0 // the header: the stream's start
-			lt.Write(stream[:16])
-			prev = 16
+	return r
+}
+
+// write writes the next n generations, or all those left if n < 0.
+func (r *timedReplay) write(n int) {
+	for ; n != 0 && r.next < len(r.ends); n-- {
+		if r.written == 0 {
+			r.at = r.t0 // the header: the stream's start
+			r.lt.Write(r.stream[:16])
+			r.written = 16
 		}
-		at = t0.Add(time.Duration(starts[i+1] - starts[0]))
-		lt.Write(stream[prev : 16+e])
-		prev = 16 + e
+		r.at = r.t0.Add(time.Duration(r.starts[r.next+1] - r.starts[0]))
+		end := 16 + r.ends[r.next]
+		r.lt.Write(r.stream[r.written:end])
+		r.written, r.next = end, r.next+1
 	}
+}
+
+func replayTimed(t *testing.T, lt *liveTrace, stream []byte) {
+	t.Helper()
+	newTimedReplay(t, lt, stream).write(-1)
 }
 
 // An analysis that starts over starts from the fewest last generations
@@ -602,6 +620,61 @@ func TestLiveTraceStartsOverFromWhatCoversTheWindow(t *testing.T) {
 					n, w.Start, w.End, all, whole.Start, whole.End)
 			}
 		})
+	}
+}
+
+// A parser told that the next catch-up is further away than the
+// generations it would parse with its builder lets the analysis go: the
+// parser ends, the stream then holds only the generations that cover the
+// window, and the next catch-up starts over from them. Told of a nearer
+// one, it keeps its builder.
+func TestLiveTraceIdleLetsTheAnalysisGo(t *testing.T) {
+	stream := recordStream(t, 4700*time.Millisecond, 0)
+	lt := newLiveTrace(64 << 20)
+	defer stopReplay(lt)
+	const window = 1400 * time.Millisecond // need: 3 generations
+	lt.keepFor(window)
+	r := newTimedReplay(t, lt, stream)
+	r.write(2)
+	b, err := lt.catchUp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lt.release(false)
+
+	lt.idle(6 * time.Second) // need+3 generations come in 6s or more
+	lt.mu.Lock()
+	kept, done := lt.b == b, lt.done
+	lt.mu.Unlock()
+	if !kept {
+		t.Fatal("the builder was let go for a catch-up 6s away")
+	}
+	lt.idle(time.Minute)
+	lt.mu.Lock()
+	kept = lt.b != nil
+	lt.mu.Unlock()
+	if kept {
+		t.Fatal("the builder is kept for a catch-up a minute away")
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the parser did not end")
+	}
+
+	r.write(-1)
+	lt.mu.Lock()
+	held, _ := lt.covering(window)
+	n := len(lt.ends)
+	lt.mu.Unlock()
+	if n != held {
+		t.Errorf("%d generations held, %d cover the window", n, held)
+	}
+	if b, err = lt.catchUp(); err != nil {
+		t.Fatal(err)
+	}
+	if w, ok := b.liveWindow(window); !ok || w.count() == 0 || len(b.live.gens) != held {
+		t.Errorf("after the analysis was let go: window %v from %d generations, want %d", ok, len(b.live.gens), held)
 	}
 }
 

@@ -303,11 +303,7 @@ func (lt *liveTrace) dropEnds() {
 // start in the one before); otherwise it waits for the generations to come.
 func (lt *liveTrace) skipUnneeded(catchUp bool) {
 	over := lt.b == nil || lt.dropped || lt.perr != nil
-	window := lt.window
-	if window == 0 { // none asked yet: as long as kept
-		window = lt.keep() - 2*time.Second
-	}
-	need := int((window+time.Second-1)/time.Second) + 1
+	window, need := lt.need()
 	k, ok := lt.covering(window)
 	if !ok {
 		if !catchUp {
@@ -318,6 +314,40 @@ func (lt *liveTrace) skipUnneeded(catchUp bool) {
 	if n := len(lt.ends); n > k && (over || n > need+3) {
 		lt.skipTo(n - k)
 	}
+}
+
+// need is the window the next catch-up prepares for, and its length in
+// seconds, rounded up, and one more.
+func (lt *liveTrace) need() (time.Duration, int) {
+	window := lt.window
+	if window == 0 { // none asked yet: as long as kept
+		window = lt.keep() - 2*time.Second
+	}
+	return window, int((window+time.Second-1)/time.Second) + 1
+}
+
+// idle tells lt that the next catch-up comes no sooner than d from now
+// (the CPU budget spaces builds out). When the parser waits that long, more
+// generations come than a catch-up parses with the builder it has, so the
+// analysis will start over anyway: its builder and x/exp/trace's reader go
+// now (some 250 MB at a million goroutines), and with them all but the
+// generations that cover the window.
+func (lt *liveTrace) idle(d time.Duration) {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	if lt.b == nil || lt.composing || time.Now().Before(lt.eagerUntil) {
+		return
+	}
+	// The runtime begins at most a generation a second, besides those a
+	// flight recorder snapshot forces; a wrong guess costs a restart where
+	// the builder could have gone on.
+	if _, need := lt.need(); d <= time.Duration(need+3)*time.Second {
+		return
+	}
+	lt.pid++ // the parser's next read ends it
+	lt.b = nil
+	lt.cond.Broadcast()
+	lt.skipUnneeded(false)
 }
 
 // covering is the fewest last whole generations whose span, by when the
