@@ -296,9 +296,9 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 	if live {
 		// The stream parsed since the last build, outside this one.
 		c.buildCost += c.liveCost.background
-		c.live.idle(spacing(c.buildCost, c.opts.CPUBudget))
 	}
 	c.last = &built{at: now, window: window, snap: snap, win: win}
+	c.liveWait()
 	if profDue {
 		// For the next snapshots; read after this one rather than
 		// alongside it, where it would compete with it for the CPU and
@@ -346,6 +346,15 @@ func (c *Collector) liveWindow(window time.Duration) (*Window, bool) {
 	cost := c.live.cost(b)
 	c.live.release(cost > 0 && cost <= c.opts.CPUBudget/2)
 	return win, ok
+}
+
+// liveWait tells the live stream when the next build can come at the
+// earliest, after one it served: the CPU budget spaces builds out.
+func (c *Collector) liveWait() {
+	if c.live == nil || !c.liveServed || c.last == nil {
+		return
+	}
+	c.live.idle(time.Until(c.last.at.Add(spacing(c.buildCost, c.opts.CPUBudget))))
 }
 
 // liveCost is what the last live window cost.
@@ -502,6 +511,7 @@ func (c *Collector) readProfile(now time.Time) {
 		c.profCost = cost
 		if c.last != nil && c.last.at.Before(began) {
 			c.buildCost += cost // read for the snapshots to come: charged to the last one
+			c.liveWait()
 		}
 		if err != nil {
 			c.opts.Logger.Warn("reading the goroutine profile for labels", "err", err)

@@ -141,6 +141,46 @@ func TestCollectorSharedRequestsKeepTheStream(t *testing.T) {
 	}
 }
 
+// When the CPU budget puts the next build further away than the stream's
+// analysis could catch up with, the collector lets the analysis go after a
+// build the stream served, and the next build starts it over.
+func TestCollectorLetsTheAnalysisGoBetweenBuilds(t *testing.T) {
+	c, err := NewCollector(CollectorOptions{CPUBudget: 1e-6, DumpBudget: 1e-9, LiveIdle: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	// Within this budget a request for another window is the only one
+	// built anew: the first is read from the flight recorder while the
+	// stream starts.
+	window := time.Second
+	if _, err := c.Snapshot(ctx, window); err != nil {
+		t.Fatal(err)
+	}
+	for served := 0; served < 2; {
+		time.Sleep(1200 * time.Millisecond)
+		window += 100 * time.Millisecond
+		snap, err := c.Snapshot(ctx, window)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if snap.Source == "" || !strings.HasPrefix(snap.Source, "trace-stream") {
+			if window > 4*time.Second {
+				t.Fatalf("the stream served no snapshot (last: %q)", snap.Source)
+			}
+			continue
+		}
+		served++
+		c.live.mu.Lock()
+		kept := c.live.b != nil
+		c.live.mu.Unlock()
+		if kept {
+			t.Fatalf("snapshot %d from the stream: the analysis is kept for a build the budget puts hours away", served)
+		}
+	}
+}
+
 // checkKnownGoroutines checks TestCollectorKnownGoroutines' snapshot.
 func checkKnownGoroutines(t *testing.T, snap *api.Snapshot) {
 	t.Helper()
