@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -33,9 +34,11 @@ type CollectorOptions struct {
 	DumpBudget float64
 	// CPUBudget is the share of one core that building snapshots may take
 	// while clients ask for them (default 0.25). Requests that come sooner
-	// share the last snapshot. A build is charged with its wall time, its
-	// analysis' once more when that parses on a second goroutine, and the
-	// goroutine profile read that follows it.
+	// share the last snapshot. One for another window waits for the budget
+	// to allow a build when that is within budgetWait, and otherwise gets
+	// the last snapshot, with a note that says so. A build is charged with
+	// its wall time, its analysis' once more when that parses on a second
+	// goroutine, and the goroutine profile read that follows it.
 	CPUBudget float64
 	// LeakInterval is the least time between two reads of the goroutine leak
 	// profile, which forces a full GC (default 30s; at least 30s).
@@ -146,6 +149,23 @@ type built struct {
 	win    *Window
 }
 
+// budgetWait is how long a request for another window than the last
+// snapshot's waits for the CPU budget to allow a build (at 100k goroutines
+// builds are a few hundred ms apart, at a million 15 s and more).
+const budgetWait = time.Second
+
+// forWindow is b served to a request for another window, which the CPU
+// budget allows no build for until next: the same snapshot, with a note.
+func (b *built) forWindow(window time.Duration, now, next time.Time, budget float64) *built {
+	s := *b.snap
+	s.Notes = append(slices.Clip(s.Notes), fmt.Sprintf(
+		"a window of %v was asked; this snapshot, built %v ago, covers %v: the CPU budget (%.0f%% of a core) allows the next build in %v",
+		window, now.Sub(b.at).Round(time.Millisecond), time.Duration(s.WindowNS).Round(time.Millisecond), budget*100, next.Sub(now).Round(time.Millisecond)))
+	c := *b
+	c.snap = &s
+	return &c
+}
+
 // NewCollector starts the flight recorder. Only one flight recorder can run
 // in a process: a second collector fails.
 func NewCollector(opts CollectorOptions) (*Collector, error) {
@@ -208,9 +228,33 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 	defer c.mu.Unlock()
 	now := time.Now()
 	c.keepLive(now, window)
-	// Within the CPU budget, requests share the last snapshot.
-	if c.last != nil && c.last.window == window && now.Sub(c.last.at) < spacing(c.buildCost, c.opts.CPUBudget) {
-		return c.last, nil
+	// Within the CPU budget, requests share the last snapshot, whatever
+	// window they ask: two clients asking for two windows must not build
+	// one each time.
+	asked := now
+	for c.last != nil {
+		next := c.last.at.Add(spacing(c.buildCost, c.opts.CPUBudget))
+		if !now.Before(next) {
+			break
+		}
+		if c.last.window == window {
+			return c.last, nil
+		}
+		if next.Sub(asked) > budgetWait {
+			return c.last.forWindow(window, now, next, c.opts.CPUBudget), nil
+		}
+		c.mu.Unlock()
+		t := time.NewTimer(next.Sub(now))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+		c.mu.Lock()
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		now = time.Now()
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

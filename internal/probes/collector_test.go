@@ -151,24 +151,23 @@ func TestCollectorLetsTheAnalysisGoBetweenBuilds(t *testing.T) {
 	}
 	defer c.Close()
 	ctx := context.Background()
-	// Within this budget a request for another window is the only one
-	// built anew: the first is read from the flight recorder while the
-	// stream starts.
-	window := time.Second
-	if _, err := c.Snapshot(ctx, window); err != nil {
-		t.Fatal(err)
-	}
-	for served := 0; served < 2; {
-		time.Sleep(1200 * time.Millisecond)
-		window += 100 * time.Millisecond
-		snap, err := c.Snapshot(ctx, window)
+	for served, tries := 0, 0; served < 2; tries++ {
+		if tries > 10 {
+			t.Fatalf("the stream served %d snapshots in %d", served, tries)
+		}
+		// Within this budget no request is built anew for hours: date the
+		// last snapshot as far back.
+		c.mu.Lock()
+		if c.last != nil {
+			c.last.at = c.last.at.Add(-24 * time.Hour)
+		}
+		c.mu.Unlock()
+		snap, err := c.Snapshot(ctx, time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if snap.Source == "" || !strings.HasPrefix(snap.Source, "trace-stream") {
-			if window > 4*time.Second {
-				t.Fatalf("the stream served no snapshot (last: %q)", snap.Source)
-			}
+		if !strings.HasPrefix(snap.Source, "trace-stream") {
+			time.Sleep(500 * time.Millisecond) // the stream starts with the first request
 			continue
 		}
 		served++
@@ -179,6 +178,66 @@ func TestCollectorLetsTheAnalysisGoBetweenBuilds(t *testing.T) {
 			t.Fatalf("snapshot %d from the stream: the analysis is kept for a build the budget puts hours away", served)
 		}
 	}
+}
+
+// Requests for another window than the last snapshot's keep to the CPU
+// budget too: they wait for it to allow a build when that is soon, and are
+// otherwise served the last snapshot, with a note that says so.
+func TestCollectorBudgetHoldsForAnotherWindow(t *testing.T) {
+	ctx := context.Background()
+	t.Run("far", func(t *testing.T) {
+		c, err := NewCollector(CollectorOptions{CPUBudget: 1e-6, DumpBudget: 1e-9})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		first, err := c.Snapshot(ctx, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		notes := len(first.Notes)
+		for _, w := range []time.Duration{2 * time.Second, 3 * time.Second} {
+			snap, err := c.Snapshot(ctx, w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(snap.Tasks) != len(first.Tasks) || snap.WindowNS != first.WindowNS {
+				t.Fatalf("window %v: %d tasks over %v, want the last snapshot's %d over %v",
+					w, len(snap.Tasks), time.Duration(snap.WindowNS), len(first.Tasks), time.Duration(first.WindowNS))
+			}
+			if last := snap.Notes[len(snap.Notes)-1]; !strings.Contains(last, "a window of "+w.String()+" was asked") || !strings.Contains(last, "CPU budget") {
+				t.Errorf("window %v: the last note is %q", w, last)
+			}
+		}
+		if len(first.Notes) != notes {
+			t.Errorf("the shared snapshot's notes changed: %q", first.Notes)
+		}
+	})
+	t.Run("soon", func(t *testing.T) {
+		// A budget of 90% of a core allows a build a little after the last
+		// one ends.
+		c, err := NewCollector(CollectorOptions{CPUBudget: 0.9, DumpBudget: 1e-9})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		first, err := c.Snapshot(ctx, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap, err := c.Snapshot(ctx, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if snap == first {
+			t.Fatal("the request for another window was served the last snapshot")
+		}
+		for _, n := range snap.Notes {
+			if strings.Contains(n, "CPU budget") {
+				t.Errorf("built anew, yet noted: %q", n)
+			}
+		}
+	})
 }
 
 // checkKnownGoroutines checks TestCollectorKnownGoroutines' snapshot.
