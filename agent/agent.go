@@ -61,6 +61,10 @@ type Options struct {
 	// 10s and 64 MiB).
 	TraceMinAge   time.Duration
 	TraceMaxBytes uint64
+	// CPUBudget is the share of one core that building snapshots may take
+	// while clients ask for them (default 0.25): requests that come sooner
+	// share the last snapshot.
+	CPUBudget float64
 	// NoTraceStream keeps runtime/trace.Start free for the program. While
 	// clients ask for snapshots (and 30s after), the agent streams the
 	// execution trace to itself and analyses each generation once, which
@@ -105,7 +109,10 @@ func Listen(opts Options) (*Agent, error) {
 	} else if !loopback && opts.Token == "" {
 		return nil, fmt.Errorf("agent: refusing to listen on %s without a token: the API shows every goroutine's stack; set Options.Token or use a loopback address", opts.Addr)
 	}
-	copts := probes.CollectorOptions{TraceMinAge: opts.TraceMinAge, TraceMaxBytes: opts.TraceMaxBytes, Logger: opts.Logger}
+	if opts.CPUBudget < 0 {
+		return nil, fmt.Errorf("agent: CPU budget %v: want a share of one core above 0 (0: the default, 0.25)", opts.CPUBudget)
+	}
+	copts := probes.CollectorOptions{TraceMinAge: opts.TraceMinAge, TraceMaxBytes: opts.TraceMaxBytes, CPUBudget: opts.CPUBudget, Logger: opts.Logger}
 	if opts.NoTraceStream {
 		copts.LiveIdle = -1
 	}

@@ -134,6 +134,13 @@ func TestAgentRefusesPublicWithoutToken(t *testing.T) {
 	}
 }
 
+func TestAgentRefusesANegativeCPUBudget(t *testing.T) {
+	_, err := Listen(Options{CPUBudget: -1, NoPortFile: true})
+	if err == nil || !strings.Contains(err.Error(), "CPU budget -1") {
+		t.Fatalf("Listen with a CPU budget of -1: %v", err)
+	}
+}
+
 func TestOneAgentPerProcess(t *testing.T) {
 	a, err := Listen(Options{NoPortFile: true})
 	if err != nil {

@@ -46,10 +46,12 @@ type Config struct {
 
 	// TraceMinAge and TraceMaxBytes bound the always-on flight recorder the
 	// task model is built from; DumpBudget is the share of wall time full
-	// goroutine dumps (which stop the world) may take.
+	// goroutine dumps (which stop the world) may take; CPUBudget the share
+	// of one core building snapshots may take while clients ask for them.
 	TraceMinAge   time.Duration
 	TraceMaxBytes uint64
 	DumpBudget    float64
+	CPUBudget     float64
 	// TraceStream has the daemon stream its execution trace to itself
 	// while snapshots are asked for, and analyse each generation once:
 	// faster snapshots, but another runtime/trace.Start (a gops agent's
@@ -92,6 +94,7 @@ func Defaults() Config {
 		TraceMinAge:          10 * time.Second,
 		TraceMaxBytes:        64 << 20,
 		DumpBudget:           0.01,
+		CPUBudget:            0.25,
 		TraceStream:          true,
 		PyroscopeApp:         "inspectd",
 		PyroscopeTags:        map[string]string{},
@@ -115,6 +118,7 @@ func Defaults() Config {
 //	trace_min_age: 10s
 //	trace_max_bytes: 67108864
 //	dump_budget: 0.01
+//	cpu_budget: 0.25
 //	trace_stream: true
 //	pyroscope_url: http://localhost:4040
 //	pyroscope_app: inspectd
@@ -142,6 +146,7 @@ type fileConfig struct {
 	TraceMinAge          *string                   `yaml:"trace_min_age"`
 	TraceMaxBytes        *uint64                   `yaml:"trace_max_bytes"`
 	DumpBudget           *float64                  `yaml:"dump_budget"`
+	CPUBudget            *float64                  `yaml:"cpu_budget"`
 	TraceStream          *bool                     `yaml:"trace_stream"`
 	PyroscopeURL         *string                   `yaml:"pyroscope_url"`
 	PyroscopeApp         *string                   `yaml:"pyroscope_app"`
@@ -163,7 +168,7 @@ type fileDiagnose struct {
 }
 
 var fileKeys = []string{"listen", "gops_addr", "token", "log_format", "log_level",
-	"mutex_profile_fraction", "block_profile_rate", "trace_min_age", "trace_max_bytes", "dump_budget", "trace_stream",
+	"mutex_profile_fraction", "block_profile_rate", "trace_min_age", "trace_max_bytes", "dump_budget", "cpu_budget", "trace_stream",
 	"pyroscope_url", "pyroscope_app", "pyroscope_tags", "pyroscope_user", "pyroscope_password", "pyroscope_tenant",
 	"pyroscope_upload_rate", "diagnose", "workloads"}
 
@@ -200,6 +205,7 @@ func flagSet(cfg *Config, cl *cmdline, reg *workload.Registry) *flag.FlagSet {
 	fs.DurationVar(&cfg.TraceMinAge, "trace-min-age", cfg.TraceMinAge, "keep at least this much execution trace in the flight recorder (`duration`)")
 	fs.Uint64Var(&cfg.TraceMaxBytes, "trace-max-bytes", cfg.TraceMaxBytes, "bound the flight recorder to about this many `bytes`")
 	fs.Float64Var(&cfg.DumpBudget, "dump-budget", cfg.DumpBudget, "share of wall time full goroutine dumps may stop the world (`fraction`, 0 < f <= 0.5)")
+	fs.Float64Var(&cfg.CPUBudget, "cpu-budget", cfg.CPUBudget, "share of one core building snapshots may take while clients ask for them (`fraction`, 0.01 to 4); sooner requests share the last snapshot")
 	fs.BoolVar(&cfg.TraceStream, "trace-stream", cfg.TraceStream, "while snapshots are asked for, stream the execution trace to this process and analyse it once (faster snapshots; a gops agent's trace command fails meanwhile)")
 	fs.StringVar(&cfg.PyroscopeURL, "pyroscope-url", cfg.PyroscopeURL, "push continuous profiles to the Pyroscope server at this `URL` (also PYROSCOPE_SERVER_ADDRESS)")
 	fs.StringVar(&cfg.PyroscopeApp, "pyroscope-app", cfg.PyroscopeApp, "Pyroscope application `name`")
@@ -382,6 +388,9 @@ func (cfg *Config) applyFile(path string) error {
 	if fc.DumpBudget != nil {
 		cfg.DumpBudget = *fc.DumpBudget
 	}
+	if fc.CPUBudget != nil {
+		cfg.CPUBudget = *fc.CPUBudget
+	}
 	if fc.TraceStream != nil {
 		cfg.TraceStream = *fc.TraceStream
 	}
@@ -487,6 +496,9 @@ func (cfg *Config) validate(reg *workload.Registry) error {
 	}
 	if !(cfg.DumpBudget > 0 && cfg.DumpBudget <= 0.5) {
 		return usagef("dump budget %v: want a fraction above 0 and at most 0.5", cfg.DumpBudget)
+	}
+	if !(cfg.CPUBudget >= 0.01 && cfg.CPUBudget <= 4) {
+		return usagef("cpu budget %v: want a share of one core from 0.01 to 4", cfg.CPUBudget)
 	}
 	if err := cfg.validatePyroscope(); err != nil {
 		return err

@@ -86,6 +86,16 @@ workloads:
 	if cfg, _, err := load(nil, map[string]string{"INSPECTD_TRACE_STREAM": "false"}); err != nil || cfg.TraceStream {
 		t.Errorf("INSPECTD_TRACE_STREAM=false: %v, stream %v", err, cfg.TraceStream)
 	}
+	if cfg.CPUBudget != 0.25 {
+		t.Errorf("CPU budget %v by default, want 0.25", cfg.CPUBudget)
+	}
+	budgetFile := writeFile(t, "cpu_budget: 0.5\n")
+	if cfg, _, err := load([]string{"--config", budgetFile}, nil); err != nil || cfg.CPUBudget != 0.5 {
+		t.Errorf("cpu_budget: 0.5 in the file: %v, budget %v", err, cfg.CPUBudget)
+	}
+	if cfg, _, err := load([]string{"--config", budgetFile, "--cpu-budget", "1.5"}, map[string]string{"INSPECTD_CPU_BUDGET": "0.1"}); err != nil || cfg.CPUBudget != 1.5 {
+		t.Errorf("--cpu-budget 1.5 over INSPECTD_CPU_BUDGET=0.1 and the file: %v, budget %v", err, cfg.CPUBudget)
+	}
 	cfg, _, err = load([]string{"--config", file}, map[string]string{"INSPECTD_LISTEN": "127.0.0.1:9002", "INSPECTD_LOG_FORMAT": "text"})
 	if err != nil {
 		t.Fatal(err)
@@ -130,6 +140,8 @@ func TestLoadErrors(t *testing.T) {
 		{name: "bad param flag", args: []string{"--param", "interval=5ms"}, want: []string{"workload.name=value"}},
 		{name: "param for a workload not run", args: []string{"--workloads", "hello", "--param", "leak.every=5ms"}, want: []string{`"leak"`, "not among the workloads to run"}},
 		{name: "bad log format", args: []string{"--log-format", "xml"}, want: []string{`"xml"`, "text or json"}},
+		{name: "cpu budget of nothing", args: []string{"--cpu-budget", "0"}, want: []string{"cpu budget 0", "from 0.01 to 4"}},
+		{name: "cpu budget in file", file: "cpu_budget: 9\n", want: []string{"cpu budget 9", "from 0.01 to 4"}},
 		{name: "bad env", env: map[string]string{"INSPECTD_MUTEX_PROFILE_FRACTION": "lots"}, want: []string{"INSPECTD_MUTEX_PROFILE_FRACTION", "lots"}},
 		{name: "public listen without token", args: []string{"--listen", "0.0.0.0:7777"}, want: []string{"refusing to listen on 0.0.0.0:7777 without a token", "--token"}},
 		{name: "all interfaces without token", args: []string{"--listen", ":7777"}, want: []string{"without a token"}},

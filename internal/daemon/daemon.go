@@ -92,7 +92,7 @@ func Start(cfg Config, reg *workload.Registry, log *slog.Logger) (*Daemon, error
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	col, err := probes.NewCollector(probes.CollectorOptions{
-		TraceMinAge: cfg.TraceMinAge, TraceMaxBytes: cfg.TraceMaxBytes, DumpBudget: cfg.DumpBudget, Logger: log,
+		TraceMinAge: cfg.TraceMinAge, TraceMaxBytes: cfg.TraceMaxBytes, DumpBudget: cfg.DumpBudget, CPUBudget: cfg.CPUBudget, Logger: log,
 		LiveIdle: liveIdle(cfg.TraceStream),
 	})
 	if err != nil {
