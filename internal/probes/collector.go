@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -36,9 +35,9 @@ type CollectorOptions struct {
 	// while clients ask for them (default 0.25). Requests that come sooner
 	// share the last snapshot. One for another window waits for the budget
 	// to allow a build when that is within budgetWait, and otherwise gets
-	// the last snapshot, with a note that says so. A build is charged with
-	// its wall time, its analysis' once more when that parses on a second
-	// goroutine, and the goroutine profile read that follows it.
+	// the last snapshot, whose WindowNS says what it covers. A build is
+	// charged with its wall time, its analysis' once more when that parses
+	// on a second goroutine, and the goroutine profile read that follows it.
 	CPUBudget float64
 	// LeakInterval is the least time between two reads of the goroutine leak
 	// profile, which forces a full GC (default 30s; at least 30s).
@@ -154,18 +153,6 @@ type built struct {
 // builds are a few hundred ms apart, at a million 15 s and more).
 const budgetWait = time.Second
 
-// forWindow is b served to a request for another window, which the CPU
-// budget allows no build for until next: the same snapshot, with a note.
-func (b *built) forWindow(window time.Duration, now, next time.Time, budget float64) *built {
-	s := *b.snap
-	s.Notes = append(slices.Clip(s.Notes), fmt.Sprintf(
-		"a window of %v was asked; this snapshot, built %v ago, covers %v: the CPU budget (%.0f%% of a core) allows the next build in %v",
-		window, now.Sub(b.at).Round(time.Millisecond), time.Duration(s.WindowNS).Round(time.Millisecond), budget*100, next.Sub(now).Round(time.Millisecond)))
-	c := *b
-	c.snap = &s
-	return &c
-}
-
 // NewCollector starts the flight recorder. Only one flight recorder can run
 // in a process: a second collector fails.
 func NewCollector(opts CollectorOptions) (*Collector, error) {
@@ -241,7 +228,10 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 			return c.last, nil
 		}
 		if next.Sub(asked) > budgetWait {
-			return c.last.forWindow(window, now, next, c.opts.CPUBudget), nil
+			// Its window_ns says what it covers. The same snapshot, not a
+			// copy with a note: the diagnosis annotates each snapshot it
+			// is handed once, in place, tasks included.
+			return c.last, nil
 		}
 		c.mu.Unlock()
 		t := time.NewTimer(next.Sub(now))

@@ -796,9 +796,10 @@ func cpuTime() time.Duration {
 // share of one core) with 10k parked goroutines for PROBES_BENCH_CPU
 // (default 10s): with no probe ("none"), with a Collector nobody asks
 // ("idle": the flight recorder alone), and with a client asking for a
-// snapshot (5s window) every 200ms ("watch", default CPUBudget 0.25). For
-// watch it also reports the snapshots built (the others were shared) and
-// the share of the wall time the builds were charged with against the
+// snapshot (5s window) every 200ms ("watch", default CPUBudget 0.25), or
+// two clients doing so, one for a 5s window and one for 10s ("watch2").
+// For those it also reports the snapshots built (the others were shared)
+// and the share of the wall time the builds were charged with against the
 // budget (build-share: see CollectorOptions.CPUBudget).
 //
 //	go test -run x -bench CollectorCPU -benchtime 1x ./internal/probes
@@ -813,7 +814,7 @@ func BenchmarkCollectorCPU(b *testing.B) {
 	}
 	release := parkGoroutines(10_000)
 	defer release()
-	for _, mode := range []string{"none", "idle", "watch"} {
+	for _, mode := range []string{"none", "idle", "watch", "watch2"} {
 		b.Run(mode, func(b *testing.B) {
 			var share, builds, buildShare float64
 			for b.Loop() {
@@ -829,24 +830,38 @@ func BenchmarkCollectorCPU(b *testing.B) {
 				cpu0, t0 := cpuTime(), time.Now()
 				var buildT time.Duration
 				built := 0
-				if mode == "watch" {
-					tick := time.NewTicker(200 * time.Millisecond)
-					var last any
-					for time.Since(t0) < dur {
-						<-tick.C
-						snap, err := c.Snapshot(context.Background(), 5*time.Second)
-						if err != nil {
-							b.Fatal(err)
-						}
-						if any(snap) != last {
-							built++
-							c.mu.Lock()
-							buildT += c.buildCost
-							c.mu.Unlock()
-							last = snap
-						}
+				if strings.HasPrefix(mode, "watch") {
+					windows := []time.Duration{5 * time.Second}
+					if mode == "watch2" {
+						windows = append(windows, 10*time.Second)
 					}
-					tick.Stop()
+					var mu sync.Mutex
+					var lastAt time.Time
+					var wg sync.WaitGroup
+					for _, w := range windows {
+						wg.Go(func() {
+							tick := time.NewTicker(200 * time.Millisecond)
+							defer tick.Stop()
+							for time.Since(t0) < dur {
+								<-tick.C
+								if _, err := c.Snapshot(context.Background(), w); err != nil {
+									b.Error(err)
+									return
+								}
+								c.mu.Lock()
+								at, cost := c.last.at, c.buildCost
+								c.mu.Unlock()
+								mu.Lock()
+								if at != lastAt {
+									built++
+									buildT += cost
+									lastAt = at
+								}
+								mu.Unlock()
+							}
+						})
+					}
+					wg.Wait()
 				} else {
 					time.Sleep(dur)
 				}
@@ -859,7 +874,7 @@ func BenchmarkCollectorCPU(b *testing.B) {
 				}
 			}
 			b.ReportMetric(share, "cores")
-			if mode == "watch" {
+			if strings.HasPrefix(mode, "watch") {
 				b.ReportMetric(builds, "builds")
 				b.ReportMetric(buildShare, "build-share")
 			}
