@@ -184,53 +184,37 @@ func TestCollectorLetsTheAnalysisGoBetweenBuilds(t *testing.T) {
 // budget too: they wait for it to allow a build when that is soon, and are
 // otherwise served the last snapshot, whose window says what it covers.
 func TestCollectorBudgetHoldsForAnotherWindow(t *testing.T) {
-	ctx := context.Background()
-	t.Run("far", func(t *testing.T) {
-		c, err := NewCollector(CollectorOptions{CPUBudget: 1e-6, DumpBudget: 1e-9})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		first, err := c.Snapshot(ctx, time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, w := range []time.Duration{2 * time.Second, 3 * time.Second} {
-			snap, err := c.Snapshot(ctx, w)
+	for _, tc := range []struct {
+		name   string
+		budget float64
+		built  bool
+	}{
+		{"far", 1e-6, false}, // no build for hours after the first
+		{"soon", 0.9, true},  // a build a little after the last one ends
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := NewCollector(CollectorOptions{CPUBudget: tc.budget, DumpBudget: 1e-9})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if snap != first {
-				t.Fatalf("window %v: built anew (%d tasks over %v) within a budget that allows no build for hours",
-					w, len(snap.Tasks), time.Duration(snap.WindowNS))
+			defer c.Close()
+			ctx := context.Background()
+			last, err := c.Snapshot(ctx, time.Second)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-	})
-	t.Run("soon", func(t *testing.T) {
-		// A budget of 90% of a core allows a build a little after the last
-		// one ends.
-		c, err := NewCollector(CollectorOptions{CPUBudget: 0.9, DumpBudget: 1e-9})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		first, err := c.Snapshot(ctx, time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		snap, err := c.Snapshot(ctx, 2*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if snap == first {
-			t.Fatal("the request for another window was served the last snapshot")
-		}
-		for _, n := range snap.Notes {
-			if strings.Contains(n, "CPU budget") {
-				t.Errorf("built anew, yet noted: %q", n)
+			for _, w := range []time.Duration{2 * time.Second, 3 * time.Second} {
+				snap, err := c.Snapshot(ctx, w)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if built := snap != last; built != tc.built {
+					t.Fatalf("window %v, budget %v: built anew %v, want %v", w, tc.budget, built, tc.built)
+				}
+				last = snap
 			}
-		}
-	})
+		})
+	}
 }
 
 // checkKnownGoroutines checks TestCollectorKnownGoroutines' snapshot.
