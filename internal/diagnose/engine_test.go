@@ -193,3 +193,48 @@ func TestLeakFallback(t *testing.T) {
 		}
 	}
 }
+
+// A lock whose waiters wait long is held across a blocking call only when
+// the goroutine that unlocks it blocks inside the critical section: one
+// that sleeps after its Unlock (contending workers pausing between two
+// critical sections, long on a loaded machine) is not the holder.
+func TestLockHeldNeedsTheHolderInside(t *testing.T) {
+	const fn, file = "example.com/app.worker", "/src/app/work.go"
+	lockAt := api.Frame{Function: fn, File: file, Line: 10}
+	unlockAt := api.Frame{Function: fn, File: file, Line: 12}
+	for _, tc := range []struct {
+		line int // where the sleeper is blocked in fn
+		want bool
+	}{
+		{11, true},  // between Lock and Unlock
+		{14, false}, // after the Unlock
+		{8, false},  // before the Lock
+	} {
+		var tasks []api.Task
+		for id := range int64(4) {
+			tasks = append(tasks, api.Task{ID: 10 + id, Name: "app/worker", State: "waiting", WaitReason: "sync.Mutex.Lock",
+				Location: lockAt, Stats: api.TaskStats{TotalNS: window, IdleNS: window, IdleByReason: map[string]int64{"sync.Mutex.Lock": window}}})
+		}
+		sleeper := api.Task{ID: 20, Name: "app/worker", State: "waiting", WaitReason: "sleep",
+			Location: api.Frame{Function: fn, File: file, Line: tc.line},
+			Stats:    api.TaskStats{TotalNS: window, IdleNS: window * 7 / 10, IdleByReason: map[string]int64{"sleep": window * 7 / 10}}}
+		tasks = append(tasks, sleeper)
+		s := &api.Snapshot{Time: t0, WindowNS: window, Tasks: tasks,
+			Process: api.Process{GOMAXPROCS: 2, Goroutines: int64(len(tasks)), Leaked: -1},
+			Sites: []api.Site{{Reason: "sync.Mutex.Lock", Location: lockAt, Waiting: 4, WaitNS: 4 * window, Wakeups: 100,
+				Wakers: []api.WakerSite{{Location: unlockAt, Count: 100}}}}}
+		stack := func(id int64) []api.Frame {
+			if id == sleeper.ID {
+				return []api.Frame{{Function: "time.Sleep"}, sleeper.Location}
+			}
+			return []api.Frame{{Function: "sync.(*Mutex).Lock"}, lockAt}
+		}
+		got := false
+		for _, f := range newEngine(t, Config{}).Observe(Input{Snapshot: s, Stack: stack}) {
+			got = got || f.Rule == "lock-held-blocking"
+		}
+		if got != tc.want {
+			t.Errorf("the unlocking goroutine asleep at line %d (Lock at 10, Unlock at 12): lock-held-blocking %v, want %v", tc.line, got, tc.want)
+		}
+	}
+}

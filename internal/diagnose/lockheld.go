@@ -61,8 +61,9 @@ func checkLockHeld(c *check) []found {
 // lockHolder finds who holds the lock that site s waits for across
 // something slow. Each place that woke the waiters (an unlock) is a
 // candidate; the goroutine running that code that spends most of its time
-// blocked on something other than a lock is the holder, and its frame in
-// that code, seen while it was blocked there, is the slow call.
+// blocked on something other than a lock, and is blocked now within the
+// critical section, is the holder, and its frame in that code, seen while
+// it was blocked there, is the slow call.
 func (c *check) lockHolder(s api.Site) (holder *api.Task, unlock, call api.Frame, reason string) {
 	bestShare := 0.5 // the holder blocks elsewhere at least half the time
 	for _, w := range s.Wakers {
@@ -82,7 +83,7 @@ func (c *check) lockHolder(s api.Site) (holder *api.Task, unlock, call api.Frame
 			if sh <= bestShare {
 				continue
 			}
-			if _, ok := frameIn(c.stack(t.ID), w.Location.Function); ok {
+			if f, ok := frameIn(c.stack(t.ID), w.Location.Function); ok && blockedHolding(t, f, s.Location, w.Location) {
 				holder, unlock, bestShare = t, w.Location, sh
 			}
 		}
@@ -105,6 +106,26 @@ func (c *check) lockHolder(s api.Site) (holder *api.Task, unlock, call api.Frame
 		reason = "a system call"
 	}
 	return holder, unlock, call, reason
+}
+
+// blockedHolding reports whether task t, whose frame in the unlocking
+// function is f, may be blocked while holding the lock taken at lock and
+// released at unlock. It must be blocked now (waiting or in a system call),
+// and not past the unlock, nor, when that function also takes the lock,
+// before the Lock. Goroutines that merely contend for a lock also block
+// between two critical sections (a pause, a channel), and on a loaded
+// machine that can be most of their time.
+func blockedHolding(t *api.Task, f, lock, unlock api.Frame) bool {
+	if t.State != "waiting" && t.State != "syscall" {
+		return false
+	}
+	if f.File != unlock.File {
+		return true
+	}
+	if f.Line > unlock.Line {
+		return false
+	}
+	return lock.Function != unlock.Function || lock.File != f.File || f.Line >= lock.Line
 }
 
 // dominantWait is what a task waits for most: a wait reason, or "syscall".
