@@ -1012,16 +1012,10 @@ func benchLive(b *testing.B, n int, budget float64) {
 		// stream parsed as it comes, its analysis.
 		runtime.ReadMemStats(&msIdle)
 		idle0 := time.Now()
-		c.live.mu.Lock()
-		busyIdle0 := c.live.busy
-		c.live.mu.Unlock()
+		busyIdle0 := c.live.parseTime()
 		waitFor(at)
 		idleT += time.Since(idle0)
-		c.live.mu.Lock()
-		if c.live.busy != busyIdle0 {
-			idleParsed = true
-		}
-		c.live.mu.Unlock()
+		idleParsed = idleParsed || c.live.parseTime() != busyIdle0
 		runtime.GC()
 		before := heapObjects()
 		runtime.ReadMemStats(&ms0)

@@ -239,7 +239,7 @@ func (lt *liveTrace) frame() {
 // now, unless a window is being composed or the analysis must start over
 // (catchUp does that).
 func (lt *liveTrace) feed() {
-	if lt.composing || lt.b == nil || lt.dropped || lt.perr != nil || len(lt.ends) == 0 || !time.Now().Before(lt.eagerUntil) {
+	if lt.composing || lt.startsOver() || len(lt.ends) == 0 || !time.Now().Before(lt.eagerUntil) {
 		return
 	}
 	if end := lt.ends[len(lt.ends)-1].off; end > lt.allowed {
@@ -302,7 +302,7 @@ func (lt *liveTrace) dropEnds() {
 // (the runtime begins a generation a second, or later, and the window may
 // start in the one before); otherwise it waits for the generations to come.
 func (lt *liveTrace) skipUnneeded(catchUp bool) {
-	over := lt.b == nil || lt.dropped || lt.perr != nil
+	over := lt.startsOver()
 	window, need := lt.need()
 	k, ok := lt.covering(window)
 	if !ok {
@@ -314,6 +314,12 @@ func (lt *liveTrace) skipUnneeded(catchUp bool) {
 	if n := len(lt.ends); n > k && (over || n > need+3) {
 		lt.skipTo(n - k)
 	}
+}
+
+// startsOver reports whether the next catch-up starts a new analysis: none
+// runs, generations were dropped unread, or the parser failed.
+func (lt *liveTrace) startsOver() bool {
+	return lt.b == nil || lt.dropped || lt.perr != nil
 }
 
 // need is the window the next catch-up prepares for, and its length in
@@ -377,7 +383,7 @@ func (lt *liveTrace) catchUp() (*WindowBuilder, error) {
 	if lt.ferr != nil {
 		return nil, lt.ferr
 	}
-	over := lt.b == nil || lt.dropped || lt.perr != nil
+	over := lt.startsOver()
 	lt.skipUnneeded(true)
 	if over || lt.dropped {
 		lt.restart()
