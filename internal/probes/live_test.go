@@ -614,8 +614,11 @@ func TestLiveTraceStartsOverFromWhatCoversTheWindow(t *testing.T) {
 			}
 			whole, all := windowOf(time.Hour) // no window covered: every generation
 			// The same generations: a builder that starts with a generation
-			// dates it from its first event, not from the Sync before it.
-			if d := w.Start - whole.Start; w.End != whole.End || d < -int64(time.Millisecond) || d > int64(time.Millisecond) {
+			// dates it from its first event, not from the Sync, and a
+			// generation's first batches may be stamped before its Sync
+			// (10 ms seen on a loaded machine). Generations here last 250 ms
+			// or more, but for those the recorder cut to a few ms.
+			if d := w.Start - whole.Start; w.End != whole.End || d < -int64(50*time.Millisecond) || d > int64(50*time.Millisecond) {
 				t.Errorf("the window from %d generations spans %v..%v, from all %d %v..%v",
 					n, w.Start, w.End, all, whole.Start, whole.End)
 			}
