@@ -141,6 +141,12 @@ type dumpFacts struct {
 	startFunc   string
 }
 
+// buildStage, when set (a benchmark sets it), is called as each stage of
+// a build the live stream serves ends, with c.mu held: "catch-up" (the
+// stream parsed), "compose" (the window made from it) and "model" (the
+// snapshot's tasks made).
+var buildStage func(stage string)
+
 type built struct {
 	at     time.Time
 	window time.Duration
@@ -324,6 +330,9 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 		notes = append(notes, "the trace window was cut short: numbers are partial")
 	}
 	snap := c.model(win, now)
+	if live && buildStage != nil {
+		buildStage("model")
+	}
 	snap.Source = source
 	snap.Notes = append(snap.Notes, notes...)
 	c.buildCost = time.Since(began) + parallel
@@ -367,7 +376,13 @@ func (c *Collector) liveWindow(window time.Duration) (*Window, bool) {
 	}
 	c.liveErr = ""
 	caught := time.Now()
+	if buildStage != nil {
+		buildStage("catch-up")
+	}
 	win, ok := b.liveWindow(window)
+	if buildStage != nil {
+		buildStage("compose")
+	}
 	busy := c.live.parseTime()
 	c.liveCost = liveCost{catchUp: caught.Sub(began), compose: time.Since(caught), events: b.events,
 		background: max(busy-c.liveBusy-caught.Sub(began), 0)}

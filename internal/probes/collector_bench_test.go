@@ -15,6 +15,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"runtime/pprof"
 	rtrace "runtime/trace"
@@ -28,8 +29,6 @@ import (
 	"time"
 
 	"golang.org/x/exp/trace"
-
-	"github.com/inspectd/inspectd/internal/api"
 )
 
 // parkGoroutines starts n goroutines blocked on a channel receive, half of
@@ -119,9 +118,9 @@ func (p *pauseProbe) sinceByClass() (gc, other time.Duration, n uint64, longest,
 	return gc, other, n, longest, total
 }
 
-// heapPeak samples the heap's live objects every 2ms until stopped, for the
-// highest value seen.
-type heapPeak struct {
+// peakProbe samples read every 2ms until stopped, for the highest value
+// seen.
+type peakProbe struct {
 	stop chan struct{}
 	done chan uint64
 }
@@ -132,28 +131,63 @@ func heapObjects() uint64 {
 	return s[0].Value.Uint64()
 }
 
-func startHeapPeak() *heapPeak {
-	h := &heapPeak{stop: make(chan struct{}), done: make(chan uint64)}
+func startPeak(read func() uint64) *peakProbe {
+	h := &peakProbe{stop: make(chan struct{}), done: make(chan uint64)}
 	go func() {
-		peak := heapObjects()
+		peak := read()
 		t := time.NewTicker(2 * time.Millisecond)
 		defer t.Stop()
 		for {
 			select {
 			case <-h.stop:
-				h.done <- max(peak, heapObjects())
+				h.done <- max(peak, read())
 				return
 			case <-t.C:
-				peak = max(peak, heapObjects())
+				peak = max(peak, read())
 			}
 		}
 	}()
 	return h
 }
 
-func (h *heapPeak) end() uint64 {
+func (h *peakProbe) end() uint64 {
 	close(h.stop)
 	return <-h.done
+}
+
+// heapLive is the heap the last garbage collection found live.
+func heapLive() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// gcCPU is the CPU time the garbage collector has used so far.
+func gcCPU() time.Duration {
+	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(s)
+	return time.Duration(s[0].Value.Float64() * float64(time.Second))
+}
+
+// benchGOGC sets, with PROBES_BENCH_GOGC=N, the garbage collector's
+// percent to N for the benchmark, and reports whether it did. A low N
+// (10) has the collector run every few tens of MB allocated, so the live heap each one finds (/gc/heap/live:bytes)
+// follows the build's stages closely: its highest value is the memory the
+// collector needs at its peak, without the garbage the default pacing
+// (GOGC=100) lets pile up before it collects. Such a run's times count
+// all those collections.
+func benchGOGC(b *testing.B) bool {
+	env := os.Getenv("PROBES_BENCH_GOGC")
+	if env == "" {
+		return false
+	}
+	n, err := strconv.Atoi(env)
+	if err != nil || n <= 0 {
+		b.Fatalf("PROBES_BENCH_GOGC=%q: want a percent", env)
+	}
+	old := debug.SetGCPercent(n)
+	b.Cleanup(func() { debug.SetGCPercent(old) })
+	return true
 }
 
 func liveHeap() uint64 {
@@ -288,7 +322,7 @@ func benchSnapshot(b *testing.B, c *Collector, n int, base uint64) {
 		runtime.GC()
 		before := heapObjects()
 		runtime.ReadMemStats(&ms0)
-		hp := startHeapPeak()
+		hp := startPeak(heapObjects)
 		// StartTimer and StopTimer stop the world (ReadMemStats: up to
 		// 5ms at 1M goroutines): the pauses are counted within them.
 		b.StartTimer()
@@ -896,7 +930,16 @@ func BenchmarkCollectorCPU(b *testing.B) {
 // Every heap allocation in the process counts in alloc-MB, the runtime's
 // own too: idle-alloc-MB/s is the process's rate while it waits for the
 // next build, and own-alloc-MB, when the stream waits unread between
-// builds, is alloc-MB less that rate over the build's time.
+// builds, is alloc-MB less that rate over the build's time. gc-cpu-ms is
+// the garbage collector's CPU during a build. With PROBES_BENCH_GOGC=10
+// (see benchGOGC), live-peak-MB is the most the collections found live,
+// builds and the waits between them (the goroutine profile read after a
+// build included), above the level before the collector started: the
+// memory the collector needs, the runtime tracer's included. A collection
+// takes a second and more at a million goroutines, so shorter peaks may
+// fall between two: with PROBES_BENCH_STAGES=1, a collection ends each
+// stage of a build instead, for the heap live then (live-catch-up-MB,
+// live-compose-MB, live-model-MB, above the level before the collector).
 // For the ratio with the bare parse, after the last snapshot it takes a
 // flight recorder snapshot and times x/exp/trace's bare ReadEvent loop over
 // the generations a window of the same length is read from
@@ -936,7 +979,19 @@ func BenchmarkCollectorLiveBudget(b *testing.B) {
 // benchLive runs BenchmarkCollectorLive with n parked goroutines and a
 // CPU budget (0: the default).
 func benchLive(b *testing.B, n int, budget float64) {
+	gogc := benchGOGC(b)
 	c, base := parkedCollector(b, n, CollectorOptions{DumpBudget: 1e-9, CPUBudget: budget})
+	// With PROBES_BENCH_STAGES=1, each stage of a build ends with a
+	// collection, for the heap live then: the times of such a run count
+	// those collections.
+	stages := map[string]uint64{}
+	if os.Getenv("PROBES_BENCH_STAGES") != "" {
+		buildStage = func(stage string) {
+			runtime.GC()
+			stages[stage] = max(stages[stage], heapObjects())
+		}
+		b.Cleanup(func() { buildStage = nil })
+	}
 	const window = 2 * time.Second
 	ctx := context.Background()
 	// waitFor waits until at, asking every second as a watching client
@@ -977,12 +1032,15 @@ func benchLive(b *testing.B, n int, budget float64) {
 	// covers a window.
 	began := time.Now()
 	last := began
-	var prev *api.Snapshot
+	// The last snapshot's time tells a shared one: the snapshot itself,
+	// held across the next build, would count in its memory.
+	var prevAt time.Time
 	for {
-		var err error
-		if prev, err = c.Snapshot(ctx, window); err != nil {
+		snap, err := c.Snapshot(ctx, window)
+		if err != nil {
 			b.Fatal(err)
 		}
+		prevAt = snap.Time
 		if c.liveServed {
 			break
 		}
@@ -1002,6 +1060,12 @@ func benchLive(b *testing.B, n int, budget float64) {
 	var spacingT, idleT time.Duration
 	var idleAlloc uint64
 	idleParsed := false // the stream was analysed between builds
+	clear(stages)       // the builds before the stream served
+	var livePeak *peakProbe
+	if gogc {
+		livePeak = startPeak(heapLive)
+	}
+	var gcT time.Duration
 	for b.Loop() {
 		b.StopTimer()
 		at := next(last)
@@ -1020,7 +1084,7 @@ func benchLive(b *testing.B, n int, budget float64) {
 		before := heapObjects()
 		runtime.ReadMemStats(&ms0)
 		idleAlloc += ms0.TotalAlloc - msIdle.TotalAlloc
-		hp := startHeapPeak()
+		hp := startPeak(heapObjects)
 		ev0 := c.liveCost.events
 		c.live.mu.Lock()
 		pid0, busy0 := c.live.pid, c.live.busy
@@ -1029,13 +1093,14 @@ func benchLive(b *testing.B, n int, budget float64) {
 		// 5ms at 1M goroutines): the pauses are counted within them.
 		b.StartTimer()
 		pp.mark()
-		cpu0 := cpuTime()
+		cpu0, gc0 := cpuTime(), gcCPU()
 		last = time.Now()
 
 		snap, err := c.Snapshot(ctx, window)
 
 		totalT += time.Since(last)
 		cpuT += cpuTime() - cpu0
+		gcT += gcCPU() - gc0
 		gcP, otherP, _, l, _ := pp.sinceByClass()
 		b.StopTimer()
 		longest, longestGC, longestOther = max(longest, l), max(longestGC, gcP), max(longestOther, otherP)
@@ -1047,10 +1112,10 @@ func benchLive(b *testing.B, n int, budget float64) {
 		if len(snap.Tasks) < n {
 			b.Fatalf("%d tasks, want >= %d", len(snap.Tasks), n)
 		}
-		if snap == prev {
+		if snap.Time.Equal(prevAt) {
 			b.Fatal("the snapshot was shared, not built")
 		}
-		prev = snap
+		prevAt = snap.Time
 		waitProfileRead(c)
 		c.live.mu.Lock()
 		restarted := c.live.pid != pid0
@@ -1074,6 +1139,18 @@ func benchLive(b *testing.B, n int, budget float64) {
 		b.StartTimer()
 	}
 	b.StopTimer()
+	if livePeak != nil {
+		// The most the collections found live, builds and the waits
+		// between them, beyond what the process held before the
+		// collector.
+		p := livePeak.end()
+		b.ReportMetric(float64(p-min(p, base))/mb, "live-peak-MB")
+	}
+	for _, stage := range []string{"catch-up", "compose", "model"} {
+		if v, ok := stages[stage]; ok {
+			b.ReportMetric(float64(v-min(v, base))/mb, "live-"+stage+"-MB")
+		}
+	}
 	kept := int64(liveHeap()) - int64(base)
 	writeHeapProfile(b)
 	var buf bytes.Buffer
@@ -1106,6 +1183,7 @@ func benchLive(b *testing.B, n int, budget float64) {
 	b.ReportMetric(float64(longestOther.Microseconds())/1e3, "max-other-pause-ms")
 	b.ReportMetric(float64(longest.Microseconds())/1e3, "max-pause-ms")
 	b.ReportMetric(msOf(cpuT, N), "cpu-ms")
+	b.ReportMetric(msOf(gcT, N), "gc-cpu-ms")
 	b.ReportMetric(float64(alloc)/N/mb, "alloc-MB")
 	b.ReportMetric(float64(peak)/mb, "peak-MB")
 	b.ReportMetric(float64(kept)/mb, "kept-MB")
