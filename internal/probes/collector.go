@@ -290,7 +290,7 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 
 	var err error
 	parallel := time.Duration(0)
-	win, live := c.liveWindow(window)
+	win, live := c.liveWindow(window, now)
 	if live {
 		c.traceEnd = win.WallEnd
 		if c.traceEnd.IsZero() {
@@ -355,8 +355,9 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 // stream if it is not running. It returns false when the stream cannot
 // serve the window: it is off or paused, it has not yet run for as long as
 // the window, or the runtime refused a second trace (another
-// runtime/trace.Start runs). Called with c.mu held.
-func (c *Collector) liveWindow(window time.Duration) (*Window, bool) {
+// runtime/trace.Start runs). at is when the build began. Called with c.mu
+// held.
+func (c *Collector) liveWindow(window time.Duration, at time.Time) (*Window, bool) {
 	if c.live == nil || c.livePaused > 0 || c.closed {
 		return nil, false
 	}
@@ -394,6 +395,15 @@ func (c *Collector) liveWindow(window time.Duration) (*Window, bool) {
 	// skipping what no window needs.
 	cost := c.live.cost(b)
 	c.live.release(cost > 0 && cost <= c.opts.CPUBudget/2)
+	// When the budget spaces builds out too far for the analysis to go on
+	// (see liveTrace.idle), it goes now, before the tasks are made: at a
+	// million goroutines its builder and x/exp/trace's reader (some
+	// 250 MB) would be held beside them (300 MB). This build costs at
+	// least what it took so far, and likely what the last did.
+	if ok {
+		next := spacing(max(c.buildCost, time.Since(at)+c.liveCost.background), c.opts.CPUBudget)
+		c.live.idle(time.Until(at.Add(next)))
+	}
 	return win, ok
 }
 

@@ -142,8 +142,8 @@ func TestCollectorSharedRequestsKeepTheStream(t *testing.T) {
 }
 
 // When the CPU budget puts the next build further away than the stream's
-// analysis could catch up with, the collector lets the analysis go after a
-// build the stream served, and the next build starts it over.
+// analysis could catch up with, the collector lets the analysis go once a
+// window is composed from it, and the next build starts it over.
 func TestCollectorLetsTheAnalysisGoBetweenBuilds(t *testing.T) {
 	c, err := NewCollector(CollectorOptions{CPUBudget: 1e-6, DumpBudget: 1e-9, LiveIdle: time.Minute})
 	if err != nil {
@@ -177,6 +177,26 @@ func TestCollectorLetsTheAnalysisGoBetweenBuilds(t *testing.T) {
 		if kept {
 			t.Fatalf("snapshot %d from the stream: the analysis is kept for a build the budget puts hours away", served)
 		}
+	}
+	// It goes as soon as the window is composed, before the tasks are
+	// made from it (at a million goroutines, both would be held at once).
+	for tries := 0; ; tries++ {
+		c.mu.Lock()
+		_, ok := c.liveWindow(time.Second, time.Now())
+		c.mu.Unlock()
+		if ok {
+			break
+		}
+		if tries == 10 {
+			t.Fatal("the stream composed no window in 10 tries")
+		}
+		time.Sleep(500 * time.Millisecond) // for the generations a window needs
+	}
+	c.live.mu.Lock()
+	kept := c.live.b != nil
+	c.live.mu.Unlock()
+	if kept {
+		t.Fatal("the analysis is kept beside the window it composed, for a build the budget puts hours away")
 	}
 }
 
