@@ -226,7 +226,7 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 	// one each time.
 	asked := now
 	for c.last != nil {
-		next := c.last.at.Add(spacing(c.buildCost, c.opts.CPUBudget))
+		next := c.nextBuild(c.last.at, c.buildCost)
 		if !now.Before(next) {
 			break
 		}
@@ -401,8 +401,7 @@ func (c *Collector) liveWindow(window time.Duration, at time.Time) (*Window, boo
 	// 250 MB) would be held beside them (300 MB). This build costs at
 	// least what it took so far, and likely what the last did.
 	if ok {
-		next := spacing(max(c.buildCost, time.Since(at)+c.liveCost.background), c.opts.CPUBudget)
-		c.live.idle(time.Until(at.Add(next)))
+		c.live.idle(time.Until(c.nextBuild(at, max(c.buildCost, time.Since(at)+c.liveCost.background))))
 	}
 	return win, ok
 }
@@ -413,7 +412,13 @@ func (c *Collector) liveWait() {
 	if c.live == nil || !c.liveServed || c.last == nil {
 		return
 	}
-	c.live.idle(time.Until(c.last.at.Add(spacing(c.buildCost, c.opts.CPUBudget))))
+	c.live.idle(time.Until(c.nextBuild(c.last.at, c.buildCost)))
+}
+
+// nextBuild is the earliest a build may follow one that began at and cost
+// cost, within the CPU budget.
+func (c *Collector) nextBuild(at time.Time, cost time.Duration) time.Time {
+	return at.Add(spacing(cost, c.opts.CPUBudget))
 }
 
 // liveCost is what the last live window cost.

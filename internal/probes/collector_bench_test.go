@@ -1020,7 +1020,7 @@ func benchLive(b *testing.B, n int, budget float64) {
 			waitProfileRead(c)
 			c.mu.Lock()
 			if c.last != nil {
-				if t := c.last.at.Add(spacing(c.buildCost, c.opts.CPUBudget) + 5*time.Millisecond); t.After(at) {
+				if t := c.nextBuild(c.last.at, c.buildCost).Add(5 * time.Millisecond); t.After(at) {
 					at = t
 				}
 			}

@@ -294,9 +294,9 @@ func (lt *liveTrace) dropEnds() {
 // skipUnneeded drops the whole generations unread that no window will be
 // composed from. Generations pile up unread while snapshots are far apart
 // (the CPU budget spaces them by their cost over the budget, 4x it by
-// default: at a million goroutines, 15s and more). Past a few more than a window needs, starting over from
-// those that cover it costs less than parsing them all; an analysis that
-// starts over anyway starts from those. Where no span covers the window
+// default: at a million goroutines, 15s and more). Past a few more than a
+// window needs, starting over from those that cover it costs less than
+// parsing them all; an analysis that starts over anyway starts from those. Where no span covers the window
 // (a stream younger than the window, or generations written all at once),
 // a catch-up takes the window's length in seconds, rounded up, and one more
 // (the runtime begins a generation a second, or later, and the window may
