@@ -141,6 +141,15 @@ type dumpFacts struct {
 	startFunc   string
 }
 
+// location is where the dump saw the goroutine (its top frame in user
+// code), for one the window has no stack of; else loc.
+func (f *dumpFacts) location(loc api.Frame) api.Frame {
+	if len(f.frames) == 0 {
+		return loc
+	}
+	return traceAPIFrame((&Goroutine{Frames: f.frames, CreatedBy: f.createdBy}).Location())
+}
+
 // buildStage, when set (a benchmark sets it), is called as each stage of
 // a build the live stream serves ends, with c.mu held: "catch-up" (the
 // stream parsed), "compose" (the window made from it) and "model" (the
@@ -699,6 +708,9 @@ func (c *Collector) model(win *Window, now time.Time) *api.Snapshot {
 			}
 			if startFunc == "" {
 				startFunc = f.startFunc
+			}
+			if len(g.Stack) == 0 {
+				t.Location = f.location(t.Location)
 			}
 		} else if j.labelled && !(g.ParentID != 0 && c.traceEnd.Add(-time.Duration(g.Total)).After(c.profAt)) {
 			// (A goroutine created after the profile was read may have

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -99,6 +100,48 @@ func TestCollectorKnownGoroutines(t *testing.T) {
 	}
 	if _, err := c.Task(ctx, 1<<40, 2*time.Second); !errors.Is(err, api.ErrNoTask) {
 		t.Errorf("unknown task: %v", err)
+	}
+}
+
+// A goroutine that computes in a leaf function since before the collector
+// started leaves the trace no stack of its own (see leafHog): its name and
+// location come from the dump.
+func TestCollectorPlacesALeafHogFromTheDump(t *testing.T) {
+	defer startLeafHog()()
+	time.Sleep(50 * time.Millisecond)
+	c, err := NewCollector(CollectorOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(1200 * time.Millisecond)
+	ctx := context.Background()
+	snap, err := c.Snapshot(ctx, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hog *api.Task
+	for i := range snap.Tasks {
+		task := &snap.Tasks[i]
+		if strings.HasPrefix(task.Name, "runtime.asyncPreempt") || strings.HasPrefix(task.Location.Function, "runtime.asyncPreempt") {
+			t.Errorf("task %d is named or placed after its preemption: %q at %+v", task.ID, task.Name, task.Location)
+		}
+		if task.Stats.BusyNS > snap.WindowNS/2 && task.Name == "github.com/inspectd/inspectd/internal/probes.leafHog" {
+			hog = task
+		}
+	}
+	if hog == nil {
+		t.Fatalf("no task named leafHog busy half the window (source %s)", snap.Source)
+	}
+	if !strings.HasSuffix(hog.Location.File, "trace_test.go") || hog.Location.Function != "github.com/inspectd/inspectd/internal/probes.leafHog" {
+		t.Errorf("hog located at %+v, want leafHog in trace_test.go", hog.Location)
+	}
+	detail, err := c.Task(ctx, hog.ID, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(detail.Stack, func(f api.Frame) bool { return f.Function == "github.com/inspectd/inspectd/internal/probes.leafHog" }) {
+		t.Errorf("hog's stack %+v, want leafHog in it", detail.Stack)
 	}
 }
 

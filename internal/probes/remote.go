@@ -553,6 +553,9 @@ func (r *Remote) model(win *Window, prof *stackProfile) *api.Snapshot {
 			if startFunc == "" {
 				startFunc = f.startFunc
 			}
+			if len(g.Stack) == 0 {
+				t.Location = f.location(t.Location)
+			}
 		} else if l := prof.labelsOf(key); l != nil {
 			t.Labels = l
 		} else if l, ok := r.inherited[id]; ok {

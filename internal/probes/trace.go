@@ -944,7 +944,7 @@ func (b *WindowBuilder) transition(ev *trace.Event, st *trace.StateTransition, t
 	if from == to {
 		// A status event of a goroutine already known (a new generation
 		// started): nothing changes but we learn its stack.
-		if g != nil && st.Stack != trace.NoStack {
+		if g != nil && st.Stack != trace.NoStack && (to != trace.GoRunnable || preemptedIn(st.Stack) != "") {
 			g.stack = st.Stack
 		}
 		return
@@ -976,21 +976,29 @@ func (b *WindowBuilder) transition(ev *trace.Event, st *trace.StateTransition, t
 	}
 	g.state = to
 	g.since = since
+	stk, fn := st.Stack, ""
+	if stk != trace.NoStack && (to == trace.GoRunnable || st.Reason == "preempted") {
+		// Preempted (runnable, or waiting for the GC to scan it), or found
+		// runnable (preempted before the trace).
+		if fn = preemptedIn(stk); fn == "" {
+			stk = trace.NoStack // says nothing: the goroutine keeps the stack it had
+		}
+	}
 	if to == trace.GoWaiting || to == trace.GoSyscall || (to == trace.GoRunnable && from == trace.GoRunning && st.Reason != "preempted") {
 		// A wait or a yield ends the stretch; a preemption does not.
 		g.stretch, g.preemptFn = 0, ""
 		if g.act != nil {
 			g.act.stretchOwn = false
 		}
-	} else if to == trace.GoRunnable && from == trace.GoRunning && st.Stack != trace.NoStack {
-		b.preempted(g, st.Stack)
+	} else if to == trace.GoRunnable && from == trace.GoRunning && stk != trace.NoStack {
+		b.preempted(g, stk, fn)
 	}
-	if st.Stack != trace.NoStack {
-		g.stack = st.Stack
+	if stk != trace.NoStack {
+		g.stack = stk
 		if status {
-			g.firstF = b.frameRef(st.Stack)
+			g.firstF = b.frameRef(stk)
 		} else if a := b.act(g); a.first == trace.NoStack && g.firstF == 0 {
-			a.first = st.Stack
+			a.first = stk
 		}
 	}
 	switch to {
@@ -999,7 +1007,7 @@ func (b *WindowBuilder) transition(ev *trace.Event, st *trace.StateTransition, t
 			b.act(g).polls++
 		}
 	case trace.GoWaiting:
-		b.block(g, st)
+		b.block(g, st.Reason, stk)
 	case trace.GoNotExist:
 		g.exited = true
 		g.ended = t
@@ -1017,21 +1025,30 @@ func (b *WindowBuilder) transition(ev *trace.Event, st *trace.StateTransition, t
 	}
 }
 
-// preempted notes where g was preempted, for the stack of its longest
-// stretch: where the stretch last computed, as told by two preemptions in
-// a row in the same function. A single preemption elsewhere at the end (a
-// loop preempted on its way back to a select, after the computation) does
-// not move it.
-func (b *WindowBuilder) preempted(g *goState, stk trace.Stack) {
-	fn := ""
-	for f := range stk.Frames() {
-		fn = f.Func
-		break
-	}
+// preempted notes where g was preempted (in function fn), for the stack of
+// its longest stretch: where the stretch last computed, as told by two
+// preemptions in a row in the same function. A single preemption elsewhere
+// at the end (a loop preempted on its way back to a select, after the
+// computation) does not move it.
+func (b *WindowBuilder) preempted(g *goState, stk trace.Stack, fn string) {
 	if a := b.act(g); g.stretch == a.longestStretch && g.stretch > 0 && (!a.stretchOwn || fn == g.preemptFn) {
 		a.stretchStack, a.stretchOwn = stk, true
 	}
 	g.preemptFn = fn
+}
+
+// preemptedIn returns the function at the top of a runnable goroutine's
+// stack below the runtime's asynchronous preemption; "" when the stack has
+// nothing else. The runtime unwinds by frame pointers, and a loop in a
+// goroutine's own function that has no frame (a leaf) leaves none to
+// follow: such a stack does not say where the goroutine runs.
+func preemptedIn(stk trace.Stack) string {
+	for f := range stk.Frames() {
+		if f.Func != "runtime.asyncPreempt2" && f.Func != "runtime.asyncPreempt" {
+			return f.Func
+		}
+	}
+	return ""
 }
 
 // appear handles a goroutine's first transition: its creation, or its first
@@ -1154,8 +1171,7 @@ func (b *WindowBuilder) wakeup(g *goState, ev *trace.Event) {
 }
 
 // block sets g's wait reason and site as it starts waiting.
-func (b *WindowBuilder) block(g *goState, st *trace.StateTransition) {
-	raw, stk := st.Reason, st.Stack
+func (b *WindowBuilder) block(g *goState, raw string, stk trace.Stack) {
 	g.inferred = raw == ""
 	if g.act != nil && g.act.blocks != nil && stk != trace.NoStack {
 		c := g.act.blocks

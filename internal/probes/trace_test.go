@@ -1334,3 +1334,60 @@ func TestGenSkipperPassesBadInput(t *testing.T) {
 		}
 	}
 }
+
+// leafStop ends leafHog, which sets leafDone. Package variables, so that
+// leafHog needs no closure and no frame.
+var leafStop, leafDone atomic.Bool
+
+// leafHog burns CPU in a function without a frame of its own: started with
+// go leafHog(), the runtime's frame-pointer unwinding finds nothing below
+// its asynchronous preemption.
+func leafHog() {
+	for !leafStop.Load() {
+	}
+	leafDone.Store(true)
+}
+
+// startLeafHog starts leafHog and returns a function that stops it.
+func startLeafHog() (stop func()) {
+	leafStop.Store(false)
+	leafDone.Store(false)
+	go leafHog()
+	return func() {
+		leafStop.Store(true)
+		for !leafDone.Load() {
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+// A goroutine that computes in a leaf function from before the trace: the
+// stacks its preemptions record hold only the runtime's preemption frames,
+// and must not name it or place it.
+func TestWindowLeafHogIsNotNamedAfterItsPreemption(t *testing.T) {
+	stop := startLeafHog()
+	time.Sleep(50 * time.Millisecond)
+	data := recordTrace(t, func() { time.Sleep(300 * time.Millisecond) })
+	stop()
+	w, err := AnalyzeTrace(bytes.NewReader(data), WindowOptions{Sites: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkWindow(t, w)
+	hogs := 0
+	for _, g := range w.Goroutines {
+		if g.Busy < w.Duration()/2 {
+			continue
+		}
+		hogs++
+		t.Logf("g%d: busy %v, start %q, location %v, stack %v", g.ID, time.Duration(g.Busy), g.StartFunc, g.Location(), g.Stack)
+		for _, f := range []string{g.StartFunc, g.Location().Func} {
+			if strings.HasPrefix(f, "runtime.asyncPreempt") {
+				t.Errorf("g%d is named or placed after its preemption: start %q, location %v", g.ID, g.StartFunc, g.Location())
+			}
+		}
+	}
+	if hogs == 0 {
+		t.Fatal("no goroutine busy half the window: the hog is not in it")
+	}
+}
