@@ -2,6 +2,7 @@ package api
 
 import (
 	"cmp"
+	"maps"
 	"reflect"
 	"slices"
 	"time"
@@ -17,7 +18,10 @@ type Update struct {
 	WindowNS int64     `json:"window_ns"`
 	Source   string    `json:"source"`
 	// Tasks are the tasks that are new or changed; Removed the ids of tasks
-	// that are gone.
+	// that are gone. A task whose numbers changed only with the window's
+	// length is not sent: what spanned the whole previous window (total_ns
+	// of a task that lived through it, idle_ns and in_state_ns of one that
+	// waited all along, ...) spans the whole of this one (see Apply).
 	Tasks   []Task  `json:"tasks"`
 	Removed []int64 `json:"removed,omitempty"`
 	// Sites, Process and Findings are small and sent whole.
@@ -50,7 +54,7 @@ func Diff(prev, next *Snapshot) Update {
 	u.Tasks = []Task{}
 	for i := range next.Tasks {
 		t := &next.Tasks[i]
-		if o, ok := old[t.ID]; !ok || !reflect.DeepEqual(o, t) {
+		if o, ok := old[t.ID]; !ok || !sameTask(o, prev.WindowNS, t, next.WindowNS) {
 			u.Tasks = append(u.Tasks, *t)
 		}
 		delete(old, t.ID)
@@ -65,6 +69,7 @@ func Diff(prev, next *Snapshot) Update {
 // Apply brings state up to date with u, as a watching client does. Tasks keep
 // ascending id order.
 func Apply(state *Snapshot, u Update) {
+	prevNS := state.WindowNS
 	state.Time, state.WindowNS, state.Source = u.Time, u.WindowNS, u.Source
 	state.Sites, state.Process, state.Findings, state.Notes = u.Sites, u.Process, u.Findings, u.Notes
 	if u.Full {
@@ -73,8 +78,11 @@ func Apply(state *Snapshot, u Update) {
 		return
 	}
 	byID := make(map[int64]int, len(state.Tasks))
-	for i, t := range state.Tasks {
-		byID[t.ID] = i
+	for i := range state.Tasks {
+		byID[state.Tasks[i].ID] = i
+		if prevNS > 0 && prevNS != u.WindowNS {
+			rewindow(&state.Tasks[i].Stats, prevNS, u.WindowNS)
+		}
 	}
 	for _, t := range u.Tasks {
 		if i, ok := byID[t.ID]; ok {
@@ -94,3 +102,52 @@ func Apply(state *Snapshot, u Update) {
 }
 
 func byTaskID(a, b Task) int { return cmp.Compare(a.ID, b.ID) }
+
+// sameTask reports whether t, of a window of nextNS, is o, of a window of
+// prevNS, but for the numbers that spanned the whole window: those span the
+// whole of the new one (rewindow). Most tasks of a large program wait all
+// the while, and the window's length varies by milliseconds between
+// snapshots: without this, every update would resend them all.
+func sameTask(o *Task, prevNS int64, t *Task, nextNS int64) bool {
+	os, ts := &o.Stats, &t.Stats
+	same := func(x, y int64) bool {
+		if prevNS > 0 && x == prevNS {
+			return y == nextNS // the client moves it to the new window
+		}
+		return x == y
+	}
+	if !same(os.TotalNS, ts.TotalNS) || !same(os.BusyNS, ts.BusyNS) || !same(os.SchedNS, ts.SchedNS) ||
+		!same(os.IdleNS, ts.IdleNS) || !same(os.SyscallNS, ts.SyscallNS) || !same(os.InStateNS, ts.InStateNS) ||
+		os.Polls != ts.Polls || os.LongestRunNS != ts.LongestRunNS || os.LongestStretchNS != ts.LongestStretchNS ||
+		len(os.IdleByReason) != len(ts.IdleByReason) {
+		return false
+	}
+	for r, ns := range os.IdleByReason {
+		if tns, ok := ts.IdleByReason[r]; !ok || !same(ns, tns) {
+			return false
+		}
+	}
+	a, b := *o, *t
+	a.Stats, b.Stats = TaskStats{}, TaskStats{}
+	return reflect.DeepEqual(&a, &b)
+}
+
+// rewindow moves the numbers of s that spanned the whole of a window of
+// prevNS to the whole of one of nextNS, as sameTask takes them.
+func rewindow(s *TaskStats, prevNS, nextNS int64) {
+	for _, x := range []*int64{&s.TotalNS, &s.BusyNS, &s.SchedNS, &s.IdleNS, &s.SyscallNS, &s.InStateNS} {
+		if *x == prevNS {
+			*x = nextNS
+		}
+	}
+	cloned := false
+	for r, ns := range s.IdleByReason {
+		if ns == prevNS {
+			if !cloned {
+				// The map may be shared with another task or snapshot.
+				s.IdleByReason, cloned = maps.Clone(s.IdleByReason), true
+			}
+			s.IdleByReason[r] = nextNS
+		}
+	}
+}
