@@ -146,6 +146,7 @@ func Listen(opts Options) (*Agent, error) {
 		Handler:           server.New(server.Options{Prober: prober, Token: opts.Token, Logger: opts.Logger, PauseTrace: col.PauseLive}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+		ConnContext:       server.ConnContext,
 	}
 	if !opts.NoPortFile {
 		if path, err := writePortFile(ln.Addr().String()); err != nil {

@@ -134,6 +134,7 @@ func Start(cfg Config, reg *workload.Registry, log *slog.Logger) (*Daemon, error
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return base },
+		ConnContext:       server.ConnContext,
 	}
 	if cfg.GopsAddr != "" && cfg.GopsAddr != "off" {
 		if err := d.startGops(); err != nil {

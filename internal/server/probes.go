@@ -128,7 +128,9 @@ func (s *server) task(w http.ResponseWriter, r *http.Request) {
 
 // watch streams updates as server-sent events until the client goes away or
 // the server shuts down. A client that reads slower than the interval gets
-// fewer updates, each saying how many it missed.
+// fewer updates, each saying how many it missed: a tick comes while the
+// client has not taken the last update (on Linux, with ConnContext), or
+// while the snapshot was built or written, goes without one.
 func (s *server) watch(w http.ResponseWriter, r *http.Request) {
 	interval, err := durationParam(r, "interval", DefaultInterval, MinInterval, time.Minute)
 	if err != nil {
@@ -149,6 +151,9 @@ func (s *server) watch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	conn := requestConn(ctx)
+	// A client that stops reading must not hold the handler forever.
+	stall := max(10*time.Second, 5*interval)
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	var (
@@ -172,8 +177,7 @@ func (s *server) watch(w http.ResponseWriter, r *http.Request) {
 			u.Seq, u.Missed = seq, missed
 			event, payload = "update", u
 		}
-		// A client that stops reading must not hold the handler forever.
-		_ = rc.SetWriteDeadline(time.Now().Add(max(10*time.Second, 5*interval)))
+		_ = rc.SetWriteDeadline(time.Now().Add(stall))
 		if err := writeEvent(w, event, payload); err != nil {
 			return
 		}
@@ -183,12 +187,25 @@ func (s *server) watch(w http.ResponseWriter, r *http.Request) {
 		if snap != nil {
 			prev = snap
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
+		written := time.Now()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ticker.C:
+			}
+			// Updates written while the client has not taken the last one
+			// would wait in the socket's buffers, stale when read.
+			n, ok := unsent(conn)
+			if !ok || n == 0 {
+				break
+			}
+			if time.Since(written) > stall {
+				return
+			}
 		}
-		// The ticker drops the ticks that passed while we built or wrote.
+		// The ticker drops the ticks that passed while we built or wrote,
+		// and the ones above went without an update.
 		missed = max(0, int64(time.Since(began)/interval)-1)
 	}
 }

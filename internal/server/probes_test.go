@@ -4,9 +4,13 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -81,5 +85,127 @@ func TestWatch(t *testing.T) {
 		if resp.StatusCode != 400 {
 			t.Errorf("watch?%s: %d, want 400", q, resp.StatusCode)
 		}
+	}
+}
+
+// startServer serves h on loopback as inspectd and the agent do, with
+// ConnContext.
+func startServer(t *testing.T, h http.Handler) *httptest.Server {
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnContext = ConnContext
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// sseReader reads a watch stream's updates off a raw connection.
+type sseReader struct {
+	t  *testing.T
+	br *bufio.Reader
+}
+
+func (r sseReader) next() api.Update {
+	r.t.Helper()
+	for {
+		line, err := r.br.ReadString('\n')
+		if err != nil {
+			r.t.Fatalf("reading the stream: %v", err)
+		}
+		if data, ok := strings.CutPrefix(line, "data: "); ok {
+			var u api.Update
+			if err := json.Unmarshal([]byte(data), &u); err != nil {
+				r.t.Fatal(err)
+			}
+			return u
+		}
+	}
+}
+
+// watchSlowly opens a watch stream from a client with a small receive
+// buffer, to read it slowly.
+func watchSlowly(t *testing.T, srv *httptest.Server, query string) sseReader {
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.(*net.TCPConn).SetReadBuffer(4096); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "GET /api/v1/watch?%s HTTP/1.1\r\nHost: x\r\n\r\n", query)
+	br := bufio.NewReaderSize(c, 512)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("watch: %s", resp.Status)
+	}
+	return sseReader{t, bufio.NewReaderSize(resp.Body, 512)}
+}
+
+// Every task of a program that waits is sent once: updates after the first
+// carry what changed, not the tasks whose numbers only follow the window.
+func TestWatchSendsWhatChanged(t *testing.T) {
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 200 {
+		wg.Go(func() { <-release })
+	}
+	defer func() { close(release); wg.Wait() }()
+	col, err := probes.NewCollector(probes.CollectorOptions{TraceMinAge: time.Second, CPUBudget: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer col.Close()
+	srv := startServer(t, New(Options{Prober: col}))
+	us := readUpdates(t, srv.URL+"/api/v1/watch?interval=300ms&window=1s", 6)
+	if len(us) != 6 || !us[0].Full || len(us[0].Tasks) < 200 {
+		t.Fatalf("%d updates, the first full=%v with %d tasks", len(us), us[0].Full, len(us[0].Tasks))
+	}
+	var state api.Snapshot
+	for i, u := range us {
+		api.Apply(&state, u)
+		t.Logf("update %d: %d tasks sent, window %v", u.Seq, len(u.Tasks), time.Duration(u.WindowNS))
+		// (The second may resend them: the first snapshot names tasks
+		// before a dump or profile is at hand.)
+		if i > 1 && len(u.Tasks) > 100 {
+			t.Errorf("update %d sent %d tasks: the 200 that wait all along were sent again", u.Seq, len(u.Tasks))
+		}
+	}
+	waiting := 0
+	for _, task := range state.Tasks {
+		if task.WaitReason == "chan receive" && task.Stats.IdleNS == state.WindowNS {
+			waiting++
+		}
+	}
+	if waiting < 200 {
+		t.Errorf("the client's state has %d tasks waiting all of its %v window, want 200", waiting, time.Duration(state.WindowNS))
+	}
+}
+
+// A client that reads slower than the interval is told how many updates
+// it missed, instead of reading old ones from the socket's buffers.
+func TestWatchTellsASlowReaderWhatItMissed(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the stream sees what the client has not taken only on Linux")
+	}
+	col, err := probes.NewCollector(probes.CollectorOptions{TraceMinAge: time.Second, CPUBudget: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer col.Close()
+	srv := startServer(t, New(Options{Prober: col}))
+	r := watchSlowly(t, srv, "interval=100ms&window=500ms")
+	var missed int64
+	for range 6 {
+		u := r.next()
+		missed += u.Missed
+		t.Logf("update %d: missed %d, %d tasks", u.Seq, u.Missed, len(u.Tasks))
+		time.Sleep(700 * time.Millisecond)
+	}
+	// Six reads 0.7s apart: some 35 ticks of 100ms went without an update.
+	if missed < 10 {
+		t.Errorf("the slow client was told it missed %d updates, want 10 or more", missed)
 	}
 }
