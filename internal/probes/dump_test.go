@@ -105,6 +105,74 @@ func dumpShape(g probes.Goroutine) string {
 	return b.String()
 }
 
+// parkForDump waits on ch, as the goroutines of a dump do.
+func parkForDump(ch chan struct{}) { <-ch }
+
+// A Go 1.27 program's dump with labels (the default) and without
+// (GODEBUG=tracebacklabels=0, as before Go 1.27) parse the same but for
+// the labels. The program is this test binary, run again.
+func TestParseGo127DumpWithAndWithoutLabels(t *testing.T) {
+	const child = "PROBES_TEST_DUMP_CHILD"
+	if os.Getenv(child) == "1" {
+		ch := make(chan struct{})
+		for i := range 8 {
+			if i%2 == 0 {
+				go parkForDump(ch)
+				continue
+			}
+			go pprof.Do(context.Background(), pprof.Labels("role", "parked", "worker", fmt.Sprint(i)), func(context.Context) { parkForDump(ch) })
+		}
+		for runtime.NumGoroutine() < 9 {
+			runtime.Gosched()
+		}
+		time.Sleep(50 * time.Millisecond) // all parked
+		buf := make([]byte, 1<<20)
+		os.Stdout.Write(buf[:runtime.Stack(buf, true)])
+		os.Exit(0)
+	}
+	dump := func(godebug string) []probes.Goroutine {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestParseGo127DumpWithAndWithoutLabels$")
+		cmd.Env = append(os.Environ(), child+"=1", "GODEBUG="+godebug)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("the child with GODEBUG=%q: %v", godebug, err)
+		}
+		var ours []probes.Goroutine
+		for _, g := range mustParseDump(t, out) {
+			if strings.Contains(g.CreatedBy.Func, "TestParseGo127DumpWithAndWithoutLabels") {
+				ours = append(ours, g)
+			}
+		}
+		if len(ours) != 8 {
+			t.Fatalf("GODEBUG=%q: %d of the child's goroutines in its dump, want 8:\n%s", godebug, len(ours), out)
+		}
+		return ours
+	}
+	labelled, plain := dump(""), dump("tracebacklabels=0")
+	for i := range labelled {
+		a, b := labelled[i], plain[i]
+		if a.ParentID == 0 || b.ParentID == 0 {
+			t.Errorf("goroutine #%d: parent %d and %d, want the test's goroutine", i, a.ParentID, b.ParentID)
+		}
+		// The two runs number their goroutines apart.
+		na, nb := a, b
+		na.ParentID, nb.ParentID = 0, 0
+		if sa, sb := dumpShape(na), dumpShape(nb); sa != sb {
+			t.Errorf("goroutine #%d differs:\nwith labels:\n%s\nwithout:\n%s", i, sa, sb)
+		}
+		if b.Labels != nil {
+			t.Errorf("goroutine %d: labels %v in the dump without", b.ID, b.Labels)
+		}
+		want := map[string]string(nil)
+		if i%2 == 1 {
+			want = map[string]string{"role": "parked", "worker": fmt.Sprint(i)}
+		}
+		if !reflect.DeepEqual(a.Labels, want) {
+			t.Errorf("goroutine %d: labels %v, want %v", a.ID, a.Labels, want)
+		}
+	}
+}
+
 func TestParseFixtures(t *testing.T) {
 	want := map[string][]int64{
 		fixture127:   append([]int64{1}, idSpan(19, 125)...),
