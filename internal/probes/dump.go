@@ -292,8 +292,13 @@ type dumpParser struct {
 	labels map[string]map[string]string
 
 	sawHeader bool
-	err       *ParseError
-	gErr      bool // an error was reported in the current goroutine
+	// The first line that starts like a goroutine header but is not one,
+	// skipped before any header (crash output may hold such lines): what
+	// the error names when no header follows.
+	badHeader     string
+	badHeaderLine int
+	err           *ParseError
+	gErr          bool // an error was reported in the current goroutine
 
 	sizeHint, consumed int
 }
@@ -401,6 +406,9 @@ func (p *dumpParser) finish(rest []byte) {
 func (p *dumpParser) result() ([]Goroutine, error) {
 	if !p.sawHeader {
 		p.err = &ParseError{Line: p.line, Msg: ErrNoHeader.Error(), Err: ErrNoHeader}
+		if p.badHeaderLine > 0 {
+			p.err.Line, p.err.Msg = p.badHeaderLine, ErrNoHeader.Error()+": "+p.badHeader
+		}
 	}
 	if p.err != nil {
 		return p.out, p.err
@@ -661,6 +669,8 @@ func (p *dumpParser) startGoroutine(line []byte, strict bool) {
 	if msg != "" {
 		if strict {
 			p.fail(p.line, ErrMalformed, "%s in header %q", msg, dumpClip(line))
+		} else if p.badHeaderLine == 0 {
+			p.badHeader, p.badHeaderLine = fmt.Sprintf("%s in header %q", msg, dumpClip(line)), p.line
 		}
 		*g = Goroutine{}
 		p.st = dumpSkip

@@ -492,6 +492,7 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"empty", "", 1, probes.ErrNoHeader, nil},
 		{"no header", "hello\nworld\n", 3, probes.ErrNoHeader, nil},
+		{"only a bad header", "crash\ngoroutine 1 [running:\nmain.main()\n", 2, probes.ErrNoHeader, nil},
 		{"binary", "\x00\x01\x02goroutine\xff\xfe", 1, probes.ErrNoHeader, nil},
 		{"cut header", "goroutine 1 [running]:\nmain.main()\n\t/a.go:1 +0x1\n\ngoroutine 2 [cha", 5, probes.ErrTruncated, []int64{1}},
 		{"cut frame", "goroutine 1 [running]:\nmain.main()\n\t/a.go:1 +0x1\n\ngoroutine 2 [chan receive]:\nmain.f(0x1", 6, probes.ErrTruncated, []int64{1, 2}},
