@@ -98,6 +98,14 @@ func TestCollectorKnownGoroutines(t *testing.T) {
 	if task.RunTimes == nil || task.RunTimes.Count == 0 || task.SchedDelay == nil || len(task.Stack) == 0 {
 		t.Errorf("task detail lacks histograms or stack: %+v", task)
 	}
+	// The locker waited all the window: no run, but histograms all the same.
+	locker, err := c.Task(ctx, findTasks(snap, "locker")[0].ID, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if locker.RunTimes == nil || locker.RunTimes.Count != 0 || locker.SchedDelay == nil || len(locker.Stack) == 0 {
+		t.Errorf("the locker's detail: run times %+v, sched delays %+v, %d frames; want empty histograms and a stack", locker.RunTimes, locker.SchedDelay, len(locker.Stack))
+	}
 	if _, err := c.Task(ctx, 1<<40, 2*time.Second); !errors.Is(err, api.ErrNoTask) {
 		t.Errorf("unknown task: %v", err)
 	}

@@ -19,14 +19,10 @@ func taskDetail(snap *api.Snapshot, win *Window, mu *sync.Mutex, facts map[int64
 	t := snap.Tasks[i]
 	if win != nil {
 		if g := win.get(id); g != nil {
-			if g.RunTimes != nil {
-				h := g.RunTimes.Histogram()
-				t.RunTimes = &h
-			}
-			if g.SchedDelays != nil {
-				h := g.SchedDelays.Histogram()
-				t.SchedDelay = &h
-			}
+			// A goroutine that did not run (or wait to) in the window has
+			// empty histograms, not none: the window was looked at.
+			rh, dh := g.RunTimes.Histogram(), g.SchedDelays.Histogram()
+			t.RunTimes, t.SchedDelay = &rh, &dh
 			t.Stack = traceAPIFrames(g.Stack)
 		}
 	}
