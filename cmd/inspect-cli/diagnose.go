@@ -118,7 +118,11 @@ func runDiagnose(cmd *cobra.Command, e *env, t *target, o diagnoseOptions) ([]ap
 	add := func(fs []api.Finding) {
 		for _, f := range fs {
 			if (len(o.cfg.Allow) == 0 || slices.Contains(o.cfg.Allow, f.Rule)) && !slices.Contains(o.cfg.Deny, f.Rule) {
-				seen[f.Rule+"|"+f.FirstSeen.String()] = f
+				id := f.ID
+				if id == "" { // an inspectd from before findings had one
+					id = f.Rule + "|" + f.FirstSeen.String()
+				}
+				seen[id] = f
 				if o.failFast && diagnose.AtLeastWarning(f) {
 					deadline = time.Now() // seen enough
 				}

@@ -102,6 +102,10 @@ type Process struct {
 
 // Finding is a diagnosis: what is wrong, with evidence and advice.
 type Finding struct {
+	// ID tells the finding from the others of its rule (a rule can report
+	// several at once, one per site say); it stays the same while the
+	// finding lasts.
+	ID        string    `json:"id,omitempty"`
 	Rule      string    `json:"rule"`
 	Severity  string    `json:"severity"` // info, warning, critical
 	Title     string    `json:"title"`

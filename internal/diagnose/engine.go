@@ -113,7 +113,7 @@ func (e *Engine) Observe(in Input) []api.Finding {
 			if e.active[key] == nil && e.streak[key] < max(1, r.persist) {
 				continue
 			}
-			f.finding.Rule = r.id
+			f.finding.ID, f.finding.Rule = key, r.id
 			if f.finding.Severity == "" {
 				f.finding.Severity = Warning
 			}
