@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/inspectd/inspectd/internal/api"
 	"github.com/inspectd/inspectd/internal/probes"
@@ -44,6 +45,12 @@ func dumpSnapshot(file string) (*api.Snapshot, error) {
 		return nil, err
 	}
 	s := &api.Snapshot{Target: file, Source: "goroutine dump", Notes: append([]string{dumpNote}, notes...)}
+	// When the dump was taken, as near as the file tells: the diagnosis
+	// takes a snapshot without a time for one it has seen already.
+	s.Time = time.Now()
+	if fi, err := os.Stat(file); err == nil && !fi.ModTime().IsZero() {
+		s.Time = fi.ModTime()
+	}
 	s.Process.Goroutines = int64(len(gs))
 	s.Process.Leaked = -1
 	for i := range gs {

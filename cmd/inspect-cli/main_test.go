@@ -310,6 +310,20 @@ func TestTasksFromDump(t *testing.T) {
 	}
 }
 
+// A dump alone shows the leaks the runtime marked: diagnose finds each,
+// one finding per place (the rule reports them all at once).
+func TestDiagnoseDump(t *testing.T) {
+	out, errs, code := cli(t, "diagnose", "../../internal/probes/testdata/crash/goroutineleak-debug2.txt")
+	if code != 1 {
+		t.Errorf("exit %d, stderr %q; want 1 (warnings found)", code, errs)
+	}
+	for _, at := range []string{"main.go:41 ", "main.go:71 ", "main.go:86 ", "main.go:94 "} {
+		if !strings.Contains(out, "goroutine-leak  goroutine leak: ") || !strings.Contains(out, at) {
+			t.Errorf("no goroutine leak at %s in:\n%s", at, out)
+		}
+	}
+}
+
 func TestUnreachableAndErrors(t *testing.T) {
 	for _, c := range []struct {
 		args []string
