@@ -15,6 +15,7 @@ import (
 	"github.com/google/pprof/profile"
 	"github.com/spf13/cobra"
 
+	"github.com/inspectd/inspectd/internal/api"
 	"github.com/inspectd/inspectd/internal/pprofui"
 )
 
@@ -200,9 +201,10 @@ func written(cmd *cobra.Command, e *env, file string, n int64, open string) erro
 // download GETs path from t into the file out, reporting progress on stderr,
 // and returns the bytes written.
 func download(cmd *cobra.Command, e *env, t *target, path, what string, secs int, out string) (int64, error) {
-	// No client timeout: the capture lasts secs; the context bounds it.
+	// No client timeout: the capture lasts secs; the context bounds it,
+	// and a target that sends nothing for secs and a margin is given up.
 	c := *t.client
-	c.HTTP = &http.Client{}
+	c.HTTP = &http.Client{Transport: api.NewTransport(time.Duration(secs)*time.Second + api.AnswerTimeout)}
 	ctx, cancel := context.WithTimeout(cmd.Context(), time.Duration(secs)*time.Second+2*time.Minute)
 	defer cancel()
 	tty := isTerminal(e.stderr)

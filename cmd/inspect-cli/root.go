@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -241,12 +242,25 @@ func (t *target) fail(err error) error {
 	switch {
 	case errors.As(err, &se) && se.Code == 401:
 		return failf(2, "%s needs a token: pass --token TOKEN or set INSPECT_TOKEN (%s)", t.name, se.Message)
+	case errors.As(err, &se) && se.NotAPI:
+		// Not inspectd's answer: the target is not what this command needs.
+		path := se.URL
+		if u, err := url.Parse(se.URL); err == nil {
+			path = u.Path
+		}
+		if se.Code == http.StatusNotFound {
+			return failf(2, "%s does not serve %s (404: %s)", t.name, path, se.Message)
+		}
+		return failf(2, "%s answered %s with %d %s: %s", t.name, path, se.Code, http.StatusText(se.Code), se.Message)
 	case errors.As(err, &se):
 		return failf(1, "%s: %s", t.name, se.Message)
 	case errors.Is(err, context.Canceled):
 		return failf(1, "interrupted")
 	}
 	var ue *url.Error
+	if errors.As(err, &ue) && api.IsAnswerTimeout(ue.Err) {
+		return failf(2, "%s took the connection but sent no answer in %s: not an HTTP server, or stuck", t.name, api.AnswerTimeout)
+	}
 	if errors.As(err, &ue) && closedUnanswered(ue.Err) && t.client != nil {
 		return failf(2, "%s closed the connection without an HTTP answer: not an HTTP server (a gops agent? try gops://%s)", t.name, strings.TrimPrefix(t.client.Base, "http://"))
 	}

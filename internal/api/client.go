@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -26,7 +27,29 @@ func NewClient(base, token string) *Client {
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
-	return &Client{Base: strings.TrimRight(base, "/"), Token: token, HTTP: &http.Client{Timeout: 60 * time.Second}}
+	return &Client{Base: strings.TrimRight(base, "/"), Token: token, HTTP: &http.Client{Timeout: 60 * time.Second, Transport: NewTransport(AnswerTimeout)}}
+}
+
+// AnswerTimeout bounds the wait for the headers of an answer that is not a
+// capture: a snapshot of a million goroutines is built in seconds, and a
+// port that accepts connections but never answers must not hold a client
+// for its whole timeout.
+const AnswerTimeout = 30 * time.Second
+
+// NewTransport is http.DefaultTransport's settings with a bound on the wait
+// for an answer's headers (zero: none).
+func NewTransport(answer time.Duration) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.ResponseHeaderTimeout = answer
+	return t
+}
+
+// IsAnswerTimeout reports whether err is a target's silence past the
+// transport's bound on the wait for an answer (NewTransport): it accepted
+// the connection but sent nothing.
+func IsAnswerTimeout(err error) bool {
+	var ne interface{ Timeout() bool }
+	return errors.As(err, &ne) && ne.Timeout() && strings.Contains(err.Error(), "awaiting response headers")
 }
 
 // StatusError is an error answer of the API.
@@ -34,6 +57,9 @@ type StatusError struct {
 	Code    int
 	Message string
 	URL     string
+	// NotAPI: the answer is not the API's JSON error (another server's
+	// page, net/http's "404 page not found"); Message sums it up.
+	NotAPI bool
 }
 
 func (e *StatusError) Error() string {
@@ -66,12 +92,7 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		var e Error
-		if json.Unmarshal(b, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(b))
-		}
-		return &StatusError{Code: resp.StatusCode, Message: e.Error, URL: req.URL.Redacted()}
+		return statusError(req, resp)
 	}
 	if out == nil {
 		return nil
@@ -80,6 +101,42 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("%s: decoding answer: %w", req.URL.Redacted(), err)
 	}
 	return nil
+}
+
+// statusError reads an error answer: the API's JSON error, or a summary
+// of whatever else the target sent.
+func statusError(req *http.Request, resp *http.Response) *StatusError {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var e Error
+	notAPI := json.Unmarshal(b, &e) != nil || e.Error == ""
+	if notAPI {
+		e.Error = sumUp(b)
+	}
+	return &StatusError{Code: resp.StatusCode, Message: e.Error, URL: req.URL.Redacted(), NotAPI: notAPI}
+}
+
+// sumUp is one line for an answer body that is not the API's: an HTML
+// page's title, else its first line of text, clipped.
+func sumUp(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if i := strings.Index(strings.ToLower(s), "<title>"); i >= 0 {
+		rest := s[i+len("<title>"):]
+		if j := strings.Index(strings.ToLower(rest), "</title>"); j >= 0 {
+			s = "a page titled " + strconv.Quote(strings.Join(strings.Fields(rest[:j]), " "))
+		}
+	} else if strings.HasPrefix(s, "<") {
+		s = "an HTML page"
+	}
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = strings.TrimSpace(s[:i])
+	}
+	if len(s) > 120 {
+		s = s[:120] + "..."
+	}
+	if s == "" {
+		s = "an empty answer"
+	}
+	return s
 }
 
 // Workloads lists the lab's workloads.
@@ -163,12 +220,7 @@ func (c *Client) Open(ctx context.Context, path string) (*http.Response, error) 
 	}
 	if resp.StatusCode >= 300 {
 		defer resp.Body.Close()
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		var e Error
-		if json.Unmarshal(b, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(b))
-		}
-		return nil, &StatusError{Code: resp.StatusCode, Message: e.Error, URL: req.URL.Redacted()}
+		return nil, statusError(req, resp)
 	}
 	return resp, nil
 }
