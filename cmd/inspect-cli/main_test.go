@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -325,6 +326,13 @@ func TestDiagnoseDump(t *testing.T) {
 }
 
 func TestUnreachableAndErrors(t *testing.T) {
+	// A web server that is neither inspectd nor net/http/pprof.
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprint(w, "<!DOCTYPE HTML>\n<html>\n<head><title>Error response</title></head>\n<body><p>File not found.</p></body>\n</html>\n")
+	}))
+	defer web.Close()
 	for _, c := range []struct {
 		args []string
 		want string
@@ -336,6 +344,9 @@ func TestUnreachableAndErrors(t *testing.T) {
 		{[]string{"tasks", "--bogus"}, "unknown flag: --bogus"},
 		{[]string{"tasks", "no-such-file.txt"}, "no such file"},
 		{[]string{"sites", fixtureDump}, "needs a live target"},
+		{[]string{"tasks", t.TempDir()}, "is a directory"},
+		{[]string{"workloads", "list", web.URL}, `does not serve /api/v1/workloads (404: a page titled "Error response")`},
+		{[]string{"profile", "heap", web.URL, "-o", filepath.Join(t.TempDir(), "x")}, `does not serve /debug/pprof/heap (404: a page titled "Error response")`},
 	} {
 		out, errs, code := cli(t, c.args...)
 		if code != 2 || out != "" || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, c.want) {
@@ -358,6 +369,11 @@ func TestTokenNeeded(t *testing.T) {
 	out, errs, code := cli(t, "tasks", srv.URL, "--token", "s3cret", "--window", "200ms")
 	if code != 0 || !strings.Contains(out, "computed in inspect-cli from net/http/pprof") {
 		t.Errorf("with token: exit %d, stderr %q\n%s", code, errs, out)
+	}
+	// A URL copied from the browser: the target is the server it is on.
+	out, errs, code = cli(t, "tasks", srv.URL+"/debug/pprof/goroutine?debug=2", "--token", "s3cret", "--window", "200ms")
+	if code != 0 || !strings.Contains(out, "computed in inspect-cli from net/http/pprof") {
+		t.Errorf("the URL of an endpoint: exit %d, stderr %q\n%s", code, errs, out)
 	}
 }
 

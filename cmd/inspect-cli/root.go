@@ -164,7 +164,9 @@ func (e *env) resolveTarget(args []string, i int) (*target, error) {
 	if len(args) > i {
 		name = args[i]
 	}
-	if fi, err := os.Stat(name); err == nil && !fi.IsDir() {
+	if fi, err := os.Stat(name); err == nil && fi.IsDir() {
+		return nil, failf(2, "target %q is a directory: give a dump or trace file in it, or a host:port or URL", name)
+	} else if err == nil {
 		if probes.IsTraceFile(name) {
 			tf, err := probes.OpenTraceFile(name)
 			if err != nil {
@@ -188,10 +190,21 @@ func (e *env) resolveTarget(args []string, i int) (*target, error) {
 	if !strings.Contains(name, "://") && !strings.Contains(name, ":") {
 		return nil, failf(2, "target %q: no such file, and not a host:port or URL", name)
 	}
-	if u, err := url.Parse(api.NewClient(name, "").Base); err != nil || u.Host == "" {
+	u, err := url.Parse(api.NewClient(name, "").Base)
+	if err != nil || u.Host == "" {
 		return nil, failf(2, "target %q: not a host:port or URL", name)
 	}
-	return &target{name: name, client: api.NewClient(name, e.token), ropts: ropts}, nil
+	// A URL copied from a browser names an endpoint: the target is the
+	// server (or the prefix) it is under.
+	base := name
+	for _, ep := range []string{"/debug/pprof", "/api/v1"} {
+		if i := strings.Index(u.Path, ep); i >= 0 {
+			u.Path, u.RawQuery, u.Fragment = u.Path[:i], "", ""
+			base = u.String()
+			break
+		}
+	}
+	return &target{name: name, client: api.NewClient(base, e.token), ropts: ropts}, nil
 }
 
 // agentAddr reads the port file of the embedded agent of process pid
