@@ -104,6 +104,9 @@ func Listen(opts Options) (*Agent, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if err := server.CheckToken(opts.Token); err != nil {
+		return nil, fmt.Errorf("agent: Options.Token %w", err)
+	}
 	if loopback, err := server.IsLoopback(opts.Addr); err != nil {
 		return nil, fmt.Errorf("agent: address %q: %w", opts.Addr, err)
 	} else if !loopback && opts.Token == "" {
@@ -118,18 +121,18 @@ func Listen(opts Options) (*Agent, error) {
 	}
 	col, err := probes.NewCollector(copts)
 	if err != nil {
-		return nil, fmt.Errorf("agent: %w", err)
+		return nil, fmt.Errorf("agent: Options.Token %w", err)
 	}
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
 		col.Close()
-		return nil, fmt.Errorf("agent: %w", err)
+		return nil, fmt.Errorf("agent: Options.Token %w", err)
 	}
 	eng, err := diagnose.New(diagnose.Config{})
 	if err != nil {
 		ln.Close()
 		col.Close()
-		return nil, fmt.Errorf("agent: %w", err)
+		return nil, fmt.Errorf("agent: Options.Token %w", err)
 	}
 	prober := diagnose.NewProber(col, eng, probes.ReadLocalProfile)
 	diagCtx, stopDiag := context.WithCancel(context.Background())

@@ -134,6 +134,13 @@ func TestAgentRefusesPublicWithoutToken(t *testing.T) {
 	}
 }
 
+func TestAgentRefusesATokenThatCannotTravel(t *testing.T) {
+	_, err := Listen(Options{Addr: "0.0.0.0:0", Token: "  ", NoPortFile: true})
+	if err == nil || !strings.Contains(err.Error(), `Options.Token "  "`) {
+		t.Fatalf("Listen with a blank token: %v", err)
+	}
+}
+
 func TestAgentRefusesANegativeCPUBudget(t *testing.T) {
 	_, err := Listen(Options{CPUBudget: -1, NoPortFile: true})
 	if err == nil || !strings.Contains(err.Error(), "CPU budget -1") {

@@ -466,6 +466,9 @@ func (cfg *Config) validate(reg *workload.Registry) error {
 	if err != nil {
 		return usagef("listen address %q: %v", cfg.Listen, err)
 	}
+	if err := server.CheckToken(cfg.Token); err != nil {
+		return usagef("the token (--token or INSPECTD_TOKEN) %v", err)
+	}
 	if !loopback && cfg.Token == "" {
 		return usagef("refusing to listen on %s without a token: the API can start CPU-burning workloads; "+
 			"set --token (or INSPECTD_TOKEN), or listen on 127.0.0.1", cfg.Listen)

@@ -145,6 +145,8 @@ func TestLoadErrors(t *testing.T) {
 		{name: "bad env", env: map[string]string{"INSPECTD_MUTEX_PROFILE_FRACTION": "lots"}, want: []string{"INSPECTD_MUTEX_PROFILE_FRACTION", "lots"}},
 		{name: "public listen without token", args: []string{"--listen", "0.0.0.0:7777"}, want: []string{"refusing to listen on 0.0.0.0:7777 without a token", "--token"}},
 		{name: "all interfaces without token", args: []string{"--listen", ":7777"}, want: []string{"without a token"}},
+		{name: "blank token", args: []string{"--listen", "0.0.0.0:7777", "--token", " "}, want: []string{`token (--token or INSPECTD_TOKEN) " "`, "bearer token cannot carry"}},
+		{name: "token with a space", env: map[string]string{"INSPECTD_TOKEN": "two words"}, want: []string{`"two words"`, "bearer token"}},
 		{name: "bad listen", args: []string{"--listen", "localhost"}, want: []string{`listen address "localhost"`}},
 		{name: "public gops", args: []string{"--gops-addr", "0.0.0.0:0", "--token", "x"}, want: []string{"gops agent", "no authentication"}},
 	} {

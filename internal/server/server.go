@@ -273,6 +273,18 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = enc.Encode(v)
 }
 
+// CheckToken reports what is wrong with a bearer token ("" is none): it
+// goes in an Authorization header, where spaces at its ends are lost and
+// other characters do not travel.
+func CheckToken(token string) error {
+	for _, c := range []byte(token) {
+		if c <= ' ' || c >= 0x7f {
+			return fmt.Errorf("%q has a space or a character that is not printable ASCII, which a bearer token cannot carry", token)
+		}
+	}
+	return nil
+}
+
 // IsLoopback reports whether addr (host:port) binds only loopback interfaces.
 // An empty host binds every interface.
 func IsLoopback(addr string) (bool, error) {
