@@ -76,12 +76,12 @@ the README lists them). Against inspectd, thresholds are the daemon's own
 			if err != nil {
 				return err
 			}
-			fs, source, err := runDiagnose(cmd, e, t, o)
+			fs, source, partial, err := runDiagnose(cmd, e, t, o)
 			if err != nil {
 				return err
 			}
 			if e.output == "json" {
-				if err := writeJSON(e.stdout, api.FindingList{Time: time.Now(), Findings: fs}); err != nil {
+				if err := writeJSON(e.stdout, api.FindingList{Time: time.Now(), Findings: fs, Partial: partial}); err != nil {
 					return err
 				}
 			} else {
@@ -89,7 +89,7 @@ the README lists them). Against inspectd, thresholds are the daemon's own
 				if t.file != "" || t.trace != nil {
 					over = ""
 				}
-				writeFindings(e.stdout, t.name, source, over, fs)
+				writeFindings(e.stdout, t.name, source, over, fs, partial)
 			}
 			for _, f := range fs {
 				if diagnose.AtLeastWarning(f) {
@@ -111,10 +111,17 @@ the README lists them). Against inspectd, thresholds are the daemon's own
 
 // runDiagnose collects the findings seen over the wait: the latest form of
 // each, those that cleared included.
-func runDiagnose(cmd *cobra.Command, e *env, t *target, o diagnoseOptions) ([]api.Finding, string, error) {
+func runDiagnose(cmd *cobra.Command, e *env, t *target, o diagnoseOptions) (fs []api.Finding, source string, partial []string, err error) {
 	ctx := cmd.Context()
 	seen := map[string]api.Finding{}
 	deadline := time.Now().Add(o.wait)
+	// The inputs cut short or corrupt, and how: the findings are of what
+	// could be read.
+	noteInput := func(s *api.Snapshot) {
+		if s.Partial != "" && !slices.Contains(partial, s.Partial) {
+			partial = append(partial, s.Partial)
+		}
+	}
 	add := func(fs []api.Finding) {
 		for _, f := range fs {
 			if (len(o.cfg.Allow) == 0 || slices.Contains(o.cfg.Allow, f.Rule)) && !slices.Contains(o.cfg.Deny, f.Rule) {
@@ -130,34 +137,35 @@ func runDiagnose(cmd *cobra.Command, e *env, t *target, o diagnoseOptions) ([]ap
 		}
 	}
 	if t.trace != nil {
-		source, err := diagnoseTraceFile(cmd, e, t, o, add, func() bool { return o.failFast && !time.Now().Before(deadline) })
+		source, err := diagnoseTraceFile(cmd, e, t, o, add, noteInput, func() bool { return o.failFast && !time.Now().Before(deadline) })
 		if err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
-		return sortFindings(seen), source, nil
+		return sortFindings(seen), source, partial, nil
 	}
 	progress := isTerminal(e.stderr) && o.wait > 0
 	if progress {
 		fmt.Fprintf(e.stderr, "diagnosing %s for %s...\n", t.name, o.wait)
 	}
-	source := ""
+	source = ""
 	if t.file != "" {
 		s, err := snapshotOf(cmd, t, o.window)
 		if err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
 		eng, err := diagnose.New(o.cfg)
 		if err != nil {
-			return nil, "", failf(2, "%v", err)
+			return nil, "", nil, failf(2, "%v", err)
 		}
+		noteInput(s)
 		add(eng.Observe(diagnose.Input{Snapshot: s}))
-		return sortFindings(seen), "one goroutine dump: only what a dump shows (stuck goroutines, leak marks)", nil
+		return sortFindings(seen), "one goroutine dump: only what a dump shows (stuck goroutines, leak marks)", partial, nil
 	}
 	if t.remote == nil && t.client != nil {
 		if len(o.cfg.Thresholds) > 0 {
 			// Decided only once the target is known to serve the API.
 			if ok, _ := t.servesAPI(ctx); ok {
-				return nil, "", failf(2, "--threshold applies to targets diagnosed here; %s runs its own rules (set inspectd --diagnose-threshold)", t.name)
+				return nil, "", nil, failf(2, "--threshold applies to targets diagnosed here; %s runs its own rules (set inspectd --diagnose-threshold)", t.name)
 			}
 		}
 		for first := true; first || time.Now().Before(deadline); first = false {
@@ -167,43 +175,44 @@ func runDiagnose(cmd *cobra.Command, e *env, t *target, o diagnoseOptions) ([]ap
 				break
 			}
 			if err != nil {
-				return nil, "", t.failAPI(err)
+				return nil, "", nil, t.failAPI(err)
 			}
 			add(fl.Findings)
 			source = "the target's own rules"
 			if !sleepCtx(ctx, min(time.Second, time.Until(deadline))) {
-				return nil, "", failf(1, "interrupted")
+				return nil, "", nil, failf(1, "interrupted")
 			}
 		}
 		if t.remote == nil {
-			return sortFindings(seen), source, nil
+			return sortFindings(seen), source, partial, nil
 		}
 	}
 	if err := checkRemoteWindow(o.window); err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	p, err := t.prober(o.cfg)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	n := 0
 	for first := true; first || time.Now().Before(deadline); first = false {
 		s, err := p.Snapshot(ctx, o.window)
 		if err != nil {
-			return nil, "", t.failRemote(err)
+			return nil, "", nil, t.failRemote(err)
 		}
 		n++
+		noteInput(s)
 		add(s.Findings)
 		if progress {
 			fmt.Fprintf(e.stderr, "  snapshot %d: %d findings\n", n, len(s.Findings))
 		}
 	}
-	return sortFindings(seen), fmt.Sprintf("rules run here on %d snapshots of %s (%s)", n, o.window, t.remote.Fetcher().Kind()), nil
+	return sortFindings(seen), fmt.Sprintf("rules run here on %d snapshots of %s (%s)", n, o.window, t.remote.Fetcher().Kind()), partial, nil
 }
 
 // diagnoseTraceFile runs the rules on the successive windows of a saved
 // trace, as they would have run on the program while it was traced.
-func diagnoseTraceFile(cmd *cobra.Command, e *env, t *target, o diagnoseOptions, add func([]api.Finding), stop func() bool) (string, error) {
+func diagnoseTraceFile(cmd *cobra.Command, e *env, t *target, o diagnoseOptions, add func([]api.Finding), noteInput func(*api.Snapshot), stop func() bool) (string, error) {
 	if err := checkRemoteWindow(o.window); err != nil {
 		return "", err
 	}
@@ -226,6 +235,7 @@ func diagnoseTraceFile(cmd *cobra.Command, e *env, t *target, o diagnoseOptions,
 			return "", t.failRemote(err)
 		}
 		covered += time.Duration(s.WindowNS)
+		noteInput(s)
 		add(s.Findings)
 		if progress {
 			fmt.Fprintf(e.stderr, "  window %d (%s of trace): %d findings\n", t.trace.Windows(), covered.Round(time.Millisecond), len(s.Findings))
@@ -260,15 +270,18 @@ func sortFindings(m map[string]api.Finding) []api.Finding {
 
 // writeFindings prints findings for a reader: what, where, why, what to do.
 // writeFindings prints fs; over says how long the target was watched ("" for a file).
-func writeFindings(w io.Writer, target, source, over string, fs []api.Finding) {
+func writeFindings(w io.Writer, target, source, over string, fs []api.Finding, partial []string) {
 	if over != "" {
 		over = " over " + over
 	}
 	if len(fs) == 0 {
 		fmt.Fprintf(w, "no findings for %s%s (%s)\n", target, over, source)
-		return
+	} else {
+		fmt.Fprintf(w, "%d findings for %s%s (%s)\n", len(fs), target, over, source)
 	}
-	fmt.Fprintf(w, "%d findings for %s%s (%s)\n", len(fs), target, over, source)
+	for _, p := range partial {
+		fmt.Fprintf(w, "partial input: %s\n", p)
+	}
 	for _, f := range fs {
 		fmt.Fprintf(w, "\n%s  %s  %s\n", strings.ToUpper(f.Severity), f.Rule, f.Title)
 		if f.Message != "" {

@@ -45,6 +45,9 @@ func dumpSnapshot(file string) (*api.Snapshot, error) {
 		return nil, err
 	}
 	s := &api.Snapshot{Target: file, Source: "goroutine dump", Notes: append([]string{dumpNote}, notes...)}
+	if len(notes) > 0 {
+		s.Partial = notes[0] // the dump's problems
+	}
 	// When the dump was taken, as near as the file tells: the diagnosis
 	// takes a snapshot without a time for one it has seen already.
 	s.Time = time.Now()

@@ -300,9 +300,13 @@ func writeGroup(w io.Writer, g *stackGroup) {
 // traceStacks lists the goroutines alive at the end of a trace file.
 func traceStacks(cmd *cobra.Command, t *target) ([]probes.Goroutine, []string, error) {
 	t.progress(cmd, 0)
-	gs, err := t.remote.TraceGoroutines(cmd.Context(), time.Second)
+	gs, partial, err := t.remote.TraceGoroutines(cmd.Context(), time.Second)
 	if err != nil {
 		return nil, nil, t.failRemote(err)
 	}
-	return gs, []string{"from an execution trace: each goroutine's latest stack in it (where it waits, or where it last blocked, yielded or woke); no labels or wait minutes"}, nil
+	notes := []string{"from an execution trace: each goroutine's latest stack in it (where it waits, or where it last blocked, yielded or woke); no labels or wait minutes"}
+	if partial != "" {
+		notes = append(notes, partial)
+	}
+	return gs, notes, nil
 }

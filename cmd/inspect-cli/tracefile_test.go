@@ -91,6 +91,17 @@ func TestTraceFileTarget(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "cut short or corrupt") {
 		t.Errorf("tasks of a cut trace: exit %d: %s%s", code, out, stderr)
 	}
+	for _, args := range [][]string{{"stacks", cut}, {"diagnose", cut, "--window", "1s"}} {
+		out, stderr, _ = cli(t, args...)
+		if !strings.Contains(out, "cut short or corrupt") {
+			t.Errorf("%v does not say the trace is cut: %s%s", args, out, stderr)
+		}
+	}
+	out, _, _ = cli(t, "diagnose", cut, "--window", "1s", "--output", "json")
+	var cutFL api.FindingList
+	if err := json.Unmarshal([]byte(out), &cutFL); err != nil || len(cutFL.Partial) == 0 || !strings.Contains(cutFL.Partial[0], "cut short or corrupt") {
+		t.Errorf("diagnose --output json of a cut trace: partial %q (%v)", cutFL.Partial, err)
+	}
 	bad := filepath.Join(t.TempDir(), "bad.trace")
 	os.WriteFile(bad, append(data[:16:16], "garbage"...), 0o644)
 	if _, stderr, code := cli(t, "tasks", bad); code != 2 || !strings.Contains(stderr, "not a readable execution trace") || strings.Count(stderr, "\n") != 1 {

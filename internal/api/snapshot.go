@@ -137,6 +137,9 @@ type Snapshot struct {
 	Findings []Finding `json:"findings"`
 	// Notes say what is approximate or missing in this snapshot.
 	Notes []string `json:"notes,omitempty"`
+	// Partial, when set, says that the input was cut short or corrupt
+	// (a trace, a dump file): the snapshot is of what could be read.
+	Partial string `json:"partial,omitempty"`
 }
 
 // SiteList is the body of GET /api/v1/sites.
@@ -150,4 +153,7 @@ type SiteList struct {
 type FindingList struct {
 	Time     time.Time `json:"time"`
 	Findings []Finding `json:"findings"`
+	// Partial: the inputs the rules saw were cut short or corrupt, and how
+	// (Snapshot.Partial of each); the findings are of what could be read.
+	Partial []string `json:"partial,omitempty"`
 }

@@ -279,6 +279,7 @@ func (r *Remote) build(ctx context.Context, window time.Duration, reuse time.Dur
 		notes = append(notes, "GOMAXPROCS, heap, scheduling latency and GC pauses are not available from net/http/pprof")
 	}
 	snap.Notes = append(notes, snap.Notes...)
+	snap.Partial = partialOf(snap.Notes)
 	snap.Findings = []api.Finding{}
 	r.last = &remoteBuilt{at: now, window: window, snap: snap, win: win}
 	return r.last, nil
@@ -295,6 +296,20 @@ func (r *Remote) goroutineProfile(ctx context.Context) (*stackProfile, error) {
 		return nil, fmt.Errorf("%s: the goroutine profile (debug=0) is not a pprof profile: %w", r.f.Target(), err)
 	}
 	return p, nil
+}
+
+// partialTrace begins the note of a trace cut short or corrupt.
+const partialTrace = "the trace was cut short or corrupt, numbers are partial: "
+
+// partialOf is the note among notes that says the trace was cut short or
+// corrupt, for Snapshot.Partial; "" if none.
+func partialOf(notes []string) string {
+	for _, n := range notes {
+		if strings.HasPrefix(n, partialTrace) {
+			return n
+		}
+	}
+	return ""
 }
 
 // trace reads and analyses a trace of window. A trace that cannot be had
@@ -333,7 +348,7 @@ func (r *Remote) trace(ctx context.Context, window time.Duration) (*Window, []st
 		}
 		var notes []string
 		if err != nil {
-			notes = append(notes, "the trace was cut short or corrupt, numbers are partial: "+err.Error())
+			notes = append(notes, partialTrace+err.Error())
 		}
 		return win, notes, nil
 	}
@@ -352,7 +367,7 @@ func (r *Remote) trace(ctx context.Context, window time.Duration) (*Window, []st
 		notes = append(notes, fmt.Sprintf("the %s traces for %s whatever the window asked (%s)", r.f.Kind(), traced, window))
 	}
 	if err != nil {
-		notes = append(notes, "the trace was cut short or corrupt, numbers are partial: "+err.Error())
+		notes = append(notes, partialTrace+err.Error())
 	} else if win.Truncated {
 		notes = append(notes, fmt.Sprintf("the trace window was cut short at %d events (%s of it): numbers cover that part",
 			win.Events, time.Duration(win.Duration()).Round(time.Millisecond)))

@@ -177,6 +177,7 @@ func (r *Remote) fileModel(tf *TraceFile, window time.Duration, win *Window, tra
 		"a trace holds no pprof labels, wait minutes, leak marks, heap or GC figures: tasks are named by their start function",
 	}
 	snap.Notes = append(append(head, notes...), snap.Notes...)
+	snap.Partial = partialOf(snap.Notes)
 	snap.Findings = []api.Finding{}
 	r.last = &remoteBuilt{at: time.Now(), window: window, snap: snap, win: win}
 	return r.last, nil
@@ -186,16 +187,17 @@ func (r *Remote) fileModel(tf *TraceFile, window time.Duration, win *Window, tra
 // snapshot's window (built first if there is none) as a dump would list
 // them, with the latest stack the trace recorded for each: where it waits,
 // or where it last blocked, yielded or woke. Only the state, wait reason,
-// creator and stack are known.
-func (r *Remote) TraceGoroutines(ctx context.Context, window time.Duration) ([]Goroutine, error) {
+// creator and stack are known. partial says how the trace was cut short
+// or corrupt, if it was (Snapshot.Partial).
+func (r *Remote) TraceGoroutines(ctx context.Context, window time.Duration) (gs []Goroutine, partial string, err error) {
 	b, err := r.build(ctx, window, max(2*window, 10*time.Second))
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if b.win == nil {
-		return nil, fmt.Errorf("%s: no trace window", r.f.Target())
+		return nil, "", fmt.Errorf("%s: no trace window", r.f.Target())
 	}
-	gs := make([]Goroutine, 0, len(b.win.Goroutines))
+	gs = make([]Goroutine, 0, len(b.win.Goroutines))
 	for _, g := range b.win.Goroutines {
 		if g.Exited {
 			continue
@@ -208,5 +210,5 @@ func (r *Remote) TraceGoroutines(ctx context.Context, window time.Duration) ([]G
 		gs = append(gs, d)
 	}
 	slices.SortFunc(gs, func(a, b Goroutine) int { return cmp.Compare(a.ID, b.ID) })
-	return gs, nil
+	return gs, b.snap.Partial, nil
 }
