@@ -90,7 +90,10 @@ func (c *gopsConn) Read(p []byte) (int, error) {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			if !c.started {
-				return n, fmt.Errorf("gops agent %s: no answer to request 0x%x (busy with another client, or it could not start: a trace already running?)", c.addr, c.sig)
+				if speaksHTTP(c.addr) {
+					return n, fmt.Errorf("%s is an HTTP server, not a gops agent: try http://%s", c.addr, c.addr)
+				}
+				return n, fmt.Errorf("gops agent %s: no answer to request 0x%x (not a gops agent, busy with another client, or it could not start: a trace already running?)", c.addr, c.sig)
 			}
 			return n, fmt.Errorf("gops agent %s: request 0x%x: timed out", c.addr, c.sig)
 		}
@@ -240,4 +243,21 @@ func clipBytes(b []byte, n int) string {
 		return string(b[:n]) + "..."
 	}
 	return string(b)
+}
+
+// speaksHTTP reports whether addr answers an HTTP request: a target given
+// as gops:// that is a web server waits in silence for a request line.
+func speaksHTTP(addr string) bool {
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := io.WriteString(conn, "HEAD / HTTP/1.0\r\n\r\n"); err != nil {
+		return false
+	}
+	var b [5]byte
+	_, err = io.ReadFull(conn, b[:])
+	return err == nil && string(b[:]) == "HTTP/"
 }

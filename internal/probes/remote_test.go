@@ -502,8 +502,8 @@ func TestGopsFetcher(t *testing.T) {
 
 	srv := httptest.NewServer(http.NotFoundHandler())
 	defer srv.Close()
-	if _, err := probes.GopsVersion(ctx, strings.TrimPrefix(srv.URL, "http://")); err == nil {
-		t.Error("an HTTP server taken for a gops agent")
+	if _, err := probes.GopsVersion(ctx, strings.TrimPrefix(srv.URL, "http://")); err == nil || !strings.Contains(err.Error(), "is an HTTP server, not a gops agent") {
+		t.Errorf("an HTTP server as a gops agent: %v; want an error that says it is an HTTP server", err)
 	}
 	if _, _, err := probes.GopsAddr(1 << 30); err == nil {
 		t.Error("GopsAddr of a process without agent: no error")
