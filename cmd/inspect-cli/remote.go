@@ -253,6 +253,16 @@ func (t *target) updates(ctx context.Context, interval, window time.Duration) (<
 	if err := checkRemoteWindow(window); err != nil {
 		return nil, nil, "", err
 	}
+	if f := t.remote.Fetcher(); f.Kind() == probes.KindPprof {
+		// Once, before the screen: a server that is not what it should be
+		// fails here as it does for the other commands, not on every
+		// update of a screen that never fills.
+		rc, err := f.GoroutineProfile(ctx)
+		if err != nil {
+			return nil, nil, "", t.failRemote(err)
+		}
+		rc.Close()
+	}
 	d, err := t.prober(diagnose.Config{})
 	if err != nil {
 		return nil, nil, "", err

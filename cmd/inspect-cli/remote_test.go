@@ -169,7 +169,7 @@ func TestCLIAgainstPprof(t *testing.T) {
 func TestCLINotPprof(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	defer srv.Close()
-	for _, args := range [][]string{{"tasks", srv.URL}, {"sites", srv.URL}, {"task", "1", srv.URL}} {
+	for _, args := range [][]string{{"tasks", srv.URL}, {"sites", srv.URL}, {"task", "1", srv.URL}, {"top", srv.URL}} {
 		out, errs, code := cli(t, args...)
 		if code != 2 || out != "" || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, "serves neither the inspection API") ||
 			!strings.Contains(errs, "/debug/pprof/goroutine?debug=0: 404") {
