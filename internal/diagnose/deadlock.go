@@ -47,7 +47,8 @@ func checkDeadlock(c *check) []found {
 				len(g.ids), g.reason, frameString(g.loc), g.leaked)
 		} else {
 			f.Message = fmt.Sprintf("%d goroutines have waited in %s at %s for %s or more, and nothing released that "+
-				"lock in the last %s: each holds a lock that another of them waits for.",
+				"lock in the last %s: whoever holds it never lets go (goroutines that hold each other's locks, "+
+				"or one that keeps its lock while it waits for good).",
 				len(g.ids), g.reason, frameString(g.loc), g.longest.Round(100*time.Millisecond), time.Duration(c.window).Round(100*time.Millisecond))
 			if c.missingLeakProfile() {
 				f.Evidence.Missing = append(f.Evidence.Missing, "goroutineleak profile (Go 1.27): the deadlock is inferred from goroutines stuck without wake-ups")

@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/inspectd/inspectd/internal/api"
@@ -51,8 +52,8 @@ func checkLeak(c *check) []found {
 		case g.leaked > 0:
 			f.Severity = Critical
 			f.Title = fmt.Sprintf("goroutine leak: %d goroutines blocked for good in %s at %s", g.leaked, g.reason, frameString(g.loc))
-			f.Message = fmt.Sprintf("The goroutineleak profile found %d goroutines blocked in %s at %s on a channel that no "+
-				"running goroutine can reach: they will never run again%s.", g.leaked, g.reason, frameString(g.loc), growthNote)
+			f.Message = fmt.Sprintf("The goroutineleak profile found %d goroutines blocked in %s at %s %s: they will never "+
+				"run again%s.", g.leaked, g.reason, frameString(g.loc), leakedOn(g.reason), growthNote)
 		default:
 			if len(g.ids) < int(c.th(id, "min_goroutines")) || !hasBefore {
 				continue
@@ -74,4 +75,15 @@ func checkLeak(c *check) []found {
 		out = append(out, found{key: key, finding: f})
 	}
 	return out
+}
+
+// leakedOn says what leaked goroutines blocked in reason wait on.
+func leakedOn(reason string) string {
+	switch {
+	case reason == "select (no cases)":
+		return "in a select with no cases, which never returns"
+	case strings.HasPrefix(reason, "chan ") || strings.HasPrefix(reason, "select"):
+		return "on channels that no running goroutine can reach"
+	}
+	return "on something that no running goroutine can reach"
 }
