@@ -194,20 +194,24 @@ func runDiagnose(cmd *cobra.Command, e *env, t *target, o diagnoseOptions) (fs [
 	if err != nil {
 		return nil, "", nil, err
 	}
-	n := 0
+	n, window := 0, o.window
 	for first := true; first || time.Now().Before(deadline); first = false {
 		s, err := p.Snapshot(ctx, o.window)
 		if err != nil {
 			return nil, "", nil, t.failRemote(err)
 		}
 		n++
+		if s.WindowNS > 0 {
+			// What the target traced: a gops agent's trace lasts 5s.
+			window = time.Duration(s.WindowNS).Round(100 * time.Millisecond)
+		}
 		noteInput(s)
 		add(s.Findings)
 		if progress {
 			fmt.Fprintf(e.stderr, "  snapshot %d: %d findings\n", n, len(s.Findings))
 		}
 	}
-	return sortFindings(seen), fmt.Sprintf("rules run here on %d snapshots of %s (%s)", n, o.window, t.remote.Fetcher().Kind()), partial, nil
+	return sortFindings(seen), fmt.Sprintf("rules run here on %d snapshots of %s (%s)", n, window, t.remote.Fetcher().Kind()), partial, nil
 }
 
 // diagnoseTraceFile runs the rules on the successive windows of a saved

@@ -195,7 +195,7 @@ func TestDiagnoseOutsideTheLab(t *testing.T) {
 		if code := run(context.Background(), []string{"diagnose", url, "--wait", "6s", "--window", "1s"}, &stdout, &stderr); code != 0 {
 			t.Errorf("a program without a bug: exit %d, want 0; %s%s", code, stdout.String(), stderr.String())
 		}
-		if !strings.Contains(stdout.String(), "no findings for "+url) {
+		if !strings.Contains(stdout.String(), "no findings for "+url) || !strings.Contains(stdout.String(), "snapshots of 1s (net/http/pprof)") {
 			t.Errorf("output %q", stdout.String())
 		}
 	})
