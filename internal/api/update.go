@@ -109,21 +109,21 @@ func byTaskID(a, b Task) int { return cmp.Compare(a.ID, b.ID) }
 // the while, and the window's length varies by milliseconds between
 // snapshots: without this, every update would resend them all.
 func sameTask(o *Task, prevNS int64, t *Task, nextNS int64) bool {
-	os, ts := &o.Stats, &t.Stats
+	was, is := &o.Stats, &t.Stats
 	same := func(x, y int64) bool {
 		if prevNS > 0 && x == prevNS {
 			return y == nextNS // the client moves it to the new window
 		}
 		return x == y
 	}
-	if !same(os.TotalNS, ts.TotalNS) || !same(os.BusyNS, ts.BusyNS) || !same(os.SchedNS, ts.SchedNS) ||
-		!same(os.IdleNS, ts.IdleNS) || !same(os.SyscallNS, ts.SyscallNS) || !same(os.InStateNS, ts.InStateNS) ||
-		os.Polls != ts.Polls || os.LongestRunNS != ts.LongestRunNS || os.LongestStretchNS != ts.LongestStretchNS ||
-		len(os.IdleByReason) != len(ts.IdleByReason) {
+	if !same(was.TotalNS, is.TotalNS) || !same(was.BusyNS, is.BusyNS) || !same(was.SchedNS, is.SchedNS) ||
+		!same(was.IdleNS, is.IdleNS) || !same(was.SyscallNS, is.SyscallNS) || !same(was.InStateNS, is.InStateNS) ||
+		was.Polls != is.Polls || was.LongestRunNS != is.LongestRunNS || was.LongestStretchNS != is.LongestStretchNS ||
+		len(was.IdleByReason) != len(is.IdleByReason) {
 		return false
 	}
-	for r, ns := range os.IdleByReason {
-		if tns, ok := ts.IdleByReason[r]; !ok || !same(ns, tns) {
+	for r, ns := range was.IdleByReason {
+		if now, ok := is.IdleByReason[r]; !ok || !same(ns, now) {
 			return false
 		}
 	}

@@ -16,8 +16,8 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 	return context.WithValue(ctx, connKey{}, c)
 }
 
-// requestConn is the connection r came on, if ConnContext set it and it is
-// a socket; TLS is looked through.
+// requestConn is the connection of the request whose context is ctx, if
+// ConnContext set it and it is a socket; TLS is looked through.
 func requestConn(ctx context.Context) syscall.Conn {
 	c, _ := ctx.Value(connKey{}).(net.Conn)
 	if tc, ok := c.(interface{ NetConn() net.Conn }); ok {
