@@ -291,10 +291,19 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 			c.mu.Lock()
 			profDue = false
 		}
-		notes = append(notes, fmt.Sprintf("labels, wait minutes and leak marks are from a goroutine dump %s ago "+
-			"(dumps stop the world for %s: taken at most %.0f%% of the time); goroutines it did not see are named "+
-			"from the goroutine profile by stack, or else carry their creator's labels",
-			now.Sub(c.lastDump).Round(time.Millisecond), c.dumpCost.Round(time.Microsecond), c.opts.DumpBudget*100))
+		if c.dumpCost == 0 {
+			// None taken yet: the budget spaces the first from the start.
+			notes = append(notes, fmt.Sprintf("no goroutine dump yet (dumps stop the world, about %s here: taken at most %.0f%% "+
+				"of the time, the first in %s): no wait minutes or leak marks; goroutines are named from the goroutine "+
+				"profile by stack, or else carry their creator's labels",
+				c.expectedDumpCost().Round(time.Microsecond), c.opts.DumpBudget*100,
+				time.Until(c.lastDump.Add(spacing(c.expectedDumpCost(), c.opts.DumpBudget))).Round(time.Second)))
+		} else {
+			notes = append(notes, fmt.Sprintf("labels, wait minutes and leak marks are from a goroutine dump %s ago "+
+				"(dumps stop the world for %s: taken at most %.0f%% of the time); goroutines it did not see are named "+
+				"from the goroutine profile by stack, or else carry their creator's labels",
+				now.Sub(c.lastDump).Round(time.Millisecond), c.dumpCost.Round(time.Microsecond), c.opts.DumpBudget*100))
+		}
 	}
 
 	var err error

@@ -167,6 +167,11 @@ func TestCollectorSharedRequestsKeepTheStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The budget allows no dump: the notes must not speak of one.
+	if !slices.ContainsFunc(first.Notes, func(n string) bool { return strings.HasPrefix(n, "no goroutine dump yet") }) ||
+		slices.ContainsFunc(first.Notes, func(n string) bool { return strings.Contains(n, "from a goroutine dump") }) {
+		t.Errorf("notes without a dump: %q", first.Notes)
+	}
 	for range 10 {
 		time.Sleep(100 * time.Millisecond)
 		snap, err := c.Snapshot(ctx, time.Second)
