@@ -204,6 +204,10 @@ func (s *server) withParams(w http.ResponseWriter, r *http.Request, fn func(stri
 			writeError(w, http.StatusBadRequest, `request body: want {"params": {"name": value, ...}}: `+err.Error())
 			return
 		}
+		if _, err := dec.Token(); err != io.EOF {
+			writeError(w, http.StatusBadRequest, `request body: want one {"params": {"name": value, ...}} and nothing after it`)
+			return
+		}
 	}
 	if err := fn(name, req.Params); err != nil {
 		writeErr(w, err)

@@ -110,6 +110,7 @@ func TestWorkloadAPI(t *testing.T) {
 		{"unknown parameter", call{method: "POST", path: "/api/v1/workloads/hello/start", body: `{"params":{"speed":5}}`}, 400, `\"speed\": unknown parameter; known: interval`},
 		{"malformed body", call{method: "POST", path: "/api/v1/workloads/hello/start", body: `{"params":`}, 400, "request body"},
 		{"unknown body field", call{method: "POST", path: "/api/v1/workloads/hello/start", body: `{"interval":"10ms"}`}, 400, "unknown field"},
+		{"text after the body", call{method: "POST", path: "/api/v1/workloads/hello/start", body: `{"params":{"interval":"10ms"}} trailing`}, 400, "nothing after it"},
 		{"unknown workload", call{method: "POST", path: "/api/v1/workloads/nope/start"}, 404, `unknown workload \"nope\"`},
 		{"unknown workload get", call{method: "GET", path: "/api/v1/workloads/nope"}, 404, "nope"},
 		{"unknown endpoint", call{method: "GET", path: "/api/v1/nothing"}, 404, "no endpoint"},
