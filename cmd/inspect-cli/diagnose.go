@@ -300,8 +300,8 @@ func writeFindings(w io.Writer, target, source, over string, fs []api.Finding, p
 				ids = append(ids, fmt.Sprint(id))
 			}
 			more := ""
-			if n > 10 {
-				more = fmt.Sprintf(" and %d more", n-10)
+			if all := f.TaskCount(); all > 10 {
+				more = fmt.Sprintf(" and %d more", all-10)
 			}
 			fmt.Fprintf(w, "  goroutines: %s%s\n", strings.Join(ids, ", "), more)
 		}

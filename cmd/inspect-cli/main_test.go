@@ -400,3 +400,18 @@ func TestBinaryHelp(t *testing.T) {
 		t.Errorf("unreachable: %v, want exit status 2\n%s", err, out)
 	}
 }
+
+// A finding about more goroutines than its evidence lists (the rules cap
+// it at 100) counts them all.
+func TestWriteFindingsCountsCappedTasks(t *testing.T) {
+	f := api.Finding{Rule: "goroutine-leak", Severity: "critical", Title: "goroutine leak: 185 goroutines",
+		Evidence: api.Evidence{Figures: map[string]float64{"goroutines": 185}}}
+	for id := range int64(100) {
+		f.Evidence.Tasks = append(f.Evidence.Tasks, id+1)
+	}
+	var b bytes.Buffer
+	writeFindings(&b, "t", "s", "", []api.Finding{f}, nil)
+	if !strings.Contains(b.String(), "goroutines: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and 175 more") {
+		t.Errorf("got:\n%s", b.String())
+	}
+}

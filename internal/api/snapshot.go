@@ -117,6 +117,13 @@ type Finding struct {
 	LastSeen  time.Time `json:"last_seen"`
 }
 
+// TaskCount is how many goroutines the finding is about: its evidence's
+// Tasks, which the rules cap at 100, or its "goroutines" figure when that
+// is more.
+func (f *Finding) TaskCount() int {
+	return max(len(f.Evidence.Tasks), int(f.Evidence.Figures["goroutines"]))
+}
+
 // Evidence is what a finding rests on.
 type Evidence struct {
 	Tasks   []int64            `json:"tasks,omitempty"`

@@ -43,8 +43,8 @@ func (m *FindingsModel) Set(fs []api.Finding, notes []string) {
 				ids = append(ids, fmt.Sprint(id))
 			}
 			more := ""
-			if n > 10 {
-				more = fmt.Sprintf(" and %d more", n-10)
+			if all := f.TaskCount(); all > 10 {
+				more = fmt.Sprintf(" and %d more", all-10)
 			}
 			m.lines = append(m.lines, fmt.Sprintf("  tasks: %s%s", strings.Join(ids, ", "), more))
 		}
