@@ -441,3 +441,19 @@ func TestParseLabels(t *testing.T) {
 		t.Errorf("parseLabels = %v, want %v", got, want)
 	}
 }
+
+// New parameters for a running workload change what they name and keep
+// the rest.
+func TestRestartKeepsTheParametersItDoesNotName(t *testing.T) {
+	sup := startBroken(t, "busy-poll", map[string]any{"spinners": 2, "every": "50ms"}, nil)
+	if err := sup.Restart("busy-poll", map[string]any{"every": "20ms"}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := sup.StatusOf("busy-poll")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := st.Params; p.Int("spinners") != 2 || p.Duration("every") != 20*time.Millisecond {
+		t.Errorf("after changing every: %v, want spinners 2 and every 20ms", p.Map())
+	}
+}

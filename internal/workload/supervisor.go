@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime/pprof"
 	"sync"
 	"sync/atomic"
@@ -176,12 +177,20 @@ func (s *Supervisor) Stop(name string) error {
 }
 
 // Restart stops workload name and starts it again with new raw parameter
-// values, which are validated before anything is stopped.
+// values, which are validated before anything is stopped. The parameters
+// raw does not name keep the values the workload runs with.
 func (s *Supervisor) Restart(name string, raw map[string]any) error {
 	spec, ok := s.reg.Lookup(name)
 	if !ok {
 		return fmt.Errorf("%w %q", ErrUnknown, name)
 	}
+	s.mu.Lock()
+	if in := s.inst[name]; in != nil {
+		cur := in.params.Map()
+		maps.Copy(cur, raw)
+		raw = cur
+	}
+	s.mu.Unlock()
 	params, err := Resolve(name, spec.Params, raw)
 	if err != nil {
 		return err
