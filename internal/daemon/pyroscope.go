@@ -2,10 +2,12 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -152,21 +154,28 @@ func (c ctxClient) Do(req *http.Request) (*http.Response, error) {
 // failures only through Errorf: upload errors ("upload profile: ...", which
 // covers connection errors, timeouts and non-200 answers), a full upload
 // queue ("remote upload queue is full ...") and panics while uploading
-// ("recover stack ..."). Those are counted as upload failures; every error is
-// logged, at most once per upload interval (the next log line says how many
-// were suppressed).
+// ("recover stack ..."). Those are counted as upload failures. Errors are
+// logged at most once per gap, which starts at the upload interval and
+// doubles with each line logged while the failures go on (up to
+// maxPyroscopeLogGap), so an unreachable server costs a few lines an hour,
+// not one per upload; the next line says how many were suppressed.
 type pyroscopeLogger struct {
 	log      *slog.Logger
 	every    time.Duration
 	failures prometheus.Counter
 
 	mu         sync.Mutex
-	last       time.Time
+	logged     time.Time // the last line logged
+	seen       time.Time // the last error
+	gap        time.Duration
 	suppressed int
 }
 
+// maxPyroscopeLogGap bounds the gap between two logged upload errors.
+const maxPyroscopeLogGap = 10 * time.Minute
+
 func newPyroscopeLogger(log *slog.Logger, every time.Duration, failures prometheus.Counter) *pyroscopeLogger {
-	return &pyroscopeLogger{log: log.With("component", "pyroscope"), every: every, failures: failures}
+	return &pyroscopeLogger{log: log.With("component", "pyroscope"), every: every, failures: failures, gap: every}
 }
 
 func (l *pyroscopeLogger) Infof(format string, args ...any) {
@@ -184,16 +193,44 @@ func (l *pyroscopeLogger) Errorf(format string, args ...any) {
 	}
 	now := time.Now()
 	l.mu.Lock()
-	if !l.last.IsZero() && now.Sub(l.last) < l.every {
+	if !l.seen.IsZero() && now.Sub(l.seen) > 2*l.gap {
+		l.gap = l.every // a quiet spell: the uploads got through again
+	}
+	l.seen = now
+	if !l.logged.IsZero() && now.Sub(l.logged) < l.gap {
 		l.suppressed++
 		l.mu.Unlock()
 		return
 	}
-	l.last = now
-	suppressed := l.suppressed
+	if !l.logged.IsZero() {
+		l.gap = min(2*l.gap, max(maxPyroscopeLogGap, l.every))
+	}
+	l.logged = now
+	suppressed, next := l.suppressed, l.gap
 	l.suppressed = 0
 	l.mu.Unlock()
-	l.log.Error(fmt.Sprintf(format, args...), "suppressed", suppressed, "interval", l.every)
+	l.log.Error(pyroscopeError(format, args), "suppressed", suppressed, "next_in", next)
+}
+
+// pyroscopeError is one readable line for an error of pyroscope-go: an
+// upload's network error names the server and the cause, not the whole
+// ingest URL with its query.
+func pyroscopeError(format string, args []any) string {
+	for _, a := range args {
+		var ue *url.Error
+		if err, ok := a.(error); ok && errors.As(err, &ue) {
+			host := ue.URL
+			if u, err := url.Parse(ue.URL); err == nil {
+				host = u.Host
+			}
+			return fmt.Sprintf("uploading profiles to %s: %v", host, ue.Err)
+		}
+	}
+	msg := fmt.Sprintf(format, args...)
+	if len(msg) > 300 {
+		msg = msg[:300] + "..."
+	}
+	return msg
 }
 
 func isUploadFailure(format string) bool {
