@@ -22,9 +22,11 @@ var growthRule = &rule{
 	check: checkGrowth,
 }
 
-// The inspector's own buffers (the trace it reads) grow while the flight
-// recorder fills up: they are not the program's growth.
+// The inspector's own heap (the trace it reads, which grows while the
+// flight recorder fills up; the snapshots and diffs it serves, in inspectd
+// or in a program that embeds the agent) is not the program's growth.
 var inspectorPackages = []string{"github.com/inspectd/inspectd/internal/probes.", "github.com/inspectd/inspectd/internal/diagnose.",
+	"github.com/inspectd/inspectd/internal/api.", "github.com/inspectd/inspectd/internal/server.", "github.com/inspectd/inspectd/agent.",
 	"golang.org/x/exp/trace", "internal/trace"}
 
 func checkGrowth(c *check) []found {

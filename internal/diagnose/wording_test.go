@@ -1,0 +1,37 @@
+package diagnose
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/inspectd/inspectd/internal/api"
+)
+
+// A leak finding names what the goroutines wait on: a select with no cases
+// is not a channel.
+func TestLeakedOn(t *testing.T) {
+	for reason, want := range map[string]string{
+		"select (no cases)": "select with no cases",
+		"chan receive":      "channels",
+		"select":            "channels",
+		"sync.Cond.Wait":    "something",
+	} {
+		if got := leakedOn(reason); !strings.Contains(got, want) {
+			t.Errorf("%s: %q, want %q in it", reason, got, want)
+		}
+	}
+}
+
+// The heap the inspector itself holds (the watch stream's diffs, the
+// agent's server) is not a bug of the program it runs in.
+func TestGrowthLeavesOutTheInspector(t *testing.T) {
+	for _, fn := range []string{"github.com/inspectd/inspectd/internal/api.sameTask", "github.com/inspectd/inspectd/internal/server.(*server).watch",
+		"github.com/inspectd/inspectd/agent.Listen", "github.com/inspectd/inspectd/internal/probes.(*Collector).build"} {
+		if !inspector([]api.Frame{{Function: "encoding/json.Marshal"}, {Function: fn}}) {
+			t.Errorf("%s is taken for the program's own", fn)
+		}
+	}
+	if inspector([]api.Frame{{Function: "github.com/inspectd/inspectd/internal/workload.(*unboundedQueue).push"}}) {
+		t.Error("a workload of the lab is taken for the inspector")
+	}
+}
