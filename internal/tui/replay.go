@@ -173,7 +173,9 @@ func (m Model) replayUpdate(msg tea.Msg) (tea.Model, tea.Cmd) {
 			c.err = msg.err
 			c.want = max(0, min(c.want, c.n-1))
 			if c.pos >= c.n {
-				c.pos = c.n - 1
+				// The update shown is past the damage: what is left of the
+				// recording no longer holds it, so load the one wanted.
+				c.pos = -1
 			}
 		}
 		if msg.snap != nil {

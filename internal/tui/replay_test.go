@@ -236,3 +236,44 @@ func TestReplayHelpAndKeys(t *testing.T) {
 		}
 	}
 }
+
+// A recording damaged in the middle: the end plays from a later key frame,
+// and an update past the damage, once asked for, shows what the recording
+// still holds, not the update shown before.
+func TestReplayDamagedInTheMiddle(t *testing.T) {
+	var b bytes.Buffer
+	w, err := recording.NewWriter(&b, recording.Header{Target: "127.0.0.1:7777", Started: rec0, IntervalNS: 10e9, WindowNS: 5e9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prev *api.Snapshot
+	var offs []int
+	for k := range 20 {
+		at := rec0.Add(time.Duration(k) * 10 * time.Second)
+		s := &api.Snapshot{Time: at, WindowNS: 5e9, Source: "trace+dump", Process: api.Process{GoVersion: "go1.27.3", GOMAXPROCS: 2}}
+		for id := int64(1); id <= int64(k+3); id++ {
+			s.Tasks = append(s.Tasks, task(id, fmt.Sprintf("worker-%d", id), "waiting", 1e6, nil))
+		}
+		u := api.Diff(prev, s)
+		if k%5 == 0 {
+			u = api.Diff(nil, s) // a key frame, as inspect-cli record writes
+		}
+		u.Seq, prev = int64(k+1), s
+		offs = append(offs, b.Len())
+		if err := w.Update(at, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close(rec0.Add(time.Hour), "interrupted")
+	data := bytes.Clone(b.Bytes())
+	data[(offs[6]+offs[7])/2] ^= 0xff // inside update 7
+	r, err := recording.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := newReplay(t, recording.NewPlayer(r), true)
+	m = keysSettled(t, m, ">")
+	headerHas(t, m, "update 20/20", "tasks 22 (")
+	m = keysSettled(t, m, ":", "9", "enter")
+	headerHas(t, m, "update 6/6", "17:02:53", "tasks 8 (", "damaged")
+}
