@@ -73,6 +73,17 @@ func ShortFrame(f api.Frame) string {
 	return fmt.Sprintf("%s %s:%d", ShortFunc(f.Function), path.Base(f.File), f.Line)
 }
 
+// ShortFrameIn is ShortFrame in at most n runes: the function is clipped,
+// not the file and line, which say where to look.
+func ShortFrameIn(f api.Frame, n int) string {
+	s := ShortFrame(f)
+	if f.File == "" || len([]rune(s)) <= n {
+		return Clip(s, n)
+	}
+	at := fmt.Sprintf(" %s:%d", path.Base(f.File), f.Line)
+	return Clip(ShortFunc(f.Function), max(1, n-len([]rune(at)))) + at
+}
+
 // LabelString formats labels as k=v pairs sorted by key.
 func LabelString(l map[string]string) string {
 	if len(l) == 0 {
@@ -245,7 +256,7 @@ func WriteTask(w io.Writer, t *api.Task, noWindow string, window time.Duration) 
 	if t.WaitReason != "" {
 		wait := t.WaitReason
 		if t.WaitMinutes > 0 {
-			wait += fmt.Sprintf(" for %d minutes", t.WaitMinutes)
+			wait += fmt.Sprintf(" for %d minute%s", t.WaitMinutes, map[bool]string{true: "s"}[t.WaitMinutes != 1])
 		}
 		fmt.Fprintf(kv, "wait\t%s\n", wait)
 		if site := WaitSite(t.Stack); site.Function != "" {

@@ -94,8 +94,8 @@ var taskColumns = []column{
 			}
 			return cmp.Compare(b.WaitMinutes, a.WaitMinutes)
 		}},
-	{title: "Location", max: 44,
-		cell: func(t *api.Task) string { return ShortFrame(t.Location) },
+	{title: "Location", max: locationWidth,
+		cell: func(t *api.Task) string { return ShortFrameIn(t.Location, locationWidth) },
 		cmp: func(a, b *api.Task) int {
 			return cmp.Or(strings.Compare(ShortFunc(a.Location.Function), ShortFunc(b.Location.Function)),
 				strings.Compare(a.Location.File, b.Location.File), cmp.Compare(a.Location.Line, b.Location.Line))
@@ -105,6 +105,10 @@ var taskColumns = []column{
 }
 
 const idColumn = 1
+
+// locationWidth bounds the Location column: a long function name is
+// clipped, its file and line kept.
+const locationWidth = 56
 
 // TasksModel is the task table: every task, filtered and sorted, rendered
 // a screenful at a time. Sorting and filtering run once per update (Set),
