@@ -428,6 +428,10 @@ func TestIgnoredCancelOutlivesStop(t *testing.T) {
 	if left < 4 {
 		t.Fatalf("%d pollers alive right after stop, want them to outlive it", left)
 	}
+	// Their operations still count, in the status as in the metric.
+	st, _ := sup.StatusOf("ignored-cancel")
+	eventually(t, 3*time.Second, func() bool { now, _ := sup.StatusOf("ignored-cancel"); return now.Ops > st.Ops && st.Ops > 0 },
+		"the stopped workload's operations are not counted")
 	eventually(t, 3*time.Second, func() bool { return countLabelled(t, "ignored-cancel") == 0 }, "pollers still alive after outlive")
 	if d := time.Since(stopped); d < 200*time.Millisecond {
 		t.Errorf("pollers were gone %v after stop; they should run on for most of outlive", d)

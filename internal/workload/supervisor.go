@@ -241,6 +241,9 @@ func (s *Supervisor) StatusOf(name string) (Status, error) {
 		p, _ := Resolve(name, spec.Params, nil)
 		st := Status{Spec: spec, Params: p}
 		if last != nil {
+			// Its last run's: a broken workload's goroutines that outlive
+			// the stop still count, as inspectd_workload_operations_total does.
+			st.Ops, st.Panics, st.Restarts = last.ops.Load(), last.panics.Load(), last.restarts.Load()
 			if env := last.env.Load(); env != nil {
 				st.Detached = env.Detached()
 			}
