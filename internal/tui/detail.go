@@ -43,6 +43,7 @@ type DetailModel struct {
 	window  time.Duration
 	loading bool
 	err     error
+	raw     []string // the detail's lines, before wrapLines
 	lines   []string
 	offset  int
 	width   int
@@ -55,7 +56,11 @@ func NewDetailModel(id int64, window time.Duration, width, height int) DetailMod
 }
 
 // SetSize sets the area the view may use.
-func (m *DetailModel) SetSize(width, height int) { m.width, m.height = width, max(1, height) }
+func (m *DetailModel) SetSize(width, height int) {
+	m.width, m.height = width, max(1, height)
+	m.lines = wrapLines(m.lines[:0], m.raw, m.width)
+	m.offset = max(0, min(m.offset, len(m.lines)-m.height))
+}
 
 // Update takes the fetched task and the scrolling keys.
 func (m DetailModel) Update(msg tea.Msg) (DetailModel, tea.Cmd) {
@@ -70,7 +75,8 @@ func (m DetailModel) Update(msg tea.Msg) (DetailModel, tea.Cmd) {
 			var b strings.Builder
 			WriteTask(&b, msg.Task, "", m.window)
 			writeTaskFindings(&b, msg.ID, msg.Findings)
-			m.lines = strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
+			m.raw = strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
+			m.lines = wrapLines(m.lines[:0], m.raw, m.width)
 		}
 	case tea.KeyPressMsg:
 		switch {

@@ -67,27 +67,33 @@ func (m *FindingsModel) Set(fs []api.Finding, notes []string) {
 	m.raw = append(m.raw[:0], m.lines...)
 }
 
-// wrap fits the lines to the width: a long message or advice continues on
-// the next lines, indented under its start, rather than being cut.
+// wrap fits the lines to the width (wrapLines).
 func (m *FindingsModel) wrap() {
-	m.lines = m.lines[:0]
-	for _, l := range m.raw {
+	m.lines = wrapLines(m.lines[:0], m.raw, m.width)
+	m.offset = max(0, min(m.offset, len(m.lines)-m.height))
+}
+
+// wrapLines appends raw to out fitted to width: a long message or advice
+// continues on the next lines, indented under its start, rather than being
+// cut.
+func wrapLines(out, raw []string, width int) []string {
+	for _, l := range raw {
 		indent := len(l) - len(strings.TrimLeft(l, " "))
-		if m.width <= indent+20 || textWidth(l) <= m.width {
-			m.lines = append(m.lines, l)
+		if width <= indent+20 || textWidth(l) <= width {
+			out = append(out, l)
 			continue
 		}
 		pad := strings.Repeat(" ", indent+2)
-		w := ansi.Wordwrap(strings.TrimLeft(l, " "), m.width-indent-2, "")
+		w := ansi.Wordwrap(strings.TrimLeft(l, " "), width-indent-2, "")
 		for i, part := range strings.Split(w, "\n") {
 			if i == 0 {
-				m.lines = append(m.lines, l[:indent]+part)
+				out = append(out, l[:indent]+part)
 			} else {
-				m.lines = append(m.lines, pad+part)
+				out = append(out, pad+part)
 			}
 		}
 	}
-	m.offset = max(0, min(m.offset, len(m.lines)-m.height))
+	return out
 }
 
 // SetSize sets the area the view may use.

@@ -451,3 +451,19 @@ func TestFindingsWrap(t *testing.T) {
 		t.Errorf("advice cut rather than wrapped:\n%s", s)
 	}
 }
+
+// In a task's detail too, the advice of a finding that names it wraps.
+func TestDetailWrapsAdvice(t *testing.T) {
+	m := NewDetailModel(7, 5*time.Second, 40, 60)
+	m, _ = m.Update(TaskMsg{ID: 7, Task: &api.Task{ID: 7, State: "waiting", WaitReason: "sync.Mutex.Lock"},
+		Findings: []api.Finding{{Rule: "lock-contention", Severity: "warning", Title: "contention", Evidence: api.Evidence{Tasks: []int64{7}},
+			Advice: "shard the state, do the work outside the lock, and publish the result in a brief critical section at the end"}}})
+	s := ansi.Strip(m.View())
+	if !strings.Contains(s, "at the end") {
+		t.Errorf("advice cut rather than wrapped:\n%s", s)
+	}
+	m.SetSize(100, 60)
+	if s := ansi.Strip(m.View()); !strings.Contains(s, "advice: shard the state, do the work outside the lock, and publish the result in a brief") {
+		t.Errorf("not rewrapped to the wider view:\n%s", s)
+	}
+}
