@@ -467,3 +467,14 @@ func TestDetailWrapsAdvice(t *testing.T) {
 		t.Errorf("not rewrapped to the wider view:\n%s", s)
 	}
 }
+
+// A site's wait summed over many goroutines runs into hours: shown whole.
+func TestSitesShowLongWaits(t *testing.T) {
+	var m SitesModel
+	m.SetSize(200, 10)
+	m.Set([]api.Site{{Reason: "chan receive", Location: api.Frame{Function: "main.f", File: "/a/main.go", Line: 3}, Waiting: 400,
+		WaitNS: int64(124*time.Hour + 31*time.Minute + 12*time.Second)}})
+	if s := ansi.Strip(m.View()); !strings.Contains(s, "124h31m12s") {
+		t.Errorf("wait clipped:\n%s", s)
+	}
+}

@@ -44,7 +44,7 @@ var siteColumns = []struct {
 	title string
 	max   int
 	right bool
-}{{"Reason", 24, false}, {"Location", 50, false}, {"Waiting", 8, true}, {"Wait", 8, true}, {"Wakeups", 8, true}, {"Waker", 60, false}}
+}{{"Reason", 24, false}, {"Location", 50, false}, {"Waiting", 8, true}, {"Wait", 12, true}, {"Wakeups", 8, true}, {"Waker", 60, false}}
 
 // View renders the visible rows.
 func (m SitesModel) View() string {
