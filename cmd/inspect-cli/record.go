@@ -382,6 +382,9 @@ func recordingSnapshot(file string) (*api.Snapshot, error) {
 		p.Len(), file, s.Time.Format("2006-01-02 15:04:05"), file)}, s.Notes...)
 	if p.Err != nil {
 		s.Notes = append(s.Notes, fmt.Sprintf("the recording is damaged at %v: shown up to there", p.Err))
+	} else if err := r.Check(); err != nil {
+		s.Partial = fmt.Sprintf("the recording is damaged at %v: its last update, read from a full one past the damage, is shown; top --replay plays up to the damage", err)
+		s.Notes = append(s.Notes, s.Partial)
 	}
 	return s, nil
 }

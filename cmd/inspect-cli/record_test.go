@@ -362,3 +362,40 @@ func writeTestRecording(t *testing.T, file string, n int, every time.Duration) {
 		t.Fatal(err)
 	}
 }
+
+// A recording damaged in the middle still shows its last update (read from
+// a full one past the damage), and says it is damaged.
+func TestTasksOfADamagedRecording(t *testing.T) {
+	var b bytes.Buffer
+	t0 := time.Date(2026, 11, 27, 17, 2, 3, 0, time.UTC)
+	w, err := recording.NewWriter(&b, recording.Header{Target: "127.0.0.1:7777", Started: t0, IntervalNS: 1e9, WindowNS: 5e9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prev *api.Snapshot
+	var offs []int
+	for k := range 12 {
+		at := t0.Add(time.Duration(k) * time.Second)
+		s := &api.Snapshot{Time: at, WindowNS: 5e9, Source: "trace+dump", Tasks: []api.Task{{ID: 1, State: "waiting", Stats: api.TaskStats{BusyNS: int64(k+1) * 1e6}}}}
+		u := api.Diff(prev, s)
+		if k%5 == 0 {
+			u = api.Diff(nil, s) // a full update: the player's key frame
+		}
+		u.Seq, prev = int64(k+1), s
+		offs = append(offs, b.Len())
+		if err := w.Update(at, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close(t0.Add(time.Minute), "interrupted")
+	data := bytes.Clone(b.Bytes())
+	data[(offs[2]+offs[3])/2] ^= 0xff // inside update 3
+	file := filepath.Join(t.TempDir(), "damaged.jsonl.gz")
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := cli(t, "tasks", file)
+	if code != 0 || !strings.Contains(out, "the last update (12)") || !strings.Contains(out, "the recording is damaged at line 4") {
+		t.Errorf("exit %d %s:\n%s", code, errs, out)
+	}
+}

@@ -184,6 +184,18 @@ func (r *Reader) Entry(i int) (Entry, error) {
 	return e, nil
 }
 
+// Check reads every entry and returns the first that cannot be read (a
+// *LineError), or nil: the index reaches entries past a damaged one, so a
+// reader that skips ahead does not see the damage by itself.
+func (r *Reader) Check() error {
+	for i := range r.Entries {
+		if _, err := r.Entry(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Ended returns the end line, if the recording was closed cleanly.
 func (r *Reader) Ended() (End, bool) {
 	n := len(r.Entries)
