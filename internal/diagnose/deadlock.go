@@ -42,7 +42,7 @@ func checkDeadlock(c *check) []found {
 				"below the waiting one are the locks each goroutine holds.",
 		}
 		if g.leaked > 0 {
-			f.Message = fmt.Sprintf("%d goroutines are blocked in %s at %s; the goroutineleak profile found %d of them "+
+			f.Message = fmt.Sprintf("%d goroutines are blocked in %s at %s; the runtime's leak detection (the goroutineleak profile, or the (leaked) marks of a dump) found %d of them "+
 				"waiting on locks that no running goroutine can release: they wait on each other.",
 				len(g.ids), g.reason, frameString(g.loc), g.leaked)
 		} else {

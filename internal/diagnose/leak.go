@@ -52,7 +52,7 @@ func checkLeak(c *check) []found {
 		case g.leaked > 0:
 			f.Severity = Critical
 			f.Title = fmt.Sprintf("goroutine leak: %d goroutines blocked for good in %s at %s", g.leaked, g.reason, frameString(g.loc))
-			f.Message = fmt.Sprintf("The goroutineleak profile found %d goroutines blocked in %s at %s %s: they will never "+
+			f.Message = fmt.Sprintf("The runtime's leak detection (the goroutineleak profile, or the (leaked) marks of a dump) found %d goroutines blocked in %s at %s %s: they will never "+
 				"run again%s.", g.leaked, g.reason, frameString(g.loc), leakedOn(g.reason), growthNote)
 		default:
 			if len(g.ids) < int(c.th(id, "min_goroutines")) || !hasBefore {
