@@ -121,18 +121,18 @@ func Listen(opts Options) (*Agent, error) {
 	}
 	col, err := probes.NewCollector(copts)
 	if err != nil {
-		return nil, fmt.Errorf("agent: Options.Token %w", err)
+		return nil, fmt.Errorf("agent: %w", err)
 	}
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
 		col.Close()
-		return nil, fmt.Errorf("agent: Options.Token %w", err)
+		return nil, fmt.Errorf("agent: %w", err)
 	}
 	eng, err := diagnose.New(diagnose.Config{})
 	if err != nil {
 		ln.Close()
 		col.Close()
-		return nil, fmt.Errorf("agent: Options.Token %w", err)
+		return nil, fmt.Errorf("agent: %w", err)
 	}
 	prober := diagnose.NewProber(col, eng, probes.ReadLocalProfile)
 	diagCtx, stopDiag := context.WithCancel(context.Background())

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -183,4 +184,17 @@ func TestAgentNoTraceStream(t *testing.T) {
 		t.Fatalf("the program's own trace: %v", err)
 	}
 	rtrace.Stop()
+}
+
+// An address already taken is named as such, not as a token's fault.
+func TestAgentPortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, err = Listen(Options{Addr: ln.Addr().String(), NoPortFile: true})
+	if err == nil || strings.Contains(err.Error(), "Token") || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("Listen on a taken port: %v", err)
+	}
 }
