@@ -296,11 +296,12 @@ func (lt *liveTrace) dropEnds() {
 // (the CPU budget spaces them by their cost over the budget, 4x it by
 // default: at a million goroutines, 15s and more). Past a few more than a
 // window needs, starting over from those that cover it costs less than
-// parsing them all; an analysis that starts over anyway starts from those. Where no span covers the window
-// (a stream younger than the window, or generations written all at once),
-// a catch-up takes the window's length in seconds, rounded up, and one more
-// (the runtime begins a generation a second, or later, and the window may
-// start in the one before); otherwise it waits for the generations to come.
+// parsing them all; an analysis that starts over anyway starts from those.
+// Where no span covers the window (a stream younger than the window, or
+// generations written all at once), a catch-up takes the window's length in
+// seconds, rounded up, and one more (the runtime begins a generation a
+// second, or later, and the window may start in the one before); otherwise
+// it waits for the generations to come.
 func (lt *liveTrace) skipUnneeded(catchUp bool) {
 	over := lt.startsOver()
 	window, need := lt.need()

@@ -1037,7 +1037,7 @@ func (b *WindowBuilder) preempted(g *goState, stk trace.Stack, fn string) {
 	g.preemptFn = fn
 }
 
-// preemptedIn returns the function at the top of a runnable goroutine's
+// preemptedIn returns the function at the top of a preempted goroutine's
 // stack below the runtime's asynchronous preemption; "" when the stack has
 // nothing else. The runtime unwinds by frame pointers, and a loop in a
 // goroutine's own function that has no frame (a leaf) leaves none to
