@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -85,4 +86,35 @@ func TestStreamReconnects(t *testing.T) {
 	if _, ok := <-s.C; ok {
 		t.Error("C not closed")
 	}
+}
+
+// FuzzReadEvents feeds the stream parser arbitrary bytes (it must not
+// panic, whatever a target sends) and, split from them, an event it must
+// read back as written: name, and data lines joined by newlines.
+func FuzzReadEvents(f *testing.F) {
+	f.Add("update", "{\"seq\":1}", []byte("event: update\ndata: {}\n\n"))
+	f.Add("error", "a\nb", []byte(": c\r\ndata:x\r\n\r\nevent:\n\n"))
+	f.Add("update", " lead", []byte("data"))
+	f.Fuzz(func(t *testing.T, name, data string, raw []byte) {
+		_ = ReadEvents(bytes.NewReader(raw), func(string, []byte) error { return nil })
+
+		name = strings.TrimSpace(name)
+		if name == "" || strings.ContainsAny(name, "\r\n") || strings.ContainsRune(data, '\r') {
+			return
+		}
+		var in strings.Builder
+		fmt.Fprintf(&in, "event: %s\n", name)
+		for line := range strings.SplitSeq(data, "\n") {
+			fmt.Fprintf(&in, "data: %s\n", line)
+		}
+		in.WriteString("\n")
+		var got []string
+		err := ReadEvents(strings.NewReader(in.String()), func(event string, d []byte) error {
+			got = append(got, event, string(d))
+			return nil
+		})
+		if err != nil || len(got) != 2 || got[0] != name || got[1] != data {
+			t.Fatalf("read %q back as %q (err %v)", in.String(), got, err)
+		}
+	})
 }
