@@ -135,10 +135,36 @@ type dumpFacts struct {
 	waitMinutes int
 	locked      bool
 	leaked      bool
+	leakWait    string // the wait reason of a leaked goroutine
 	createdBy   Frame
 	parentID    int64
 	frames      []Frame
 	startFunc   string
+}
+
+// newDumpFacts keeps what the dump tells of g that the trace does not.
+func newDumpFacts(g *Goroutine) *dumpFacts {
+	f := &dumpFacts{labels: g.Labels, waitMinutes: g.WaitMinutes, locked: g.Locked, leaked: g.Leaked,
+		createdBy: g.CreatedBy, parentID: g.ParentID, frames: g.Frames}
+	if g.Leaked {
+		f.leakWait = g.WaitReason
+	}
+	if len(g.Frames) > 0 {
+		f.startFunc = g.Frames[len(g.Frames)-1].Func
+	}
+	return f
+}
+
+// settleLeak gives a task the dump found leaked the dump's wait: a leaked
+// goroutine never runs again, so that wait is final, while a window that
+// ends before the dump (the trace lags) can show it at an earlier one,
+// sleeping or running on its way to the leak.
+func (f *dumpFacts) settleLeak(t *api.Task) {
+	if !f.leaked || len(f.frames) == 0 {
+		return
+	}
+	t.State, t.WaitReason = Waiting.String(), f.leakWait
+	t.Location = f.location(t.Location)
 }
 
 // location is where the dump saw the goroutine (its top frame in user
@@ -635,12 +661,7 @@ func (c *Collector) dump(now time.Time) {
 	c.profLabels = nil // older than the dump
 	for i := range gs {
 		g := &gs[i]
-		f := &dumpFacts{labels: g.Labels, waitMinutes: g.WaitMinutes, locked: g.Locked, leaked: g.Leaked,
-			createdBy: g.CreatedBy, parentID: g.ParentID, frames: g.Frames}
-		if len(g.Frames) > 0 {
-			f.startFunc = g.Frames[len(g.Frames)-1].Func
-		}
-		c.facts[g.ID] = f
+		c.facts[g.ID] = newDumpFacts(g)
 	}
 }
 
@@ -721,6 +742,7 @@ func (c *Collector) model(win *Window, now time.Time) *api.Snapshot {
 			if len(g.Stack) == 0 {
 				t.Location = f.location(t.Location)
 			}
+			f.settleLeak(&t)
 		} else if j.labelled && !(g.ParentID != 0 && c.traceEnd.Add(-time.Duration(g.Total)).After(c.profAt)) {
 			// (A goroutine created after the profile was read may have
 			// labels other than those it showed for the same stack: it

@@ -153,6 +153,79 @@ func TestCollectorPlacesALeafHogFromTheDump(t *testing.T) {
 	}
 }
 
+// A goroutine the dump found leaked waits for good where the dump saw it,
+// even when the window, which can end before the dump, shows it earlier on
+// its way there (here, sleeping in a loop): the snapshot must not report a
+// leaked goroutine that sleeps.
+func TestCollectorLeakedTaskWaitsWhereTheDumpSawIt(t *testing.T) {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go sleepUntil(stop, done)
+	defer func() { close(stop); <-done }()
+	c, err := NewCollector(CollectorOptions{CPUBudget: 1e9, DumpBudget: 1e-9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(1200 * time.Millisecond)
+	ctx := context.Background()
+	sleeper := func(snap *api.Snapshot) *api.Task {
+		for i := range snap.Tasks {
+			if strings.HasSuffix(snap.Tasks[i].Location.Function, ".sleepUntil") {
+				return &snap.Tasks[i]
+			}
+		}
+		t.Fatalf("no task at sleepUntil in %d tasks", len(snap.Tasks))
+		return nil
+	}
+	snap, err := c.Snapshot(ctx, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := sleeper(snap)
+	if task.Leaked || task.WaitReason != "sleep" {
+		t.Fatalf("before any leak mark: %+v", task)
+	}
+	// What the dump after a leak profile's read says of a goroutine that
+	// went on from its sleep to a receive nothing can send to.
+	leakAt := Frame{Func: "example.com/app.leaky", File: "/src/app/leak.go", Line: 71}
+	c.mu.Lock()
+	c.facts[task.ID] = newDumpFacts(&Goroutine{ID: task.ID, Status: "chan receive", WaitReason: "chan receive",
+		State: Waiting, Leaked: true, Frames: []Frame{leakAt}})
+	c.mu.Unlock()
+	snap, err = c.Snapshot(ctx, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task = taskByID(snap, task.ID)
+	if task == nil || !task.Leaked || task.State != "waiting" || task.WaitReason != "chan receive" ||
+		task.Location.Function != leakAt.Func || task.Location.Line != leakAt.Line {
+		t.Errorf("leaked task: %+v; want waiting on chan receive at leak.go:71", task)
+	}
+}
+
+func taskByID(snap *api.Snapshot, id int64) *api.Task {
+	for i := range snap.Tasks {
+		if snap.Tasks[i].ID == id {
+			return &snap.Tasks[i]
+		}
+	}
+	return nil
+}
+
+// sleepUntil sleeps 10 ms at a time until stop is closed.
+func sleepUntil(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
 // A client whose requests the CPU budget answers with the last snapshot
 // is still watching: the live stream keeps running for it, so that the
 // next snapshot built anew can be composed from it.

@@ -506,12 +506,7 @@ func (r *Remote) maybeDump(ctx context.Context, now time.Time, count int64, have
 	clear(r.inherited)
 	for i := range gs {
 		g := &gs[i]
-		f := &dumpFacts{labels: g.Labels, waitMinutes: g.WaitMinutes, locked: g.Locked, leaked: g.Leaked,
-			createdBy: g.CreatedBy, parentID: g.ParentID, frames: g.Frames}
-		if len(g.Frames) > 0 {
-			f.startFunc = g.Frames[len(g.Frames)-1].Func
-		}
-		r.facts[g.ID] = f
+		r.facts[g.ID] = newDumpFacts(g)
 	}
 	what := "labels, wait minutes and creators"
 	if !slices.ContainsFunc(gs, func(g Goroutine) bool { return g.Labels != nil }) {
@@ -571,6 +566,7 @@ func (r *Remote) model(win *Window, prof *stackProfile) *api.Snapshot {
 			if len(g.Stack) == 0 {
 				t.Location = f.location(t.Location)
 			}
+			f.settleLeak(&t)
 		} else if l := prof.labelsOf(key); l != nil {
 			t.Labels = l
 		} else if l, ok := r.inherited[id]; ok {
