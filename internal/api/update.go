@@ -33,6 +33,10 @@ type Update struct {
 	// behind (it read slower than the interval); the update still brings it
 	// up to date.
 	Missed int64 `json:"missed,omitempty"`
+	// MissedBuilding is how many of Missed passed while the target built
+	// the update, taking longer than the interval: the target was slow,
+	// not the client.
+	MissedBuilding int64 `json:"missed_building,omitempty"`
 }
 
 // Diff returns the update that turns prev into next. A nil prev gives a

@@ -157,13 +157,14 @@ func (s *server) watch(w http.ResponseWriter, r *http.Request) {
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	var (
-		prev   *api.Snapshot
-		seq    int64
-		missed int64
+		prev             *api.Snapshot
+		seq              int64
+		missed, building int64
 	)
 	for {
 		began := time.Now()
 		snap, err := s.probe.Snapshot(ctx, window)
+		built := time.Since(began)
 		if ctx.Err() != nil {
 			return
 		}
@@ -174,7 +175,7 @@ func (s *server) watch(w http.ResponseWriter, r *http.Request) {
 		} else {
 			u := api.Diff(prev, snap)
 			seq++
-			u.Seq, u.Missed = seq, missed
+			u.Seq, u.Missed, u.MissedBuilding = seq, missed, building
 			event, payload = "update", u
 		}
 		_ = rc.SetWriteDeadline(time.Now().Add(stall))
@@ -207,6 +208,7 @@ func (s *server) watch(w http.ResponseWriter, r *http.Request) {
 		// The ticker drops the ticks that passed while we built or wrote,
 		// and the ones above went without an update.
 		missed = max(0, int64(time.Since(began)/interval)-1)
+		building = min(missed, int64(built/interval))
 	}
 }
 

@@ -72,8 +72,9 @@ func TestWatch(t *testing.T) {
 		t.Fatalf("updates: %d, first full=%v missed=%d", len(us), us[0].Full, us[0].Missed)
 	}
 	for _, u := range us[1:] {
-		if u.Full || u.Missed < 2 {
-			t.Errorf("update %d: full=%v missed=%d; want a diff that missed at least 2", u.Seq, u.Full, u.Missed)
+		if u.Full || u.Missed < 2 || u.MissedBuilding < 2 {
+			t.Errorf("update %d: full=%v missed=%d (building %d); want a diff that missed at least 2 while it was built",
+				u.Seq, u.Full, u.Missed, u.MissedBuilding)
 		}
 	}
 
@@ -209,15 +210,15 @@ func TestWatchTellsASlowReaderWhatItMissed(t *testing.T) {
 	defer col.Close()
 	srv := startServer(t, New(Options{Prober: col}))
 	r := watchSlowly(t, srv, "interval=100ms&window=500ms")
-	var missed int64
+	var missed, building int64
 	for range 6 {
 		u := r.next()
-		missed += u.Missed
+		missed, building = missed+u.Missed, building+u.MissedBuilding
 		t.Logf("update %d: missed %d, %d tasks", u.Seq, u.Missed, len(u.Tasks))
 		time.Sleep(700 * time.Millisecond)
 	}
 	// Six reads 0.7s apart: some 35 ticks of 100ms went without an update.
-	if missed < 10 {
-		t.Errorf("the slow client was told it missed %d updates, want 10 or more", missed)
+	if missed < 10 || building > missed/2 {
+		t.Errorf("the slow client was told it missed %d updates, %d of them while they were built; want 10 or more, most of them its own", missed, building)
 	}
 }

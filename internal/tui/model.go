@@ -148,7 +148,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.updates++
 		if u.Missed > 0 {
 			m.missed += u.Missed
-			m.status = fmt.Sprintf("the target skipped %d updates: this client read too slowly", u.Missed)
+			m.status = missedStatus(u.Missed, u.MissedBuilding)
 		}
 		if !m.paused {
 			m.refresh()
@@ -422,4 +422,22 @@ func roundDur(d time.Duration) string {
 		return d.Round(time.Second).String()
 	}
 	return d.Round(time.Millisecond).String()
+}
+
+// missedStatus says why the target skipped updates: it built them slower
+// than the interval (building of them), or this client read too slowly.
+func missedStatus(missed, building int64) string {
+	what := "1 update"
+	if missed != 1 {
+		what = fmt.Sprintf("%d updates", missed)
+	}
+	switch building = min(building, missed); building {
+	case missed:
+		return fmt.Sprintf("the target skipped %s: building one took longer than the interval", what)
+	case 0:
+		return fmt.Sprintf("the target skipped %s: this client read too slowly", what)
+	default:
+		return fmt.Sprintf("the target skipped %s: %d while building one took longer than the interval, %d as this client read too slowly",
+			what, building, missed-building)
+	}
 }

@@ -344,8 +344,29 @@ func TestReconnect(t *testing.T) {
 	u.Missed = 2
 	m, _ = send(t, m, UpdateMsg{Update: u})
 	s = screen(m)
-	if !strings.Contains(s, "the target skipped 2 updates") || !strings.Contains(s, "missed 5") {
+	if !strings.Contains(s, "the target skipped 2 updates: this client read too slowly") || !strings.Contains(s, "missed 5") {
 		t.Errorf("missed:\n%s", s)
+	}
+	// Skipped while the target built the update: the target was slow.
+	u.Missed, u.MissedBuilding = 3, 3
+	m, _ = send(t, m, UpdateMsg{Update: u})
+	if s = screen(m); !strings.Contains(s, "the target skipped 3 updates: building one took longer than the interval") {
+		t.Errorf("missed while building:\n%s", s)
+	}
+}
+
+func TestMissedStatus(t *testing.T) {
+	for _, c := range []struct {
+		missed, building int64
+		want             string
+	}{
+		{1, 0, "the target skipped 1 update: this client read too slowly"},
+		{4, 4, "the target skipped 4 updates: building one took longer than the interval"},
+		{5, 2, "the target skipped 5 updates: 2 while building one took longer than the interval, 3 as this client read too slowly"},
+	} {
+		if got := missedStatus(c.missed, c.building); got != c.want {
+			t.Errorf("missedStatus(%d, %d) = %q, want %q", c.missed, c.building, got, c.want)
+		}
 	}
 }
 
