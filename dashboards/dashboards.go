@@ -106,8 +106,8 @@ func prom(expr, legend string) *prometheus.DataqueryBuilder {
 
 func quantiles(metric string) []cog.Builder[variants.Dataquery] {
 	var qs []cog.Builder[variants.Dataquery]
-	for _, q := range []string{"0.5", "0.9", "0.99"} {
-		qs = append(qs, prom(fmt.Sprintf(`histogram_quantile(%s, sum by (le) (rate(%s_bucket%s[$__rate_interval])))`, q, metric, sel), "p"+q[2:]))
+	for _, q := range []struct{ q, legend string }{{"0.5", "p50"}, {"0.9", "p90"}, {"0.99", "p99"}} {
+		qs = append(qs, prom(fmt.Sprintf(`histogram_quantile(%s, sum by (le) (rate(%s_bucket%s[$__rate_interval])))`, q.q, metric, sel), q.legend))
 	}
 	return qs
 }

@@ -97,6 +97,7 @@ type target struct {
 	RefID         string   `json:"refId"`
 	Datasource    *dsRef   `json:"datasource"`
 	Expr          string   `json:"expr"`
+	LegendFormat  string   `json:"legendFormat"`
 	ProfileTypeID string   `json:"profileTypeId"`
 	LabelSelector string   `json:"labelSelector"`
 	QueryType     string   `json:"queryType"`
@@ -464,6 +465,29 @@ func TestPromQLMetricsExported(t *testing.T) {
 	}
 	if n == 0 {
 		t.Fatal("no Prometheus queries found")
+	}
+}
+
+// A quantile's line is named after it: p50, p90, p99.
+func TestQuantileLegends(t *testing.T) {
+	re := regexp.MustCompile(`^histogram_quantile\(([0-9.]+),`)
+	n := 0
+	for _, d := range loadDashboards(t) {
+		for _, q := range queries(d) {
+			m := re.FindStringSubmatch(q.t.Expr)
+			if m == nil {
+				continue
+			}
+			n++
+			var f float64
+			fmt.Sscan(m[1], &f)
+			if want := fmt.Sprintf("p%g", f*100); q.t.LegendFormat != want {
+				t.Errorf("%s: the %s quantile is named %q, want %q", q.where, m[1], q.t.LegendFormat, want)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no quantile queries found")
 	}
 }
 
