@@ -211,6 +211,9 @@ func TestDaemonProcess(t *testing.T) {
 		{"/metrics", `inspectd_workload_running{kind="broken",workload="leak"} 1`},
 		{"/metrics", "go_sched_latencies_seconds_bucket"},
 		{"/metrics", "go_goroutines"},
+		// From zero before any panic, so that increase() counts the first.
+		{"/metrics", `inspectd_workload_panics_total{workload="leak"} 0`},
+		{"/metrics", `inspectd_workload_restarts_total{workload="leak"} 0`},
 		{"/debug/pprof/goroutineleak?debug=1", "goroutineleak profile"},
 		{"/debug/pprof/goroutine?debug=1", `"workload":"blocking-lock"`},
 		{"/debug/fgprof?seconds=1&format=folded", "runtime.gopark"},

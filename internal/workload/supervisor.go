@@ -120,7 +120,10 @@ func NewSupervisor(reg *Registry, opts Options) *Supervisor {
 	}
 	for _, spec := range reg.Specs() {
 		s.running.WithLabelValues(spec.Name, string(spec.Kind)).Set(0)
+		// Every series from zero, so that increase() counts a first panic.
 		s.ops.WithLabelValues(spec.Name)
+		s.panics.WithLabelValues(spec.Name)
+		s.restarts.WithLabelValues(spec.Name)
 	}
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(s.ops, s.running, s.panics, s.restarts)
