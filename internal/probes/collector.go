@@ -194,6 +194,10 @@ type built struct {
 // builds are a few hundred ms apart, at a million 15 s and more).
 const budgetWait = time.Second
 
+// slowBuilds is the spacing of builds past which a snapshot says why the
+// next is far off: beyond a watching client's few intervals.
+const slowBuilds = 3 * time.Second
+
 // NewCollector starts the flight recorder. Only one flight recorder can run
 // in a process: a second collector fails.
 func NewCollector(opts CollectorOptions) (*Collector, error) {
@@ -383,6 +387,13 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 	if live {
 		// The stream parsed since the last build, outside this one.
 		c.buildCost += c.liveCost.background
+	}
+	if gap := spacing(c.buildCost, c.opts.CPUBudget); gap >= slowBuilds {
+		// Requests until then share this snapshot: say why it stays.
+		snap.Notes = append(snap.Notes, fmt.Sprintf("building this snapshot took %s of CPU and the CPU budget allows "+
+			"snapshots %.0f%% of a core, so the next comes in %s at the earliest: requests share this one until then "+
+			"(a trace dense with events, such as a goroutine spinning on runtime.Gosched, costs most)",
+			c.buildCost.Round(time.Millisecond), c.opts.CPUBudget*100, gap.Round(time.Second)))
 	}
 	c.last = &built{at: now, window: window, snap: snap, win: win}
 	c.liveWait()

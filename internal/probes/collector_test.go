@@ -352,6 +352,10 @@ func TestCollectorBudgetHoldsForAnotherWindow(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// A snapshot that requests will share for long says so.
+			if says := slices.ContainsFunc(last.Notes, func(n string) bool { return strings.Contains(n, "the next comes in") }); says == tc.built {
+				t.Errorf("budget %v: notes %q; want a note on when the next snapshot comes: %v", tc.budget, last.Notes, !tc.built)
+			}
 			for _, w := range []time.Duration{2 * time.Second, 3 * time.Second} {
 				snap, err := c.Snapshot(ctx, w)
 				if err != nil {

@@ -54,6 +54,10 @@ const (
 	viewHelp
 )
 
+// staleAfter is how long updates may bring the same snapshot before the
+// header says so (the target's notes say why): a few intervals.
+const staleAfter = 3 * time.Second
+
 // headerLines is the height of the header above each view.
 const headerLines = 4
 
@@ -63,15 +67,19 @@ type Model struct {
 	state api.Snapshot // up to date, paused or not
 	shown api.Snapshot // what the header shows: state, or its copy at the pause
 
-	conn      ConnState
-	connErr   error
-	retry     time.Duration
-	status    string // the latest event worth a line: reconnection, missed updates, a target error
-	missed    int64  // updates missed in all
-	updates   int64
-	paused    bool
-	filtering bool
-	input     string
+	conn    ConnState
+	connErr error
+	retry   time.Duration
+	status  string // the latest event worth a line: reconnection, missed updates, a target error
+	missed  int64  // updates missed in all
+	// snapAt is the time of the target's last snapshot, and freshAt when
+	// this client first had it: updates that bring the same snapshot (the
+	// target's CPU budget spaces its builds out) leave both.
+	snapAt, freshAt time.Time
+	updates         int64
+	paused          bool
+	filtering       bool
+	input           string
 
 	view, back viewID
 	tasks      TasksModel
@@ -146,6 +154,9 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		u := msg.Update
 		api.Apply(&m.state, u)
 		m.updates++
+		if !m.state.Time.Equal(m.snapAt) {
+			m.snapAt, m.freshAt = m.state.Time, time.Now()
+		}
 		if u.Missed > 0 {
 			m.missed += u.Missed
 			m.status = missedStatus(u.Missed, u.MissedBuilding)
@@ -359,6 +370,9 @@ func (m Model) header() string {
 		window = m.cfg.Window
 	}
 	parts = append(parts, "window "+Dur(int64(window)))
+	if age := time.Since(m.freshAt); m.conn == Connected && !m.cfg.Saved && !m.freshAt.IsZero() && age >= staleAfter {
+		parts = append(parts, warnStyle.Render("same snapshot for "+roundDur(age)))
+	}
 	parts = append(parts, fmt.Sprintf("notes %d (f)", len(s.Notes)))
 	line1 := strings.Join(parts, sep)
 	if m.replay.on {

@@ -355,6 +355,28 @@ func TestReconnect(t *testing.T) {
 	}
 }
 
+// Updates that bring the same snapshot for seconds (the target's CPU
+// budget spaces its builds) show it in the header; a new one clears it.
+func TestHeaderSaysTheSnapshotIsTheSame(t *testing.T) {
+	built := time.Now()
+	u := fixture()
+	u.Time = built
+	m := New(Config{Target: "127.0.0.1:7777", Window: 5 * time.Second})
+	m, _ = send(t, m, tea.WindowSizeMsg{Width: 200, Height: 30}, ConnMsg{State: Connected}, UpdateMsg{Update: u})
+	if s := screen(m); strings.Contains(s, "same snapshot") {
+		t.Errorf("a fresh snapshot is called the same:\n%s", s)
+	}
+	m.freshAt = m.freshAt.Add(-5 * time.Second)
+	m, _ = send(t, m, UpdateMsg{Update: api.Update{Seq: 2, Time: built}})
+	if s := screen(m); !strings.Contains(s, "same snapshot for 5s") {
+		t.Errorf("5s of the same snapshot:\n%s", s)
+	}
+	m, _ = send(t, m, UpdateMsg{Update: api.Update{Seq: 3, Time: time.Now()}})
+	if s := screen(m); strings.Contains(s, "same snapshot") {
+		t.Errorf("a new snapshot is called the same:\n%s", s)
+	}
+}
+
 func TestMissedStatus(t *testing.T) {
 	for _, c := range []struct {
 		missed, building int64
