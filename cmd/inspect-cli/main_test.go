@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -212,6 +213,34 @@ func TestCLIAgainstDaemon(t *testing.T) {
 		if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
 			t.Errorf("%s does not start with the gzip magic: % x", file, b[:min(len(b), 8)])
 		}
+		// Not over a file unless --force; default names never collide.
+		if _, errs, code := cli(t, "profile", "heap", addr, "-o", file); code != 2 || !strings.Contains(errs, "exists: pass --force") {
+			t.Errorf("-o an existing file: exit %d, %q", code, errs)
+		}
+		if _, errs, code := cli(t, "profile", "heap", addr, "-o", file, "--force"); code != 0 {
+			t.Errorf("--force: exit %d, %q", code, errs)
+		}
+		t.Chdir(filepath.Dir(file))
+		for range 2 {
+			if _, errs, code := cli(t, "profile", "heap", addr); code != 0 {
+				t.Fatalf("default name: exit %d, %q", code, errs)
+			}
+		}
+		names, _ := filepath.Glob("*")
+		if heaps, _ := filepath.Glob("heap-*.pb.gz"); len(heaps) != 2 || len(names) != 3 {
+			t.Errorf("two captures under default names, then %q in the directory; want heap.pb.gz and two heap-*.pb.gz", names)
+		}
+	})
+	t.Run("profile bad output", func(t *testing.T) {
+		// Refused before the capture's seconds, not after them.
+		start := time.Now()
+		_, errs, code := cli(t, "profile", "cpu", addr, "--seconds", "20", "-o", filepath.Join(t.TempDir(), "no", "such", "x.pb.gz"))
+		if code != 2 || !strings.Contains(errs, "cannot write") || time.Since(start) > 15*time.Second {
+			t.Errorf("exit %d after %s, %q; want 2 at once, cannot write", code, time.Since(start), errs)
+		}
+		if _, errs, code := cli(t, "profile", "fgprof", addr, "--seconds", "0"); code != 2 || !strings.Contains(errs, "want 1 or more") {
+			t.Errorf("fgprof --seconds 0: exit %d, %q", code, errs)
+		}
 	})
 	t.Run("profile --web", func(t *testing.T) {
 		// The UI serves until interrupted: run it in the background, read
@@ -374,6 +403,44 @@ func TestTokenNeeded(t *testing.T) {
 	out, errs, code = cli(t, "tasks", srv.URL+"/debug/pprof/goroutine?debug=2", "--token", "s3cret", "--window", "200ms")
 	if code != 0 || !strings.Contains(out, "computed in inspect-cli from net/http/pprof") {
 		t.Errorf("the URL of an endpoint: exit %d, stderr %q\n%s", code, errs, out)
+	}
+}
+
+// A target that takes the capture's request and then goes away (it exited)
+// is not mistaken for a server that does not speak HTTP; the file it would
+// have replaced stays.
+func TestCaptureTargetGoesAway(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				c.Read(make([]byte, 4096)) // the request
+				time.Sleep(1500 * time.Millisecond)
+				c.Close()
+			}()
+		}
+	}()
+	file := filepath.Join(t.TempDir(), "cpu.pb.gz")
+	if err := os.WriteFile(file, []byte("an earlier capture"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errs, code := cli(t, "profile", "cpu", ln.Addr().String(), "--seconds", "5", "-o", file, "--force")
+	if code != 2 || !strings.Contains(errs, "into the capture, before answering: the target exited") || strings.Contains(errs, "gops") {
+		t.Errorf("exit %d, %q; want 2, the target gone during the capture", code, errs)
+	}
+	if b, _ := os.ReadFile(file); string(b) != "an earlier capture" {
+		t.Errorf("the earlier capture was replaced by %q", b)
+	}
+	if names, _ := filepath.Glob(filepath.Join(filepath.Dir(file), "*")); len(names) != 1 {
+		t.Errorf("left behind: %q", names)
 	}
 }
 

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -49,6 +52,7 @@ func newProfileCmd(e *env) *cobra.Command {
 		seconds int
 		out     string
 		web     bool
+		force   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "profile " + profileNames() + " [target]",
@@ -61,7 +65,8 @@ file, and prints the command that opens it: go tool pprof -http : FILE.
 goroutine, mutex and block give the current profile by default, and with N a
 delta profile over N seconds. goroutineleak forces a full GC on the target.
 While it waits, a progress line on stderr shows the seconds and bytes received.
-The default file name is <name>-<time>.pb.gz.
+The default file name is <name>-<time>.pb.gz (with -2, -3, ... added when that
+file exists); -o FILE will not overwrite FILE unless --force.
 
 --web then serves pprof's web UI for the profile on a loopback port, prints
 the flame graph's URL and serves until interrupted (ctrl-c): the same UI as
@@ -94,17 +99,23 @@ go tool pprof -http, and as the daemon's /ui/.`,
 			if cmd.Flags().Changed("seconds") {
 				secs = seconds
 			}
-			if secs < 0 {
-				return failf(2, "--seconds %d: want 0 or more", secs)
+			if secs < 0 || (p.seconds > 0 && secs == 0) {
+				want := "0 or more"
+				if p.seconds > 0 {
+					want = "1 or more: a " + p.name + " profile covers a duration"
+				}
+				return failf(2, "--seconds %d: want %s", secs, want)
 			}
 			path := p.path
 			if secs > 0 {
 				path += fmt.Sprintf("?seconds=%d", secs)
 			}
-			if out == "" {
-				out = fmt.Sprintf("%s-%s.pb.gz", p.name, time.Now().Format("20060102-150405"))
+			f, err := createOutput(out, fmt.Sprintf("%s-%s.pb.gz", p.name, time.Now().Format("20060102-150405")), force)
+			if err != nil {
+				return err
 			}
-			n, err := download(cmd, e, t, path, p.name+" profile", secs, out)
+			out = f.name
+			n, err := download(cmd, e, t, path, p.name+" profile", secs, f)
 			if err != nil {
 				return err
 			}
@@ -117,11 +128,13 @@ go tool pprof -http, and as the daemon's /ui/.`,
 	cmd.Flags().BoolVar(&web, "web", false, "then serve pprof's web UI for it on a loopback port until interrupted")
 	cmd.Flags().IntVar(&seconds, "seconds", 0, "profile duration in seconds (cpu, fgprof: default 10; others: 0, the current profile)")
 	cmd.Flags().StringVarP(&out, "out", "o", "", "file to write (default <name>-<time>.pb.gz)")
+	cmd.Flags().BoolVar(&force, "force", false, "overwrite the -o file if it exists")
 	return cmd
 }
 
 func newTraceCmd(e *env) *cobra.Command {
 	var (
+		force   bool
 		seconds int
 		out     string
 	)
@@ -147,18 +160,20 @@ The default file name is trace-<time>.out.`,
 			if seconds <= 0 {
 				return failf(2, "--seconds %d: want 1 or more", seconds)
 			}
-			if out == "" {
-				out = fmt.Sprintf("trace-%s.out", time.Now().Format("20060102-150405"))
-			}
-			n, err := download(cmd, e, t, fmt.Sprintf("/debug/pprof/trace?seconds=%d", seconds), "execution trace", seconds, out)
+			f, err := createOutput(out, fmt.Sprintf("trace-%s.out", time.Now().Format("20060102-150405")), force)
 			if err != nil {
 				return err
 			}
-			return written(cmd, e, out, n, "go tool trace "+out)
+			n, err := download(cmd, e, t, fmt.Sprintf("/debug/pprof/trace?seconds=%d", seconds), "execution trace", seconds, f)
+			if err != nil {
+				return err
+			}
+			return written(cmd, e, f.name, n, "go tool trace "+f.name)
 		},
 	}
 	cmd.Flags().IntVar(&seconds, "seconds", 5, "trace duration in seconds")
-	cmd.Flags().StringVarP(&out, "out", "o", "", "file to write (default trace-<time>.out)")
+	cmd.Flags().StringVarP(&out, "out", "o", "", "file to write (default trace-<time>.out, with -2, -3, ... added when it exists)")
+	cmd.Flags().BoolVar(&force, "force", false, "overwrite the -o file if it exists")
 	return cmd
 }
 
@@ -200,7 +215,14 @@ func written(cmd *cobra.Command, e *env, file string, n int64, open string) erro
 
 // download GETs path from t into the file out, reporting progress on stderr,
 // and returns the bytes written.
-func download(cmd *cobra.Command, e *env, t *target, path, what string, secs int, out string) (int64, error) {
+func download(cmd *cobra.Command, e *env, t *target, path, what string, secs int, out *outputFile) (n int64, err error) {
+	defer func() {
+		if err == nil {
+			err = out.commit()
+		} else {
+			out.abort()
+		}
+	}()
 	// No client timeout: the capture lasts secs; the context bounds it,
 	// and a target that sends nothing for secs and a margin is given up.
 	c := *t.client
@@ -237,36 +259,35 @@ func download(cmd *cobra.Command, e *env, t *target, path, what string, secs int
 				if !tty {
 					continue
 				}
-				total := ""
+				elapsed, total := time.Since(began).Seconds(), ""
 				if secs > 0 {
 					total = fmt.Sprintf("/%ds", secs)
+					if elapsed > float64(secs) {
+						elapsed, total = float64(secs), total+" (waiting for the target's answer)"
+					}
 				}
-				fmt.Fprintf(e.stderr, "\r%s from %s: %.0fs%s, %s received   ", what, t.name, time.Since(began).Seconds(), total, bytesize(cw.n.Load()))
+				fmt.Fprintf(e.stderr, "\r%s from %s: %.0fs%s, %s received   ", what, t.name, elapsed, total, bytesize(cw.n.Load()))
 				drawn = true
 			}
 		}
 	}()
-	err := func() error {
+	err = func() error {
 		resp, err := c.Open(ctx, path)
+		var ue *url.Error
+		if err != nil && errors.As(err, &ue) && closedUnanswered(ue.Err) && time.Since(began) > time.Second {
+			// It took the request and waited with it: an HTTP server, gone.
+			return failf(2, "%s closed the connection %s into the capture, before answering: the target exited or dropped it",
+				t.name, time.Since(began).Round(100*time.Millisecond))
+		}
 		if err != nil {
 			return t.fail(err)
 		}
 		defer resp.Body.Close()
-		f, err := os.Create(out)
-		if err != nil {
-			return failf(2, "%v", err)
-		}
-		cw.w = f
-		_, err = io.Copy(cw, resp.Body)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			os.Remove(out)
+		cw.w = out.f
+		if _, err = io.Copy(cw, resp.Body); err != nil {
 			return failf(2, "receiving %s from %s: %v", what, t.name, err)
 		}
 		if cw.n.Load() == 0 {
-			os.Remove(out)
 			return failf(2, "%s from %s was empty", what, t.name)
 		}
 		return nil
@@ -278,6 +299,68 @@ func download(cmd *cobra.Command, e *env, t *target, path, what string, secs int
 	}
 	fmt.Fprintf(e.stderr, "received %s in %s\n", bytesize(cw.n.Load()), time.Since(began).Round(100*time.Millisecond))
 	return cw.n.Load(), nil
+}
+
+// outputFile is a capture being written: to a temporary file beside its
+// name, so that a failed capture leaves no partial file and keeps the one
+// it would have replaced.
+type outputFile struct {
+	f    *os.File
+	name string
+}
+
+// createOutput opens the capture's file before the capture, so that a path
+// that cannot be written fails at once. name is the -o flag; without it the
+// default, with -2, -3, ... added when a file of that name exists.
+func createOutput(name, def string, force bool) (*outputFile, error) {
+	switch {
+	case name == "":
+		name = def
+		ext := ".out"
+		if strings.HasSuffix(def, ".pb.gz") {
+			ext = ".pb.gz"
+		}
+		for i := 2; fileExists(name); i++ {
+			name = fmt.Sprintf("%s-%d%s", strings.TrimSuffix(def, ext), i, ext)
+		}
+	case !force && fileExists(name):
+		return nil, failf(2, "%s exists: pass --force to overwrite it", name)
+	}
+	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*.part")
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, failf(2, "cannot write %s: %v", name, err)
+	}
+	return &outputFile{f: f, name: name}, nil
+}
+
+func fileExists(name string) bool {
+	_, err := os.Lstat(name)
+	return err == nil
+}
+
+// commit puts the file in place.
+func (o *outputFile) commit() error {
+	if err := o.f.Close(); err != nil {
+		os.Remove(o.f.Name())
+		return failf(2, "writing %s: %v", o.name, err)
+	}
+	// CreateTemp makes it 0600; a capture is as readable as any file made here.
+	_ = os.Chmod(o.f.Name(), 0o644)
+	if err := os.Rename(o.f.Name(), o.name); err != nil {
+		os.Remove(o.f.Name())
+		return failf(2, "writing %s: %v", o.name, err)
+	}
+	return nil
+}
+
+// abort drops the file.
+func (o *outputFile) abort() {
+	o.f.Close()
+	os.Remove(o.f.Name())
 }
 
 func forSeconds(secs int) string {
