@@ -382,7 +382,7 @@ func serveWeb(cmd *cobra.Command, file string) error {
 	if err != nil {
 		return failf(2, "%s: %v", file, err)
 	}
-	handlers, err := pprofui.Handlers(p, "", slog.New(slog.DiscardHandler))
+	handlers, err := pprofui.Handlers(p, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return failf(2, "pprof web UI: %v", err)
 	}

@@ -26,9 +26,11 @@ var driverMu sync.Mutex
 
 // Handlers runs the pprof driver on p as `pprof -http` would, keeping the
 // handlers it registers (the flame graph at "/flamegraph", "/top", "/peek",
-// "/source", "/download") instead of starting a server. tagfocus is pprof's
-// -tagfocus option ("" for none).
-func Handlers(p *profile.Profile, tagfocus string, log *slog.Logger) (map[string]http.Handler, error) {
+// "/source", "/download") instead of starting a server. The driver keeps
+// its options in package-level state, shared by every set of handlers it
+// made: options such as -tagfocus would apply to all of them, so a caller
+// that wants one profile focused filters its samples before.
+func Handlers(p *profile.Profile, log *slog.Logger) (map[string]http.Handler, error) {
 	driverMu.Lock()
 	defer driverMu.Unlock()
 	var handlers map[string]http.Handler
@@ -40,7 +42,6 @@ func Handlers(p *profile.Profile, tagfocus string, log *slog.Logger) (map[string
 				"http":       "127.0.0.1:1", // a port is named so the driver binds nothing
 				"no_browser": "true",
 				"symbolize":  "none", // the runtime's profiles are symbolized already
-				"tagfocus":   tagfocus,
 			},
 		},
 		Fetch: profileFetcher{p},

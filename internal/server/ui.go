@@ -155,12 +155,11 @@ func (u *ui) capture(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if match != nil {
-		// The driver's configuration is global to the process, so the
-		// session's profile is filtered here too: it stays focused whatever
-		// later sessions set.
+		// Here, not by the driver's -tagfocus: its options are global to
+		// the process and would focus every other session's pages too.
 		p.FilterSamplesByTag(match, nil)
 	}
-	handlers, err := pprofui.Handlers(p, tagfocus, u.log)
+	handlers, err := pprofui.Handlers(p, u.log)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, fmt.Sprintf("pprof web UI: %v", err))
 		return

@@ -58,6 +58,13 @@ func TestUI(t *testing.T) {
 	if !strings.Contains(page, "workload.runHello") || strings.Contains(page, "workload.runContention") {
 		t.Error("the goroutine flame graph focused on workload=hello should name runHello and not runContention")
 	}
+	// Another session's focus is its own: the CPU profile's pages keep
+	// every workload.
+	for _, p := range []string{"/ui/s1/flamegraph", "/ui/s1/top"} {
+		if code, page := get(p); code != http.StatusOK || !strings.Contains(page, "workload.runContention") {
+			t.Errorf("GET %s after a focused session = %d, without workload.runContention", p, code)
+		}
+	}
 
 	for _, kind := range []string{"fgprof", "heap", "mutex", "block"} {
 		q := ""
