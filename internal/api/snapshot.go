@@ -147,6 +147,18 @@ type Snapshot struct {
 	// Partial, when set, says that the input was cut short or corrupt
 	// (a trace, a dump file): the snapshot is of what could be read.
 	Partial string `json:"partial,omitempty"`
+	// Spawns are the creation sites that had many goroutines alive at once
+	// within the window (Tasks are those alive at its end: a burst that
+	// came and went shows only here).
+	Spawns []SpawnSite `json:"spawns,omitempty"`
+}
+
+// SpawnSite is one creation site's goroutines over a snapshot's window.
+type SpawnSite struct {
+	Site    Frame `json:"site"`
+	Created int   `json:"created"` // created within the window, exited ones included
+	Peak    int   `json:"peak"`    // the most alive at once
+	Alive   int   `json:"alive"`   // alive at the window's end
 }
 
 // SiteList is the body of GET /api/v1/sites.

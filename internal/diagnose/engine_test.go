@@ -238,3 +238,37 @@ func TestLockHeldNeedsTheHolderInside(t *testing.T) {
 		}
 	}
 }
+
+// A burst of goroutines that came and went within the window (a storm
+// between two snapshots) is an explosion by the window's spawn sites,
+// with no task left; a site whose goroutines come and go a few at a time
+// is not, however many it creates.
+func TestExplosionSeenAfterTheBurst(t *testing.T) {
+	site := api.Frame{Function: "example.com/fib.(*storm).fib", File: "/src/fib/storm.go", Line: 71}
+	server := api.Frame{Function: "net/http.(*Server).Serve", File: "/go/src/net/http/server.go", Line: 3454}
+	e := newEngine(t, Config{})
+	s := snap(0)
+	s.Spawns = []api.SpawnSite{{Site: site, Created: 90000, Peak: 85000}, {Site: server, Created: 50000, Peak: 120}}
+	fs := e.Observe(Input{Snapshot: s})
+	if len(fs) != 1 || fs[0].Rule != "goroutine-explosion" || fs[0].Severity != Critical {
+		t.Fatalf("findings %+v, want one critical explosion", fs)
+	}
+	f := fs[0]
+	if !strings.Contains(f.Title, "up to 85000 goroutines from") || !strings.Contains(f.Title, "storm.go:71") ||
+		!strings.Contains(f.Message, "(0 now)") || !strings.Contains(f.Message, "18000 per second") {
+		t.Errorf("finding %q: %q; want the peak, the site, none left, the rate", f.Title, f.Message)
+	}
+	// Between two bursts of a storm that recurs, it stays; long after the
+	// last, it clears.
+	for _, at := range []time.Duration{10 * time.Second, 20 * time.Second} {
+		if fs := e.Observe(Input{Snapshot: snap(at)}); len(fs) != 1 {
+			t.Errorf("%v after the burst: %d findings, want the explosion still", at, len(fs))
+		}
+	}
+	for _, at := range []time.Duration{32 * time.Second, 40 * time.Second} {
+		fs = e.Observe(Input{Snapshot: snap(at)})
+	}
+	if len(fs) != 0 {
+		t.Errorf("40s after the burst: %+v, want it cleared", fs)
+	}
+}

@@ -12,12 +12,16 @@ var explosionRule = &rule{
 	lesson: "async recursion",
 	help:   "the goroutine count climbs fast, with one creation site behind most of it",
 	thresholds: []Threshold{
-		{Name: "min_goroutines", Help: "live goroutines from one creation site before it can be an explosion", Unit: Count, Default: 1000},
+		{Name: "min_goroutines", Help: "live goroutines from one creation site before it can be an explosion (the most alive at once in the windows of the last 30 s, so that a storm that recurs stays one finding between its bursts)", Unit: Count, Default: 1000},
 		{Name: "min_rate", Help: "growth of that site's goroutines, per second", Unit: PerSec, Default: 500},
 		{Name: "max_goroutines", Help: "live goroutines from one site that are an explosion whatever the rate", Unit: Count, Default: 20000},
 	},
 	check: checkExplosion,
 }
+
+// recurWithin is how long a burst of goroutines counts after its window:
+// longer than the pause between two bursts of a recurring storm.
+const recurWithin = 30 * time.Second
 
 func checkExplosion(c *check) []found {
 	const id = "goroutine-explosion"
@@ -33,21 +37,44 @@ func checkExplosion(c *check) []found {
 			fresh[creatorKey(t.CreatedBy)]++
 		}
 	}
+	// A burst that came and went within the window (a recursion that
+	// spawned a hundred thousand goroutines in two seconds and finished)
+	// has no tasks left: the window's spawn sites tell it. Bursts that
+	// recur some seconds apart are one explosion: the highest of the
+	// windows of the last recurWithin counts.
+	spawns := map[string]api.SpawnSite{}
+	for _, p := range c.e.hist.since(recurWithin) {
+		for k, sp := range p.spawns {
+			if sp.Peak > spawns[k].Peak {
+				spawns[k] = sp
+			}
+		}
+	}
+	keys := map[string]bool{}
+	for k := range now.creators {
+		keys[k] = true
+	}
+	for k := range spawns {
+		keys[k] = true
+	}
 	var out []found
-	for key, n := range now.creators {
-		if float64(n) < minN {
+	for key := range keys {
+		n, sp := now.creators[key], spawns[key]
+		peak := max(n, sp.Peak)
+		if float64(peak) < minN {
 			continue
 		}
-		rate := float64(fresh[key]) / (float64(c.window) / 1e9)
+		windowSecs := float64(c.window) / 1e9
+		rate := max(float64(fresh[key]), float64(sp.Created)) / windowSecs
 		if ok {
 			if dt := now.at.Sub(before.at).Seconds(); dt > 0 {
 				rate = max(rate, float64(n-before.creators[key])/dt)
 			}
 		}
-		if rate < minRate && float64(n) < maxN {
+		if rate < minRate && float64(peak) < maxN {
 			continue
 		}
-		var site api.Frame
+		site := sp.Site
 		var ids []int64
 		for i := range c.snap.Tasks {
 			t := &c.snap.Tasks[i]
@@ -59,20 +86,29 @@ func checkExplosion(c *check) []found {
 		c.claim(id, ids...)
 		c.exploding = append(c.exploding, site.Function)
 		sev := Warning
-		if float64(n) >= maxN {
+		if float64(peak) >= maxN {
 			sev = Critical
 		}
-		msg := fmt.Sprintf("%d goroutines alive were created at %s, %.0f%% of all goroutines", n, frameString(site),
-			100*share(int64(n), int64(len(c.snap.Tasks))))
+		var msg, title string
+		if peak > n {
+			title = fmt.Sprintf("goroutine explosion: up to %d goroutines from %s", peak, frameString(site))
+			msg = fmt.Sprintf("Up to %d goroutines created at %s were alive at once within the last %s (%d now)",
+				peak, frameString(site), dur(int64(recurWithin)), n)
+		} else {
+			title = fmt.Sprintf("goroutine explosion: %d goroutines from %s", n, frameString(site))
+			msg = fmt.Sprintf("%d goroutines alive were created at %s, %.0f%% of all goroutines", n, frameString(site),
+				100*share(int64(n), int64(len(c.snap.Tasks))))
+		}
 		if rate > 0 {
-			msg += fmt.Sprintf(", growing by %.0f per second", rate)
+			msg += fmt.Sprintf(", created at %.0f per second", rate)
 		}
 		out = append(out, found{key: key, finding: api.Finding{
 			Severity: sev,
-			Title:    fmt.Sprintf("goroutine explosion: %d goroutines from %s", n, frameString(site)),
+			Title:    title,
 			Message:  msg + ".",
 			Evidence: api.Evidence{Tasks: capIDs(ids, 100), Sites: []api.Frame{site},
-				Figures: map[string]float64{"goroutines": float64(n), "per_second": rate, "total_goroutines": float64(len(c.snap.Tasks))}},
+				Figures: map[string]float64{"goroutines": float64(n), "peak_goroutines": float64(peak), "per_second": rate,
+					"total_goroutines": float64(len(c.snap.Tasks))}},
 			Advice: "Spawn only where the work is big enough (do small cases inline, below a cut-off), or bound the " +
 				"goroutines with a worker pool or a semaphore (errgroup.Group.SetLimit).",
 		}})

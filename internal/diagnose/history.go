@@ -42,7 +42,9 @@ type point struct {
 	// Goroutines waiting per site (siteKey), and alive per creation site.
 	sites    map[string]int
 	creators map[string]int
-	latency  *api.Histogram
+	// The window's spawn sites (Snapshot.Spawns), by creatorKey.
+	spawns  map[string]api.SpawnSite
+	latency *api.Histogram
 }
 
 type stuckMark struct {
@@ -78,6 +80,12 @@ func (h *history) observe(c *check) {
 	}
 	for _, st := range s.Sites {
 		p.sites[siteKey(st.Reason, st.Location)] += st.Waiting
+	}
+	if len(s.Spawns) > 0 {
+		p.spawns = make(map[string]api.SpawnSite, len(s.Spawns))
+		for _, sp := range s.Spawns {
+			p.spawns[creatorKey(sp.Site)] = sp
+		}
 	}
 	stuck := make(map[int64]stuckMark, len(h.stuck))
 	scopes := make(map[int64]scopeMark, len(h.scopes))
@@ -163,6 +171,16 @@ func (h *history) ago(d time.Duration) (point, bool) {
 
 // latest is the point of the observation being made.
 func (h *history) latest() point { return h.points[len(h.points)-1] }
+
+// since returns the points of the last d, oldest first.
+func (h *history) since(d time.Duration) []point {
+	now := h.latest().at
+	i := len(h.points) - 1
+	for i > 0 && now.Sub(h.points[i-1].at) <= d {
+		i--
+	}
+	return h.points[i:]
+}
 
 func creatorKey(f api.Frame) string { return siteKey("", f) }
 

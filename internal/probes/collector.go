@@ -705,8 +705,10 @@ func (c *Collector) model(win *Window, now time.Time) *api.Snapshot {
 	// Stats.IdleByReason of the tasks idle all the window, by reason;
 	// shared, like labels: read-only.
 	idleAll := make(map[string]map[string]int64)
+	spawns := newSpawnCounter(win.Duration())
 	for g := range win.all() {
 		if g.Exited {
+			spawns.add(traceAPIFrame(g.CreatedBy), g)
 			continue
 		}
 		id := g.ID
@@ -781,8 +783,10 @@ func (c *Collector) model(win *Window, now time.Time) *api.Snapshot {
 		if t.Name == "" {
 			t.Name = taskName(t.Labels, startFunc, t.CreatedBy.Function)
 		}
+		spawns.add(t.CreatedBy, g)
 		snap.Tasks = append(snap.Tasks, t)
 	}
+	snap.Spawns = spawns.list()
 	if stale > 0 {
 		snap.Notes = append(snap.Notes, fmt.Sprintf("%d tasks were created since the last dump: their labels are their creator's and may be stale", stale))
 	}

@@ -226,6 +226,51 @@ func sleepUntil(stop <-chan struct{}, done chan<- struct{}) {
 	}
 }
 
+// A burst of goroutines that came and went within the window leaves no
+// task, but the snapshot's spawn sites show it: how many were created and
+// how many were alive at once.
+func TestCollectorSpawnsShowABurstThatEnded(t *testing.T) {
+	c, err := NewCollector(CollectorOptions{CPUBudget: 1e9, DumpBudget: 1e-9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if _, err := c.Snapshot(ctx, 3*time.Second); err != nil { // the live stream starts
+		t.Fatal(err)
+	}
+	time.Sleep(1200 * time.Millisecond)
+	burst(500, 200*time.Millisecond)
+	time.Sleep(1200 * time.Millisecond)
+	snap, err := c.Snapshot(ctx, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(snap.Spawns, func(s api.SpawnSite) bool { return strings.HasSuffix(s.Site.Function, ".burst") })
+	if i < 0 {
+		t.Fatalf("no spawn site in burst among %+v (window %v)", snap.Spawns, time.Duration(snap.WindowNS))
+	}
+	if sp := snap.Spawns[i]; sp.Created != 500 || sp.Peak < 400 || sp.Peak > 500 || sp.Alive != 0 {
+		t.Errorf("burst: %+v; want 500 created, 400-500 at once, none alive", sp)
+	}
+	if slices.ContainsFunc(snap.Tasks, func(t api.Task) bool { return strings.HasSuffix(t.CreatedBy.Function, ".burst") }) {
+		t.Error("a goroutine of the burst is still a task")
+	}
+}
+
+// burst starts n goroutines that each sleep d, and waits for them.
+func burst(n int, d time.Duration) {
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(d)
+		}()
+	}
+	wg.Wait()
+}
+
 // A client whose requests the CPU budget answers with the last snapshot
 // is still watching: the live stream keeps running for it, so that the
 // next snapshot built anew can be composed from it.

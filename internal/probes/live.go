@@ -378,7 +378,7 @@ func (b *WindowBuilder) liveWindow(want time.Duration) (*Window, bool) {
 		gend := end
 		if g.exited {
 			gend = g.ended
-			gs.Exited = true
+			gs.Exited, gs.Ended = true, int64(g.ended-start)
 		} else {
 			from := max(g.since, start)
 			gs.InState = int64(end - from)

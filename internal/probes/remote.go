@@ -532,9 +532,11 @@ func (r *Remote) model(win *Window, prof *stackProfile) *api.Snapshot {
 	ids := slices.Sorted(maps.Keys(win.Goroutines))
 	// Creation order is id order, so a parent's labels are known before its children's.
 	stale := 0
+	spawns := newSpawnCounter(win.Duration())
 	for _, id := range ids {
 		g := win.Goroutines[id]
 		if g.Exited {
+			spawns.add(traceAPIFrame(g.CreatedBy), g)
 			continue
 		}
 		t := api.Task{
@@ -584,8 +586,10 @@ func (r *Remote) model(win *Window, prof *stackProfile) *api.Snapshot {
 			stale++
 		}
 		t.Name = taskName(t.Labels, startFunc, t.CreatedBy.Function)
+		spawns.add(t.CreatedBy, g)
 		snap.Tasks = append(snap.Tasks, t)
 	}
+	snap.Spawns = spawns.list()
 	if stale > 0 {
 		snap.Notes = append(snap.Notes, fmt.Sprintf("%d tasks were created since the last dump: their labels are their creator's and may be stale", stale))
 	}

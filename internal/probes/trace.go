@@ -200,6 +200,9 @@ type GoStats struct {
 	// State for a goroutine that exited (Exited).
 	State  State
 	Exited bool
+	// Ended is, for an exited goroutine, when it exited: ns from the
+	// window's start.
+	Ended int64
 	// WaitReason is why the goroutine waits at the end of the window, in the
 	// goroutine dump's words ("chan receive", "sync.Mutex.Lock", "sleep",
 	// "IO wait", ...); "" unless State is Waiting.
@@ -1558,7 +1561,7 @@ func (b *WindowBuilder) Finalize() *Window {
 		end := b.end
 		if g.exited {
 			end = g.ended
-			gs.Exited = true
+			gs.Exited, gs.Ended = true, int64(g.ended-start)
 		} else {
 			gs.InState = int64(b.end - max(g.since, start))
 			b.close(g, b.end, trace.GoUndetermined)
