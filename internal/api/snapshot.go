@@ -97,7 +97,10 @@ type Process struct {
 	MutexWaitNS  int64            `json:"mutex_wait_ns"`
 	GCPause      *Histogram       `json:"gc_pauses,omitempty"`
 	HeapBytes    uint64           `json:"heap_bytes"`
-	Leaked       int              `json:"leaked_goroutines"` // -1 when unknown (no leak profile)
+	// HeapLiveBytes is the heap the last GC found live: it grows only with
+	// what the program keeps, without the sawtooth of garbage.
+	HeapLiveBytes uint64 `json:"heap_live_bytes,omitempty"`
+	Leaked        int    `json:"leaked_goroutines"` // -1 when unknown (no leak profile)
 }
 
 // Finding is a diagnosis: what is wrong, with evidence and advice.

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/pprof/profile"
+
 	"github.com/inspectd/inspectd/internal/api"
 )
 
@@ -270,5 +272,62 @@ func TestExplosionSeenAfterTheBurst(t *testing.T) {
 	}
 	if len(fs) != 0 {
 		t.Errorf("40s after the burst: %+v, want it cleared", fs)
+	}
+}
+
+// heapAt is a heap profile with inuse bytes at each site, by function.
+func heapAt(sites map[string]int64) *profile.Profile {
+	p := &profile.Profile{SampleType: []*profile.ValueType{{Type: "inuse_objects", Unit: "count"}, {Type: "inuse_space", Unit: "bytes"}}}
+	id := uint64(0)
+	for fn, bytes := range sites {
+		id++
+		f := &profile.Function{ID: id, Name: fn, Filename: "/src/app/queue.go"}
+		loc := &profile.Location{ID: id, Line: []profile.Line{{Function: f, Line: 42}}}
+		p.Function, p.Location = append(p.Function, f), append(p.Location, loc)
+		p.Sample = append(p.Sample, &profile.Sample{Location: []*profile.Location{loc}, Value: []int64{1, bytes}})
+	}
+	return p
+}
+
+// A large heap that grows slowly: the heap in use saws between the live
+// heap and twice it, so its lows never pass its old highs within a minute,
+// and the heap profile changes only at a GC (every 8s here), so growth
+// since the read just before is mostly nothing. The live heap and the
+// profile's growth since the growth began show it; after a drop (the
+// buffer freed), the growth that follows is judged from the drop.
+func TestGrowthOfALargeHeap(t *testing.T) {
+	const mb = 1 << 20
+	e := newEngine(t, Config{})
+	live := func(sec int) uint64 { return uint64(300*mb + sec*7*mb/2) }
+	var fs []api.Finding
+	lastGC := 0
+	for sec := 0; sec <= 40; sec += 2 {
+		if sec-lastGC >= 8 {
+			lastGC = sec
+		}
+		s := snap(time.Duration(sec) * time.Second)
+		s.Process.HeapLiveBytes = live(lastGC)
+		s.Process.HeapBytes = live(lastGC) * uint64(100+(sec-lastGC)*12) / 100
+		prof := heapAt(map[string]int64{"example.com/app.(*queue).push": int64(live(lastGC)) - 280*mb, "example.com/app.other": 20 * mb})
+		fs = e.Observe(Input{Snapshot: s, Profile: func(string) (*profile.Profile, error) { return prof, nil }})
+	}
+	if len(fs) != 1 || fs[0].Rule != "unbounded-growth" || !strings.Contains(fs[0].Title, "queue.go:42") {
+		t.Fatalf("after 40s of growth: %+v, want unbounded growth at queue.go:42", fs)
+	}
+	// The queue is freed and grows again from 50 MiB: judged from the drop.
+	live = func(sec int) uint64 { return uint64(50*mb + (sec-42)*7*mb/2) }
+	lastGC = 42
+	for sec := 42; sec <= 72; sec += 2 {
+		if sec-lastGC >= 8 {
+			lastGC = sec
+		}
+		s := snap(time.Duration(sec) * time.Second)
+		s.Process.HeapLiveBytes = live(lastGC)
+		s.Process.HeapBytes = live(lastGC) * uint64(100+(sec-lastGC)*12) / 100
+		prof := heapAt(map[string]int64{"example.com/app.(*queue).push": int64(live(lastGC)) - 30*mb, "example.com/app.other": 20 * mb})
+		fs = e.Observe(Input{Snapshot: s, Profile: func(string) (*profile.Profile, error) { return prof, nil }})
+	}
+	if len(fs) != 1 || fs[0].Evidence.Figures["growth_bytes"] > 120*mb || fs[0].Evidence.Figures["growth_bytes"] < 40*mb {
+		t.Fatalf("30s into the growth after the drop: %+v, want it found, growth counted from the drop", fs)
 	}
 }

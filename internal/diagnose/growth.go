@@ -55,6 +55,32 @@ func checkGrowth(c *check) []found {
 			return nil // remembered from before: not comparable
 		}
 	}
+	// The heap profile's growth is taken since the growth began: reads of
+	// it are kept a few seconds apart whether or not the heap grows now.
+	if c.e.hist.profileDue("heap", pts[len(pts)-1].at) {
+		if p, err := c.profile("heap"); err == nil && p != nil {
+			if vi := sampleIndex(p, "inuse_space"); vi >= 0 {
+				c.e.hist.profileGrowth("heap", p, vi, pts[len(pts)-1].at, pts[len(pts)-1].at)
+			}
+		}
+	}
+	// What the last GC found live grows with what the program keeps; the
+	// heap in use saws up and down with garbage besides (twice the live
+	// heap at the default GOGC), which hides slow growth of a large heap.
+	size := func(p point) uint64 { return p.heap }
+	if pts[len(pts)-1].liveHeap > 0 && pts[0].liveHeap > 0 {
+		size = func(p point) uint64 { return p.liveHeap }
+	}
+	// Growth counts from the lowest point remembered: a heap that dropped
+	// (the buffer was freed, the workload restarted) and grows again is
+	// judged on what came after the drop, not against the highs before.
+	low := 0
+	for i, p := range pts {
+		if size(p) <= size(pts[low]) {
+			low = i
+		}
+	}
+	pts = pts[low:]
 	if len(pts) < 3 {
 		return nil
 	}
@@ -69,15 +95,15 @@ func checkGrowth(c *check) []found {
 	var oldHigh, newLow uint64
 	newLow = ^uint64(0)
 	for _, p := range pts[:third] {
-		oldHigh = max(oldHigh, p.heap)
+		oldHigh = max(oldHigh, size(p))
 	}
 	for _, p := range pts[len(pts)-third:] {
-		newLow = min(newLow, p.heap)
+		newLow = min(newLow, size(p))
 	}
 	if newLow <= oldHigh {
 		return nil
 	}
-	grown := int64(last.heap) - int64(first.heap)
+	grown := int64(size(last)) - int64(size(first))
 	rate := float64(grown) / span.Seconds()
 	if float64(grown) < c.th(id, "min_growth") || rate < c.th(id, "min_rate") {
 		return nil
@@ -90,8 +116,8 @@ func checkGrowth(c *check) []found {
 	p, err := c.profile("heap")
 	if err != nil || p == nil {
 		f.Title = fmt.Sprintf("unbounded growth: the heap grew by %s in %s", mib(grown), span.Round(time.Second))
-		f.Message = fmt.Sprintf("Heap in use grew from %s to %s in %s (%s/s), and kept growing through garbage collections.",
-			mib(int64(first.heap)), mib(int64(last.heap)), span.Round(time.Second), mib(int64(rate)))
+		f.Message = fmt.Sprintf("The live heap grew from %s to %s in %s (%s/s), and kept growing through garbage collections.",
+			mib(int64(size(first))), mib(int64(size(last))), span.Round(time.Second), mib(int64(rate)))
 		f.Evidence.Missing = append(f.Evidence.Missing, "heap profile: it names the allocation site")
 		return []found{{key: "heap", finding: f}}
 	}
@@ -105,7 +131,7 @@ func checkGrowth(c *check) []found {
 	}
 	var sites []site
 	var total int64
-	for _, g := range c.e.hist.profileGrowth("heap", p, vi) {
+	for _, g := range c.e.hist.profileGrowth("heap", p, vi, last.at, first.at) {
 		fr, ok := userFrame(g.stack)
 		if !ok || g.value <= 0 {
 			continue
@@ -131,9 +157,9 @@ func checkGrowth(c *check) []found {
 	}
 	f.Evidence.Figures["site_bytes"] = float64(top[0].bytes)
 	f.Title = fmt.Sprintf("unbounded growth at %s: heap +%s/s", frameString(top[0].frame), mib(int64(rate)))
-	f.Message = fmt.Sprintf("Heap in use grew from %s to %s in %s (%s/s) and kept growing through garbage collections; "+
-		"the heap profile puts %s of the growth since its last read at %s.",
-		mib(int64(first.heap)), mib(int64(last.heap)), span.Round(time.Second), mib(int64(rate)), mib(top[0].bytes), frameString(top[0].frame))
+	f.Message = fmt.Sprintf("The live heap grew from %s to %s in %s (%s/s) and kept growing through garbage collections; "+
+		"the heap profile puts %s of the growth in that time at %s.",
+		mib(int64(size(first))), mib(int64(size(last))), span.Round(time.Second), mib(int64(rate)), mib(top[0].bytes), frameString(top[0].frame))
 	return []found{{key: "heap", finding: f}}
 }
 

@@ -29,15 +29,25 @@ type history struct {
 	unseenParent map[int64]time.Time
 	// Where a lock holder was seen blocking with its lock, by goroutine.
 	holderCall map[int64]api.Frame
-	// The last profiles read, for growth since then.
-	prevProfile map[string]*profile.Profile
+	// Profiles read within the span, a few seconds apart, oldest first, by
+	// profile name: for growth since a given time.
+	profiles map[string][]profileRead
 }
+
+type profileRead struct {
+	at   time.Time
+	sums map[string]growth
+}
+
+// profileEvery spaces the profile reads kept for growth.
+const profileEvery = 5 * time.Second
 
 type point struct {
 	at         time.Time
 	goroutines int64
 	threads    int64
 	heap       uint64
+	liveHeap   uint64 // what the last GC found live (0: the source does not say)
 	gomaxprocs int
 	// Goroutines waiting per site (siteKey), and alive per creation site.
 	sites    map[string]int
@@ -66,13 +76,13 @@ func (h *history) init(span time.Duration) {
 	h.gone = map[int64]time.Time{}
 	h.seen = map[int64]time.Time{}
 	h.unseenParent = map[int64]time.Time{}
-	h.prevProfile = map[string]*profile.Profile{}
+	h.profiles = map[string][]profileRead{}
 	h.holderCall = map[int64]api.Frame{}
 }
 
 func (h *history) observe(c *check) {
 	s := c.snap
-	p := point{at: s.Time, goroutines: s.Process.Goroutines, threads: s.Process.Threads, heap: s.Process.HeapBytes,
+	p := point{at: s.Time, goroutines: s.Process.Goroutines, threads: s.Process.Threads, heap: s.Process.HeapBytes, liveHeap: s.Process.HeapLiveBytes,
 		gomaxprocs: s.Process.GOMAXPROCS, latency: s.Process.SchedLatency,
 		sites: map[string]int{}, creators: map[string]int{}}
 	if p.goroutines == 0 {
@@ -205,20 +215,39 @@ func scopeOf(labels map[string]string) string {
 }
 
 // profileGrowth returns, per stack, how much sample value index vi grew
-// since the previous read of the same profile (all of it on the first
-// read), and remembers this read for the next.
-func (h *history) profileGrowth(name string, p *profile.Profile, vi int) map[string]growth {
+// since the last read of the same profile at or before since (or the
+// oldest kept; all of it on the first read), and keeps this read for
+// later ones. A heap profile changes only at a GC: growth since the read
+// just before counts from the last GC alone, often nothing.
+func (h *history) profileGrowth(name string, p *profile.Profile, vi int, now, since time.Time) map[string]growth {
 	cur := sumByStack(p, vi)
-	prev := map[string]growth{}
-	if pp := h.prevProfile[name]; pp != nil {
-		prev = sumByStack(pp, vi)
+	reads := h.profiles[name]
+	for len(reads) > 0 && now.Sub(reads[0].at) > h.span {
+		reads = reads[1:]
 	}
-	h.prevProfile[name] = p
+	var base map[string]growth
+	for _, r := range reads {
+		if base == nil || !r.at.After(since) {
+			base = r.sums
+		}
+	}
+	if h.profileDue(name, now) {
+		reads = append(reads, profileRead{at: now, sums: cur})
+	}
+	h.profiles[name] = reads
+	out := make(map[string]growth, len(cur))
 	for k, g := range cur {
-		g.value -= prev[k].value
-		cur[k] = g
+		g.value -= base[k].value
+		out[k] = g
 	}
-	return cur
+	return out
+}
+
+// profileDue reports whether a read of the named profile at now would be
+// kept for growth (profileEvery after the last kept).
+func (h *history) profileDue(name string, now time.Time) bool {
+	reads := h.profiles[name]
+	return len(reads) == 0 || now.Sub(reads[len(reads)-1].at) >= profileEvery
 }
 
 type growth struct {

@@ -22,6 +22,7 @@ var processMetrics = []string{
 	"/sync/mutex/wait/total:seconds",
 	"/sched/pauses/total/gc:seconds",
 	"/memory/classes/heap/objects:bytes",
+	"/gc/heap/live:bytes",
 }
 
 // ReadProcess reads the runtime/metrics of interest of this process.
@@ -54,6 +55,8 @@ func ReadProcess() api.Process {
 				p.GOMAXPROCS = int(v)
 			case "/memory/classes/heap/objects:bytes":
 				p.HeapBytes = v
+			case "/gc/heap/live:bytes":
+				p.HeapLiveBytes = v
 			}
 		case metrics.KindFloat64:
 			if s.Name == "/sync/mutex/wait/total:seconds" {
