@@ -37,9 +37,10 @@ func checkDeadlock(c *check) []found {
 			Title:    fmt.Sprintf("deadlock: %d goroutines wait forever in %s at %s", len(g.ids), g.reason, frameString(g.loc)),
 			Evidence: api.Evidence{Tasks: capIDs(g.ids, 100), Sites: []api.Frame{g.loc},
 				Figures: map[string]float64{"goroutines": float64(len(g.ids)), "stuck_seconds": g.longest.Seconds(), "leaked": float64(g.leaked)}},
-			Advice: "Take nested locks in one global order (by account id, say) whatever the direction of the operation, " +
-				"or never hold one lock while taking another. `inspect-cli stacks` shows the full stacks: the Lock calls " +
-				"below the waiting one are the locks each goroutine holds.",
+			Advice: fmt.Sprintf("Take nested locks in one global order (by account id, say) whatever the direction of the operation, "+
+				"or never hold one lock while taking another. A lock a goroutine holds leaves no frame once its Lock call "+
+				"returned: the locks these goroutines hold are those taken before %s and not yet released, in that function "+
+				"or in its callers (`inspect-cli stacks` shows them).", frameString(g.loc)),
 		}
 		if g.leaked > 0 {
 			f.Message = fmt.Sprintf("%d goroutines are blocked in %s at %s; the runtime's leak detection (the goroutineleak profile, or the (leaked) marks of a dump) found %d of them "+

@@ -247,3 +247,21 @@ func dur(ns int64) string {
 	}
 	return d.Round(time.Second).String()
 }
+
+// countOf is "1 goroutine", "2 goroutines".
+func countOf(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+func goroutines(n int) string { return countOf(n, "goroutine") }
+
+// verb is one for 1, many for other counts.
+func verb(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

@@ -45,15 +45,15 @@ func checkLeak(c *check) []found {
 				f.Evidence.Figures["per_second"] = float64(grown) / dt.Seconds()
 			}
 			if grown > 0 {
-				growthNote = fmt.Sprintf(", %d more than %s ago", grown, dt.Round(time.Second))
+				growthNote = fmt.Sprintf(" (%d more wait there than %s ago)", grown, dt.Round(time.Second))
 			}
 		}
 		switch {
 		case g.leaked > 0:
 			f.Severity = Critical
-			f.Title = fmt.Sprintf("goroutine leak: %d goroutines blocked for good in %s at %s", g.leaked, g.reason, frameString(g.loc))
-			f.Message = fmt.Sprintf("The runtime's leak detection (the goroutineleak profile, or the (leaked) marks of a dump) found %d goroutines blocked in %s at %s %s: they will never "+
-				"run again%s.", g.leaked, g.reason, frameString(g.loc), leakedOn(g.reason), growthNote)
+			f.Title = fmt.Sprintf("goroutine leak: %s blocked for good in %s at %s", goroutines(g.leaked), g.reason, frameString(g.loc))
+			f.Message = fmt.Sprintf("The runtime's leak detection (the goroutineleak profile, or the (leaked) marks of a dump) found %s blocked in %s at %s %s: %s will never "+
+				"run again%s.", goroutines(g.leaked), g.reason, frameString(g.loc), leakedOn(g.reason), verb(g.leaked, "it", "they"), growthNote)
 		default:
 			if len(g.ids) < int(c.th(id, "min_goroutines")) || !hasBefore {
 				continue

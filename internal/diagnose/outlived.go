@@ -78,10 +78,10 @@ func checkOutlived(c *check) []found {
 		after := c.now.Sub(g.since).Round(100 * time.Millisecond)
 		c.claim(id, g.ids...)
 		out = append(out, found{key: key, finding: api.Finding{
-			Title: fmt.Sprintf("goroutines outlive their context: %d of {%s} still run at %s", len(g.ids), g.scope, frameString(g.loc)),
-			Message: fmt.Sprintf("%d goroutines labelled {%s} still run at %s %s after the goroutine that started them "+
+			Title: fmt.Sprintf("goroutines outlive their context: %d of {%s} still %s at %s", len(g.ids), g.scope, verb(len(g.ids), "runs", "run"), frameString(g.loc)),
+			Message: fmt.Sprintf("%s labelled {%s} still %s at %s %s after the goroutine that started them "+
 				"(%d, %s) returned, which cancels their work: they do not check their context.",
-				len(g.ids), g.scope, frameString(g.loc), after, g.starter, g.name),
+				goroutines(len(g.ids)), g.scope, verb(len(g.ids), "runs", "run"), frameString(g.loc), after, g.starter, g.name),
 			Evidence: api.Evidence{Tasks: capIDs(g.ids, 100), Sites: []api.Frame{g.loc},
 				Figures: map[string]float64{"goroutines": float64(len(g.ids)), "seconds_after": after.Seconds()}},
 			Advice: "Check ctx.Done() (or ctx.Err()) in every loop, pass ctx to blocking calls, and have the starter wait " +

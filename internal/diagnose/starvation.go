@@ -98,8 +98,8 @@ func checkStarvation(c *check) []found {
 		"on average %.1f goroutines were ready to run but waited for a P.", len(hogs), procsText, frameList(hogSites), queue)
 	if len(victims) > 0 {
 		v := victims[0]
-		f.Message += fmt.Sprintf(" %d other goroutines starved, %s (%d) the worst: %s per run on average over %d runs.",
-			len(victims), v.Name, v.ID, ms(v.Stats.SchedNS/v.Stats.Polls), v.Stats.Polls)
+		f.Message += fmt.Sprintf(" %s starved, %s (%d) the worst: %s per run on average over %d runs.",
+			countOf(len(victims), "other goroutine"), v.Name, v.ID, ms(v.Stats.SchedNS/v.Stats.Polls), v.Stats.Polls)
 		f.Evidence.Sites = append(f.Evidence.Sites, v.Location)
 		f.Evidence.Figures["victim_mean_delay_ms"] = float64(v.Stats.SchedNS) / float64(v.Stats.Polls) / 1e6
 		for _, t := range victims {

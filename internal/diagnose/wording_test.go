@@ -35,3 +35,12 @@ func TestGrowthLeavesOutTheInspector(t *testing.T) {
 		t.Error("a workload of the lab is taken for the inspector")
 	}
 }
+
+func TestCountOf(t *testing.T) {
+	if got := goroutines(1) + " " + verb(1, "runs", "run"); got != "1 goroutine runs" {
+		t.Errorf("one: %q", got)
+	}
+	if got := countOf(3, "other goroutine") + " " + verb(3, "runs", "run"); got != "3 other goroutines run" {
+		t.Errorf("three: %q", got)
+	}
+}
