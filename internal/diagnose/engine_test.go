@@ -331,3 +331,41 @@ func TestGrowthOfALargeHeap(t *testing.T) {
 		t.Fatalf("30s into the growth after the drop: %+v, want it found, growth counted from the drop", fs)
 	}
 }
+
+// Three CPU-bound goroutines on two Ps: the finding places them where they
+// computed (their longest stretch's stack), not where the snapshot caught
+// them resting, and gives the scheduling latency tail of the last minute.
+func TestStarvationPlacesTheHogsWhereTheyCompute(t *testing.T) {
+	burn := api.Frame{Function: "example.com/app.burnCPU", File: "/src/app/hog.go", Line: 33}
+	rest := api.Frame{Function: "example.com/app.pauseFor", File: "/src/app/pause.go", Line: 18}
+	hog := func(id int64) api.Task {
+		return api.Task{ID: id, Name: "hog", State: "waiting", WaitReason: "sleep", Location: rest,
+			Stats: api.TaskStats{TotalNS: window, BusyNS: window * 6 / 10, SchedNS: window * 3 / 10, IdleNS: window / 10, Polls: 500}}
+	}
+	lat := func(slow int64) *api.Histogram {
+		b := make([]int64, 40)
+		b[12], b[24] = 1000, slow // ~4us, and ~16ms
+		return &api.Histogram{Count: 1000 + slow, P99NS: 8192, Buckets: b}
+	}
+	in := func(at time.Duration, slow int64) Input {
+		s := snap(at, hog(1), hog(2), hog(3))
+		s.Process.SchedLatency = lat(slow)
+		return Input{Snapshot: s, Stack: func(int64) []api.Frame { return []api.Frame{rest} },
+			StretchStack: func(int64) []api.Frame { return []api.Frame{burn} }}
+	}
+	e := newEngine(t, Config{})
+	var fs []api.Finding
+	for sec := 0; sec <= 70; sec += 10 {
+		fs = e.Observe(in(time.Duration(sec)*time.Second, int64(sec)))
+	}
+	if len(fs) != 1 || fs[0].Rule != "sched-starvation" {
+		t.Fatalf("findings %+v, want starvation", fs)
+	}
+	f := fs[0]
+	if len(f.Evidence.Sites) == 0 || f.Evidence.Sites[0] != burn || !strings.Contains(f.Message, "hog.go:33") || strings.Contains(f.Message, "pause.go") {
+		t.Errorf("sites %+v, message %q; want the hogs at hog.go:33, not resting", f.Evidence.Sites, f.Message)
+	}
+	if p99 := f.Evidence.Figures["sched_latency_p99_ms"]; p99 < 30 || p99 > 35 {
+		t.Errorf("p99 %vms, want the last minute's (about 33.5ms), not since the start", p99)
+	}
+}

@@ -75,7 +75,15 @@ func checkStarvation(c *check) []found {
 	var ids []int64
 	for _, h := range hogs {
 		ids = append(ids, h.ID)
-		for _, fr := range c.callSites(h, 2) {
+		// Where it computed, not where the snapshot found it: a hog that
+		// rests between bursts is often caught resting.
+		sites := c.callSites(h, 2)
+		if c.in.StretchStack != nil {
+			if burn := topUserFrames(c.in.StretchStack(h.ID), 2); len(burn) > 0 {
+				sites = burn
+			}
+		}
+		for _, fr := range sites {
 			if !slices.Contains(hogSites, fr) && len(hogSites) < 3 {
 				hogSites = append(hogSites, fr)
 			}
@@ -147,8 +155,8 @@ func (c *check) latencyP99() int64 {
 		return 0
 	}
 	before, ok := c.e.hist.ago(c.e.cfg.History)
-	if !ok || before.latency == nil || len(before.latency.Buckets) != len(now.Buckets) {
-		return now.P99NS
+	if !ok || before.latency == nil || len(now.Buckets) == 0 || len(before.latency.Buckets) != len(now.Buckets) {
+		return now.P99NS // since the process started
 	}
 	d := make([]int64, len(now.Buckets))
 	var n int64

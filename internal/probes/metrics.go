@@ -103,6 +103,16 @@ func FromFloat64Histogram(h *metrics.Float64Histogram) *api.Histogram {
 		return bucketUpperNS(h.Buckets, len(h.Counts)-1)
 	}
 	out.P50NS, out.P90NS, out.P99NS = quantile(0.5), quantile(0.9), quantile(0.99)
+	// The counts by power of two too, by each bucket's lower bound: two
+	// readings' difference is the tail of the time between them.
+	out.Buckets = make([]int64, pow2Buckets)
+	for i, c := range h.Counts {
+		k := 0
+		if lo := h.Buckets[i] * 1e9; lo >= 1 {
+			k = min(int(math.Log2(lo)), pow2Buckets-1)
+		}
+		out.Buckets[k] += int64(c)
+	}
 	for i := len(h.Counts) - 1; i >= 0; i-- {
 		if h.Counts[i] > 0 {
 			out.MaxNS = bucketUpperNS(h.Buckets, i)
@@ -111,6 +121,10 @@ func FromFloat64Histogram(h *metrics.Float64Histogram) *api.Histogram {
 	}
 	return out
 }
+
+// pow2Buckets bounds Histogram.Buckets of runtime/metrics histograms: the
+// last counts all from 2^39 ns (about 9 minutes) up.
+const pow2Buckets = 40
 
 // bucketUpperNS is bucket i's upper bound in nanoseconds; an infinite bound
 // falls back to the lower one.

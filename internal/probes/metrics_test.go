@@ -30,6 +30,20 @@ func TestReadProcess(t *testing.T) {
 	if p.SchedLatency == nil || p.SchedLatency.Count == 0 || p.SchedLatency.P99NS < p.SchedLatency.P50NS {
 		t.Errorf("scheduler latency histogram: %+v", p.SchedLatency)
 	}
+	if p.HeapLiveBytes == 0 {
+		runtime.GC()
+		if p = ReadProcess(); p.HeapLiveBytes == 0 {
+			t.Error("no live heap after a GC")
+		}
+	}
+	// The buckets hold every count, for the tail between two readings.
+	var n int64
+	for _, c := range p.SchedLatency.Buckets {
+		n += c
+	}
+	if n != p.SchedLatency.Count {
+		t.Errorf("scheduler latency buckets hold %d of %d counts", n, p.SchedLatency.Count)
+	}
 	if p.Leaked != -1 {
 		t.Errorf("leaked = %d before any leak profile was read, want -1 (unknown)", p.Leaked)
 	}
