@@ -158,6 +158,10 @@ func TestCLIAgainstDaemon(t *testing.T) {
 		if !found {
 			t.Errorf("leak not running in:\n%s", out)
 		}
+		// Integers as integers, however large.
+		if !strings.Contains(out, "max_bytes=268435456") || strings.Contains(out, "e+") {
+			t.Errorf("parameters printed as floats:\n%s", out)
+		}
 		_, errs, code = cli(t, "workloads", "start", "contention", addr, "--param", "bogus_param=1")
 		if code != 1 || !strings.Contains(errs, "bogus_param") || strings.Count(errs, "\n") != 1 {
 			t.Errorf("bad param: exit %d, stderr %q; want 1 and one line naming bogus_param", code, errs)

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -119,9 +120,18 @@ func listWorkloads(cmd *cobra.Command, e *env, args []string) error {
 func paramString(ps []api.Param) string {
 	parts := make([]string, len(ps))
 	for i, p := range ps {
-		parts[i] = fmt.Sprintf("%s=%v", p.Name, p.Value)
+		parts[i] = p.Name + "=" + paramValue(p.Value)
 	}
 	return strings.Join(parts, " ")
+}
+
+// paramValue formats a value read from JSON: its numbers are float64, and
+// an int parameter of 268435456 must not read 2.68435456e+08.
+func paramValue(v any) string {
+	if f, ok := v.(float64); ok {
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	return fmt.Sprint(v)
 }
 
 func controlWorkload(cmd *cobra.Command, e *env, args []string, verb string, do func(*target) (api.Workload, error)) error {
