@@ -346,6 +346,21 @@ func (cfg *Config) applyFile(path string) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&fc); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			// "line 3: cannot unmarshal !!str `abc` into float64": name the key.
+			msgs := make([]string, len(te.Errors))
+			for i, e := range te.Errors {
+				msgs[i] = e
+				var line int
+				if _, serr := fmt.Sscanf(e, "line %d:", &line); serr == nil {
+					if k := keyAtLine(doc, line); k != "" {
+						msgs[i] = k + " (" + e + ")"
+					}
+				}
+			}
+			return usagef("config %s: %s", path, strings.Join(msgs, "; "))
+		}
 		return usagef("config %s: %v", path, err)
 	}
 	if fc.Listen != nil {
@@ -460,6 +475,34 @@ func (cfg *Config) applyFile(path string) error {
 	return nil
 }
 
+// keyAtLine is the key (a.b for a nested one) whose value is on line of
+// the YAML mapping m, or "".
+func keyAtLine(m *yaml.Node, line int) string {
+	if m.Kind != yaml.MappingNode {
+		return ""
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := m.Content[i], m.Content[i+1]
+		if sub := keyAtLine(v, line); sub != "" {
+			return k.Value + "." + sub
+		}
+		if v.Line == line || k.Line == line {
+			return k.Value
+		}
+	}
+	return ""
+}
+
+// setting names a setting by its flag, its environment variable and its
+// config file key: a value out of range may come from any of the three.
+func setting(flag string) string {
+	key := strings.ReplaceAll(flag, "-", "_")
+	if k, ok := strings.CutPrefix(key, "diagnose_"); ok {
+		key = "diagnose: " + k
+	}
+	return fmt.Sprintf("(--%s, INSPECTD_%s or %s in a config file)", flag, strings.ToUpper(strings.ReplaceAll(flag, "-", "_")), key)
+}
+
 // validate checks what no single source can: names, parameters and safety.
 func (cfg *Config) validate(reg *workload.Registry) error {
 	loopback, err := server.IsLoopback(cfg.Listen)
@@ -483,34 +526,34 @@ func (cfg *Config) validate(reg *workload.Registry) error {
 		}
 	}
 	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
-		return usagef("log format %q: want text or json", cfg.LogFormat)
+		return usagef("log format %q %s: want text or json", cfg.LogFormat, setting("log-format"))
 	}
 	if cfg.MutexProfileFraction < 0 {
-		return usagef("mutex profile fraction %d: want 0 or more", cfg.MutexProfileFraction)
+		return usagef("mutex profile fraction %d %s: want 0 or more", cfg.MutexProfileFraction, setting("mutex-profile-fraction"))
 	}
 	if cfg.BlockProfileRate < 0 {
-		return usagef("block profile rate %v: want 0 or more", cfg.BlockProfileRate)
+		return usagef("block profile rate %v %s: want 0 or more", cfg.BlockProfileRate, setting("block-profile-rate"))
 	}
 	if cfg.TraceMinAge < time.Second || cfg.TraceMinAge > 10*time.Minute {
-		return usagef("trace min age %v: want from 1s to 10m", cfg.TraceMinAge)
+		return usagef("trace min age %v %s: want from 1s to 10m", cfg.TraceMinAge, setting("trace-min-age"))
 	}
 	if cfg.TraceMaxBytes < 1<<20 || cfg.TraceMaxBytes > 4<<30 {
-		return usagef("trace max bytes %d: want from 1 MiB (1048576) to 4 GiB", cfg.TraceMaxBytes)
+		return usagef("trace max bytes %d %s: want from 1 MiB (1048576) to 4 GiB", cfg.TraceMaxBytes, setting("trace-max-bytes"))
 	}
 	if !(cfg.DumpBudget > 0 && cfg.DumpBudget <= 0.5) {
-		return usagef("dump budget %v: want a fraction above 0 and at most 0.5", cfg.DumpBudget)
+		return usagef("dump budget %v %s: want a fraction above 0 and at most 0.5", cfg.DumpBudget, setting("dump-budget"))
 	}
 	if !(cfg.CPUBudget >= 0.01 && cfg.CPUBudget <= 4) {
-		return usagef("cpu budget %v: want a share of one core from 0.01 to 4", cfg.CPUBudget)
+		return usagef("cpu budget %v %s: want a share of one core from 0.01 to 4", cfg.CPUBudget, setting("cpu-budget"))
 	}
 	if err := cfg.validatePyroscope(); err != nil {
 		return err
 	}
 	if cfg.DiagnoseInterval < 0 || cfg.DiagnoseInterval > 0 && cfg.DiagnoseInterval < 100*time.Millisecond {
-		return usagef("diagnose interval %v: want 0 (off) or 100ms or more", cfg.DiagnoseInterval)
+		return usagef("diagnose interval %v %s: want 0 (off) or 100ms or more", cfg.DiagnoseInterval, setting("diagnose-interval"))
 	}
 	if cfg.DiagnoseWindow < time.Second || cfg.DiagnoseWindow > time.Minute {
-		return usagef("diagnose window %v: want from 1s to 60s", cfg.DiagnoseWindow)
+		return usagef("diagnose window %v %s: want from 1s to 60s", cfg.DiagnoseWindow, setting("diagnose-window"))
 	}
 	if err := cfg.Diagnose.Validate(); err != nil {
 		return &UsageError{Err: err}
@@ -547,10 +590,10 @@ func (cfg *Config) validatePyroscope() error {
 	}
 	u, err := url.Parse(cfg.PyroscopeURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return usagef("pyroscope url %q: want an http or https URL such as http://localhost:4040", cfg.PyroscopeURL)
+		return usagef("pyroscope url %q %s: want an http or https URL such as http://localhost:4040", cfg.PyroscopeURL, setting("pyroscope-url"))
 	}
 	if !pyroscopeAppRe.MatchString(cfg.PyroscopeApp) {
-		return usagef("pyroscope app %q: want a name of letters, digits, '.', '_' and '-', such as inspectd", cfg.PyroscopeApp)
+		return usagef("pyroscope app %q %s: want a name of letters, digits, '.', '_' and '-', such as inspectd", cfg.PyroscopeApp, setting("pyroscope-app"))
 	}
 	for _, k := range slices.Sorted(maps.Keys(cfg.PyroscopeTags)) {
 		v := cfg.PyroscopeTags[k]
