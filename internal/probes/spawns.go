@@ -25,15 +25,10 @@ type spawnCounter struct {
 
 type spawnAcc struct {
 	created, alive int
-	// base: alive from the window's start; edges: the creations within the
-	// window (+1) and the exits (-1), by time.
-	base  int
-	edges []spawnEdge
-}
-
-type spawnEdge struct {
-	at    int64
-	delta int
+	// base: alive from the window's start; starts and ends: when the
+	// others were created, and when those that exited did.
+	base         int
+	starts, ends []int64
 }
 
 func newSpawnCounter(window int64) *spawnCounter {
@@ -56,13 +51,13 @@ func (c *spawnCounter) add(site api.Frame, g *GoStats) {
 	end := c.window
 	if g.Exited {
 		end = g.Ended
-		a.edges = append(a.edges, spawnEdge{end, -1})
+		a.ends = append(a.ends, end)
 	} else {
 		a.alive++
 	}
 	if start := end - g.Total; start > 0 {
 		a.created++
-		a.edges = append(a.edges, spawnEdge{start, +1})
+		a.starts = append(a.starts, start)
 	} else {
 		a.base++
 	}
@@ -76,12 +71,17 @@ func (c *spawnCounter) list() []api.SpawnSite {
 		if a.base+a.created < minSpawnPeak {
 			continue
 		}
-		// Exits before creations at the same time: a peak counts
-		// goroutines alive together.
-		slices.SortFunc(a.edges, func(x, y spawnEdge) int { return cmp.Or(cmp.Compare(x.at, y.at), cmp.Compare(x.delta, y.delta)) })
-		n, peak := a.base, a.base
-		for _, e := range a.edges {
-			n += e.delta
+		slices.Sort(a.starts)
+		slices.Sort(a.ends)
+		n, peak, j := a.base, a.base, 0
+		for _, at := range a.starts {
+			// Exits before creations at the same time: a peak counts
+			// goroutines alive together.
+			for j < len(a.ends) && a.ends[j] <= at {
+				n--
+				j++
+			}
+			n++
 			peak = max(peak, n)
 		}
 		if peak >= minSpawnPeak {

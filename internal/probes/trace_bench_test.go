@@ -1,6 +1,8 @@
 package probes
 
 import (
+	"github.com/inspectd/inspectd/internal/api"
+
 	"bytes"
 	"io"
 	"os"
@@ -376,6 +378,41 @@ func BenchmarkAnalyzeWindowVsBare(b *testing.B) {
 			b.ReportMetric(float64(w.Events), "events")
 			b.ReportMetric(float64(len(data))/mb, "trace-MB")
 			b.ReportMetric(float64(countGenerations(data)), "generations")
+		})
+	}
+}
+
+// BenchmarkSpawnCounter is what a snapshot's spawn sites add to its model,
+// per goroutine: 100,000 alive from one site (a parked pool), and a burst
+// of 100,000 that came and went from another, as spawn-storm leaves.
+func BenchmarkSpawnCounter(b *testing.B) {
+	pool := api.Frame{Function: "example.com/app.startPool", File: "/src/app/pool.go", Line: 10}
+	storm := api.Frame{Function: "example.com/app.(*storm).fib", File: "/src/app/storm.go", Line: 70}
+	const n = 100_000
+	window := int64(5e9)
+	parked := make([]GoStats, n)
+	burst := make([]GoStats, n)
+	for i := range n {
+		parked[i] = GoStats{ID: int64(i), Total: window}
+		start := int64(1e9) + int64(i)*10_000
+		burst[i] = GoStats{ID: int64(n + i), Exited: true, Ended: start + 1e9, Total: 1e9}
+	}
+	for _, bc := range []struct {
+		name string
+		gs   []GoStats
+		site api.Frame
+	}{{"parked", parked, pool}, {"burst", burst, storm}} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				c := newSpawnCounter(window)
+				for i := range bc.gs {
+					c.add(bc.site, &bc.gs[i])
+				}
+				if l := c.list(); len(l) != 1 {
+					b.Fatalf("%d sites", len(l))
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/goroutine")
 		})
 	}
 }
