@@ -39,12 +39,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/inspectd/inspectd/internal/diagnose"
+	"github.com/inspectd/inspectd/internal/portfile"
 	"github.com/inspectd/inspectd/internal/probes"
 	"github.com/inspectd/inspectd/internal/server"
 )
@@ -152,7 +151,7 @@ func Listen(opts Options) (*Agent, error) {
 		ConnContext:       server.ConnContext,
 	}
 	if !opts.NoPortFile {
-		if path, err := writePortFile(ln.Addr().String()); err != nil {
+		if path, err := portfile.Write(ln.Addr().String()); err != nil {
 			opts.Logger.Warn("agent: writing the port file inspect-cli ps reads", "err", err)
 		} else {
 			a.portFile = path
@@ -189,22 +188,4 @@ func (a *Agent) Close() error {
 
 // PortDir is where agents write their port files: one file per process,
 // named after its pid, holding the agent's address.
-func PortDir() (string, error) {
-	dir, err := os.UserConfigDir()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(dir, "inspectd", "agents"), nil
-}
-
-func writePortFile(addr string) (string, error) {
-	dir, err := PortDir()
-	if err != nil {
-		return "", err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	path := filepath.Join(dir, strconv.Itoa(os.Getpid()))
-	return path, os.WriteFile(path, []byte(addr), 0o644)
-}
+func PortDir() (string, error) { return portfile.Dir() }

@@ -33,7 +33,7 @@ func newPsCmd(e *env) *cobra.Command {
 		Long: `ps lists the Go programs running on this machine, as gops does: their PID, parent
 PID, name, the Go version they were built with, the path of their executable, and
 AGENT: the address of the inspectd agent they embed ("inspectd ADDR", from the
-agent's port file in the user config dir's inspectd/agents/), of their gops agent
+agent's or inspectd's port file in the user config dir's inspectd/agents/), of their gops agent
 ("gops ADDR", from gops' port file in $GOPS_CONFIG_DIR or the user config dir's
 gops/), or - for none. Processes of other users may be left out.
 

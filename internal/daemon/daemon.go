@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/inspectd/inspectd/internal/diagnose"
+	"github.com/inspectd/inspectd/internal/portfile"
 	"github.com/inspectd/inspectd/internal/probes"
 	"github.com/inspectd/inspectd/internal/server"
 	"github.com/inspectd/inspectd/internal/workload"
@@ -46,15 +47,17 @@ func NewLogger(cfg Config, w io.Writer) *slog.Logger {
 
 // Daemon is a running inspectd.
 type Daemon struct {
-	cfg  Config
-	log  *slog.Logger
-	reg  *workload.Registry
-	sup  *workload.Supervisor
-	ln   net.Listener
-	http *http.Server
-	col  *probes.Collector
-	diag *diagnose.Prober
-	pyro *pyroscopeAgent // nil unless --pyroscope-url is set
+	cfg Config
+	log *slog.Logger
+	reg *workload.Registry
+	sup *workload.Supervisor
+	ln  net.Listener
+	// portFile is this process' port file while it serves.
+	portFile string
+	http     *http.Server
+	col      *probes.Collector
+	diag     *diagnose.Prober
+	pyro     *pyroscopeAgent // nil unless --pyroscope-url is set
 
 	cancelStreams context.CancelFunc
 
@@ -197,6 +200,13 @@ func (d *Daemon) Serve(ctx context.Context) error {
 			return fmt.Errorf("starting workload %s: %w", name, err)
 		}
 	}
+	// The port file makes the daemon a target by its pid and lists it in
+	// inspect-cli ps, like a program that embeds the agent.
+	if path, err := portfile.Write(d.ln.Addr().String()); err != nil {
+		d.log.Warn("writing the port file inspect-cli ps reads", "err", err)
+	} else {
+		d.portFile = path
+	}
 	served := make(chan error, 1)
 	go func() { served <- d.http.Serve(d.ln) }()
 	diagCtx, stopDiag := context.WithCancel(ctx)
@@ -245,6 +255,10 @@ func (d *Daemon) shutdown() error {
 		}
 	})
 	wg.Wait()
+	if d.portFile != "" {
+		os.Remove(d.portFile)
+		d.portFile = ""
+	}
 	d.col.Close()
 	d.pyro = nil
 	if d.gopsAddr != "" {

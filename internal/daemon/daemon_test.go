@@ -22,6 +22,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/portfile"
 	"github.com/inspectd/inspectd/internal/workload"
 )
 
@@ -54,7 +55,7 @@ func binary(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := portfile.RunIsolated(m)
 	if binPath != "" && buildErr == nil {
 		os.RemoveAll(filepath.Dir(binPath))
 	}
@@ -230,6 +231,21 @@ func TestDaemonProcess(t *testing.T) {
 	}
 
 	checkInspection(t, base)
+
+	// The port file makes the daemon's pid a target of inspect-cli.
+	dir, err := portfile.Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf := filepath.Join(dir, strconv.Itoa(p.cmd.Process.Pid))
+	if b, err := os.ReadFile(pf); err != nil || string(b) != p.addr {
+		t.Errorf("port file %s: %q, %v; want %s", pf, b, err, p.addr)
+	}
+	t.Cleanup(func() {
+		if _, err := os.Stat(pf); !os.IsNotExist(err) {
+			t.Errorf("port file %s left after the daemon stopped: %v", pf, err)
+		}
+	})
 
 	// The stock gops CLI finds agents through their port files and this library.
 	t.Setenv("GOPS_CONFIG_DIR", gopsDir)
