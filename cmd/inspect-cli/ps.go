@@ -32,10 +32,10 @@ func newPsCmd(e *env) *cobra.Command {
 		Short: "List the Go processes on this machine, with their inspectd or gops agent",
 		Long: `ps lists the Go programs running on this machine, as gops does: their PID, parent
 PID, name, the Go version they were built with, the path of their executable, and
-AGENT: the address of the inspectd agent they embed ("inspectd ADDR", from the
-agent's or inspectd's port file in the user config dir's inspectd/agents/), of their gops agent
-("gops ADDR", from gops' port file in $GOPS_CONFIG_DIR or the user config dir's
-gops/), or - for none. Processes of other users may be left out.
+AGENT: the address of inspectd itself or of the inspectd agent they embed
+("inspectd ADDR", from the port file in the user config dir's inspectd/agents/),
+of their gops agent ("gops ADDR", from gops' port file in $GOPS_CONFIG_DIR or the
+user config dir's gops/), or - for none. Processes of other users may be left out.
 
 A PID with an agent is a target of the other commands: the inspectd agent gives
 the full model; a gops agent gives the model computed here from its 5s trace
