@@ -140,16 +140,22 @@ func New(opts Options) http.Handler {
 }
 
 // requireToken guards /api, /debug and /ui with a bearer token; /healthz and
-// /metrics stay open for health checks and scrapers.
+// /metrics stay open for health checks and scrapers. A browser, which sends
+// no bearer token, may give the token as the password of basic auth (any
+// user name): it asks for one on the 401.
 func requireToken(token string, next http.Handler) http.Handler {
 	want := []byte("Bearer " + token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
 		if strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/debug/") || p == "/ui" || strings.HasPrefix(p, "/ui/") {
-			got := []byte(r.Header.Get("Authorization"))
-			if subtle.ConstantTimeCompare(got, want) != 1 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="inspectd"`)
-				writeError(w, http.StatusUnauthorized, "missing or wrong bearer token: send Authorization: Bearer <token>")
+			ok := subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) == 1
+			if _, pass, basic := r.BasicAuth(); basic {
+				ok = subtle.ConstantTimeCompare([]byte(pass), []byte(token)) == 1
+			}
+			if !ok {
+				w.Header().Add("WWW-Authenticate", `Bearer realm="inspectd"`)
+				w.Header().Add("WWW-Authenticate", `Basic realm="inspectd: the token is the password", charset="UTF-8"`)
+				writeError(w, http.StatusUnauthorized, "missing or wrong token: send Authorization: Bearer <token> (or, from a browser, the token as the basic auth password)")
 				return
 			}
 		}

@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -35,6 +36,25 @@ func TestUI(t *testing.T) {
 	}
 	if code, _ := do(t, srv, call{method: "GET", path: "/ui/heap"}); code != http.StatusUnauthorized {
 		t.Errorf("GET /ui/heap without the token = %d, want 401", code)
+	}
+	// A browser gives the token as basic auth's password, after the 401
+	// asks for it.
+	basic := func(pass string) *http.Response {
+		req, _ := http.NewRequest("GET", srv.URL+"/ui/", nil)
+		req.SetBasicAuth("me", pass)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := basic("tok"); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /ui/ with the token as basic auth's password = %d, want 200", resp.StatusCode)
+	}
+	if resp := basic("nope"); resp.StatusCode != http.StatusUnauthorized || !slices.ContainsFunc(resp.Header.Values("WWW-Authenticate"),
+		func(v string) bool { return strings.HasPrefix(v, "Basic ") }) {
+		t.Errorf("GET /ui/ with a wrong password = %d, WWW-Authenticate %q; want 401 asking for basic auth", resp.StatusCode, resp.Header.Values("WWW-Authenticate"))
 	}
 	code, page := get("/ui/")
 	if code != http.StatusOK || !strings.Contains(page, `href="./cpu"`) {
