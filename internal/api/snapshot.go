@@ -160,6 +160,7 @@ type Snapshot struct {
 type SpawnSite struct {
 	Site    Frame `json:"site"`
 	Created int   `json:"created"` // created within the window, exited ones included
+	Start   int   `json:"start"`   // alive at the window's start
 	Peak    int   `json:"peak"`    // the most alive at once
 	Alive   int   `json:"alive"`   // alive at the window's end
 }

@@ -64,8 +64,10 @@ func checkExplosion(c *check) []found {
 		if float64(peak) < minN {
 			continue
 		}
+		// Growth: goroutines created and gone again at the same pace (a
+		// server's requests) keep a site level, however many it creates.
 		windowSecs := float64(c.window) / 1e9
-		rate := max(float64(fresh[key]), float64(sp.Created)) / windowSecs
+		rate := max(float64(fresh[key]), float64(sp.Peak-sp.Start)) / windowSecs
 		if ok {
 			if dt := now.at.Sub(before.at).Seconds(); dt > 0 {
 				rate = max(rate, float64(n-before.creators[key])/dt)
@@ -93,14 +95,14 @@ func checkExplosion(c *check) []found {
 		if peak > n {
 			title = fmt.Sprintf("goroutine explosion: up to %d goroutines from %s", peak, frameString(site))
 			msg = fmt.Sprintf("Up to %d goroutines created at %s were alive at once within the last %s (%d now)",
-				peak, frameString(site), dur(int64(recurWithin)), n)
+				peak, frameString(site), dur(int64(min(recurWithin, c.e.cfg.History))), n)
 		} else {
 			title = fmt.Sprintf("goroutine explosion: %d goroutines from %s", n, frameString(site))
 			msg = fmt.Sprintf("%d goroutines alive were created at %s, %.0f%% of all goroutines", n, frameString(site),
 				100*share(int64(n), int64(len(c.snap.Tasks))))
 		}
 		if rate > 0 {
-			msg += fmt.Sprintf(", created at %.0f per second", rate)
+			msg += fmt.Sprintf(", growing by %.0f per second", rate)
 		}
 		out = append(out, found{key: key, finding: api.Finding{
 			Severity: sev,

@@ -85,7 +85,7 @@ func (c *spawnCounter) list() []api.SpawnSite {
 			peak = max(peak, n)
 		}
 		if peak >= minSpawnPeak {
-			out = append(out, api.SpawnSite{Site: site, Created: a.created, Peak: peak, Alive: a.alive})
+			out = append(out, api.SpawnSite{Site: site, Created: a.created, Start: a.base, Peak: peak, Alive: a.alive})
 		}
 	}
 	slices.SortFunc(out, func(x, y api.SpawnSite) int {

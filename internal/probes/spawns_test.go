@@ -25,7 +25,7 @@ func TestSpawnCounterPeak(t *testing.T) {
 	add(5, GoStats{Exited: true, Ended: 200, Total: 200})                        // from before the window to 200
 	c.add(api.Frame{Function: "example.com/app.other"}, &GoStats{Total: window}) // too few to list
 	got := c.list()
-	want := api.SpawnSite{Site: site, Created: 110, Peak: 105, Alive: 60}
+	want := api.SpawnSite{Site: site, Created: 110, Start: 45, Peak: 105, Alive: 60}
 	if len(got) != 1 || got[0] != want {
 		t.Errorf("spawns %+v, want [%+v]", got, want)
 	}
