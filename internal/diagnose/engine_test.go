@@ -250,14 +250,15 @@ func TestExplosionSeenAfterTheBurst(t *testing.T) {
 	server := api.Frame{Function: "net/http.(*Server).Serve", File: "/go/src/net/http/server.go", Line: 3454}
 	e := newEngine(t, Config{})
 	s := snap(0)
-	s.Spawns = []api.SpawnSite{{Site: site, Created: 90000, Peak: 85000}, {Site: server, Created: 50000, Peak: 120}}
+	// The server creates and ends 600 a second and keeps 1,200 alive.
+	s.Spawns = []api.SpawnSite{{Site: site, Created: 90000, Peak: 85000}, {Site: server, Created: 3000, Start: 1200, Peak: 1230, Alive: 1200}}
 	fs := e.Observe(Input{Snapshot: s})
 	if len(fs) != 1 || fs[0].Rule != "goroutine-explosion" || fs[0].Severity != Critical {
 		t.Fatalf("findings %+v, want one critical explosion", fs)
 	}
 	f := fs[0]
 	if !strings.Contains(f.Title, "up to 85000 goroutines from") || !strings.Contains(f.Title, "storm.go:71") ||
-		!strings.Contains(f.Message, "(0 now)") || !strings.Contains(f.Message, "18000 per second") {
+		!strings.Contains(f.Message, "(0 now)") || !strings.Contains(f.Message, "17000 per second") {
 		t.Errorf("finding %q: %q; want the peak, the site, none left, the rate", f.Title, f.Message)
 	}
 	// Between two bursts of a storm that recurs, it stays; long after the
@@ -367,5 +368,31 @@ func TestStarvationPlacesTheHogsWhereTheyCompute(t *testing.T) {
 	}
 	if p99 := f.Evidence.Figures["sched_latency_p99_ms"]; p99 < 30 || p99 > 35 {
 		t.Errorf("p99 %vms, want the last minute's (about 33.5ms), not since the start", p99)
+	}
+}
+
+// The live heap moves in steps, one a GC: growth of 2 MiB a second with a
+// GC every 16s is reported from its first steps on, without a gap.
+func TestGrowthInSteps(t *testing.T) {
+	const mb = 1 << 20
+	e := newEngine(t, Config{})
+	lastGC, seen := 0, false
+	for sec := 0; sec <= 60; sec += 2 {
+		if sec-lastGC >= 16 {
+			lastGC = sec
+		}
+		s := snap(time.Duration(sec) * time.Second)
+		s.Process.HeapLiveBytes = uint64(100*mb + lastGC*2*mb)
+		s.Process.HeapBytes = s.Process.HeapLiveBytes * 3 / 2
+		prof := heapAt(map[string]int64{"example.com/app.(*queue).push": int64(lastGC * 2 * mb), "example.com/app.other": 20 * mb})
+		fs := e.Observe(Input{Snapshot: s, Profile: func(string) (*profile.Profile, error) { return prof, nil }})
+		if len(fs) == 1 {
+			seen = true
+		} else if seen {
+			t.Fatalf("at %ds the growth finding went away: %+v", sec, fs)
+		}
+	}
+	if !seen {
+		t.Fatal("growth in steps never reported")
 	}
 }

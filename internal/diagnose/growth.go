@@ -71,12 +71,14 @@ func checkGrowth(c *check) []found {
 	if pts[len(pts)-1].liveHeap > 0 && pts[0].liveHeap > 0 {
 		size = func(p point) uint64 { return p.liveHeap }
 	}
-	// Growth counts from the lowest point remembered: a heap that dropped
-	// (the buffer was freed, the workload restarted) and grows again is
-	// judged on what came after the drop, not against the highs before.
+	// Growth counts from the lowest point remembered (the first of a flat
+	// stretch at it: the live heap moves in steps, one a GC): a heap that
+	// dropped (the buffer was freed, the workload restarted) and grows
+	// again is judged on what came after the drop, not against the highs
+	// before.
 	low := 0
 	for i, p := range pts {
-		if size(p) <= size(pts[low]) {
+		if size(p) < size(pts[low]) {
 			low = i
 		}
 	}
