@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -114,11 +115,11 @@ go tool pprof -http, and as the daemon's /ui/.`,
 			if err != nil {
 				return err
 			}
-			out = f.name
 			n, err := download(cmd, e, t, path, p.name+" profile", secs, f)
 			if err != nil {
 				return err
 			}
+			out = f.name // with its number, if another capture took the name
 			if err := written(cmd, e, out, n, "go tool pprof -http : "+out); err != nil || !web {
 				return err
 			}
@@ -285,6 +286,9 @@ func download(cmd *cobra.Command, e *env, t *target, path, what string, secs int
 		defer resp.Body.Close()
 		cw.w = out.f
 		if _, err = io.Copy(cw, resp.Body); err != nil {
+			if cmd.Context().Err() != nil {
+				return failf(exitInterrupted, "interrupted: no %s written", what)
+			}
 			return failf(2, "receiving %s from %s: %v", what, t.name, err)
 		}
 		if cw.n.Load() == 0 {
@@ -307,34 +311,53 @@ func download(cmd *cobra.Command, e *env, t *target, path, what string, secs int
 type outputFile struct {
 	f    *os.File
 	name string
+	// def is the default name the name was made from ("" for -o FILE);
+	// force: replace a file of that name.
+	def   string
+	force bool
 }
 
 // createOutput opens the capture's file before the capture, so that a path
 // that cannot be written fails at once. name is the -o flag; without it the
 // default, with -2, -3, ... added when a file of that name exists.
 func createOutput(name, def string, force bool) (*outputFile, error) {
+	o := &outputFile{name: name, force: force}
 	switch {
 	case name == "":
-		name = def
-		ext := ".out"
-		if strings.HasSuffix(def, ".pb.gz") {
-			ext = ".pb.gz"
-		}
-		for i := 2; fileExists(name); i++ {
-			name = fmt.Sprintf("%s-%d%s", strings.TrimSuffix(def, ext), i, ext)
+		o.name, o.def = def, def
+		for i := 2; fileExists(o.name); i++ {
+			o.name = numbered(def, i)
 		}
 	case !force && fileExists(name):
 		return nil, failf(2, "%s exists: pass --force to overwrite it", name)
 	}
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*.part")
-	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
+	// Beside the file, so that putting it in place is a rename; created
+	// with the umask's permissions, as the file itself would be.
+	dir, prefix := filepath.Dir(o.name), "."+filepath.Base(o.name)
+	for i := 0; ; i++ {
+		f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("%s.%08x.part", prefix, rand.Uint32())), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+		if os.IsExist(err) && i < 100 {
+			continue
 		}
-		return nil, failf(2, "cannot write %s: %v", name, err)
+		if err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return nil, failf(2, "cannot write %s: %v", o.name, err)
+		}
+		o.f = f
+		return o, nil
 	}
-	return &outputFile{f: f, name: name}, nil
+}
+
+// numbered is def with -i before its extension.
+func numbered(def string, i int) string {
+	ext := ".out"
+	if strings.HasSuffix(def, ".pb.gz") {
+		ext = ".pb.gz"
+	}
+	return fmt.Sprintf("%s-%d%s", strings.TrimSuffix(def, ext), i, ext)
 }
 
 func fileExists(name string) bool {
@@ -342,19 +365,37 @@ func fileExists(name string) bool {
 	return err == nil
 }
 
-// commit puts the file in place.
+// commit puts the file in place. Without --force it never replaces a file,
+// not even one made during the capture (another capture under the same
+// default name): a default name then takes the next number.
 func (o *outputFile) commit() error {
+	tmp := o.f.Name()
+	defer os.Remove(tmp)
 	if err := o.f.Close(); err != nil {
-		os.Remove(o.f.Name())
 		return failf(2, "writing %s: %v", o.name, err)
 	}
-	// CreateTemp makes it 0600; a capture is as readable as any file made here.
-	_ = os.Chmod(o.f.Name(), 0o644)
-	if err := os.Rename(o.f.Name(), o.name); err != nil {
-		os.Remove(o.f.Name())
-		return failf(2, "writing %s: %v", o.name, err)
+	if o.force {
+		if err := os.Rename(tmp, o.name); err != nil {
+			return failf(2, "writing %s: %v", o.name, err)
+		}
+		return nil
 	}
-	return nil
+	for i := 2; ; i++ {
+		err := os.Link(tmp, o.name)
+		if err != nil && !os.IsExist(err) && !fileExists(o.name) {
+			// A file system without hard links.
+			err = os.Rename(tmp, o.name)
+		}
+		switch {
+		case err == nil:
+			return nil
+		case !os.IsExist(err):
+			return failf(2, "writing %s: %v", o.name, err)
+		case o.def == "":
+			return failf(2, "%s was made during the capture: pass --force to overwrite it", o.name)
+		}
+		o.name = numbered(o.def, i)
+	}
 }
 
 // abort drops the file.
