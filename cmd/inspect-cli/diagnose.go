@@ -180,7 +180,7 @@ func runDiagnose(cmd *cobra.Command, e *env, t *target, o diagnoseOptions) (fs [
 			add(fl.Findings)
 			source = "the target's own rules"
 			if !sleepCtx(ctx, min(time.Second, time.Until(deadline))) {
-				return nil, "", nil, failf(1, "interrupted")
+				return nil, "", nil, failf(exitInterrupted, "interrupted")
 			}
 		}
 		if t.remote == nil {

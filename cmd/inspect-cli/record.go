@@ -193,7 +193,7 @@ loop:
 		if werr != nil {
 			return werr
 		}
-		return failf(1, "interrupted before the first update from %s: nothing recorded", t.name)
+		return failf(exitInterrupted, "interrupted before the first update from %s: nothing recorded", t.name)
 	}
 	reason := "interrupted"
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {

@@ -129,7 +129,7 @@ func closedUnanswered(err error) bool {
 // 1 for other errors it answered.
 func (t *target) failRemote(err error) error {
 	if errors.Is(err, context.Canceled) {
-		return failf(1, "interrupted")
+		return failf(exitInterrupted, "interrupted")
 	}
 	var se *api.StatusError
 	if errors.As(err, &se) {

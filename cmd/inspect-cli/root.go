@@ -42,6 +42,10 @@ type cliError struct {
 
 func (e *cliError) Error() string { return e.msg }
 
+// exitInterrupted is the status of a command that ctrl-c or SIGTERM cut
+// short before it finished (128 + SIGINT, as shells report it).
+const exitInterrupted = 130
+
 func failf(code int, format string, args ...any) error {
 	return &cliError{code: code, msg: fmt.Sprintf(format, args...)}
 }
@@ -268,7 +272,7 @@ func (t *target) fail(err error) error {
 	case errors.As(err, &se):
 		return failf(1, "%s: %s", t.name, se.Message)
 	case errors.Is(err, context.Canceled):
-		return failf(1, "interrupted")
+		return failf(exitInterrupted, "interrupted")
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) && api.IsAnswerTimeout(ue.Err) {
