@@ -390,9 +390,9 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 	}
 	if gap := spacing(c.buildCost, c.opts.CPUBudget); gap >= slowBuilds {
 		// Requests until then share this snapshot: say why it stays.
-		snap.Notes = append(snap.Notes, fmt.Sprintf("building this snapshot took %s of CPU and the CPU budget allows "+
-			"snapshots %.0f%% of a core, so the next comes in %s at the earliest: requests share this one until then "+
-			"(a trace dense with events, such as a goroutine spinning on runtime.Gosched, costs most)",
+		snap.Notes = append(snap.Notes, fmt.Sprintf("building this snapshot cost %s (its time, and the live stream's since the last) "+
+			"and the CPU budget allows snapshots %.3g%% of a core, so the next comes in %s at the earliest: requests share "+
+			"this one until then (a trace dense with events, such as a goroutine spinning on runtime.Gosched, costs most)",
 			c.buildCost.Round(time.Millisecond), c.opts.CPUBudget*100, gap.Round(time.Second)))
 	}
 	c.last = &built{at: now, window: window, snap: snap, win: win}
