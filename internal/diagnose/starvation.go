@@ -94,7 +94,7 @@ func checkStarvation(c *check) []found {
 		procsText = "the Ps"
 	}
 	f := api.Finding{
-		Title:    fmt.Sprintf("scheduler starvation: %d CPU-bound goroutines, %.1f goroutines queued for a P on average", len(hogs), queue),
+		Title:    fmt.Sprintf("scheduler starvation: %s, %.1f goroutines queued for a P on average", countOf(len(hogs), "CPU-bound goroutine"), queue),
 		Evidence: api.Evidence{Sites: hogSites, Figures: map[string]float64{"hogs": float64(len(hogs)), "queued": queue}},
 		Advice: "Bound CPU-heavy work to fewer goroutines than GOMAXPROCS (a worker pool), or give it breaks, so " +
 			"latency-sensitive goroutines always find a free P; the talk moves such work to spawn_blocking.",
