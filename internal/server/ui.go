@@ -247,9 +247,14 @@ func tagMatcher(tagfocus string) (profile.TagMatch, error) {
 	if !ok {
 		key, expr = "", tagfocus
 	}
-	re, err := regexp.Compile(expr)
-	if err != nil {
-		return nil, err
+	// As pprof reads it: comma-separated values, any of which matches.
+	var res []*regexp.Regexp
+	for _, e := range strings.Split(expr, ",") {
+		re, err := regexp.Compile(e)
+		if err != nil {
+			return nil, err
+		}
+		res = append(res, re)
 	}
 	return func(s *profile.Sample) bool {
 		for k, vs := range s.Label {
@@ -257,8 +262,10 @@ func tagMatcher(tagfocus string) (profile.TagMatch, error) {
 				continue
 			}
 			for _, v := range vs {
-				if re.MatchString(v) {
-					return true
+				for _, re := range res {
+					if re.MatchString(v) {
+						return true
+					}
 				}
 			}
 		}

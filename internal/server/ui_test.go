@@ -78,6 +78,11 @@ func TestUI(t *testing.T) {
 	if !strings.Contains(page, "workload.runHello") || strings.Contains(page, "workload.runContention") {
 		t.Error("the goroutine flame graph focused on workload=hello should name runHello and not runContention")
 	}
+	// Values separated by commas, as pprof's -tagfocus takes them.
+	code, page = get("/ui/goroutine?tagfocus=workload=hello,contention")
+	if code != http.StatusOK || !strings.Contains(page, "workload.runHello") || !strings.Contains(page, "workload.runContention") {
+		t.Errorf("GET /ui/goroutine?tagfocus=workload=hello,contention = %d, want both workloads", code)
+	}
 	// Another session's focus is its own: the CPU profile's pages keep
 	// every workload.
 	for _, p := range []string{"/ui/s1/flamegraph", "/ui/s1/top"} {
