@@ -299,35 +299,28 @@ func heapAt(sites map[string]int64) *profile.Profile {
 func TestGrowthOfALargeHeap(t *testing.T) {
 	const mb = 1 << 20
 	e := newEngine(t, Config{})
-	live := func(sec int) uint64 { return uint64(300*mb + sec*7*mb/2) }
-	var fs []api.Finding
-	lastGC := 0
-	for sec := 0; sec <= 40; sec += 2 {
-		if sec-lastGC >= 8 {
-			lastGC = sec
+	// A snapshot every 2s from sec to until, the live heap live(t) as of
+	// the last GC (every 8s from sec), the heap in use sawing above it, and
+	// the queue's bytes in the heap profile the live heap less rest.
+	grow := func(sec, until int, live func(int) uint64, rest int64) (fs []api.Finding) {
+		for lastGC := sec; sec <= until; sec += 2 {
+			if sec-lastGC >= 8 {
+				lastGC = sec
+			}
+			s := snap(time.Duration(sec) * time.Second)
+			s.Process.HeapLiveBytes = live(lastGC)
+			s.Process.HeapBytes = live(lastGC) * uint64(100+(sec-lastGC)*12) / 100
+			prof := heapAt(map[string]int64{"example.com/app.(*queue).push": int64(live(lastGC)) - rest, "example.com/app.other": 20 * mb})
+			fs = e.Observe(Input{Snapshot: s, Profile: func(string) (*profile.Profile, error) { return prof, nil }})
 		}
-		s := snap(time.Duration(sec) * time.Second)
-		s.Process.HeapLiveBytes = live(lastGC)
-		s.Process.HeapBytes = live(lastGC) * uint64(100+(sec-lastGC)*12) / 100
-		prof := heapAt(map[string]int64{"example.com/app.(*queue).push": int64(live(lastGC)) - 280*mb, "example.com/app.other": 20 * mb})
-		fs = e.Observe(Input{Snapshot: s, Profile: func(string) (*profile.Profile, error) { return prof, nil }})
+		return fs
 	}
+	fs := grow(0, 40, func(sec int) uint64 { return uint64(300*mb + sec*7*mb/2) }, 280*mb)
 	if len(fs) != 1 || fs[0].Rule != "unbounded-growth" || !strings.Contains(fs[0].Title, "queue.go:42") {
 		t.Fatalf("after 40s of growth: %+v, want unbounded growth at queue.go:42", fs)
 	}
 	// The queue is freed and grows again from 50 MiB: judged from the drop.
-	live = func(sec int) uint64 { return uint64(50*mb + (sec-42)*7*mb/2) }
-	lastGC = 42
-	for sec := 42; sec <= 72; sec += 2 {
-		if sec-lastGC >= 8 {
-			lastGC = sec
-		}
-		s := snap(time.Duration(sec) * time.Second)
-		s.Process.HeapLiveBytes = live(lastGC)
-		s.Process.HeapBytes = live(lastGC) * uint64(100+(sec-lastGC)*12) / 100
-		prof := heapAt(map[string]int64{"example.com/app.(*queue).push": int64(live(lastGC)) - 30*mb, "example.com/app.other": 20 * mb})
-		fs = e.Observe(Input{Snapshot: s, Profile: func(string) (*profile.Profile, error) { return prof, nil }})
-	}
+	fs = grow(42, 72, func(sec int) uint64 { return uint64(50*mb + (sec-42)*7*mb/2) }, 30*mb)
 	if len(fs) != 1 || fs[0].Evidence.Figures["growth_bytes"] > 120*mb || fs[0].Evidence.Figures["growth_bytes"] < 40*mb {
 		t.Fatalf("30s into the growth after the drop: %+v, want it found, growth counted from the drop", fs)
 	}

@@ -40,16 +40,7 @@ func TestCollectorKnownGoroutines(t *testing.T) {
 	var wg sync.WaitGroup
 	ctx := context.Background()
 	wg.Go(func() {
-		pprof.Do(ctx, pprof.Labels("workload", "test", "role", "sleeper"), func(context.Context) {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
-		})
+		pprof.Do(ctx, pprof.Labels("workload", "test", "role", "sleeper"), func(context.Context) { sleepUntil(stop) })
 	})
 	wg.Go(func() {
 		pprof.Do(ctx, pprof.Labels("task", "locker"), func(context.Context) {
@@ -159,9 +150,9 @@ func TestCollectorPlacesALeafHogFromTheDump(t *testing.T) {
 // leaked goroutine that sleeps.
 func TestCollectorLeakedTaskWaitsWhereTheDumpSawIt(t *testing.T) {
 	stop := make(chan struct{})
-	done := make(chan struct{})
-	go sleepUntil(stop, done)
-	defer func() { close(stop); <-done }()
+	var wg sync.WaitGroup
+	wg.Go(func() { sleepUntil(stop) })
+	defer func() { close(stop); wg.Wait() }()
 	c, err := NewCollector(CollectorOptions{CPUBudget: 1e9, DumpBudget: 1e-9})
 	if err != nil {
 		t.Fatal(err)
@@ -214,8 +205,7 @@ func taskByID(snap *api.Snapshot, id int64) *api.Task {
 }
 
 // sleepUntil sleeps 10 ms at a time until stop is closed.
-func sleepUntil(stop <-chan struct{}, done chan<- struct{}) {
-	defer close(done)
+func sleepUntil(stop <-chan struct{}) {
 	for {
 		select {
 		case <-stop:
