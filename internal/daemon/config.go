@@ -583,8 +583,12 @@ var (
 	pyroscopeTagKeyRe = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_.]*$`)
 )
 
-// validatePyroscope checks the Pyroscope settings; they matter only with a URL.
+// validatePyroscope checks the Pyroscope settings; most matter only with a
+// URL, but a value out of range is a mistake with or without one.
 func (cfg *Config) validatePyroscope() error {
+	if cfg.PyroscopeUploadRate < time.Second || cfg.PyroscopeUploadRate > time.Hour {
+		return usagef("pyroscope upload rate %v %s: want from 1s to 1h", cfg.PyroscopeUploadRate, setting("pyroscope-upload-rate"))
+	}
 	if cfg.PyroscopeURL == "" {
 		return nil
 	}
@@ -606,9 +610,6 @@ func (cfg *Config) validatePyroscope() error {
 	}
 	if (cfg.PyroscopeUser == "") != (cfg.PyroscopePassword == "") {
 		return usagef("pyroscope basic auth: set both user and password (--pyroscope-user, --pyroscope-password), or neither")
-	}
-	if cfg.PyroscopeUploadRate < time.Second || cfg.PyroscopeUploadRate > time.Hour {
-		return usagef("pyroscope upload rate %v: want from 1s to 1h", cfg.PyroscopeUploadRate)
 	}
 	return nil
 }

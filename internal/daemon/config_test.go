@@ -142,6 +142,7 @@ func TestLoadErrors(t *testing.T) {
 		{name: "bad log format", args: []string{"--log-format", "xml"}, want: []string{`"xml"`, "text or json"}},
 		{name: "cpu budget of nothing", args: []string{"--cpu-budget", "0"}, want: []string{"cpu budget 0", "from 0.01 to 4"}},
 		{name: "cpu budget in file", file: "cpu_budget: 9\n", want: []string{"cpu budget 9", "from 0.01 to 4", "cpu_budget in a config file"}},
+		{name: "upload rate without a url", file: "pyroscope_upload_rate: 0s\n", want: []string{"pyroscope upload rate 0s", "pyroscope_upload_rate in a config file", "from 1s to 1h"}},
 		{name: "wrong type in file", file: "listen: 127.0.0.1:0\nmutex_profile_fraction: abc\n", want: []string{"mutex_profile_fraction (line 2: cannot unmarshal"}},
 		{name: "wrong type nested in file", file: "diagnose:\n  allow: [leak]\n  thresholds: 5\n", want: []string{"diagnose.thresholds (line 3"}},
 		{name: "bad env", env: map[string]string{"INSPECTD_MUTEX_PROFILE_FRACTION": "lots"}, want: []string{"INSPECTD_MUTEX_PROFILE_FRACTION", "lots"}},
