@@ -281,7 +281,7 @@ func writeFindings(w io.Writer, target, source, over string, fs []api.Finding, p
 	if len(fs) == 0 {
 		fmt.Fprintf(w, "no findings for %s%s (%s)\n", target, over, source)
 	} else {
-		fmt.Fprintf(w, "%d findings for %s%s (%s)\n", len(fs), target, over, source)
+		fmt.Fprintf(w, "%s for %s%s (%s)\n", plural(len(fs), "finding"), target, over, source)
 	}
 	for _, p := range partial {
 		fmt.Fprintf(w, "partial input: %s\n", p)

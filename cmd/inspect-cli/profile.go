@@ -328,6 +328,8 @@ func createOutput(name, def string, force bool) (*outputFile, error) {
 		for i := 2; fileExists(o.name); i++ {
 			o.name = numbered(def, i)
 		}
+	case isDir(name):
+		return nil, failf(2, "%s is a directory: name a file (in it, say)", name)
 	case !force && fileExists(name):
 		return nil, failf(2, "%s exists: pass --force to overwrite it", name)
 	}
@@ -358,6 +360,11 @@ func numbered(def string, i int) string {
 		ext = ".pb.gz"
 	}
 	return fmt.Sprintf("%s-%d%s", strings.TrimSuffix(def, ext), i, ext)
+}
+
+func isDir(name string) bool {
+	fi, err := os.Stat(name)
+	return err == nil && fi.IsDir()
 }
 
 func fileExists(name string) bool {

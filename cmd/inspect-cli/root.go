@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -186,6 +187,10 @@ func (e *env) resolveTarget(args []string, i int) (*target, error) {
 		return gopsTarget(name, strings.TrimRight(addr, "/"), ropts)
 	}
 	if addr, ok := agentAddr(name); ok {
+		if pid, _ := strconv.Atoi(name); !processAlive(pid) {
+			// Killed before it could remove its port file.
+			return nil, failf(2, "no process %d: it has exited (its port file, for %s, is left from it)", pid, addr)
+		}
 		return &target{name: name + " (" + addr + ")", client: api.NewClient(addr, e.token), ropts: ropts}, nil
 	}
 	if pid, err := strconv.Atoi(name); err == nil {
@@ -227,6 +232,17 @@ func agentAddr(pid string) (string, bool) {
 	}
 	addr := strings.TrimSpace(string(b))
 	return addr, addr != ""
+}
+
+// processAlive reports whether process pid exists (one of another user
+// too: signal 0 is then refused, not failed).
+func processAlive(pid int) bool {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return false
+	}
+	err = p.Signal(syscall.Signal(0))
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 // needHTTP fails for a dump-file or gops target of a command that needs an
