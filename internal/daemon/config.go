@@ -498,7 +498,7 @@ func keyAtLine(m *yaml.Node, line int) string {
 func setting(flag string) string {
 	key := strings.ReplaceAll(flag, "-", "_")
 	if k, ok := strings.CutPrefix(key, "diagnose_"); ok {
-		key = "diagnose: " + k
+		key = "diagnose." + k
 	}
 	return fmt.Sprintf("(--%s, INSPECTD_%s or %s in a config file)", flag, strings.ToUpper(strings.ReplaceAll(flag, "-", "_")), key)
 }

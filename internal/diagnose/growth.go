@@ -159,9 +159,12 @@ func checkGrowth(c *check) []found {
 	}
 	f.Evidence.Figures["site_bytes"] = float64(top[0].bytes)
 	f.Title = fmt.Sprintf("unbounded growth at %s: heap +%s/s", frameString(top[0].frame), mib(int64(rate)))
+	// The profile samples allocations and is read a few seconds apart from
+	// the growth's start: its bytes are its own count, given as a share.
 	f.Message = fmt.Sprintf("The live heap grew from %s to %s in %s (%s/s) and kept growing through garbage collections; "+
-		"the heap profile puts %s of the growth in that time at %s.",
-		mib(int64(size(first))), mib(int64(size(last))), span.Round(time.Second), mib(int64(rate)), mib(top[0].bytes), frameString(top[0].frame))
+		"the heap profile puts %.0f%% of its growth over that time at %s.",
+		mib(int64(size(first))), mib(int64(size(last))), span.Round(time.Second), mib(int64(rate)),
+		100*share(top[0].bytes, total), frameString(top[0].frame))
 	return []found{{key: "heap", finding: f}}
 }
 

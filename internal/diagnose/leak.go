@@ -54,6 +54,13 @@ func checkLeak(c *check) []found {
 			f.Title = fmt.Sprintf("goroutine leak: %s blocked for good in %s at %s", goroutines(g.leaked), g.reason, frameString(g.loc))
 			f.Message = fmt.Sprintf("The runtime's leak detection (the goroutineleak profile, or the (leaked) marks of a dump) found %s blocked in %s at %s %s: %s will never "+
 				"run again%s.", goroutines(g.leaked), g.reason, frameString(g.loc), leakedOn(g.reason), verb(g.leaked, "it", "they"), growthNote)
+			if n := len(g.ids); n > g.leaked {
+				// The leak detection runs at most every 30s and shows in the
+				// dumps taken after it: the goroutines stuck there since are
+				// listed, not yet proven.
+				f.Title = fmt.Sprintf("goroutine leak: %s blocked in %s at %s, %d of them proven leaked", goroutines(n), g.reason, frameString(g.loc), g.leaked)
+				f.Message += fmt.Sprintf(" %d more are stuck there since it last looked, listed with them.", n-g.leaked)
+			}
 		default:
 			if len(g.ids) < int(c.th(id, "min_goroutines")) || !hasBefore {
 				continue

@@ -71,24 +71,11 @@ func checkStarvation(c *check) []found {
 		return nil
 	}
 	slices.SortFunc(victims, func(a, b *api.Task) int { return cmp.Compare(b.Stats.SchedNS, a.Stats.SchedNS) })
-	var hogSites []api.Frame
 	var ids []int64
 	for _, h := range hogs {
 		ids = append(ids, h.ID)
-		// Where it computed, not where the snapshot found it: a hog that
-		// rests between bursts is often caught resting.
-		sites := c.callSites(h, 2)
-		if c.in.StretchStack != nil {
-			if burn := topUserFrames(c.in.StretchStack(h.ID), 2); len(burn) > 0 {
-				sites = burn
-			}
-		}
-		for _, fr := range sites {
-			if !slices.Contains(hogSites, fr) && len(hogSites) < 3 {
-				hogSites = append(hogSites, fr)
-			}
-		}
 	}
+	hogSites := c.hogSites(hogs)
 	procsText := fmt.Sprintf("%d Ps (GOMAXPROCS)", procs)
 	if !procsKnown {
 		procsText = "the Ps"
@@ -102,12 +89,16 @@ func checkStarvation(c *check) []found {
 	if procsKnown {
 		f.Evidence.Figures["gomaxprocs"] = float64(procs)
 	}
-	f.Message = fmt.Sprintf("%d goroutines were running or runnable for most of the window, more than %s can run, at %s; "+
-		"on average %.1f goroutines were ready to run but waited for a P.", len(hogs), procsText, frameList(hogSites), queue)
+	f.Message = fmt.Sprintf("%d goroutines were running or runnable for %.0f%% of the window or more, more than %s can run, at %s; "+
+		"on average %.1f goroutines were ready to run but waited for a P.", len(hogs), hogShare*100, procsText, frameList(hogSites), queue)
 	if len(victims) > 0 {
 		v := victims[0]
-		f.Message += fmt.Sprintf(" %s starved, %s (%d) the worst: %s per run on average over %d runs.",
-			countOf(len(victims), "other goroutine"), v.Name, v.ID, ms(v.Stats.SchedNS/v.Stats.Polls), v.Stats.Polls)
+		worst := "the worst:"
+		if len(victims) == 1 {
+			worst = "waited"
+		}
+		f.Message += fmt.Sprintf(" %s starved, %s (%d) %s %s per run on average over %d runs.",
+			countOf(len(victims), "other goroutine"), v.Name, v.ID, worst, dur(v.Stats.SchedNS/v.Stats.Polls), v.Stats.Polls)
 		f.Evidence.Sites = append(f.Evidence.Sites, v.Location)
 		f.Evidence.Figures["victim_mean_delay_ms"] = float64(v.Stats.SchedNS) / float64(v.Stats.Polls) / 1e6
 		for _, t := range victims {
@@ -119,11 +110,37 @@ func checkStarvation(c *check) []found {
 	}
 	if p99 := c.latencyP99(); p99 > 0 {
 		f.Evidence.Figures["sched_latency_p99_ms"] = float64(p99) / 1e6
-		f.Message += fmt.Sprintf(" The process's scheduling latency p99 is %s.", ms(p99))
+		f.Message += fmt.Sprintf(" The process's scheduling latency p99 is %s.", dur(p99))
 	}
 	f.Evidence.Tasks = ids
 	c.claim(id, ids...)
 	return []found{{key: "starvation", finding: f}}
+}
+
+// hogSites are where the hogs compute: the top two user functions of their
+// longest stretches on CPU (a function once, at the line seen first: a loop
+// is caught at any of its lines), else of the stacks the snapshot found
+// them at, which for a hog that rests between bursts is often its rest.
+func (c *check) hogSites(hogs []*api.Task) []api.Frame {
+	var sites []api.Frame
+	add := func(frames []api.Frame) {
+		for _, fr := range frames {
+			if len(sites) < 3 && !slices.ContainsFunc(sites, func(s api.Frame) bool { return s.Function == fr.Function }) {
+				sites = append(sites, fr)
+			}
+		}
+	}
+	if c.in.StretchStack != nil {
+		for _, h := range hogs {
+			add(topUserFrames(c.in.StretchStack(h.ID), 2))
+		}
+	}
+	if len(sites) == 0 {
+		for _, h := range hogs {
+			add(c.callSites(h, 2))
+		}
+	}
+	return sites
 }
 
 // callSites returns the top n user frames of a task's stack, else its

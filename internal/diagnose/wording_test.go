@@ -44,3 +44,24 @@ func TestCountOf(t *testing.T) {
 		t.Errorf("three: %q", got)
 	}
 }
+
+// A leak whose goroutines the leak detection has proven in part says how
+// many of those it lists are proven, so that its counts agree.
+func TestLeakCountsAgree(t *testing.T) {
+	e, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := api.Frame{Function: "example.com/app.ask", File: "/src/app/ask.go", Line: 71}
+	var tasks []api.Task
+	for id := range int64(27) {
+		tasks = append(tasks, api.Task{ID: 100 + id, Name: "ask", State: "waiting", WaitReason: "chan send", Leaked: id < 13,
+			Location: at, Stats: api.TaskStats{TotalNS: 5e9, IdleNS: 5e9, InStateNS: 5e9}, WaitMinutes: 1})
+	}
+	s := &api.Snapshot{Time: t0, WindowNS: 5e9, Tasks: tasks, Process: api.Process{GOMAXPROCS: 2, Leaked: 13}}
+	fs := e.Observe(Input{Snapshot: s})
+	if len(fs) != 1 || !strings.Contains(fs[0].Title, "27 goroutines blocked in chan send at ask.go:71 (app.ask), 13 of them proven leaked") ||
+		!strings.Contains(fs[0].Message, "14 more are stuck there") {
+		t.Errorf("findings %+v", fs)
+	}
+}
