@@ -184,10 +184,12 @@ func TestCLIAgainstDaemon(t *testing.T) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, "424242"), []byte(addr), 0o644); err != nil {
+		// This process serves the daemon under test.
+		pid := strconv.Itoa(os.Getpid())
+		if err := os.WriteFile(filepath.Join(dir, pid), []byte(addr), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		out, errs, code := cli(t, "workloads", "424242")
+		out, errs, code := cli(t, "workloads", pid)
 		if code != 0 || !strings.Contains(out, "blocking-lock") {
 			t.Errorf("exit %d: %s%s", code, out, errs)
 		}
