@@ -54,6 +54,13 @@ const (
 	viewHelp
 )
 
+// staleTickMsg redraws the header while updates bring the same snapshot.
+type staleTickMsg struct{}
+
+func staleTick() tea.Cmd {
+	return tea.Tick(time.Second, func(time.Time) tea.Msg { return staleTickMsg{} })
+}
+
 // staleAfter is how long updates may bring the same snapshot before the
 // header says so (the target's notes say why): a few intervals.
 const staleAfter = 3 * time.Second
@@ -76,6 +83,7 @@ type Model struct {
 	// this client first had it: updates that bring the same snapshot (the
 	// target's CPU budget spaces its builds out) leave both.
 	snapAt, freshAt time.Time
+	ticking         bool // a staleTickMsg is due
 	updates         int64
 	paused          bool
 	filtering       bool
@@ -154,7 +162,8 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		u := msg.Update
 		api.Apply(&m.state, u)
 		m.updates++
-		if !m.state.Time.Equal(m.snapAt) {
+		fresh := m.freshAt.IsZero() || !m.state.Time.Equal(m.snapAt)
+		if fresh {
 			m.snapAt, m.freshAt = m.state.Time, time.Now()
 		}
 		if u.Missed > 0 {
@@ -164,7 +173,20 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if !m.paused {
 			m.refresh()
 		}
+		if !fresh && !m.ticking && m.cfg.Updates != nil && !m.cfg.Saved && !m.replay.on {
+			// The same snapshot again: the header counts how long it has
+			// shown it, so it is drawn each second, not only on updates,
+			// which a target building slowly sends seconds apart.
+			m.ticking = true
+			return m, tea.Batch(m.listen(), staleTick())
+		}
 		return m, m.listen()
+	case staleTickMsg:
+		m.ticking = time.Since(m.freshAt) >= time.Second
+		if m.ticking {
+			return m, staleTick()
+		}
+		return m, nil
 	case ConnMsg:
 		m.conn, m.retry = msg.State, msg.Retry
 		if msg.State == Reconnecting {

@@ -371,9 +371,19 @@ func TestHeaderSaysTheSnapshotIsTheSame(t *testing.T) {
 	if s := screen(m); !strings.Contains(s, "same snapshot for 5s") {
 		t.Errorf("5s of the same snapshot:\n%s", s)
 	}
+	// Between updates, a tick each second redraws the count, and stops
+	// once a new snapshot came.
+	m.freshAt = m.freshAt.Add(-2 * time.Second)
+	m, cmd := send(t, m, staleTickMsg{})
+	if s := screen(m); cmd == nil || !strings.Contains(s, "same snapshot for 7s") {
+		t.Errorf("a tick 7s into the same snapshot: command %v,\n%s", cmd != nil, s)
+	}
 	m, _ = send(t, m, UpdateMsg{Update: api.Update{Seq: 3, Time: time.Now()}})
 	if s := screen(m); strings.Contains(s, "same snapshot") {
 		t.Errorf("a new snapshot is called the same:\n%s", s)
+	}
+	if _, cmd := send(t, m, staleTickMsg{}); cmd != nil {
+		t.Error("the tick goes on after a new snapshot")
 	}
 }
 
