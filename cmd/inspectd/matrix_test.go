@@ -127,7 +127,9 @@ func findings(t *testing.T, base string) []api.Finding {
 	t.Helper()
 	c := api.NewClient(base, "")
 	var fl api.FindingList
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// A build can take seconds: busy-poll's trace is dense with events, and
+	// the machine runs other tests beside this one.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := c.Do(ctx, http.MethodGet, "/api/v1/findings", nil, &fl); err != nil {
 		t.Fatalf("GET /api/v1/findings: %v", err)
