@@ -255,7 +255,7 @@ func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		key := "INSPECTD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		key := envName(f.Name)
 		v := getenv(key)
 		if alias := envAliases[f.Name]; v == "" && alias != "" {
 			key, v = alias, getenv(alias)
@@ -500,7 +500,13 @@ func setting(flag string) string {
 	if k, ok := strings.CutPrefix(key, "diagnose_"); ok {
 		key = "diagnose." + k
 	}
-	return fmt.Sprintf("(--%s, INSPECTD_%s or %s in a config file)", flag, strings.ToUpper(strings.ReplaceAll(flag, "-", "_")), key)
+	return fmt.Sprintf("(--%s, %s or %s in a config file)", flag, envName(flag), key)
+}
+
+// envName is the environment variable that sets a flag: --cpu-budget is
+// INSPECTD_CPU_BUDGET.
+func envName(flag string) string {
+	return "INSPECTD_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
 // validate checks what no single source can: names, parameters and safety.

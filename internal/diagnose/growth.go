@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/pprof/profile"
+
 	"github.com/inspectd/inspectd/internal/api"
 )
 
@@ -57,10 +59,20 @@ func checkGrowth(c *check) []found {
 	}
 	// The heap profile's growth is taken since the growth began: reads of
 	// it are kept a few seconds apart whether or not the heap grows now.
-	if c.e.hist.profileDue("heap", pts[len(pts)-1].at) {
-		if p, err := c.profile("heap"); err == nil && p != nil {
+	// sums is this check's read, by stack, once made.
+	var sums map[string]growth
+	heapSums := func(p *profile.Profile) map[string]growth {
+		if sums == nil {
 			if vi := sampleIndex(p, "inuse_space"); vi >= 0 {
-				c.e.hist.profileGrowth("heap", p, vi, pts[len(pts)-1].at, pts[len(pts)-1].at)
+				sums = sumByStack(p, vi)
+			}
+		}
+		return sums
+	}
+	if now := pts[len(pts)-1].at; c.e.hist.profileDue("heap", now) {
+		if p, err := c.profile("heap"); err == nil && p != nil {
+			if s := heapSums(p); s != nil {
+				c.e.hist.keepProfile("heap", s, now)
 			}
 		}
 	}
@@ -123,8 +135,8 @@ func checkGrowth(c *check) []found {
 		f.Evidence.Missing = append(f.Evidence.Missing, "heap profile: it names the allocation site")
 		return []found{{key: "heap", finding: f}}
 	}
-	vi := sampleIndex(p, "inuse_space")
-	if vi < 0 {
+	cur := heapSums(p)
+	if cur == nil {
 		return nil
 	}
 	type site struct {
@@ -133,7 +145,7 @@ func checkGrowth(c *check) []found {
 	}
 	var sites []site
 	var total int64
-	for _, g := range c.e.hist.profileGrowth("heap", p, vi, last.at, first.at) {
+	for _, g := range c.e.hist.profileGrowth("heap", cur, last.at, first.at) {
 		fr, ok := userFrame(g.stack)
 		if !ok || g.value <= 0 {
 			continue

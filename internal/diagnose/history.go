@@ -214,33 +214,42 @@ func scopeOf(labels map[string]string) string {
 	return b.String()
 }
 
-// profileGrowth returns, per stack, how much sample value index vi grew
-// since the last read of the same profile at or before since (or the
-// oldest kept; all of it on the first read), and keeps this read for
-// later ones. A heap profile changes only at a GC: growth since the read
+// profileGrowth returns, per stack, how much sums (a profile read now, by
+// sumByStack) grew since the last read of the same profile kept at or
+// before since (or the oldest kept; all of it when none is), and keeps
+// this read. A heap profile changes only at a GC: growth since the read
 // just before counts from the last GC alone, often nothing.
-func (h *history) profileGrowth(name string, p *profile.Profile, vi int, now, since time.Time) map[string]growth {
-	cur := sumByStack(p, vi)
-	reads := h.profiles[name]
-	for len(reads) > 0 && now.Sub(reads[0].at) > h.span {
-		reads = reads[1:]
-	}
+func (h *history) profileGrowth(name string, sums map[string]growth, now, since time.Time) map[string]growth {
 	var base map[string]growth
-	for _, r := range reads {
+	for _, r := range h.keptProfiles(name, now) {
 		if base == nil || !r.at.After(since) {
 			base = r.sums
 		}
 	}
-	if h.profileDue(name, now) {
-		reads = append(reads, profileRead{at: now, sums: cur})
-	}
-	h.profiles[name] = reads
-	out := make(map[string]growth, len(cur))
-	for k, g := range cur {
+	h.keepProfile(name, sums, now)
+	out := make(map[string]growth, len(sums))
+	for k, g := range sums {
 		g.value -= base[k].value
 		out[k] = g
 	}
 	return out
+}
+
+// keptProfiles drops the kept reads older than the span and returns the rest.
+func (h *history) keptProfiles(name string, now time.Time) []profileRead {
+	reads := h.profiles[name]
+	for len(reads) > 0 && now.Sub(reads[0].at) > h.span {
+		reads = reads[1:]
+	}
+	h.profiles[name] = reads
+	return reads
+}
+
+// keepProfile keeps a read of the named profile when one is due.
+func (h *history) keepProfile(name string, sums map[string]growth, now time.Time) {
+	if h.profileDue(name, now) {
+		h.profiles[name] = append(h.keptProfiles(name, now), profileRead{at: now, sums: sums})
+	}
 }
 
 // profileDue reports whether a read of the named profile at now would be
