@@ -82,8 +82,14 @@ func inspectdBinary(t *testing.T) string {
 // port and returns its base URL; it is stopped with the test.
 func startDaemon(t *testing.T, workloads string) string {
 	t.Helper()
+	// A whole core for building snapshots: the matrix checks what the rules
+	// find and where. The default quarter core spaces builds by four times
+	// their cost, and on a machine busy with other tests a build of
+	// busy-poll's dense trace takes seconds, so its rule (which wants two
+	// snapshots in a row) could wait past the 10 s; that spacing is measured
+	// in BENCHMARKS.md, section 5.
 	cmd := exec.Command(inspectdBinary(t), "--workloads", workloads, "--listen", "127.0.0.1:0", "--gops-addr", "off",
-		"--diagnose-interval", "1s", "--log-format", "json")
+		"--diagnose-interval", "1s", "--cpu-budget", "1", "--log-format", "json")
 	cmd.Env = append(os.Environ(), "GOPS_CONFIG_DIR="+t.TempDir())
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
