@@ -1042,13 +1042,23 @@ func (b *WindowBuilder) preempted(g *goState, stk trace.Stack, fn string) {
 
 // preemptedIn returns the function at the top of a preempted goroutine's
 // stack below the runtime's asynchronous preemption; "" when the stack has
-// nothing else. The runtime unwinds by frame pointers, and a loop in a
-// goroutine's own function that has no frame (a leaf) leaves none to
-// follow: such a stack does not say where the goroutine runs.
+// nothing else, or nothing but the standard library. The runtime unwinds by
+// frame pointers, and a loop in a goroutine's own function that has no
+// frame (a leaf) leaves none to follow: such a stack does not say where the
+// goroutine runs. It may keep the function inlined at the preempted
+// instruction (sync/atomic.(*Bool).Load in the loop's condition) and stop
+// there, short of any of the program's own.
 func preemptedIn(stk trace.Stack) string {
+	top := ""
 	for f := range stk.Frames() {
-		if f.Func != "runtime.asyncPreempt2" && f.Func != "runtime.asyncPreempt" {
-			return f.Func
+		if f.Func == "runtime.asyncPreempt2" || f.Func == "runtime.asyncPreempt" {
+			continue
+		}
+		if top == "" {
+			top = f.Func
+		}
+		if !isStdFunc(f.Func) {
+			return top
 		}
 	}
 	return ""
