@@ -27,13 +27,14 @@ func Dur(ns int64) string {
 	switch {
 	case ns == 0:
 		return "0"
+	// Each unit up to what rounds to 1000 of it (999.96ms is 1s, not 1000ms).
 	case d < time.Microsecond:
 		return fmt.Sprintf("%dns", ns)
-	case d < time.Millisecond:
+	case d < time.Millisecond-50*time.Nanosecond:
 		return trimZero(fmt.Sprintf("%.1f", float64(ns)/1e3)) + "µs"
-	case d < time.Second:
+	case d < time.Second-50*time.Microsecond:
 		return trimZero(fmt.Sprintf("%.1f", float64(ns)/1e6)) + "ms"
-	case d < time.Minute:
+	case d < time.Minute-5*time.Millisecond:
 		return trimZero(fmt.Sprintf("%.2f", float64(ns)/1e9)) + "s"
 	}
 	return d.Round(time.Second).String()
