@@ -8,16 +8,20 @@ import (
 )
 
 var blockedLoopRule = &rule{
-	id:     "blocked-loop",
-	lesson: "tokio_blocking",
-	help:   "the goroutine that serves a queue makes slow calls, so senders pile up in chan send while it sleeps, waits or computes",
-	thresholds: []Threshold{
-		{Name: "min_wait", Help: "mean wait of the senders per wake-up", Unit: Duration, Default: float64(20 * time.Millisecond)},
-		{Name: "min_waiting", Help: "senders waiting on average over the window", Unit: Count, Default: 1},
-		{Name: "min_elsewhere", Help: "share of the server's time spent on something other than receiving", Unit: Ratio, Default: 0.5},
-	},
-	check: checkBlockedLoop,
+	id:         "blocked-loop",
+	lesson:     "tokio_blocking",
+	help:       "the goroutine that serves a queue makes slow calls, so senders pile up in chan send while it sleeps, waits or computes",
+	thresholds: &blockedLoopThresholds,
+	check:      checkBlockedLoop,
 }
+
+// The thresholds of blocked-loop, in the order of its docs.
+var (
+	blockedLoopThresholds   thresholdSet
+	blockedLoopMinWait      = blockedLoopThresholds.duration("min_wait", 20*time.Millisecond, "mean wait of the senders per wake-up")
+	blockedLoopMinWaiting   = blockedLoopThresholds.count("min_waiting", 1, "senders waiting on average over the window")
+	blockedLoopMinElsewhere = blockedLoopThresholds.ratio("min_elsewhere", 0.5, "share of the server's time spent on something other than receiving")
+)
 
 func checkBlockedLoop(c *check) []found {
 	const id = "blocked-loop"
@@ -29,7 +33,7 @@ func checkBlockedLoop(c *check) []found {
 		}
 		meanWait := float64(s.WaitNS) / float64(s.Wakeups)
 		waiting := float64(s.WaitNS) / float64(c.window)
-		if meanWait < c.th(id, "min_wait") || waiting < c.th(id, "min_waiting") {
+		if meanWait < float64(c.dur(blockedLoopMinWait)) || waiting < c.num(blockedLoopMinWaiting) {
 			continue
 		}
 		recv, ok := userFrame(s.Waker)
@@ -55,7 +59,7 @@ func checkBlockedLoop(c *check) []found {
 		}
 		receiving := server.Stats.IdleByReason["chan receive"] + server.Stats.IdleByReason["select"] + server.Stats.SchedNS
 		elsewhere := 1 - share(receiving, server.Stats.TotalNS)
-		if elsewhere < c.th(id, "min_elsewhere") {
+		if elsewhere < c.ratio(blockedLoopMinElsewhere) {
 			continue
 		}
 		doing := "computing"

@@ -8,17 +8,21 @@ import (
 )
 
 var busyPollRule = &rule{
-	id:     "busy-poll",
-	lesson: "tokio_yield",
-	help:   "a goroutine polls in a loop (select with default, runtime.Gosched): very many tiny runs and no blocking, tokio-console's self-wake",
-	thresholds: []Threshold{
-		{Name: "min_polls", Help: "runs per second", Unit: PerSec, Default: 5000},
-		{Name: "max_idle", Help: "share of the window it may spend blocked", Unit: Ratio, Default: 0.1},
-		{Name: "max_run", Help: "mean length of its runs", Unit: Duration, Default: float64(200 * time.Microsecond)},
-	},
-	persist: 2,
-	check:   checkBusyPoll,
+	id:         "busy-poll",
+	lesson:     "tokio_yield",
+	help:       "a goroutine polls in a loop (select with default, runtime.Gosched): very many tiny runs and no blocking, tokio-console's self-wake",
+	thresholds: &busyPollThresholds,
+	persist:    2,
+	check:      checkBusyPoll,
 }
+
+// The thresholds of busy-poll, in the order of its docs.
+var (
+	busyPollThresholds thresholdSet
+	busyPollMinPolls   = busyPollThresholds.perSec("min_polls", 5000, "runs per second")
+	busyPollMaxIdle    = busyPollThresholds.ratio("max_idle", 0.1, "share of the window it may spend blocked")
+	busyPollMaxRun     = busyPollThresholds.duration("max_run", 200*time.Microsecond, "mean length of its runs")
+)
 
 func checkBusyPoll(c *check) []found {
 	const id = "busy-poll"
@@ -32,7 +36,7 @@ func checkBusyPoll(c *check) []found {
 		rate := float64(t.Stats.Polls) / secs
 		meanRun := float64(t.Stats.BusyNS) / float64(t.Stats.Polls)
 		idle := share(t.Stats.IdleNS, t.Stats.TotalNS)
-		if rate < c.th(id, "min_polls") || idle > c.th(id, "max_idle") || meanRun > c.th(id, "max_run") {
+		if rate < c.num(busyPollMinPolls) || idle > c.ratio(busyPollMaxIdle) || meanRun > float64(c.dur(busyPollMaxRun)) {
 			continue
 		}
 		sites := c.callSites(t, 2)

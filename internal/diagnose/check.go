@@ -39,11 +39,6 @@ func newCheck(e *Engine, in Input) *check {
 	}
 }
 
-// th returns a threshold of rule id.
-func (c *check) th(id, name string) float64 { return c.e.cfg.value(id, name) }
-
-func (c *check) thDur(id, name string) time.Duration { return time.Duration(c.th(id, name)) }
-
 // task returns the task with the given id, or nil.
 func (c *check) task(id int64) *api.Task {
 	i, ok := slices.BinarySearchFunc(c.snap.Tasks, id, func(t api.Task, id int64) int { return cmp.Compare(t.ID, id) })

@@ -72,7 +72,9 @@ type Config struct {
 	// History is how far back the engine remembers snapshots (default 60s).
 	History time.Duration `yaml:"history"`
 
-	values map[string]float64
+	// The configured values, by the threshold they override (Validate
+	// fills it in).
+	values map[*Threshold]float64
 }
 
 func (c *Config) defaults() {
@@ -114,26 +116,26 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	c.values = map[string]float64{}
+	c.values = map[*Threshold]float64{}
 	for key, v := range c.Thresholds {
 		id, name, ok := strings.Cut(key, ".")
 		r := findRule(id)
 		if !ok || r == nil {
 			return fmt.Errorf("diagnose threshold %q: want rule.name with a rule of: %s", key, strings.Join(Rules(), ", "))
 		}
-		i := slices.IndexFunc(r.thresholds, func(t Threshold) bool { return t.Name == name })
-		if i < 0 {
-			names := make([]string, len(r.thresholds))
-			for j, t := range r.thresholds {
-				names[j] = t.Name
+		t := r.thresholds.lookup(name)
+		if t == nil {
+			var names []string
+			for _, th := range r.thresholds.all() {
+				names = append(names, th.Name)
 			}
 			return fmt.Errorf("diagnose threshold %q: rule %s has no threshold %q (it has: %s)", key, id, name, strings.Join(names, ", "))
 		}
-		f, err := r.thresholds[i].parse(v)
+		f, err := t.parse(v)
 		if err != nil {
 			return fmt.Errorf("diagnose threshold %s=%q: %v", key, v, err)
 		}
-		c.values[key] = f
+		c.values[t] = f
 	}
 	if c.Linger < 0 || c.History < 0 {
 		return fmt.Errorf("diagnose linger and history: want durations >= 0")
@@ -161,18 +163,12 @@ func (c *Config) enabled(id string) bool {
 	return len(c.Allow) == 0 || slices.Contains(c.Allow, id)
 }
 
-// value returns the threshold of rule id, configured or default.
-func (c *Config) value(id, name string) float64 {
-	if v, ok := c.values[id+"."+name]; ok {
+// value returns a threshold, configured or default.
+func (c *Config) value(t *Threshold) float64 {
+	if v, ok := c.values[t]; ok {
 		return v
 	}
-	r := findRule(id)
-	for _, t := range r.thresholds {
-		if t.Name == name {
-			return t.Default
-		}
-	}
-	panic("diagnose: rule " + id + " has no threshold " + name)
+	return t.Default
 }
 
 // RuleDoc describes one rule for docs and help.
@@ -185,7 +181,11 @@ type RuleDoc struct {
 func Docs() []RuleDoc {
 	docs := make([]RuleDoc, len(allRules))
 	for i, r := range allRules {
-		docs[i] = RuleDoc{ID: r.id, Help: r.help, Lesson: r.lesson, Thresholds: r.thresholds}
+		var ths []Threshold
+		for _, t := range r.thresholds.all() {
+			ths = append(ths, *t)
+		}
+		docs[i] = RuleDoc{ID: r.id, Help: r.help, Lesson: r.lesson, Thresholds: ths}
 	}
 	return docs
 }

@@ -8,17 +8,21 @@ import (
 )
 
 var contentionRule = &rule{
-	id:     "lock-contention",
-	lesson: "tokio_spawn (shared state)",
-	help:   "one lock wanted by many goroutines at once: short waits, but so many that much of their time goes to waiting",
-	thresholds: []Threshold{
-		{Name: "min_waiting", Help: "goroutines waiting for the lock on average over the window", Unit: Count, Default: 0.5},
-		{Name: "min_wakeups", Help: "hand-overs of the lock per second", Unit: PerSec, Default: 50},
-		{Name: "min_lost", Help: "share of the time its users want to run (running, runnable or waiting for the lock) lost waiting for it", Unit: Ratio, Default: 0.3},
-	},
-	persist: 2,
-	check:   checkContention,
+	id:         "lock-contention",
+	lesson:     "tokio_spawn (shared state)",
+	help:       "one lock wanted by many goroutines at once: short waits, but so many that much of their time goes to waiting",
+	thresholds: &contentionThresholds,
+	persist:    2,
+	check:      checkContention,
 }
+
+// The thresholds of lock-contention, in the order of its docs.
+var (
+	contentionThresholds thresholdSet
+	contentionMinWaiting = contentionThresholds.count("min_waiting", 0.5, "goroutines waiting for the lock on average over the window")
+	contentionMinWakeups = contentionThresholds.perSec("min_wakeups", 50, "hand-overs of the lock per second")
+	contentionMinLost    = contentionThresholds.ratio("min_lost", 0.3, "share of the time its users want to run (running, runnable or waiting for the lock) lost waiting for it")
+)
 
 func checkContention(c *check) []found {
 	const id = "lock-contention"
@@ -30,7 +34,7 @@ func checkContention(c *check) []found {
 		}
 		waiting := float64(s.WaitNS) / float64(c.window)
 		perSec := float64(s.Wakeups) / (float64(c.window) / 1e9)
-		if waiting < c.th(id, "min_waiting") || perSec < c.th(id, "min_wakeups") {
+		if waiting < c.num(contentionMinWaiting) || perSec < c.num(contentionMinWakeups) {
 			continue
 		}
 		// Its users are the goroutines that waited for a lock in the window;
@@ -52,7 +56,7 @@ func checkContention(c *check) []found {
 			wanted += t.Stats.BusyNS + t.Stats.SchedNS + w
 		}
 		lostShare := share(lost, wanted)
-		if lostShare < c.th(id, "min_lost") {
+		if lostShare < c.ratio(contentionMinLost) {
 			continue
 		}
 		c.claimedSites[key] = id

@@ -9,24 +9,28 @@ import (
 )
 
 var deadlockRule = &rule{
-	id:     "deadlock",
-	lesson: "tokio_spawn (shared state)",
-	help:   "goroutines wait on each other's locks forever: stuck in Lock with no wake-up, or marked by the goroutineleak profile",
-	thresholds: []Threshold{
-		{Name: "stuck_for", Help: "how long goroutines must wait in Lock with no wake-up", Unit: Duration, Default: float64(3 * time.Second)},
-		{Name: "min_goroutines", Help: "goroutines stuck in Lock before it is a deadlock", Unit: Count, Default: 2},
-	},
-	check: checkDeadlock,
+	id:         "deadlock",
+	lesson:     "tokio_spawn (shared state)",
+	help:       "goroutines wait on each other's locks forever: stuck in Lock with no wake-up, or marked by the goroutineleak profile",
+	thresholds: &deadlockThresholds,
+	check:      checkDeadlock,
 }
+
+// The thresholds of deadlock, in the order of its docs.
+var (
+	deadlockThresholds    thresholdSet
+	deadlockStuckFor      = deadlockThresholds.duration("stuck_for", 3*time.Second, "how long goroutines must wait in Lock with no wake-up")
+	deadlockMinGoroutines = deadlockThresholds.count("min_goroutines", 2, "goroutines stuck in Lock before it is a deadlock")
+)
 
 func checkDeadlock(c *check) []found {
 	const id = "deadlock"
-	groups := c.stuckGroups(c.thDur(id, "stuck_for"), func(t *api.Task) bool { return isLockWait(t.WaitReason) })
+	groups := c.stuckGroups(c.dur(deadlockStuckFor), func(t *api.Task) bool { return isLockWait(t.WaitReason) })
 	total := 0
 	for _, g := range groups {
 		total += len(g.ids)
 	}
-	if total < int(c.th(id, "min_goroutines")) {
+	if total < int(c.num(deadlockMinGoroutines)) {
 		return nil
 	}
 	var out []found

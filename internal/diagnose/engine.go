@@ -200,9 +200,9 @@ type found struct {
 // rule is one diagnosis.
 type rule struct {
 	id         string
-	lesson     string // the catalog lesson that teaches the fix
-	help       string // one line for docs and --help
-	thresholds []Threshold
+	lesson     string        // the catalog lesson that teaches the fix
+	help       string        // one line for docs and --help
+	thresholds *thresholdSet // declared with the rule's checks
 	check      func(c *check) []found
 	// persist is how many snapshots in a row must show the evidence before
 	// it is a finding: rules that a loaded machine can mimic for a moment

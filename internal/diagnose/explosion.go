@@ -8,16 +8,20 @@ import (
 )
 
 var explosionRule = &rule{
-	id:     "goroutine-explosion",
-	lesson: "async recursion",
-	help:   "the goroutine count climbs fast, with one creation site behind most of it",
-	thresholds: []Threshold{
-		{Name: "min_goroutines", Help: "live goroutines from one creation site before it can be an explosion (the most alive at once in the windows of the last 30 s, so that a storm that recurs stays one finding between its bursts)", Unit: Count, Default: 1000},
-		{Name: "min_rate", Help: "growth of that site's goroutines, per second", Unit: PerSec, Default: 500},
-		{Name: "max_goroutines", Help: "live goroutines from one site that are an explosion whatever the rate", Unit: Count, Default: 20000},
-	},
-	check: checkExplosion,
+	id:         "goroutine-explosion",
+	lesson:     "async recursion",
+	help:       "the goroutine count climbs fast, with one creation site behind most of it",
+	thresholds: &explosionThresholds,
+	check:      checkExplosion,
 }
+
+// The thresholds of goroutine-explosion, in the order of its docs.
+var (
+	explosionThresholds    thresholdSet
+	explosionMinGoroutines = explosionThresholds.count("min_goroutines", 1000, "live goroutines from one creation site before it can be an explosion (the most alive at once in the windows of the last 30 s, so that a storm that recurs stays one finding between its bursts)")
+	explosionMinRate       = explosionThresholds.perSec("min_rate", 500, "growth of that site's goroutines, per second")
+	explosionMaxGoroutines = explosionThresholds.count("max_goroutines", 20000, "live goroutines from one site that are an explosion whatever the rate")
+)
 
 // recurWithin is how long a burst of goroutines counts after its window:
 // longer than the pause between two bursts of a recurring storm.
@@ -27,7 +31,7 @@ func checkExplosion(c *check) []found {
 	const id = "goroutine-explosion"
 	now := c.e.hist.latest()
 	before, ok := c.e.hist.ago(3 * time.Second)
-	minN, maxN, minRate := c.th(id, "min_goroutines"), c.th(id, "max_goroutines"), c.th(id, "min_rate")
+	minN, maxN, minRate := c.num(explosionMinGoroutines), c.num(explosionMaxGoroutines), c.num(explosionMinRate)
 	// Goroutines created within the window, per site: the rate is seen in
 	// one snapshot, before there is a history to compare with.
 	fresh := map[string]int{}

@@ -13,16 +13,20 @@ import (
 )
 
 var growthRule = &rule{
-	id:     "unbounded-growth",
-	lesson: "tokio_streams, tokio_channels",
-	help:   "the heap in use keeps growing, most of it at one allocation site: a buffer or queue without backpressure",
-	thresholds: []Threshold{
-		{Name: "min_rate", Help: "heap growth per second", Unit: PerSec, Default: 1 << 20},
-		{Name: "min_growth", Help: "heap growth over the snapshots remembered", Unit: Bytes, Default: 16 << 20},
-		{Name: "min_span", Help: "time the growth must span", Unit: Duration, Default: float64(4 * time.Second)},
-	},
-	check: checkGrowth,
+	id:         "unbounded-growth",
+	lesson:     "tokio_streams, tokio_channels",
+	help:       "the heap in use keeps growing, most of it at one allocation site: a buffer or queue without backpressure",
+	thresholds: &growthThresholds,
+	check:      checkGrowth,
 }
+
+// The thresholds of unbounded-growth, in the order of its docs.
+var (
+	growthThresholds thresholdSet
+	growthMinRate    = growthThresholds.perSec("min_rate", 1<<20, "heap growth per second")
+	growthMinGrowth  = growthThresholds.bytes("min_growth", 16<<20, "heap growth over the snapshots remembered")
+	growthMinSpan    = growthThresholds.duration("min_span", 4*time.Second, "time the growth must span")
+)
 
 // The inspector's own heap (the trace it reads, which grows while the
 // flight recorder fills up; the snapshots and diffs it serves, in inspectd
@@ -32,7 +36,6 @@ var inspectorPackages = []string{"github.com/inspectd/inspectd/internal/probes."
 	"golang.org/x/exp/trace", "internal/trace"}
 
 func checkGrowth(c *check) []found {
-	const id = "unbounded-growth"
 	pts := c.e.hist.points
 	if len(pts) == 0 {
 		return nil
@@ -100,7 +103,7 @@ func checkGrowth(c *check) []found {
 	}
 	first, last := pts[0], pts[len(pts)-1]
 	span := last.at.Sub(first.at)
-	if span < c.thDur(id, "min_span") {
+	if span < c.dur(growthMinSpan) {
 		return nil
 	}
 	// A garbage-collected heap saws up and down: growth is when even the
@@ -119,7 +122,7 @@ func checkGrowth(c *check) []found {
 	}
 	grown := int64(size(last)) - int64(size(first))
 	rate := float64(grown) / span.Seconds()
-	if float64(grown) < c.th(id, "min_growth") || rate < c.th(id, "min_rate") {
+	if float64(grown) < c.num(growthMinGrowth) || rate < c.num(growthMinRate) {
 		return nil
 	}
 	f := api.Finding{

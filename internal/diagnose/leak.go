@@ -9,20 +9,24 @@ import (
 )
 
 var leakRule = &rule{
-	id:     "goroutine-leak",
-	lesson: "tokio_select",
-	help:   "goroutines blocked for good on a channel nobody will use again: marked by the goroutineleak profile, or stuck at one site in growing numbers",
-	thresholds: []Threshold{
-		{Name: "stuck_for", Help: "how long goroutines must stay blocked at the same channel operation", Unit: Duration, Default: float64(3 * time.Second)},
-		{Name: "min_goroutines", Help: "goroutines stuck at one site before it is a leak (without the leak profile)", Unit: Count, Default: 5},
-		{Name: "min_growth", Help: "growth of the goroutines waiting at that site over the last 10s (without the leak profile)", Unit: Count, Default: 3},
-	},
-	check: checkLeak,
+	id:         "goroutine-leak",
+	lesson:     "tokio_select",
+	help:       "goroutines blocked for good on a channel nobody will use again: marked by the goroutineleak profile, or stuck at one site in growing numbers",
+	thresholds: &leakThresholds,
+	check:      checkLeak,
 }
+
+// The thresholds of goroutine-leak, in the order of its docs.
+var (
+	leakThresholds    thresholdSet
+	leakStuckFor      = leakThresholds.duration("stuck_for", 3*time.Second, "how long goroutines must stay blocked at the same channel operation")
+	leakMinGoroutines = leakThresholds.count("min_goroutines", 5, "goroutines stuck at one site before it is a leak (without the leak profile)")
+	leakMinGrowth     = leakThresholds.count("min_growth", 3, "growth of the goroutines waiting at that site over the last 10s (without the leak profile)")
+)
 
 func checkLeak(c *check) []found {
 	const id = "goroutine-leak"
-	groups := c.stuckGroups(c.thDur(id, "stuck_for"), func(t *api.Task) bool {
+	groups := c.stuckGroups(c.dur(leakStuckFor), func(t *api.Task) bool {
 		return !c.isClaimed(t.ID) && !isLockWait(t.WaitReason) && userTask(t) && (t.Leaked || isChanWait(t.WaitReason))
 	})
 	now := c.e.hist.latest()
@@ -62,10 +66,10 @@ func checkLeak(c *check) []found {
 				f.Message += fmt.Sprintf(" %d more are stuck there since it last looked, listed with them.", n-g.leaked)
 			}
 		default:
-			if len(g.ids) < int(c.th(id, "min_goroutines")) || !hasBefore {
+			if len(g.ids) < int(c.num(leakMinGoroutines)) || !hasBefore {
 				continue
 			}
-			if float64(now.sites[key]-before.sites[key]) < c.th(id, "min_growth") {
+			if float64(now.sites[key]-before.sites[key]) < c.num(leakMinGrowth) {
 				continue
 			}
 			f.Severity = Warning

@@ -9,19 +9,23 @@ import (
 )
 
 var lockHeldRule = &rule{
-	id:     "lock-held-blocking",
-	lesson: "tokio_blocking",
-	help:   "a lock is held across a slow or blocking call: waiters queue for long stretches while the holder sleeps, waits or does I/O",
-	thresholds: []Threshold{
-		{Name: "min_wait", Help: "mean wait per wake-up at the lock", Unit: Duration, Default: float64(20 * time.Millisecond)},
-		{Name: "min_waiting", Help: "goroutines waiting for the lock on average over the window", Unit: Count, Default: 1},
-	},
-	check: checkLockHeld,
+	id:         "lock-held-blocking",
+	lesson:     "tokio_blocking",
+	help:       "a lock is held across a slow or blocking call: waiters queue for long stretches while the holder sleeps, waits or does I/O",
+	thresholds: &lockHeldThresholds,
+	check:      checkLockHeld,
 }
+
+// The thresholds of lock-held-blocking, in the order of its docs.
+var (
+	lockHeldThresholds thresholdSet
+	lockHeldMinWait    = lockHeldThresholds.duration("min_wait", 20*time.Millisecond, "mean wait per wake-up at the lock")
+	lockHeldMinWaiting = lockHeldThresholds.count("min_waiting", 1, "goroutines waiting for the lock on average over the window")
+)
 
 func checkLockHeld(c *check) []found {
 	const id = "lock-held-blocking"
-	minWait, minWaiting := c.th(id, "min_wait"), c.th(id, "min_waiting")
+	minWait, minWaiting := float64(c.dur(lockHeldMinWait)), c.num(lockHeldMinWaiting)
 	var out []found
 	for _, s := range c.snap.Sites {
 		key := siteKey(s.Reason, s.Location)

@@ -8,19 +8,23 @@ import (
 )
 
 var longRunRule = &rule{
-	id:     "long-run",
-	lesson: "tokio_yield",
-	help:   "a goroutine that others wait on computes for a long stretch without blocking, so they wait that long: tokio-console's never-yielded",
-	thresholds: []Threshold{
-		{Name: "min_stretch", Help: "time on CPU between two waits", Unit: Duration, Default: float64(100 * time.Millisecond)},
-	},
-	persist: 2,
-	check:   checkLongRun,
+	id:         "long-run",
+	lesson:     "tokio_yield",
+	help:       "a goroutine that others wait on computes for a long stretch without blocking, so they wait that long: tokio-console's never-yielded",
+	thresholds: &longRunThresholds,
+	persist:    2,
+	check:      checkLongRun,
 }
+
+// The thresholds of long-run, in the order of its docs.
+var (
+	longRunThresholds thresholdSet
+	longRunMinStretch = longRunThresholds.duration("min_stretch", 100*time.Millisecond, "time on CPU between two waits")
+)
 
 func checkLongRun(c *check) []found {
 	const id = "long-run"
-	minStretch := int64(c.th(id, "min_stretch"))
+	minStretch := int64(c.dur(longRunMinStretch))
 	var out []found
 	for i := range c.snap.Tasks {
 		t := &c.snap.Tasks[i]
@@ -78,7 +82,7 @@ func (c *check) waitsOn(t *api.Task, stretch []api.Frame) (*api.Site, int64) {
 	for _, f := range append(topUserFrames(c.stack(t.ID), 2), topUserFrames(stretch, 2)...) {
 		funcs[f.Function] = true
 	}
-	minStretch := int64(c.th("long-run", "min_stretch"))
+	minStretch := int64(c.dur(longRunMinStretch))
 	var best *api.Site
 	for i := range c.snap.Sites {
 		s := &c.snap.Sites[i]

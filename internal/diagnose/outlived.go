@@ -8,14 +8,18 @@ import (
 )
 
 var outlivedRule = &rule{
-	id:     "outlived-context",
-	lesson: "tokio_select (cancellation)",
-	help:   "goroutines keep running after the goroutine that started their labelled scope has returned: they ignore their context's cancellation",
-	thresholds: []Threshold{
-		{Name: "outlive_for", Help: "how long goroutines may keep running after their scope's starter returned", Unit: Duration, Default: float64(2 * time.Second)},
-	},
-	check: checkOutlived,
+	id:         "outlived-context",
+	lesson:     "tokio_select (cancellation)",
+	help:       "goroutines keep running after the goroutine that started their labelled scope has returned: they ignore their context's cancellation",
+	thresholds: &outlivedThresholds,
+	check:      checkOutlived,
 }
+
+// The thresholds of outlived-context, in the order of its docs.
+var (
+	outlivedThresholds thresholdSet
+	outlivedOutliveFor = outlivedThresholds.duration("outlive_for", 2*time.Second, "how long goroutines may keep running after their scope's starter returned")
+)
 
 // A scope is a set of pprof labels (all but role), like workload=leak: its
 // starter is the goroutine that set them, whose parent has other labels.
@@ -26,7 +30,7 @@ func checkOutlived(c *check) []found {
 	if !c.labelsKnown() {
 		return nil
 	}
-	grace := c.thDur(id, "outlive_for")
+	grace := c.dur(outlivedOutliveFor)
 	h := &c.e.hist
 	type group struct {
 		scope   string

@@ -10,19 +10,23 @@ import (
 )
 
 var starvationRule = &rule{
-	id:     "sched-starvation",
-	lesson: "tokio_spawn_blocking",
-	help:   "more CPU-bound goroutines than GOMAXPROCS keep every P busy, and goroutines that are ready to run queue for one",
-	thresholds: []Threshold{
-		{Name: "hog_share", Help: "share of the window a goroutine is running or runnable to count as CPU-bound", Unit: Ratio, Default: 0.3},
-		{Name: "min_queue", Help: "goroutines ready to run but waiting for a P, on average over the window", Unit: Count, Default: 0.25},
-		{Name: "min_sched", Help: "share of the window a starved goroutine (not CPU-bound) spends waiting for a P", Unit: Ratio, Default: 0.02},
-		{Name: "min_delay", Help: "mean scheduling delay per run of a starved goroutine", Unit: Duration, Default: float64(200 * time.Microsecond)},
-		{Name: "min_polls", Help: "runs in the window of a goroutine for its delay to count", Unit: Count, Default: 20},
-	},
-	persist: 2,
-	check:   checkStarvation,
+	id:         "sched-starvation",
+	lesson:     "tokio_spawn_blocking",
+	help:       "more CPU-bound goroutines than GOMAXPROCS keep every P busy, and goroutines that are ready to run queue for one",
+	thresholds: &starvationThresholds,
+	persist:    2,
+	check:      checkStarvation,
 }
+
+// The thresholds of sched-starvation, in the order of its docs.
+var (
+	starvationThresholds thresholdSet
+	starvationHogShare   = starvationThresholds.ratio("hog_share", 0.3, "share of the window a goroutine is running or runnable to count as CPU-bound")
+	starvationMinQueue   = starvationThresholds.count("min_queue", 0.25, "goroutines ready to run but waiting for a P, on average over the window")
+	starvationMinSched   = starvationThresholds.ratio("min_sched", 0.02, "share of the window a starved goroutine (not CPU-bound) spends waiting for a P")
+	starvationMinDelay   = starvationThresholds.duration("min_delay", 200*time.Microsecond, "mean scheduling delay per run of a starved goroutine")
+	starvationMinPolls   = starvationThresholds.count("min_polls", 20, "runs in the window of a goroutine for its delay to count")
+)
 
 func checkStarvation(c *check) []found {
 	const id = "sched-starvation"
@@ -33,8 +37,8 @@ func checkStarvation(c *check) []found {
 		// queue for Ps are the least that starves.
 		procs = 2
 	}
-	hogShare, minDelay, minPolls := c.th(id, "hog_share"), c.th(id, "min_delay"), int64(c.th(id, "min_polls"))
-	minSched := c.th(id, "min_sched")
+	hogShare, minDelay, minPolls := c.ratio(starvationHogShare), float64(c.dur(starvationMinDelay)), int64(c.num(starvationMinPolls))
+	minSched := c.ratio(starvationMinSched)
 	var hogs, victims []*api.Task
 	var queued int64
 	for i := range c.snap.Tasks {
@@ -67,7 +71,7 @@ func checkStarvation(c *check) []found {
 		c.claim(id, h.ID)
 	}
 	queue := float64(queued) / float64(c.window)
-	if queue < c.th(id, "min_queue") {
+	if queue < c.num(starvationMinQueue) {
 		return nil
 	}
 	slices.SortFunc(victims, func(a, b *api.Task) int { return cmp.Compare(b.Stats.SchedNS, a.Stats.SchedNS) })

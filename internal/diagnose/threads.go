@@ -9,14 +9,18 @@ import (
 )
 
 var threadRule = &rule{
-	id:     "thread-growth",
-	lesson: "thread_to_tokio",
-	help:   "the OS thread count keeps climbing: goroutines locked to threads (LockOSThread without Unlock) or stuck in system calls",
-	thresholds: []Threshold{
-		{Name: "min_growth", Help: "new OS threads over the last 30s", Unit: Count, Default: 20},
-	},
-	check: checkThreads,
+	id:         "thread-growth",
+	lesson:     "thread_to_tokio",
+	help:       "the OS thread count keeps climbing: goroutines locked to threads (LockOSThread without Unlock) or stuck in system calls",
+	thresholds: &threadThresholds,
+	check:      checkThreads,
 }
+
+// The thresholds of thread-growth, in the order of its docs.
+var (
+	threadThresholds thresholdSet
+	threadMinGrowth  = threadThresholds.count("min_growth", 20, "new OS threads over the last 30s")
+)
 
 func checkThreads(c *check) []found {
 	const id = "thread-growth"
@@ -32,7 +36,7 @@ func checkThreads(c *check) []found {
 		}
 	}
 	grown := now.threads - low
-	if float64(grown) < c.th(id, "min_growth") || now.threads <= before.threads {
+	if float64(grown) < c.num(threadMinGrowth) || now.threads <= before.threads {
 		return nil
 	}
 	dt := now.at.Sub(before.at)
