@@ -4,22 +4,17 @@ package diagnose
 // claims it, and the rules after it leave it alone, so one bug gives one
 // finding (a deadlocked goroutine is not also reported as a leak, a
 // spawn storm's waiting nodes are not also a leak).
-var allRules []*rule
-
-// Set in init: the rules' checks refer to allRules through their thresholds.
-func init() {
-	allRules = []*rule{
-		deadlockRule,
-		explosionRule,
-		leakRule,
-		lockHeldRule,
-		contentionRule,
-		blockedLoopRule,
-		starvationRule,
-		busyPollRule,
-		longRunRule,
-		growthRule,
-		threadRule,
-		outlivedRule,
-	}
+var allRules = []*rule{
+	deadlockRule,
+	explosionRule,
+	leakRule,
+	lockHeldRule,
+	contentionRule,
+	blockedLoopRule,
+	starvationRule,
+	busyPollRule,
+	longRunRule,
+	growthRule,
+	threadRule,
+	outlivedRule,
 }
