@@ -17,9 +17,10 @@ import (
 //
 //	var leakRule = &rule{id: "goroutine-leak", thresholds: &leakThresholds, ...}
 //
-// The set lists the thresholds in the order they are declared, which is the
-// order of the docs and the README's table, and is where Validate finds
-// "goroutine-leak.stuck_for". A check reads a threshold through its handle,
+// The set lists the thresholds in the order they are declared (package
+// initialization runs the independent variables of a file in the order
+// written), which is the order of the docs and the README's table, and is
+// where Validate finds "goroutine-leak.stuck_for". A check reads a threshold through its handle,
 // c.dur(leakStuckFor), and gets the configured value or the default: a
 // threshold that was never declared has no handle to name.
 
