@@ -44,8 +44,8 @@ import (
 
 	"github.com/inspectd/inspectd/internal/diagnose"
 	"github.com/inspectd/inspectd/internal/portfile"
-	"github.com/inspectd/inspectd/internal/probes"
 	"github.com/inspectd/inspectd/internal/server"
+	"github.com/inspectd/inspectd/internal/source/inproc"
 )
 
 // Options configure the agent. The zero value listens on 127.0.0.1 on a
@@ -87,7 +87,7 @@ type Options struct {
 type Agent struct {
 	ln        net.Listener
 	srv       *http.Server
-	col       *probes.Collector
+	col       *inproc.Collector
 	stopDiag  context.CancelFunc
 	diagDone  chan struct{}
 	portFile  string
@@ -114,11 +114,11 @@ func Listen(opts Options) (*Agent, error) {
 	if opts.CPUBudget < 0 {
 		return nil, fmt.Errorf("agent: CPU budget %v: want a share of one core above 0 (0: the default, 0.25)", opts.CPUBudget)
 	}
-	copts := probes.CollectorOptions{TraceMinAge: opts.TraceMinAge, TraceMaxBytes: opts.TraceMaxBytes, CPUBudget: opts.CPUBudget, Logger: opts.Logger}
+	copts := inproc.CollectorOptions{TraceMinAge: opts.TraceMinAge, TraceMaxBytes: opts.TraceMaxBytes, CPUBudget: opts.CPUBudget, Logger: opts.Logger}
 	if opts.NoTraceStream {
 		copts.LiveIdle = -1
 	}
-	col, err := probes.NewCollector(copts)
+	col, err := inproc.NewCollector(copts)
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
@@ -133,19 +133,19 @@ func Listen(opts Options) (*Agent, error) {
 		col.Close()
 		return nil, fmt.Errorf("agent: %w", err)
 	}
-	prober := diagnose.NewProber(col, eng, probes.ReadLocalProfile)
+	insp := diagnose.NewInspector(col, eng)
 	diagCtx, stopDiag := context.WithCancel(context.Background())
 	a := &Agent{ln: ln, col: col, stopDiag: stopDiag, diagDone: make(chan struct{})}
 	go func() {
 		defer close(a.diagDone)
 		if opts.DiagnoseEvery > 0 {
-			prober.Run(diagCtx, max(opts.DiagnoseEvery, 100*time.Millisecond), 5*time.Second, func(err error) {
+			insp.Run(diagCtx, max(opts.DiagnoseEvery, 100*time.Millisecond), 5*time.Second, func(err error) {
 				opts.Logger.Warn("inspectd agent: building a snapshot to diagnose", "err", err)
 			})
 		}
 	}()
 	a.srv = &http.Server{
-		Handler:           server.New(server.Options{Prober: prober, Token: opts.Token, Logger: opts.Logger, PauseTrace: col.PauseLive}),
+		Handler:           server.New(server.Options{Inspector: insp, Token: opts.Token, Logger: opts.Logger, PauseTrace: col.PauseLive}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 		ConnContext:       server.ConnContext,

@@ -19,7 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/inspectd/inspectd/internal/api"
-	"github.com/inspectd/inspectd/internal/probes"
+	"github.com/inspectd/inspectd/internal/tracewin"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -104,7 +104,7 @@ func TestAgentServesTheProgramsGoroutines(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusOK || !bytes.HasPrefix(body, []byte("go 1.")) {
 		t.Fatalf("GET /debug/pprof/trace: %s, %d bytes starting %q, %v", resp.Status, len(body), body[:min(len(body), 40)], err)
 	}
-	if w, err := probes.AnalyzeTrace(bytes.NewReader(body), probes.WindowOptions{}); err != nil || len(w.Goroutines) == 0 {
+	if w, err := tracewin.AnalyzeTrace(bytes.NewReader(body), tracewin.WindowOptions{}); err != nil || len(w.Goroutines) == 0 {
 		t.Errorf("the trace does not read: %d goroutines, %v", len(w.Goroutines), err)
 	}
 	var snap api.Snapshot

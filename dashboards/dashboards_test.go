@@ -35,7 +35,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/inspectd/inspectd/internal/daemon"
-	"github.com/inspectd/inspectd/internal/probes"
+	"github.com/inspectd/inspectd/internal/model"
+	"github.com/inspectd/inspectd/internal/tracewin"
 	"github.com/inspectd/inspectd/internal/workload"
 )
 
@@ -586,7 +587,7 @@ func pyroscopeName(shown []string) string {
 }
 
 // stateProfileTypeID is the profile type id Pyroscope stores the daemon's
-// goroutine-states profile under, from the profile probes builds and the
+// goroutine-states profile under, from the profile package model builds and the
 // sample type config internal/daemon/stateprofile.go uploads it with.
 func stateProfileTypeID(t *testing.T) string {
 	t.Helper()
@@ -594,12 +595,12 @@ func stateProfileTypeID(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"probes.StateProfileSampleType: {", "DisplayName: probes.StateProfileSampleType,"} {
+	for _, want := range []string{"model.StateProfileSampleType: {", "DisplayName: model.StateProfileSampleType,"} {
 		if !bytes.Contains(src, []byte(want)) {
 			t.Fatalf("internal/daemon/stateprofile.go: no %q in the sample type config: the display name, and so the profile type id, may have changed", want)
 		}
 	}
-	p := probes.StateProfile(&probes.Window{}, nil)
+	p := model.StateProfile(&tracewin.Window{}, nil)
 	if len(p.SampleType) != 1 || p.PeriodType == nil {
 		t.Fatalf("the goroutine states profile has sample types %v and period type %v, want one of each", p.SampleType, p.PeriodType)
 	}

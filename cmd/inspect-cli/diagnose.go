@@ -161,7 +161,7 @@ func runDiagnose(cmd *cobra.Command, e *env, t *target, o diagnoseOptions) (fs [
 		add(eng.Observe(diagnose.Input{Snapshot: s}))
 		return sortFindings(seen), "one goroutine dump: only what a dump shows (stuck goroutines, leak marks)", partial, nil
 	}
-	if t.remote == nil && t.client != nil {
+	if t.src == nil && t.client != nil {
 		if len(o.cfg.Thresholds) > 0 {
 			// Decided only once the target is known to serve the API.
 			if ok, _ := t.servesAPI(ctx); ok {
@@ -183,14 +183,14 @@ func runDiagnose(cmd *cobra.Command, e *env, t *target, o diagnoseOptions) (fs [
 				return nil, "", nil, failf(exitInterrupted, "interrupted")
 			}
 		}
-		if t.remote == nil {
+		if t.src == nil {
 			return sortFindings(seen), source, partial, nil
 		}
 	}
 	if err := checkRemoteWindow(o.window); err != nil {
 		return nil, "", nil, err
 	}
-	p, err := t.prober(o.cfg)
+	p, err := t.inspector(o.cfg)
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -220,7 +220,7 @@ func diagnoseTraceFile(cmd *cobra.Command, e *env, t *target, o diagnoseOptions,
 	if err := checkRemoteWindow(o.window); err != nil {
 		return "", err
 	}
-	p, err := t.prober(o.cfg)
+	p, err := t.inspector(o.cfg)
 	if err != nil {
 		return "", err
 	}

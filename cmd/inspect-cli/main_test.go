@@ -21,12 +21,12 @@ import (
 	"github.com/inspectd/inspectd/agent"
 	"github.com/inspectd/inspectd/internal/api"
 	"github.com/inspectd/inspectd/internal/daemon"
-	"github.com/inspectd/inspectd/internal/probes"
 	"github.com/inspectd/inspectd/internal/server"
+	"github.com/inspectd/inspectd/internal/tracewin"
 	"github.com/inspectd/inspectd/internal/workload"
 )
 
-const fixtureDump = "../../internal/probes/testdata/dumps/dump-go1.27.3-labels.txt"
+const fixtureDump = "../../internal/dump/testdata/dumps/dump-go1.27.3-labels.txt"
 
 // cli runs the command line in process, as a user would type it.
 func cli(t *testing.T, args ...string) (stdout, stderr string, code int) {
@@ -301,7 +301,7 @@ func TestCLIAgainstDaemon(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer f.Close()
-		w, err := probes.AnalyzeTrace(f, probes.WindowOptions{})
+		w, err := tracewin.AnalyzeTrace(f, tracewin.WindowOptions{})
 		if err != nil {
 			t.Fatalf("AnalyzeTrace: %v", err)
 		}
@@ -349,7 +349,7 @@ func TestTasksFromDump(t *testing.T) {
 // A dump alone shows the leaks the runtime marked: diagnose finds each,
 // one finding per place (the rule reports them all at once).
 func TestDiagnoseDump(t *testing.T) {
-	out, errs, code := cli(t, "diagnose", "../../internal/probes/testdata/crash/goroutineleak-debug2.txt")
+	out, errs, code := cli(t, "diagnose", "../../internal/dump/testdata/crash/goroutineleak-debug2.txt")
 	if code != 1 {
 		t.Errorf("exit %d, stderr %q; want 1 (warnings found)", code, errs)
 	}

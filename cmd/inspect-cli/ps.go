@@ -10,7 +10,7 @@ import (
 	"github.com/google/gops/goprocess"
 	"github.com/spf13/cobra"
 
-	"github.com/inspectd/inspectd/internal/probes"
+	"github.com/inspectd/inspectd/internal/source/remote"
 )
 
 // psRow is one Go process of `ps`.
@@ -72,7 +72,7 @@ func goProcesses() []psRow {
 		if addr, ok := agentAddr(pid); ok {
 			r.Agent = addr
 		}
-		if addr, _, err := probes.GopsAddr(p.PID); err == nil {
+		if addr, _, err := remote.GopsAddr(p.PID); err == nil {
 			r.GopsAgent = addr
 		}
 		rows = append(rows, r)

@@ -213,7 +213,7 @@ loop:
 
 // recordFail is the one line of a target that never answered.
 func recordFail(t *target, err error) error {
-	if t.remote != nil && err != nil {
+	if t.src != nil && err != nil {
 		return t.failRemote(err)
 	}
 	msg := "no answer"

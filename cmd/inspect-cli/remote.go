@@ -2,7 +2,7 @@ package main
 
 // Targets whose model is computed here: a program that serves
 // net/http/pprof but not the inspection API, and a gops agent (see
-// probes.Remote). A host:port or URL is first taken for the inspection API;
+// package remote). A host:port or URL is first taken for the inspection API;
 // the first answer tells: a 404 under /api/v1/ makes it a net/http/pprof
 // target, a connection closed without an HTTP answer (to a name without a
 // scheme) a gops agent if it answers gops' version request.
@@ -25,31 +25,37 @@ import (
 	"github.com/inspectd/inspectd/agent"
 	"github.com/inspectd/inspectd/internal/api"
 	"github.com/inspectd/inspectd/internal/diagnose"
-	"github.com/inspectd/inspectd/internal/probes"
+	"github.com/inspectd/inspectd/internal/dump"
+	"github.com/inspectd/inspectd/internal/source/remote"
 	"github.com/inspectd/inspectd/internal/tui"
 )
 
 // remoteOptions are the options of the sources computed here.
-func (e *env) remoteOptions() probes.RemoteOptions {
+func (e *env) remoteOptions() remote.Options {
 	b := e.dumpBudget
 	if b == 0 {
 		b = -1 // never
 	}
-	return probes.RemoteOptions{DumpBudget: b}
+	return remote.Options{DumpBudget: b}
+}
+
+// remoteTarget is a target whose model r computes here.
+func remoteTarget(name string, r *remote.Remote, ropts remote.Options) *target {
+	return &target{name: name, remote: r, src: r, ropts: ropts}
 }
 
 // gopsTarget is the gops agent at addr (host:port).
-func gopsTarget(name, addr string, ropts probes.RemoteOptions) (*target, error) {
+func gopsTarget(name, addr string, ropts remote.Options) (*target, error) {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return nil, failf(2, "target %q: want gops://host:port", name)
 	}
-	return &target{name: name, remote: probes.NewRemote(probes.NewGopsFetcher(addr), ropts), ropts: ropts}, nil
+	return remoteTarget(name, remote.New(remote.NewGopsFetcher(addr), ropts), ropts), nil
 }
 
 // pidTarget is process pid's gops agent, found through gops' port file (its
 // inspectd agent, if any, was looked for first).
-func pidTarget(pid int, ropts probes.RemoteOptions) (*target, error) {
-	addr, file, err := probes.GopsAddr(pid)
+func pidTarget(pid int, ropts remote.Options) (*target, error) {
+	addr, file, err := remote.GopsAddr(pid)
 	if err != nil {
 		dir, _ := agent.PortDir()
 		if file == "" {
@@ -58,7 +64,7 @@ func pidTarget(pid int, ropts probes.RemoteOptions) (*target, error) {
 		return nil, failf(2, "process %d has no inspectd agent (no port file in %s) and no gops agent (no %s): `inspect-cli ps` lists the Go processes and their agents",
 			pid, dir, file)
 	}
-	return &target{name: fmt.Sprintf("%d (gops %s)", pid, addr), remote: probes.NewRemote(probes.NewGopsFetcher(addr), ropts), ropts: ropts}, nil
+	return remoteTarget(fmt.Sprintf("%d (gops %s)", pid, addr), remote.New(remote.NewGopsFetcher(addr), ropts), ropts), nil
 }
 
 // servesAPI asks the target for task 0: inspectd and the agent answer 400
@@ -81,7 +87,7 @@ func (t *target) servesAPI(ctx context.Context) (bool, error) {
 // without an HTTP answer). A 404 of /api/v1/tasks/{id} may be an unknown
 // task: unless apiChecked, the API is probed first.
 func (t *target) switchRemote(ctx context.Context, err error, apiChecked bool) bool {
-	if t.remote != nil || t.client == nil {
+	if t.src != nil || t.client == nil {
 		return false
 	}
 	var se *api.StatusError
@@ -91,7 +97,8 @@ func (t *target) switchRemote(ctx context.Context, err error, apiChecked bool) b
 				return false
 			}
 		}
-		t.remote = probes.NewRemote(probes.NewPprofFetcher(t.client.Base, t.client.Token), t.ropts)
+		t.remote = remote.New(remote.NewPprofFetcher(t.client.Base, t.client.Token), t.ropts)
+		t.src = t.remote
 		return true
 	}
 	return t.switchGops(ctx, err)
@@ -109,10 +116,11 @@ func (t *target) switchGops(ctx context.Context, err error) bool {
 	if perr != nil || u.Host == "" {
 		return false
 	}
-	if _, gerr := probes.GopsVersion(ctx, u.Host); gerr != nil {
+	if _, gerr := remote.GopsVersion(ctx, u.Host); gerr != nil {
 		return false
 	}
-	t.remote = probes.NewRemote(probes.NewGopsFetcher(u.Host), t.ropts)
+	t.remote = remote.New(remote.NewGopsFetcher(u.Host), t.ropts)
+	t.src = t.remote
 	t.name += " (gops agent)"
 	t.client = nil
 	return true
@@ -171,7 +179,7 @@ func (t *target) remoteSnapshot(cmd *cobra.Command, window time.Duration) (*api.
 		return nil, err
 	}
 	t.progress(cmd, window)
-	p, err := t.prober(diagnose.Config{})
+	p, err := t.inspector(diagnose.Config{})
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +201,7 @@ func (t *target) progress(cmd *cobra.Command, window time.Duration) {
 		fmt.Fprintf(w, "reading the trace file %s (%.1f MiB)...\n", t.name, float64(t.trace.Size())/(1<<20))
 		return
 	}
-	if t.remote.Fetcher().Kind() == probes.KindGops {
+	if t.remote.Fetcher().Kind() == remote.KindGops {
 		window = 5 * time.Second
 	}
 	fmt.Fprintf(w, "tracing %s for %s (%s: the model is computed here)...\n", t.name, window, t.remote.Fetcher().Kind())
@@ -205,7 +213,7 @@ func (t *target) remoteTask(cmd *cobra.Command, id int64, window time.Duration) 
 		return nil, err
 	}
 	t.progress(cmd, window)
-	task, err := t.remote.Task(cmd.Context(), id, window)
+	task, err := t.src.Task(cmd.Context(), id, window)
 	if errors.Is(err, api.ErrNoTask) {
 		return nil, failf(1, "%s has no goroutine %d: it has exited, or never existed", t.name, id)
 	}
@@ -217,7 +225,7 @@ func (t *target) remoteTask(cmd *cobra.Command, id int64, window time.Duration) 
 
 // sitesOf reads the wait sites of a live target, and notes for a remote one.
 func sitesOf(cmd *cobra.Command, t *target, window time.Duration) (*api.SiteList, []string, error) {
-	if t.remote == nil {
+	if t.src == nil {
 		l, err := t.client.Sites(cmd.Context(), window)
 		if err == nil {
 			return l, nil, nil
@@ -238,14 +246,14 @@ func sitesOf(cmd *cobra.Command, t *target, window time.Duration) (*api.SiteList
 // its trace). It returns the stream, how to read one task, and the name to
 // show.
 func (t *target) updates(ctx context.Context, interval, window time.Duration) (<-chan tea.Msg, tui.FetchTask, string, error) {
-	if t.remote == nil {
+	if t.src == nil {
 		// A target that cannot be reached yet is taken for the API: the
 		// stream reconnects until it comes.
 		if ok, err := t.servesAPI(ctx); !ok {
 			t.switchRemote(ctx, err, true)
 		}
 	}
-	if t.remote == nil {
+	if t.src == nil {
 		s := tui.NewStream(t.client.Base, t.client.Token, interval, window)
 		go s.Run(ctx)
 		return s.C, t.client.Task, t.name, nil
@@ -253,7 +261,8 @@ func (t *target) updates(ctx context.Context, interval, window time.Duration) (<
 	if err := checkRemoteWindow(window); err != nil {
 		return nil, nil, "", err
 	}
-	if f := t.remote.Fetcher(); f.Kind() == probes.KindPprof {
+	if t.remote != nil && t.remote.Fetcher().Kind() == remote.KindPprof {
+		f := t.remote.Fetcher()
 		// Once, before the screen: a server that is not what it should be
 		// fails here as it does for the other commands, not on every
 		// update of a screen that never fills.
@@ -263,7 +272,7 @@ func (t *target) updates(ctx context.Context, interval, window time.Duration) (<
 		}
 		rc.Close()
 	}
-	d, err := t.prober(diagnose.Config{})
+	d, err := t.inspector(diagnose.Config{})
 	if err != nil {
 		return nil, nil, "", err
 	}
@@ -285,7 +294,7 @@ func (t *target) updates(ctx context.Context, interval, window time.Duration) (<
 
 // gopsDump reads a full dump from a gops target after checking its cost
 // from the agent's goroutine count, as liveDump does over HTTP.
-func gopsDump(cmd *cobra.Command, t *target, force bool) ([]probes.Goroutine, []string, error) {
+func gopsDump(cmd *cobra.Command, t *target, force bool) ([]dump.Goroutine, []string, error) {
 	f := t.remote.Fetcher()
 	st, err := f.Stats(cmd.Context())
 	if err != nil {
@@ -301,7 +310,7 @@ func gopsDump(cmd *cobra.Command, t *target, force bool) ([]probes.Goroutine, []
 		return nil, nil, t.failRemote(err)
 	}
 	defer rc.Close()
-	gs, err := probes.ParseDump(rc)
+	gs, err := dump.ParseDump(rc)
 	if len(gs) == 0 {
 		return nil, nil, failf(2, "%s: the gops agent's stack dump gave no goroutine: %v", t.name, err)
 	}
@@ -313,16 +322,16 @@ func gopsDump(cmd *cobra.Command, t *target, force bool) ([]probes.Goroutine, []
 	return gs, notes, nil
 }
 
-// prober is t's remote source with the diagnosis rules run on each of its
+// inspector is t's source with the diagnosis rules run on each of its
 // snapshots (default rules and thresholds unless cfg says otherwise on
 // first use).
-func (t *target) prober(cfg diagnose.Config) (*diagnose.Prober, error) {
+func (t *target) inspector(cfg diagnose.Config) (*diagnose.Inspector, error) {
 	if t.diag == nil {
 		eng, err := diagnose.New(cfg)
 		if err != nil {
 			return nil, failf(2, "%v", err)
 		}
-		t.diag = diagnose.NewProber(t.remote, eng, t.remote.Profile)
+		t.diag = diagnose.NewInspector(t.src, eng)
 	}
 	return t.diag, nil
 }

@@ -24,7 +24,7 @@ import (
 
 	"github.com/inspectd/inspectd/agent"
 	"github.com/inspectd/inspectd/internal/api"
-	"github.com/inspectd/inspectd/internal/probes"
+	"github.com/inspectd/inspectd/internal/source/remote"
 )
 
 // Goroutines parked in known places of this file, with labels.
@@ -262,7 +262,7 @@ func TestPsAndGops(t *testing.T) {
 	t.Setenv("GOPS_CONFIG_DIR", t.TempDir())
 	agentPid := startHelper(t, "agent")
 	gopsPid := startHelper(t, "gops")
-	gopsAddr, _, err := probes.GopsAddr(gopsPid)
+	gopsAddr, _, err := remote.GopsAddr(gopsPid)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,9 @@ import (
 	"github.com/inspectd/inspectd/agent"
 	"github.com/inspectd/inspectd/internal/api"
 	"github.com/inspectd/inspectd/internal/diagnose"
-	"github.com/inspectd/inspectd/internal/probes"
+	"github.com/inspectd/inspectd/internal/source"
+	"github.com/inspectd/inspectd/internal/source/file"
+	"github.com/inspectd/inspectd/internal/source/remote"
 )
 
 // DefaultTarget is the daemon's default address.
@@ -154,13 +156,15 @@ type target struct {
 	name   string      // as given
 	file   string      // a goroutine dump file; "" for an HTTP target
 	client *api.Client // for an HTTP target; nil for a gops agent
-	// remote computes the model here, for a program that serves
-	// net/http/pprof but not the inspection API, or a gops agent (see remote.go).
-	remote *probes.Remote
-	ropts  probes.RemoteOptions
-	diag   *diagnose.Prober // runs the diagnosis rules on remote's snapshots
-	// trace is a saved execution trace, read through remote.
-	trace *probes.TraceFile
+	// src computes the model here: remote (a program that serves
+	// net/http/pprof but not the inspection API, or a gops agent; see
+	// remote.go) or trace.
+	src    source.Source
+	remote *remote.Remote
+	ropts  remote.Options
+	diag   *diagnose.Inspector // runs the diagnosis rules on src's snapshots
+	// trace is a saved execution trace.
+	trace *file.TraceFile
 }
 
 // resolveTarget reads the optional target argument.
@@ -172,13 +176,13 @@ func (e *env) resolveTarget(args []string, i int) (*target, error) {
 	if fi, err := os.Stat(name); err == nil && fi.IsDir() {
 		return nil, failf(2, "target %q is a directory: give a dump or trace file in it, or a host:port or URL", name)
 	} else if err == nil {
-		if probes.IsTraceFile(name) {
-			tf, err := probes.OpenTraceFile(name)
+		if file.IsTraceFile(name) {
+			tf, err := file.OpenTraceFile(name)
 			if err != nil {
 				return nil, failf(2, "%v", err)
 			}
 			ropts := e.remoteOptions()
-			return &target{name: name, remote: probes.NewRemote(tf, ropts), ropts: ropts, trace: tf}, nil
+			return &target{name: name, src: tf, ropts: ropts, trace: tf}, nil
 		}
 		return &target{name: name, file: name}, nil
 	}

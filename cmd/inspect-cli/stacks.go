@@ -16,7 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/inspectd/inspectd/internal/api"
-	"github.com/inspectd/inspectd/internal/probes"
+	"github.com/inspectd/inspectd/internal/dump"
 )
 
 // maxStacksGoroutines is the most goroutines `stacks` dumps without --force:
@@ -75,7 +75,7 @@ blocked, yielded or woke), without labels or wait minutes.`,
 				return failf(2, "--limit %d: want 0 (all) or more", limit)
 			}
 			var (
-				gs    []probes.Goroutine
+				gs    []dump.Goroutine
 				notes []string
 			)
 			switch {
@@ -122,7 +122,7 @@ blocked, yielded or woke), without labels or wait minutes.`,
 }
 
 // liveDump fetches /debug/pprof/goroutine?debug=2 after checking its cost.
-func liveDump(cmd *cobra.Command, t *target, force bool) ([]probes.Goroutine, []string, error) {
+func liveDump(cmd *cobra.Command, t *target, force bool) ([]dump.Goroutine, []string, error) {
 	if t.client == nil {
 		return gopsDump(cmd, t, force)
 	}
@@ -143,7 +143,7 @@ func liveDump(cmd *cobra.Command, t *target, force bool) ([]probes.Goroutine, []
 		return nil, nil, t.fail(err)
 	}
 	defer resp.Body.Close()
-	gs, err := probes.ParseDump(resp.Body)
+	gs, err := dump.ParseDump(resp.Body)
 	if len(gs) == 0 {
 		return nil, nil, failf(2, "%s: /debug/pprof/goroutine?debug=2 gave no goroutine dump: %v", t.name, err)
 	}
@@ -181,7 +181,7 @@ func goroutineCount(cmd *cobra.Command, t *target) (int, error) {
 
 // groupStacks groups goroutines by frames (function, file, line) and
 // creator, largest group first, then by lowest id.
-func groupStacks(gs []probes.Goroutine) []stackGroup {
+func groupStacks(gs []dump.Goroutine) []stackGroup {
 	index := map[string]int{}
 	var groups []stackGroup
 	parents := map[int]map[int64]bool{}
@@ -199,9 +199,9 @@ func groupStacks(gs []probes.Goroutine) []stackGroup {
 		if !ok {
 			gi = len(groups)
 			index[k] = gi
-			sg := stackGroup{States: map[string]int{}, MinMinutes: g.WaitMinutes, CreatedBy: apiFrame(g.CreatedBy)}
+			sg := stackGroup{States: map[string]int{}, MinMinutes: g.WaitMinutes, CreatedBy: g.CreatedBy.API()}
 			for _, f := range g.Frames {
-				sg.Stack = append(sg.Stack, apiFrame(f))
+				sg.Stack = append(sg.Stack, f.API())
 			}
 			groups = append(groups, sg)
 			parents[gi] = map[int64]bool{}
@@ -298,9 +298,9 @@ func writeGroup(w io.Writer, g *stackGroup) {
 }
 
 // traceStacks lists the goroutines alive at the end of a trace file.
-func traceStacks(cmd *cobra.Command, t *target) ([]probes.Goroutine, []string, error) {
+func traceStacks(cmd *cobra.Command, t *target) ([]dump.Goroutine, []string, error) {
 	t.progress(cmd, 0)
-	gs, partial, err := t.remote.TraceGoroutines(cmd.Context(), time.Second)
+	gs, partial, err := t.trace.Goroutines(cmd.Context(), time.Second)
 	if err != nil {
 		return nil, nil, t.failRemote(err)
 	}

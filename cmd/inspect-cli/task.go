@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/source/file"
 	"github.com/inspectd/inspectd/internal/tui"
 )
 
@@ -75,7 +76,7 @@ func taskOf(cmd *cobra.Command, t *target, id int64, window time.Duration) (*api
 		}
 		return nil, true, failf(1, "%s has no goroutine %d", t.file, id)
 	}
-	if t.remote != nil {
+	if t.src != nil {
 		task, err := t.remoteTask(cmd, id, window)
 		return task, false, err
 	}
@@ -93,7 +94,7 @@ func taskOf(cmd *cobra.Command, t *target, id int64, window time.Duration) (*api
 func writeTask(w io.Writer, t *api.Task, noWindow bool, window time.Duration) {
 	note := ""
 	if noWindow {
-		note = dumpNote
+		note = file.DumpNote
 	}
 	tui.WriteTask(w, t, note, window)
 }

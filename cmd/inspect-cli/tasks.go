@@ -90,7 +90,7 @@ func snapshotOf(cmd *cobra.Command, t *target, window time.Duration) (*api.Snaps
 	if t.file != "" {
 		return dumpSnapshot(t.file)
 	}
-	if t.remote != nil {
+	if t.src != nil {
 		return t.remoteSnapshot(cmd, window)
 	}
 	s, err := t.client.Snapshot(cmd.Context(), window)

@@ -25,11 +25,13 @@ import (
 	pyroscopepprof "github.com/grafana/pyroscope-go/http/pprof"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/inspectd/inspectd/internal/diagnose"
 	"github.com/inspectd/inspectd/internal/portfile"
-	"github.com/inspectd/inspectd/internal/probes"
+	"github.com/inspectd/inspectd/internal/pprofui"
 	"github.com/inspectd/inspectd/internal/server"
+	"github.com/inspectd/inspectd/internal/source/inproc"
 	"github.com/inspectd/inspectd/internal/workload"
 )
 
@@ -55,8 +57,8 @@ type Daemon struct {
 	// portFile is this process' port file while it serves.
 	portFile string
 	http     *http.Server
-	col      *probes.Collector
-	diag     *diagnose.Prober
+	col      *inproc.Collector
+	diag     *diagnose.Inspector
 	pyro     *pyroscopeAgent // nil unless --pyroscope-url is set
 
 	cancelStreams context.CancelFunc
@@ -94,7 +96,7 @@ func Start(cfg Config, reg *workload.Registry, log *slog.Logger) (*Daemon, error
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	col, err := probes.NewCollector(probes.CollectorOptions{
+	col, err := inproc.NewCollector(inproc.CollectorOptions{
 		TraceMinAge: cfg.TraceMinAge, TraceMaxBytes: cfg.TraceMaxBytes, DumpBudget: cfg.DumpBudget, CPUBudget: cfg.CPUBudget, Logger: log,
 		LiveIdle: liveIdle(cfg.TraceStream),
 	})
@@ -109,7 +111,7 @@ func Start(cfg Config, reg *workload.Registry, log *slog.Logger) (*Daemon, error
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, log: log, reg: reg, sup: sup, ln: ln, col: col, diag: diag}
-	opts := server.Options{Supervisor: sup, Gatherer: promReg, Logger: log, Token: cfg.Token, Prober: diag, UI: true, PauseTrace: col.PauseLive}
+	var cpuProfile http.Handler
 	if cfg.PyroscopeURL != "" {
 		pyro, err := startPyroscope(cfg, log, promReg)
 		if err != nil {
@@ -127,13 +129,14 @@ func Start(cfg Config, reg *workload.Registry, log *slog.Logger) (*Daemon, error
 		}
 		// pyroscope-go keeps the CPU profiler busy: its handler pauses the
 		// background collection and shares the samples with the caller.
-		opts.CPUProfile = http.HandlerFunc(pyroscopepprof.Profile)
+		cpuProfile = http.HandlerFunc(pyroscopepprof.Profile)
 	}
 	// Streams (the watch endpoint) end when this context does, at shutdown.
 	base, cancelBase := context.WithCancel(context.Background())
 	d.cancelStreams = cancelBase
 	d.http = &http.Server{
-		Handler:           server.New(opts),
+		Handler: newHandler(server.Options{Logger: log, Token: cfg.Token, Inspector: diag, PauseTrace: col.PauseLive, CPUProfile: cpuProfile},
+			sup, promReg),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return base },
@@ -151,6 +154,23 @@ func Start(cfg Config, reg *workload.Registry, log *slog.Logger) (*Daemon, error
 		}
 	}
 	return d, nil
+}
+
+// newHandler is the daemon's HTTP surface: the inspection endpoints the
+// embedded agent serves too (opts), and beside them the lab's control API,
+// the metrics of gatherer and the flame-graph pages.
+func newHandler(opts server.Options, sup *workload.Supervisor, gatherer prometheus.Gatherer) http.Handler {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ui := pprofui.NewUI(log, opts.CPUProfile)
+	opts.Routes = func(mux *http.ServeMux) {
+		(&lab{sup: sup}).route(mux)
+		mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}))
+		ui.Route(mux)
+	}
+	return server.New(opts)
 }
 
 // startGops starts the gops agent without its signal handling: the daemon

@@ -8,13 +8,13 @@ import (
 
 	"github.com/inspectd/inspectd/internal/api"
 	"github.com/inspectd/inspectd/internal/diagnose"
-	"github.com/inspectd/inspectd/internal/probes"
+	"github.com/inspectd/inspectd/internal/source/inproc"
 )
 
-// newDiagnoser returns the daemon's prober: the collector's snapshots with
-// their findings, which it also exports as the gauge
+// newDiagnoser returns the daemon's inspector: the collector's snapshots
+// with their findings, which it also exports as the gauge
 // inspectd_findings{rule,severity} and logs as they come and go.
-func newDiagnoser(col *probes.Collector, cfg diagnose.Config, reg prometheus.Registerer, log *slog.Logger) (*diagnose.Prober, error) {
+func newDiagnoser(col *inproc.Collector, cfg diagnose.Config, reg prometheus.Registerer, log *slog.Logger) (*diagnose.Inspector, error) {
 	eng, err := diagnose.New(cfg)
 	if err != nil {
 		return nil, err
@@ -28,7 +28,7 @@ func newDiagnoser(col *probes.Collector, cfg diagnose.Config, reg prometheus.Reg
 	}
 	setGauge(g, nil)
 	log = log.With("component", "diagnose")
-	p := diagnose.NewProber(col, eng, probes.ReadLocalProfile)
+	p := diagnose.NewInspector(col, eng)
 	p.Observed = func(prev, cur []api.Finding) {
 		setGauge(g, cur)
 		logChanges(log, prev, cur)

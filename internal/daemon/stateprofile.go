@@ -13,10 +13,11 @@ import (
 	"github.com/grafana/pyroscope-go/upstream"
 	"github.com/grafana/pyroscope-go/upstream/remote"
 
-	"github.com/inspectd/inspectd/internal/probes"
+	"github.com/inspectd/inspectd/internal/model"
+	"github.com/inspectd/inspectd/internal/source/inproc"
 )
 
-// statePusher pushes the goroutine-states profile (probes.StateProfile:
+// statePusher pushes the goroutine-states profile (model.StateProfile:
 // per goroutine, the time in each state and wait reason, under a root frame
 // naming it) to the Pyroscope server every upload interval, beside
 // pyroscope-go's own profiles: same server, basic auth, tenant, application
@@ -27,7 +28,7 @@ import (
 // recorder's window), so consecutive profiles neither overlap nor leave
 // gaps; the last one, at shutdown, covers the rest.
 type statePusher struct {
-	col    *probes.Collector
+	col    *inproc.Collector
 	rem    *remote.Remote
 	log    *slog.Logger
 	name   string // app{tags}, as pyroscope-go names its uploads
@@ -42,8 +43,8 @@ type statePusher struct {
 
 // stateProfileSampleConfig tells Pyroscope how to show the sample type.
 var stateProfileSampleConfig = map[string]*upstream.SampleType{
-	probes.StateProfileSampleType: {
-		DisplayName: probes.StateProfileSampleType,
+	model.StateProfileSampleType: {
+		DisplayName: model.StateProfileSampleType,
 		Units:       "nanoseconds",
 		Aggregation: "sum",
 	},
@@ -51,7 +52,7 @@ var stateProfileSampleConfig = map[string]*upstream.SampleType{
 
 // startStatePusher starts pushing the goroutine-states profile of col beside
 // the profiler a, with a's server, credentials, tags and failure counting.
-func startStatePusher(cfg Config, a *pyroscopeAgent, col *probes.Collector) (*statePusher, error) {
+func startStatePusher(cfg Config, a *pyroscopeAgent, col *inproc.Collector) (*statePusher, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	client := &http.Client{
 		Transport:     &http.Transport{MaxConnsPerHost: 2, IdleConnTimeout: time.Minute},

@@ -8,9 +8,8 @@ import (
 	"time"
 
 	"github.com/google/pprof/profile"
+	"github.com/inspectd/inspectd/internal/model"
 	"go.uber.org/goleak"
-
-	"github.com/inspectd/inspectd/internal/probes"
 )
 
 // stateSample reports whether p has a sample labelled workload=wl and
@@ -63,7 +62,7 @@ func TestPyroscopeGoroutineStates(t *testing.T) {
 	for !ok && time.Now().Before(deadline) {
 		time.Sleep(250 * time.Millisecond)
 		for _, u := range rc.uploads() {
-			if len(u.prof.SampleType) != 1 || u.prof.SampleType[0].Type != probes.StateProfileSampleType {
+			if len(u.prof.SampleType) != 1 || u.prof.SampleType[0].Type != model.StateProfileSampleType {
 				continue
 			}
 			states, state = true, u
@@ -99,14 +98,14 @@ func TestPyroscopeGoroutineStates(t *testing.T) {
 	if state.user != "lab" || state.password != "secret" || state.tenant != "tenant-1" {
 		t.Errorf("upload auth user %q password %q tenant %q; want lab, secret, tenant-1", state.user, state.password, state.tenant)
 	}
-	if !slices.Contains(state.types, probes.StateProfileSampleType) {
+	if !slices.Contains(state.types, model.StateProfileSampleType) {
 		t.Errorf("types %v", state.types)
 	}
 
 	count := func() int {
 		n := 0
 		for _, u := range rc.uploads() {
-			if slices.Contains(u.types, probes.StateProfileSampleType) {
+			if slices.Contains(u.types, model.StateProfileSampleType) {
 				n++
 			}
 		}

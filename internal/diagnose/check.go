@@ -196,10 +196,13 @@ func topUserFrames(stack []api.Frame, n int) []api.Frame {
 }
 
 // inspectorFuncs are the inspector's own code: its goroutines (the
-// diagnosis loop, the API server) are not the program's to diagnose.
+// diagnosis loop, the API server) and its heap (the trace analysis, the
+// watch stream's diffs) are not the program's to diagnose.
 var inspectorFuncs = []string{"github.com/inspectd/inspectd/internal/daemon.", "github.com/inspectd/inspectd/internal/server.",
-	"github.com/inspectd/inspectd/internal/probes.", "github.com/inspectd/inspectd/internal/diagnose.",
-	"github.com/inspectd/inspectd/agent."}
+	"github.com/inspectd/inspectd/internal/source", "github.com/inspectd/inspectd/internal/model.",
+	"github.com/inspectd/inspectd/internal/tracewin.", "github.com/inspectd/inspectd/internal/dump.",
+	"github.com/inspectd/inspectd/internal/diagnose.", "github.com/inspectd/inspectd/internal/api.",
+	"github.com/inspectd/inspectd/agent.", "golang.org/x/exp/trace", "internal/trace"}
 
 func isInspectorFunc(fn string) bool {
 	for _, p := range inspectorFuncs {

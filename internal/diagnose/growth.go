@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/google/pprof/profile"
@@ -27,13 +26,6 @@ var (
 	growthMinGrowth  = growthThresholds.bytes("min_growth", 16<<20, "heap growth over the snapshots remembered")
 	growthMinSpan    = growthThresholds.duration("min_span", 4*time.Second, "time the growth must span")
 )
-
-// The inspector's own heap (the trace it reads, which grows while the
-// flight recorder fills up; the snapshots and diffs it serves, in inspectd
-// or in a program that embeds the agent) is not the program's growth.
-var inspectorPackages = []string{"github.com/inspectd/inspectd/internal/probes.", "github.com/inspectd/inspectd/internal/diagnose.",
-	"github.com/inspectd/inspectd/internal/api.", "github.com/inspectd/inspectd/internal/server.", "github.com/inspectd/inspectd/agent.",
-	"golang.org/x/exp/trace", "internal/trace"}
 
 func checkGrowth(c *check) []found {
 	pts := c.e.hist.points
@@ -185,10 +177,8 @@ func checkGrowth(c *check) []found {
 
 func inspector(stack []api.Frame) bool {
 	for _, f := range stack {
-		for _, p := range inspectorPackages {
-			if strings.HasPrefix(f.Function, p) {
-				return true
-			}
+		if isInspectorFunc(f.Function) {
+			return true
 		}
 	}
 	return false

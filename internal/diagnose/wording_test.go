@@ -26,7 +26,7 @@ func TestLeakedOn(t *testing.T) {
 // agent's server) is not a bug of the program it runs in.
 func TestGrowthLeavesOutTheInspector(t *testing.T) {
 	for _, fn := range []string{"github.com/inspectd/inspectd/internal/api.sameTask", "github.com/inspectd/inspectd/internal/server.(*server).watch",
-		"github.com/inspectd/inspectd/agent.Listen", "github.com/inspectd/inspectd/internal/probes.(*Collector).build"} {
+		"github.com/inspectd/inspectd/agent.Listen", "github.com/inspectd/inspectd/internal/source/inproc.(*Collector).build"} {
 		if !inspector([]api.Frame{{Function: "encoding/json.Marshal"}, {Function: fn}}) {
 			t.Errorf("%s is taken for the program's own", fn)
 		}

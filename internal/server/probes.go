@@ -12,9 +12,9 @@ import (
 	"github.com/inspectd/inspectd/internal/api"
 )
 
-// Prober builds the task model the inspection endpoints serve; the probes
-// package's Collector is one.
-type Prober interface {
+// Inspector builds the task model the inspection endpoints serve, with its
+// findings: diagnose.Inspector is one.
+type Inspector interface {
 	// Snapshot builds the model over the last window of execution trace.
 	Snapshot(ctx context.Context, window time.Duration) (*api.Snapshot, error)
 	// Task returns one task with its histograms and full stack; an error
@@ -42,7 +42,7 @@ const (
 //
 // window is how much recent execution trace the numbers cover (default 5s,
 // at most 60s; the flight recorder may hold less).
-func (s *server) routeProbes(mux *http.ServeMux, p Prober) {
+func (s *server) routeProbes(mux *http.ServeMux, p Inspector) {
 	s.probe = p
 	mux.HandleFunc("GET /api/v1/snapshot", s.snapshot)
 	mux.HandleFunc("GET /api/v1/tasks/{id}", s.task)
@@ -75,12 +75,12 @@ func durationParam(r *http.Request, name string, def, lo, hi time.Duration) (tim
 func (s *server) snapshotFor(w http.ResponseWriter, r *http.Request) (*api.Snapshot, bool) {
 	window, err := durationParam(r, "window", DefaultWindow, 100*time.Millisecond, MaxWindow)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		WriteError(w, http.StatusBadRequest, err.Error())
 		return nil, false
 	}
 	snap, err := s.probe.Snapshot(r.Context(), window)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "building the snapshot: "+err.Error())
+		WriteError(w, http.StatusInternalServerError, "building the snapshot: "+err.Error())
 		return nil, false
 	}
 	return snap, true
@@ -88,41 +88,41 @@ func (s *server) snapshotFor(w http.ResponseWriter, r *http.Request) (*api.Snaps
 
 func (s *server) snapshot(w http.ResponseWriter, r *http.Request) {
 	if snap, ok := s.snapshotFor(w, r); ok {
-		writeJSON(w, http.StatusOK, snap)
+		WriteJSON(w, http.StatusOK, snap)
 	}
 }
 
 func (s *server) sites(w http.ResponseWriter, r *http.Request) {
 	if snap, ok := s.snapshotFor(w, r); ok {
-		writeJSON(w, http.StatusOK, api.SiteList{Time: snap.Time, WindowNS: snap.WindowNS, Sites: snap.Sites})
+		WriteJSON(w, http.StatusOK, api.SiteList{Time: snap.Time, WindowNS: snap.WindowNS, Sites: snap.Sites})
 	}
 }
 
 func (s *server) findings(w http.ResponseWriter, r *http.Request) {
 	if snap, ok := s.snapshotFor(w, r); ok {
-		writeJSON(w, http.StatusOK, api.FindingList{Time: snap.Time, Findings: snap.Findings})
+		WriteJSON(w, http.StatusOK, api.FindingList{Time: snap.Time, Findings: snap.Findings})
 	}
 }
 
 func (s *server) task(w http.ResponseWriter, r *http.Request) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("task id %q: want a goroutine id (a positive integer)", r.PathValue("id")))
+		WriteError(w, http.StatusBadRequest, fmt.Sprintf("task id %q: want a goroutine id (a positive integer)", r.PathValue("id")))
 		return
 	}
 	window, err := durationParam(r, "window", DefaultWindow, 100*time.Millisecond, MaxWindow)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	t, err := s.probe.Task(r.Context(), id, window)
 	switch {
 	case errors.Is(err, api.ErrNoTask):
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no goroutine %d: it has exited or never existed", id))
+		WriteError(w, http.StatusNotFound, fmt.Sprintf("no goroutine %d: it has exited or never existed", id))
 	case err != nil:
-		writeError(w, http.StatusInternalServerError, "reading task: "+err.Error())
+		WriteError(w, http.StatusInternalServerError, "reading task: "+err.Error())
 	default:
-		writeJSON(w, http.StatusOK, t)
+		WriteJSON(w, http.StatusOK, t)
 	}
 }
 
@@ -134,12 +134,12 @@ func (s *server) task(w http.ResponseWriter, r *http.Request) {
 func (s *server) watch(w http.ResponseWriter, r *http.Request) {
 	interval, err := durationParam(r, "interval", DefaultInterval, MinInterval, time.Minute)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	window, err := durationParam(r, "window", DefaultWindow, 100*time.Millisecond, MaxWindow)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	rc := http.NewResponseController(w)

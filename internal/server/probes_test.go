@@ -16,17 +16,17 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/internal/api"
-	"github.com/inspectd/inspectd/internal/probes"
+	"github.com/inspectd/inspectd/internal/source/inproc"
 )
 
-// slowProber delays each snapshot of a real collector: the seam that makes a
+// slowInspector delays each snapshot of a real collector: the seam that makes a
 // stream fall behind its interval.
-type slowProber struct {
-	*probes.Collector
+type slowInspector struct {
+	*inproc.Collector
 	delay time.Duration
 }
 
-func (p slowProber) Snapshot(ctx context.Context, window time.Duration) (*api.Snapshot, error) {
+func (p slowInspector) Snapshot(ctx context.Context, window time.Duration) (*api.Snapshot, error) {
 	time.Sleep(p.delay)
 	return p.Collector.Snapshot(ctx, window)
 }
@@ -57,12 +57,12 @@ func readUpdates(t *testing.T, url string, n int) []api.Update {
 }
 
 func TestWatch(t *testing.T) {
-	col, err := probes.NewCollector(probes.CollectorOptions{TraceMinAge: time.Second, CPUBudget: 1})
+	col, err := inproc.NewCollector(inproc.CollectorOptions{TraceMinAge: time.Second, CPUBudget: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer col.Close()
-	srv := httptest.NewServer(New(Options{Prober: slowProber{col, 350 * time.Millisecond}}))
+	srv := httptest.NewServer(New(Options{Inspector: slowInspector{col, 350 * time.Millisecond}}))
 	defer srv.Close()
 
 	// The stream is built every 100ms but each snapshot takes 350ms: every
@@ -157,12 +157,12 @@ func TestWatchSendsWhatChanged(t *testing.T) {
 	}
 	defer func() { close(release); wg.Wait() }()
 	started.Wait()
-	col, err := probes.NewCollector(probes.CollectorOptions{TraceMinAge: time.Second, CPUBudget: 1})
+	col, err := inproc.NewCollector(inproc.CollectorOptions{TraceMinAge: time.Second, CPUBudget: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer col.Close()
-	srv := startServer(t, New(Options{Prober: col}))
+	srv := startServer(t, New(Options{Inspector: col}))
 	// 9 updates 300ms apart of a 1s window: the last ones no longer see
 	// the parked goroutines' last run (a busy machine may schedule them
 	// after the recorder started).
@@ -203,12 +203,12 @@ func TestWatchTellsASlowReaderWhatItMissed(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the stream sees what the client has not taken only on Linux")
 	}
-	col, err := probes.NewCollector(probes.CollectorOptions{TraceMinAge: time.Second, CPUBudget: 1})
+	col, err := inproc.NewCollector(inproc.CollectorOptions{TraceMinAge: time.Second, CPUBudget: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer col.Close()
-	srv := startServer(t, New(Options{Prober: col}))
+	srv := startServer(t, New(Options{Inspector: col}))
 	r := watchSlowly(t, srv, "interval=100ms&window=500ms")
 	var missed, building int64
 	for range 6 {

@@ -1,0 +1,95 @@
+package diagnose
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/pprof/profile"
+
+	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/source"
+)
+
+// Inspector serves a source's snapshots with their findings: each snapshot
+// is diagnosed once, before anyone reads it, so the API, a watch stream
+// and a profile built from the same snapshot agree.
+type Inspector struct {
+	src source.Source
+	eng *Engine
+	// Observed, when set, is called after each new snapshot is diagnosed,
+	// with the findings before and after (under the inspector's lock).
+	Observed func(prev, cur []api.Finding)
+
+	mu   sync.Mutex // serialises observations; guards last
+	last *api.Snapshot
+}
+
+// NewInspector diagnoses src's snapshots with eng.
+func NewInspector(src source.Source, eng *Engine) *Inspector {
+	return &Inspector{src: src, eng: eng}
+}
+
+// profile reads one of the source's pprof profiles for the rules.
+func (p *Inspector) profile(name string) (*profile.Profile, error) {
+	return p.src.Profile(context.Background(), name)
+}
+
+// Engine returns the inspector's engine.
+func (p *Inspector) Engine() *Engine { return p.eng }
+
+// Snapshot returns the source's snapshot with its findings.
+func (p *Inspector) Snapshot(ctx context.Context, window time.Duration) (*api.Snapshot, error) {
+	s, err := p.src.Snapshot(ctx, window)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	// A source may hand the same snapshot to several requests (the
+	// Collector does within its CPU budget): diagnose it only once.
+	if s != p.last {
+		prev := p.eng.Findings()
+		fs := p.eng.Observe(Input{Snapshot: s, Stack: p.src.StackOf, StretchStack: p.src.StretchStackOf, Profile: p.profile})
+		p.last = s
+		if p.Observed != nil {
+			p.Observed(prev, fs)
+		}
+	}
+	return s, nil
+}
+
+// Task returns one task with the rules that name it.
+func (p *Inspector) Task(ctx context.Context, id int64, window time.Duration) (*api.Task, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t, err := p.src.Task(ctx, id, window)
+	if err != nil {
+		return nil, err
+	}
+	t.Warnings = nil
+	for _, f := range p.eng.Findings() {
+		if slices.Contains(f.Evidence.Tasks, id) && !slices.Contains(t.Warnings, f.Rule) {
+			t.Warnings = append(t.Warnings, f.Rule)
+		}
+	}
+	return t, nil
+}
+
+// Run diagnoses a snapshot every interval until ctx ends, so that findings
+// stay current while nobody asks; errors go to onErr.
+func (p *Inspector) Run(ctx context.Context, interval, window time.Duration, onErr func(error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := p.Snapshot(ctx, window); err != nil && ctx.Err() == nil && onErr != nil {
+			onErr(err)
+		}
+	}
+}

@@ -1,0 +1,482 @@
+package inproc
+
+import (
+	"context"
+	"errors"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/source"
+)
+
+func findTasks(snap *api.Snapshot, name string) []api.Task {
+	var out []api.Task
+	for _, t := range snap.Tasks {
+		if t.Name == name {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// The collector joins the flight recorder's window with a dump: a goroutine
+// sleeping 10ms in a loop shows ~100 polls a second, idle in "sleep", and a
+// mutex waiter shows as waiting in sync.Mutex.Lock at its Lock call, both
+// named by their labels.
+func TestCollectorKnownGoroutines(t *testing.T) {
+	c, err := NewCollector(CollectorOptions{TraceMinAge: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	var mu sync.Mutex
+	mu.Lock()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	ctx := context.Background()
+	wg.Go(func() {
+		pprof.Do(ctx, pprof.Labels("workload", "test", "role", "sleeper"), func(context.Context) { sleepUntil(stop) })
+	})
+	wg.Go(func() {
+		pprof.Do(ctx, pprof.Labels("task", "locker"), func(context.Context) {
+			mu.Lock()
+			mu.Unlock()
+		})
+	})
+	defer func() {
+		close(stop)
+		mu.Unlock()
+		wg.Wait()
+	}()
+	time.Sleep(2500 * time.Millisecond)
+
+	snap, err := c.Snapshot(ctx, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(snap.Source, "dump") {
+		t.Errorf("first snapshot source %q: want a dump in it", snap.Source)
+	}
+	checkKnownGoroutines(t, snap)
+
+	// Once the live trace stream covers a window, snapshots are composed
+	// from it, with the same numbers.
+	deadline := time.Now().Add(8 * time.Second)
+	for !c.liveServed {
+		if time.Now().After(deadline) {
+			t.Fatal("no snapshot served by the live stream in 8s")
+		}
+		time.Sleep(500 * time.Millisecond)
+		if snap, err = c.Snapshot(ctx, 2*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !strings.HasPrefix(snap.Source, "trace-stream") {
+		t.Errorf("live snapshot source %q", snap.Source)
+	}
+	checkKnownGoroutines(t, snap)
+	s := findTasks(snap, "test/sleeper")[0]
+
+	task, err := c.Task(ctx, s.ID, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if task.RunTimes == nil || task.RunTimes.Count == 0 || task.SchedDelay == nil || len(task.Stack) == 0 {
+		t.Errorf("task detail lacks histograms or stack: %+v", task)
+	}
+	// The locker waited all the window: no run, but histograms all the same.
+	locker, err := c.Task(ctx, findTasks(snap, "locker")[0].ID, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if locker.RunTimes == nil || locker.RunTimes.Count != 0 || locker.SchedDelay == nil || len(locker.Stack) == 0 {
+		t.Errorf("the locker's detail: run times %+v, sched delays %+v, %d frames; want empty histograms and a stack", locker.RunTimes, locker.SchedDelay, len(locker.Stack))
+	}
+	if _, err := c.Task(ctx, 1<<40, 2*time.Second); !errors.Is(err, api.ErrNoTask) {
+		t.Errorf("unknown task: %v", err)
+	}
+}
+
+// A goroutine that computes in a leaf function since before the collector
+// started leaves the trace no stack of its own (see leafHog): its name and
+// location come from the dump.
+func TestCollectorPlacesALeafHogFromTheDump(t *testing.T) {
+	defer startLeafHog()()
+	time.Sleep(50 * time.Millisecond)
+	c, err := NewCollector(CollectorOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(1200 * time.Millisecond)
+	ctx := context.Background()
+	snap, err := c.Snapshot(ctx, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hog *api.Task
+	for i := range snap.Tasks {
+		task := &snap.Tasks[i]
+		if strings.HasPrefix(task.Name, "runtime.asyncPreempt") || strings.HasPrefix(task.Location.Function, "runtime.asyncPreempt") {
+			t.Errorf("task %d is named or placed after its preemption: %q at %+v", task.ID, task.Name, task.Location)
+		}
+		if task.Stats.BusyNS > snap.WindowNS/2 && task.Name == "github.com/inspectd/inspectd/internal/source/inproc.leafHog" {
+			hog = task
+		}
+	}
+	if hog == nil {
+		t.Fatalf("no task named leafHog busy half the window (source %s)", snap.Source)
+	}
+	if !strings.HasSuffix(hog.Location.File, "stateprofile_test.go") || hog.Location.Function != "github.com/inspectd/inspectd/internal/source/inproc.leafHog" {
+		t.Errorf("hog located at %+v, want leafHog in stateprofile_test.go", hog.Location)
+	}
+	detail, err := c.Task(ctx, hog.ID, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(detail.Stack, func(f api.Frame) bool {
+		return f.Function == "github.com/inspectd/inspectd/internal/source/inproc.leafHog"
+	}) {
+		t.Errorf("hog's stack %+v, want leafHog in it", detail.Stack)
+	}
+}
+
+func taskByID(snap *api.Snapshot, id int64) *api.Task {
+	for i := range snap.Tasks {
+		if snap.Tasks[i].ID == id {
+			return &snap.Tasks[i]
+		}
+	}
+	return nil
+}
+
+// sleepUntil sleeps 10 ms at a time until stop is closed.
+func sleepUntil(stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// A burst of goroutines that came and went within the window leaves no
+// task, but the snapshot's spawn sites show it: how many were created and
+// how many were alive at once.
+func TestCollectorSpawnsShowABurstThatEnded(t *testing.T) {
+	c, err := NewCollector(CollectorOptions{CPUBudget: 1e9, DumpBudget: 1e-9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if _, err := c.Snapshot(ctx, 3*time.Second); err != nil { // the live stream starts
+		t.Fatal(err)
+	}
+	time.Sleep(1200 * time.Millisecond)
+	burst(500, 200*time.Millisecond)
+	time.Sleep(1200 * time.Millisecond)
+	snap, err := c.Snapshot(ctx, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(snap.Spawns, func(s api.SpawnSite) bool { return strings.HasSuffix(s.Site.Function, ".burst") })
+	if i < 0 {
+		t.Fatalf("no spawn site in burst among %+v (window %v)", snap.Spawns, time.Duration(snap.WindowNS))
+	}
+	if sp := snap.Spawns[i]; sp.Created != 500 || sp.Peak < 400 || sp.Peak > 500 || sp.Alive != 0 {
+		t.Errorf("burst: %+v; want 500 created, 400-500 at once, none alive", sp)
+	}
+	if slices.ContainsFunc(snap.Tasks, func(t api.Task) bool { return strings.HasSuffix(t.CreatedBy.Function, ".burst") }) {
+		t.Error("a goroutine of the burst is still a task")
+	}
+}
+
+// burst starts n goroutines that each sleep d, and waits for them.
+func burst(n int, d time.Duration) {
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(d)
+		}()
+	}
+	wg.Wait()
+}
+
+// A client whose requests the CPU budget answers with the last snapshot
+// is still watching: the live stream keeps running for it, so that the
+// next snapshot built anew can be composed from it.
+func TestCollectorSharedRequestsKeepTheStream(t *testing.T) {
+	c, err := NewCollector(CollectorOptions{CPUBudget: 1e-6, DumpBudget: 1e-9, LiveIdle: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	first, err := c.Snapshot(ctx, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The budget allows no dump: the notes must not speak of one.
+	if !slices.ContainsFunc(first.Notes, func(n string) bool { return strings.HasPrefix(n, "no goroutine dump yet") }) ||
+		slices.ContainsFunc(first.Notes, func(n string) bool { return strings.Contains(n, "from a goroutine dump") }) {
+		t.Errorf("notes without a dump: %q", first.Notes)
+	}
+	for range 10 {
+		time.Sleep(100 * time.Millisecond)
+		snap, err := c.Snapshot(ctx, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if snap != first {
+			t.Fatal("a snapshot was built anew within a budget that allows none")
+		}
+	}
+	running := c.live.Status().Running
+	if !running {
+		t.Error("the live stream stopped while a client asked every 100ms")
+	}
+	time.Sleep(600 * time.Millisecond)
+	running = c.live.Status().Running
+	if running {
+		t.Error("the live stream still runs 600ms after the last request (LiveIdle 300ms)")
+	}
+}
+
+// When the CPU budget puts the next build further away than the stream's
+// analysis could catch up with, the collector lets the analysis go once a
+// window is composed from it, and the next build starts it over.
+func TestCollectorLetsTheAnalysisGoBetweenBuilds(t *testing.T) {
+	c, err := NewCollector(CollectorOptions{CPUBudget: 1e-6, DumpBudget: 1e-9, LiveIdle: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	for served, tries := 0, 0; served < 2; tries++ {
+		if tries > 10 {
+			t.Fatalf("the stream served %d snapshots in %d", served, tries)
+		}
+		// Within this budget no request is built anew for hours: date the
+		// last snapshot as far back.
+		c.mu.Lock()
+		if c.last != nil {
+			c.last.at = c.last.at.Add(-24 * time.Hour)
+		}
+		c.mu.Unlock()
+		snap, err := c.Snapshot(ctx, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(snap.Source, "trace-stream") {
+			time.Sleep(500 * time.Millisecond) // the stream starts with the first request
+			continue
+		}
+		served++
+		kept := c.live.Status().Kept
+		if kept {
+			t.Fatalf("snapshot %d from the stream: the analysis is kept for a build the budget puts hours away", served)
+		}
+	}
+	// It goes as soon as the window is composed, before the tasks are
+	// made from it (at a million goroutines, both would be held at once).
+	for tries := 0; ; tries++ {
+		c.mu.Lock()
+		_, ok := c.liveWindow(time.Second, time.Now())
+		c.mu.Unlock()
+		if ok {
+			break
+		}
+		if tries == 10 {
+			t.Fatal("the stream composed no window in 10 tries")
+		}
+		time.Sleep(500 * time.Millisecond) // for the generations a window needs
+	}
+	kept := c.live.Status().Kept
+	if kept {
+		t.Fatal("the analysis is kept beside the window it composed, for a build the budget puts hours away")
+	}
+}
+
+// Requests for another window than the last snapshot's keep to the CPU
+// budget too: they wait for it to allow a build when that is soon, and are
+// otherwise served the last snapshot, whose window says what it covers.
+func TestCollectorBudgetHoldsForAnotherWindow(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		budget float64
+		built  bool
+	}{
+		{"far", 1e-6, false}, // no build for hours after the first
+		{"soon", 0.9, true},  // a build a little after the last one ends
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := NewCollector(CollectorOptions{CPUBudget: tc.budget, DumpBudget: 1e-9})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			ctx := context.Background()
+			last, err := c.Snapshot(ctx, time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A snapshot that requests will share for long says so.
+			if says := slices.ContainsFunc(last.Notes, func(n string) bool { return strings.Contains(n, "the next comes in") }); says == tc.built {
+				t.Errorf("budget %v: notes %q; want a note on when the next snapshot comes: %v", tc.budget, last.Notes, !tc.built)
+			}
+			for _, w := range []time.Duration{2 * time.Second, 3 * time.Second} {
+				snap, err := c.Snapshot(ctx, w)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if built := snap != last; built != tc.built {
+					t.Fatalf("window %v, budget %v: built anew %v, want %v", w, tc.budget, built, tc.built)
+				}
+				last = snap
+			}
+		})
+	}
+}
+
+// checkKnownGoroutines checks TestCollectorKnownGoroutines' snapshot.
+func checkKnownGoroutines(t *testing.T, snap *api.Snapshot) {
+	t.Helper()
+	// A live window starts where a generation (about a second) starts.
+	if w := time.Duration(snap.WindowNS); w < 1400*time.Millisecond || w > 2600*time.Millisecond {
+		t.Errorf("window %v, want about 2s", w)
+	}
+	sleepers := findTasks(snap, "test/sleeper")
+	if len(sleepers) != 1 {
+		t.Fatalf("%d tasks named test/sleeper", len(sleepers))
+	}
+	s := sleepers[0]
+	perSec := float64(s.Stats.Polls) / (float64(s.Stats.TotalNS) / 1e9)
+	if perSec < 50 || perSec > 110 {
+		t.Errorf("sleeper: %.0f polls per second (%d in %v), want about 100", perSec, s.Stats.Polls, time.Duration(s.Stats.TotalNS))
+	}
+	if s.Stats.IdleByReason["sleep"] < s.Stats.TotalNS*8/10 {
+		t.Errorf("sleeper: idle by sleep %v of %v", time.Duration(s.Stats.IdleByReason["sleep"]), time.Duration(s.Stats.TotalNS))
+	}
+	lockers := findTasks(snap, "locker")
+	if len(lockers) != 1 {
+		t.Fatalf("%d tasks named locker", len(lockers))
+	}
+	l := lockers[0]
+	if l.State != "waiting" || l.WaitReason != "sync.Mutex.Lock" || !strings.HasSuffix(l.Location.File, "collector_test.go") ||
+		l.LabelsStale || l.CreatedBy.Function == "" || l.ParentID == 0 {
+		t.Errorf("locker: %+v", l)
+	}
+
+}
+
+// Dumps stop the world, so they are taken only within their budget; between
+// dumps a new goroutine that the goroutine profile cannot name carries its
+// creator's labels, marked stale.
+func TestCollectorDumpBudget(t *testing.T) {
+	c, err := NewCollector(CollectorOptions{TraceMinAge: time.Second, DumpBudget: 1e-9, CPUBudget: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	defer func() { close(stop); wg.Wait() }()
+	started, spawn, childMade := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	wg.Go(func() {
+		pprof.Do(ctx, pprof.Labels("workload", "parent", "role", "spawner"), func(context.Context) {
+			close(started)
+			<-spawn
+			// Two children that wait at the same line with different labels:
+			// the profile cannot tell them apart by stack.
+			for _, role := range []string{"child-a", "child-b"} {
+				wg.Go(func() {
+					pprof.Do(ctx, pprof.Labels("role", role), func(context.Context) { <-stop })
+				})
+			}
+			close(childMade)
+			<-stop
+		})
+	})
+	<-started
+	c.Dump() // asked for, whatever the budget
+	if snap, err := c.Snapshot(ctx, time.Second); err != nil || strings.Contains(snap.Source, "dump") {
+		t.Fatalf("snapshot right after a dump: %v, source %q", err, snap.Source)
+	}
+	// A child created after the dump by a goroutine whose labels the dump saw.
+	close(spawn)
+	<-childMade
+	time.Sleep(300 * time.Millisecond)
+	snap, err := c.Snapshot(ctx, 900*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(snap.Source, "dump") {
+		t.Errorf("second snapshot took a dump within a budget of 1e-9: source %q", snap.Source)
+	}
+	if len(snap.Notes) == 0 || !strings.Contains(strings.Join(snap.Notes, " "), "goroutine dump") {
+		t.Errorf("notes do not say the labels come from an older dump: %v", snap.Notes)
+	}
+	var stale int
+	for _, tk := range snap.Tasks {
+		if tk.LabelsStale && tk.Labels["workload"] == "parent" {
+			stale++
+		}
+	}
+	if stale != 2 {
+		t.Errorf("%d tasks created after the dump carry their creator's labels marked stale, want 2", stale)
+	}
+}
+
+// Between dumps, labels come from the goroutine profile, joined by stack:
+// goroutines that existed before the collector and were never dumped are
+// still named by their labels.
+func TestCollectorProfileLabels(t *testing.T) {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	defer func() { close(stop); wg.Wait() }()
+	ctx := context.Background()
+	for range 5 {
+		wg.Go(func() {
+			pprof.Do(ctx, pprof.Labels("workload", "old", "role", "parked"), func(context.Context) { <-stop })
+		})
+	}
+	c, err := NewCollector(CollectorOptions{TraceMinAge: time.Second, DumpBudget: 1e-9, CPUBudget: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(1500 * time.Millisecond) // a generation boundary records every goroutine's stack
+	snap, err := c.Snapshot(ctx, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(snap.Source, "dump") || !strings.Contains(snap.Source, "profile") {
+		t.Errorf("source %q: want the profile and no dump", snap.Source)
+	}
+	if n := len(findTasks(snap, "old/parked")); n != 5 {
+		t.Errorf("%d of 5 never-dumped goroutines named old/parked from the profile's labels", n)
+	}
+}
+
+func TestSpacingSaturates(t *testing.T) {
+	if d := source.Spacing(100*time.Millisecond, 0.25); d != 400*time.Millisecond {
+		t.Errorf("source.Spacing(100ms, 0.25) = %v", d)
+	}
+	// 60ms at a budget of 1e-12 is far beyond any duration: never, not negative.
+	if d := source.Spacing(60*time.Millisecond, 1e-12); d <= 0 {
+		t.Errorf("spacing overflowed to %v", d)
+	}
+}

@@ -1,0 +1,47 @@
+// Package source defines what a source of task models is: the in-process
+// collector (package inproc: the daemon and any program embedding the
+// agent), or a program read from outside (package remote: net/http/pprof, a
+// gops agent, a saved trace or goroutine dump).
+//
+// Every source gathers the runtime's raw records (execution trace windows,
+// goroutine dumps, the goroutine and goroutineleak profiles, runtime/metrics),
+// has them parsed (packages dump and tracewin), joins them in one model
+// (package model) and hands out api.Snapshot values; the diagnosis (package
+// diagnose) and the API (package server) take any Source.
+package source
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/pprof/profile"
+
+	"github.com/inspectd/inspectd/internal/api"
+)
+
+// Source builds the task model of one program.
+type Source interface {
+	// Snapshot builds the model over the last window of execution trace.
+	Snapshot(ctx context.Context, window time.Duration) (*api.Snapshot, error)
+	// Task returns one task with its histograms and full stack; an error
+	// wrapping api.ErrNoTask when no such goroutine is alive or was in
+	// the window.
+	Task(ctx context.Context, id int64, window time.Duration) (*api.Task, error)
+	// StackOf returns the latest stack the trace recorded for goroutine
+	// id in the last snapshot's window, top first; nil when it was not
+	// there. StretchStackOf returns where it computed during its longest
+	// stretch on CPU in that window, or nil.
+	StackOf(id int64) []api.Frame
+	StretchStackOf(id int64) []api.Frame
+	// Profile reads one of the program's pprof profiles ("heap",
+	// "mutex", ...) as it is now; an error wrapping ErrUnsupported when
+	// the source serves none.
+	Profile(ctx context.Context, name string) (*profile.Profile, error)
+}
+
+// ErrUnsupported is wrapped by the error of a source, or of what it reads
+// from, for what the program does not serve (a gops agent has no goroutine
+// profile; Go before 1.27 has no goroutineleak profile; a trace file has no
+// pprof profiles).
+var ErrUnsupported = errors.New("not served by the target")
