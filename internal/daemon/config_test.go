@@ -476,3 +476,9 @@ func TestHelpListsEveryOption(t *testing.T) {
 		}
 	}
 }
+
+// The README's configuration table is generated from the options:
+// `go test ./internal/daemon -run TestReadmeConfigTable -update`.
+func TestReadmeConfigTable(t *testing.T) {
+	checkGenerated(t, "config", optionsMarkdown(), "TestReadmeConfigTable")
+}

@@ -35,8 +35,10 @@ type option struct {
 	what string
 }
 
-// options are the daemon's settings, in the order -h lists them. An
-// option of the daemon is one entry here and its Config field.
+// options are the daemon's settings, in the order -h and the README list
+// them. An option of the daemon is one entry here and its Config field;
+// `go test ./internal/daemon -run TestReadmeConfigTable -update` then
+// writes it into the README's table.
 var options = []option{
 	{name: "config", loader: true, help: "read settings from this YAML `file`",
 		v: str(func(s *state) *string { return &s.configPath }, "", rule[string]{})},
@@ -275,4 +277,28 @@ Flags (environment variable, config file key):
 		}
 		fmt.Fprintf(w, "%s\n    \t%s\n", line, text)
 	}
+}
+
+// optionsMarkdown is the README's table of the options.
+func optionsMarkdown() string {
+	var b strings.Builder
+	b.WriteString("| flag | environment | config file | default | |\n| --- | --- | --- | --- | --- |\n")
+	code := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		return "`" + s + "`"
+	}
+	d := defaultsState()
+	for i := range options {
+		o := &options[i]
+		_, text := o.usage()
+		var envs []string
+		for _, e := range o.envs() {
+			envs = append(envs, code(e))
+		}
+		fmt.Fprintf(&b, "| `--%s` | %s | %s | %s | %s |\n", o.name, strings.Join(envs, ", "), code(o.key),
+			code(o.defaultText(d)), strings.ReplaceAll(text, "|", `\|`))
+	}
+	return b.String()
 }
