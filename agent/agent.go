@@ -20,11 +20,15 @@
 // Findings of the diagnosis rules (leaks, deadlocks, contention, ...) come
 // with the snapshots, as from inspectd.
 //
-// It runs the execution trace flight recorder (bounded by Options.Trace*),
-// which costs a few percent of a busy program's throughput, and takes full
-// goroutine dumps, which stop the world, only within a budget (by default 1%
-// of wall time). Only one flight recorder can run per process, so Listen
-// fails when the program already runs one.
+// Inspection costs the program almost nothing: while nobody asks, no
+// tracer runs; while clients ask (inspect-cli top, diagnose), the execution
+// tracer runs for a part of each interval, so that it and the analysis of
+// what it writes take at most Options.OverheadBudget of the CPU the program
+// uses (default 5%); and no stop-the-world pause lasts longer than
+// Options.MaxPause (default 1ms): a full goroutine dump is taken only in a
+// program small enough for it. The program's own runtime/trace.Start fails
+// while the agent traces (one execution trace runs at a time), and the
+// agent's trace fails while the program's runs.
 //
 // It writes its address to a port file (in $XDG_CONFIG_HOME/inspectd/agents,
 // named after the process id) so that `inspect-cli ps` finds it, and removes
@@ -56,22 +60,33 @@ type Options struct {
 	Addr string
 	// Token, when set, is required as "Authorization: Bearer <token>".
 	Token string
-	// TraceMinAge and TraceMaxBytes bound the flight recorder (defaults
-	// 10s and 64 MiB).
-	TraceMinAge   time.Duration
-	TraceMaxBytes uint64
+	// OverheadBudget is the share of the program's CPU time that
+	// inspection may take while clients ask (default 0.05): the runtime's
+	// execution tracer and the agent's analysis of it. A program whose
+	// goroutines switch often is traced a part of each interval, and the
+	// numbers are scaled up from it (the snapshot says so).
+	OverheadBudget float64
+	// MaxPause is the longest stop-the-world pause inspection may cause
+	// (default 1ms). A full goroutine dump, which gives exact labels and
+	// wait minutes, stops the world for about 6µs per goroutine: it is
+	// taken only where that fits.
+	MaxPause time.Duration
+	// FlightRecorder keeps an execution trace flight recorder running all
+	// the time (bounded by TraceMinAge and TraceMaxBytes, defaults 10s and
+	// 64 MiB), so that the first snapshot after a quiet spell covers what
+	// happened just before it. It costs the tracer's overhead all the
+	// time, whether anyone looks or not: nothing measurable for a program
+	// that computes in long stretches, up to 60% of the throughput of one
+	// whose goroutines switch every microsecond (BENCHMARKS.md). Only one
+	// flight recorder runs per process: Listen fails when the program
+	// already runs one.
+	FlightRecorder bool
+	TraceMinAge    time.Duration
+	TraceMaxBytes  uint64
 	// CPUBudget is the share of one core that building snapshots may take
 	// while clients ask for them (default 0.25): requests that come sooner
 	// share the last snapshot.
 	CPUBudget float64
-	// NoTraceStream keeps runtime/trace.Start free for the program. While
-	// clients ask for snapshots (and 30s after), the agent streams the
-	// execution trace to itself and analyses each generation once, which
-	// makes snapshots several times faster; the runtime runs one such
-	// trace at a time beside the flight recorder, so the program's own
-	// runtime/trace.Start fails meanwhile. The agent's /debug/pprof/trace
-	// pauses the stream while it records.
-	NoTraceStream bool
 	// Logger receives the agent's few records (default: none).
 	Logger *slog.Logger
 	// NoPortFile leaves out the port file that `inspect-cli ps` reads.
@@ -114,10 +129,14 @@ func Listen(opts Options) (*Agent, error) {
 	if opts.CPUBudget < 0 {
 		return nil, fmt.Errorf("agent: CPU budget %v: want a share of one core above 0 (0: the default, 0.25)", opts.CPUBudget)
 	}
-	copts := inproc.CollectorOptions{TraceMinAge: opts.TraceMinAge, TraceMaxBytes: opts.TraceMaxBytes, CPUBudget: opts.CPUBudget, Logger: opts.Logger}
-	if opts.NoTraceStream {
-		copts.LiveIdle = -1
+	if opts.OverheadBudget < 0 || opts.OverheadBudget > 1 {
+		return nil, fmt.Errorf("agent: overhead budget %v: want a share of the program's CPU from 0 to 1 (0: the default, 0.05)", opts.OverheadBudget)
 	}
+	if opts.MaxPause < 0 {
+		return nil, fmt.Errorf("agent: max pause %v: want a duration above 0 (0: the default, 1ms)", opts.MaxPause)
+	}
+	copts := inproc.CollectorOptions{OverheadBudget: opts.OverheadBudget, MaxPause: opts.MaxPause, FlightRecorder: opts.FlightRecorder,
+		TraceMinAge: opts.TraceMinAge, TraceMaxBytes: opts.TraceMaxBytes, CPUBudget: opts.CPUBudget, Logger: opts.Logger}
 	col, err := inproc.NewCollector(copts)
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
@@ -165,7 +184,7 @@ func Listen(opts Options) (*Agent, error) {
 // Addr is the address the agent serves on.
 func (a *Agent) Addr() string { return a.ln.Addr().String() }
 
-// Close stops serving, stops the flight recorder and removes the port file.
+// Close stops serving, stops tracing and removes the port file.
 // It is safe to call more than once.
 func (a *Agent) Close() error {
 	a.closeOnce.Do(func() {

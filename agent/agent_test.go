@@ -157,33 +157,30 @@ func TestOneAgentPerProcess(t *testing.T) {
 	defer a.Close()
 	if b, err := Listen(Options{NoPortFile: true}); err == nil {
 		b.Close()
-		t.Fatal("a second agent started beside the first; only one flight recorder can run")
+		t.Fatal("a second agent started beside the first; only one can trace the process")
 	}
 }
 
-// With NoTraceStream, the program's own runtime/trace.Start works while a
-// client asks for snapshots.
-func TestAgentNoTraceStream(t *testing.T) {
-	a, err := Listen(Options{NoPortFile: true, NoTraceStream: true, TraceMinAge: time.Second})
+// While nobody asks, the agent traces nothing: the program's own
+// runtime/trace.Start works, and costs it nothing.
+func TestAgentIdleIsFree(t *testing.T) {
+	a, err := Listen(Options{NoPortFile: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	c := api.NewClient(a.Addr(), "")
-	for range 3 {
-		var snap api.Snapshot
-		if err := c.Do(context.Background(), "GET", "/api/v1/snapshot?window=500ms", nil, &snap); err != nil {
-			t.Fatal(err)
-		}
-		if strings.HasPrefix(snap.Source, "trace-stream") {
-			t.Fatalf("snapshot source %q with NoTraceStream", snap.Source)
-		}
-		time.Sleep(600 * time.Millisecond)
-	}
 	if err := rtrace.Start(io.Discard); err != nil {
-		t.Fatalf("the program's own trace: %v", err)
+		t.Fatalf("the program's own trace beside an idle agent: %v", err)
 	}
 	rtrace.Stop()
+	// A client asks: the agent traces, and the program's trace waits.
+	var snap api.Snapshot
+	if err := api.NewClient(a.Addr(), "").Do(context.Background(), "GET", "/api/v1/snapshot?window=500ms", nil, &snap); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(snap.Source, "trace-slices") || snap.RecordingSince.IsZero() {
+		t.Errorf("first snapshot: source %q, recording since %v; want trace slices recorded from the request on", snap.Source, snap.RecordingSince)
+	}
 }
 
 // An address already taken is named as such, not as a token's fault.

@@ -140,7 +140,7 @@ type Snapshot struct {
 	Time     time.Time `json:"time"`
 	Target   string    `json:"target,omitempty"`
 	WindowNS int64     `json:"window_ns"` // length of the trace window the stats cover
-	Source   string    `json:"source"`    // what it was built from, e.g. "trace+profile" ("trace-stream": the live trace stream; "trace": a flight recorder snapshot)
+	Source   string    `json:"source"`    // what it was built from, e.g. "trace-slices+profile" ("trace-slices": the in-process recorder; "flight-recorder"; "trace": a trace taken for the window)
 	Tasks    []Task    `json:"tasks"`
 	Sites    []Site    `json:"sites"`
 	Process  Process   `json:"process"`
@@ -150,6 +150,15 @@ type Snapshot struct {
 	// Partial, when set, says that the input was cut short or corrupt
 	// (a trace, a dump file): the snapshot is of what could be read.
 	Partial string `json:"partial,omitempty"`
+	// ObservedNS, when set, is how much of the window was traced: the
+	// in-process source traces a part of each interval to keep its
+	// overhead within budget, and scales the tasks' times and polls up
+	// from it (so their rates and shares are estimates).
+	ObservedNS int64 `json:"observed_ns,omitempty"`
+	// RecordingSince, when set, is when tracing began: the program was
+	// not traced while nobody asked, so the window covers only the time
+	// since (a window shorter than asked).
+	RecordingSince time.Time `json:"recording_since,omitzero"`
 	// Spawns are the creation sites that had many goroutines alive at once
 	// within the window (Tasks are those alive at its end: a burst that
 	// came and went shows only here).

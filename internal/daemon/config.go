@@ -39,19 +39,20 @@ type Config struct {
 	// event is sampled per this much time spent blocked.
 	BlockProfileRate time.Duration
 
-	// TraceMinAge and TraceMaxBytes bound the always-on flight recorder the
-	// task model is built from; DumpBudget is the share of wall time full
+	// OverheadBudget is the share of the program's CPU that inspection may
+	// take while clients ask; MaxPause the longest stop-the-world it may
+	// cause; FlightRecorder keeps a flight recorder running (bounded by
+	// TraceMinAge and TraceMaxBytes) so that a first snapshot covers what
+	// happened before it; DumpBudget is the share of wall time full
 	// goroutine dumps (which stop the world) may take; CPUBudget the share
 	// of one core building snapshots may take while clients ask for them.
-	TraceMinAge   time.Duration
-	TraceMaxBytes uint64
-	DumpBudget    float64
-	CPUBudget     float64
-	// TraceStream has the daemon stream its execution trace to itself
-	// while snapshots are asked for, and analyse each generation once:
-	// faster snapshots, but another runtime/trace.Start (a gops agent's
-	// trace command) fails meanwhile.
-	TraceStream bool
+	OverheadBudget float64
+	MaxPause       time.Duration
+	FlightRecorder bool
+	TraceMinAge    time.Duration
+	TraceMaxBytes  uint64
+	DumpBudget     float64
+	CPUBudget      float64
 
 	// PyroscopeURL, when set, turns on continuous profiling: every profile
 	// type pyroscope-go offers is pushed there every PyroscopeUploadRate, as

@@ -77,14 +77,14 @@ workloads:
 		cfg.Params["hello"]["interval"] != "50ms" {
 		t.Errorf("from file: %+v", cfg)
 	}
-	if !cfg.TraceStream {
-		t.Error("the trace stream is off by default")
+	if cfg.FlightRecorder || cfg.OverheadBudget != 0.05 || cfg.MaxPause != time.Millisecond {
+		t.Errorf("flight recorder %v, overhead budget %v, max pause %v by default; want off, 0.05 and 1ms", cfg.FlightRecorder, cfg.OverheadBudget, cfg.MaxPause)
 	}
-	if cfg, _, err := load([]string{"--config", writeFile(t, "trace_stream: false\n")}, nil); err != nil || cfg.TraceStream {
-		t.Errorf("trace_stream: false in the file: %v, stream %v", err, cfg.TraceStream)
+	if cfg, _, err := load([]string{"--config", writeFile(t, "flight_recorder: true\n")}, nil); err != nil || !cfg.FlightRecorder {
+		t.Errorf("flight_recorder: true in the file: %v, recorder %v", err, cfg.FlightRecorder)
 	}
-	if cfg, _, err := load(nil, map[string]string{"INSPECTD_TRACE_STREAM": "false"}); err != nil || cfg.TraceStream {
-		t.Errorf("INSPECTD_TRACE_STREAM=false: %v, stream %v", err, cfg.TraceStream)
+	if cfg, _, err := load(nil, map[string]string{"INSPECTD_FLIGHT_RECORDER": "true"}); err != nil || !cfg.FlightRecorder {
+		t.Errorf("INSPECTD_FLIGHT_RECORDER=true: %v, recorder %v", err, cfg.FlightRecorder)
 	}
 	if cfg.CPUBudget != 0.25 {
 		t.Errorf("CPU budget %v by default, want 0.25", cfg.CPUBudget)
@@ -155,8 +155,8 @@ func TestLoadErrors(t *testing.T) {
 		{name: "flag not a whole number", args: []string{"--mutex-profile-fraction", "1.5"}, want: []string{"not a whole number", "0 or more"}},
 		{name: "flag not a duration", args: []string{"--diagnose-window", "soon"}, want: []string{`--diagnose-window "soon"`, "not a duration", "such as 5s, from 1s to 1m"}},
 		{name: "duration without a unit", env: map[string]string{"INSPECTD_TRACE_MIN_AGE": "10"}, want: []string{"needs a unit", "such as 10s"}},
-		{name: "flag not a boolean", args: []string{"--trace-stream=maybe"}, want: []string{`--trace-stream "maybe"`, "want true or false"}},
-		{name: "variable not a boolean", env: map[string]string{"INSPECTD_TRACE_STREAM": "yes"}, want: []string{"INSPECTD_TRACE_STREAM", "want true or false"}},
+		{name: "flag not a boolean", args: []string{"--flight-recorder=maybe"}, want: []string{`--flight-recorder "maybe"`, "want true or false"}},
+		{name: "variable not a boolean", env: map[string]string{"INSPECTD_FLIGHT_RECORDER": "yes"}, want: []string{"INSPECTD_FLIGHT_RECORDER", "want true or false"}},
 		{name: "bad log level flag", args: []string{"--log-level", "loud"}, want: []string{`--log-level "loud"`, "debug, info, warn or error"}},
 		{name: "size out of range", args: []string{"--trace-max-bytes", "5"}, want: []string{"trace max bytes 5", "from 1 MiB (1048576) to 4 GiB"}},
 		{name: "interval between off and the least", args: []string{"--diagnose-interval", "50ms"}, want: []string{"diagnose interval 50ms", "diagnose.interval in a config file", "0 (off) or 100ms or more"}},
@@ -369,13 +369,13 @@ func TestLoadFileScalars(t *testing.T) {
 		{file: `cpu_budget: "0.5"`, ok: func(c Config) bool { return c.CPUBudget == 0.5 }},
 		{file: `cpu_budget: 2`, ok: func(c Config) bool { return c.CPUBudget == 2 }},
 		{file: `trace_max_bytes: 1048576`, ok: func(c Config) bool { return c.TraceMaxBytes == 1<<20 }},
-		{file: `trace_stream: "false"`, ok: func(c Config) bool { return !c.TraceStream }},
+		{file: `flight_recorder: "true"`, ok: func(c Config) bool { return c.FlightRecorder }},
 		{file: `block_profile_rate: 0`, ok: func(c Config) bool { return c.BlockProfileRate == 0 }},
 		{file: `token: 12345`, ok: func(c Config) bool { return c.Token == "12345" }},
 		{file: `listen:`, ok: func(c Config) bool { return c.Listen == "127.0.0.1:7777" }},
 		{file: `mutex_profile_fraction: 1.5`, err: `mutex_profile_fraction (line 1: cannot unmarshal "1.5"): want a whole number, 0 or more`},
 		{file: `mutex_profile_fraction: 0x14`, err: "cannot unmarshal"},
-		{file: `trace_stream: yes`, err: `trace_stream (line 1: cannot unmarshal "yes"): want true or false`},
+		{file: `flight_recorder: yes`, err: `flight_recorder (line 1: cannot unmarshal "yes"): want true or false`},
 		{file: `trace_min_age: 10`, err: `trace_min_age "10" (line 1): a duration needs a unit; want a duration such as 10s, from 1s to 10m`},
 		{file: `cpu_budget: .nan`, err: "cannot unmarshal"},
 	} {

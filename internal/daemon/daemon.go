@@ -97,8 +97,8 @@ func Start(cfg Config, reg *workload.Registry, log *slog.Logger) (*Daemon, error
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	col, err := inproc.NewCollector(inproc.CollectorOptions{
+		OverheadBudget: cfg.OverheadBudget, MaxPause: cfg.MaxPause, FlightRecorder: cfg.FlightRecorder,
 		TraceMinAge: cfg.TraceMinAge, TraceMaxBytes: cfg.TraceMaxBytes, DumpBudget: cfg.DumpBudget, CPUBudget: cfg.CPUBudget, Logger: log,
-		LiveIdle: liveIdle(cfg.TraceStream),
 	})
 	if err != nil {
 		ln.Close()
@@ -306,13 +306,4 @@ func version() string {
 		return bi.Main.Version
 	}
 	return "devel"
-}
-
-// liveIdle is the collector's LiveIdle for the trace-stream setting: its
-// default (0), or never stream (-1).
-func liveIdle(stream bool) time.Duration {
-	if stream {
-		return 0
-	}
-	return -1
 }

@@ -303,7 +303,7 @@ func TestDaemonRefusesPublicWithoutToken(t *testing.T) {
 }
 
 func TestDaemonTokenProcess(t *testing.T) {
-	p := startProc(t, t.TempDir(), "--token", "s3cret", "--workloads", "hello", "--gops-addr", "off", "--trace-stream=false")
+	p := startProc(t, t.TempDir(), "--token", "s3cret", "--workloads", "hello", "--gops-addr", "off")
 	base := "http://" + p.addr
 	if code, _ := get(t, base+"/api/v1/workloads"); code != 401 {
 		t.Errorf("API without token: %d, want 401", code)

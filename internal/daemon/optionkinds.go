@@ -41,7 +41,7 @@ type value interface {
 	check(st *state) error
 	// quoted says the value shows quoted in errors (it is text).
 	quoted() bool
-	// isBool makes a flag that needs no value (--trace-stream).
+	// isBool makes a flag that needs no value (--flight-recorder).
 	isBool() bool
 }
 

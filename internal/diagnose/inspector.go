@@ -78,7 +78,9 @@ func (p *Inspector) Task(ctx context.Context, id int64, window time.Duration) (*
 }
 
 // Run diagnoses a snapshot every interval until ctx ends, so that findings
-// stay current while nobody asks; errors go to onErr.
+// stay current while nobody asks; errors go to onErr. It takes what the
+// source has (source.AcceptPartial): a window still being recorded gives
+// the rules its first figures rather than none.
 func (p *Inspector) Run(ctx context.Context, interval, window time.Duration, onErr func(error)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -88,7 +90,7 @@ func (p *Inspector) Run(ctx context.Context, interval, window time.Duration, onE
 			return
 		case <-t.C:
 		}
-		if _, err := p.Snapshot(ctx, window); err != nil && ctx.Err() == nil && onErr != nil {
+		if _, err := p.Snapshot(source.AcceptPartial(ctx), window); err != nil && ctx.Err() == nil && onErr != nil {
 			onErr(err)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/source"
 )
 
 // Inspector builds the task model the inspection endpoints serve, with its
@@ -161,9 +162,12 @@ func (s *server) watch(w http.ResponseWriter, r *http.Request) {
 		seq              int64
 		missed, building int64
 	)
+	// An update does not wait for a whole window on a program nobody
+	// watched: the first comes with what is recorded so far.
+	sctx := source.AcceptPartial(ctx)
 	for {
 		began := time.Now()
-		snap, err := s.probe.Snapshot(ctx, window)
+		snap, err := s.probe.Snapshot(sctx, window)
 		built := time.Since(began)
 		if ctx.Err() != nil {
 			return

@@ -45,3 +45,19 @@ type Source interface {
 // profile; Go before 1.27 has no goroutineleak profile; a trace file has no
 // pprof profiles).
 var ErrUnsupported = errors.New("not served by the target")
+
+type partialKey struct{}
+
+// AcceptPartial marks ctx as a request that takes a window shorter than
+// asked rather than wait for it: a watch stream's update on a program
+// whose tracer has just started (the in-process source records from the
+// first request on). Sources that have the whole window ignore it.
+func AcceptPartial(ctx context.Context) context.Context {
+	return context.WithValue(ctx, partialKey{}, true)
+}
+
+// PartialAccepted says ctx takes a partial window (AcceptPartial).
+func PartialAccepted(ctx context.Context) bool {
+	v, _ := ctx.Value(partialKey{}).(bool)
+	return v
+}

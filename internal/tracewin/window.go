@@ -57,6 +57,14 @@ type Window struct {
 	// sort the map): at a million goroutines, iterating the map and
 	// sorting cost about as much as the model built from them.
 	byID []*GoStats
+	// Observed is how much of the window was traced (ns): its Duration,
+	// but for a composed window (Compose), whose numbers are scaled up
+	// from what its slices observed.
+	Observed int64
+	// composed makes the goroutines of a composed window (Compose), which
+	// has no Goroutines of its own.
+	composed *composition
+
 	// quiet holds, in a live window (the Collector's own), the goroutines
 	// that waited all of it without an event: most of a large program's.
 	// They are kept compact, apart from Goroutines, and get their GoStats
@@ -66,11 +74,17 @@ type Window struct {
 
 // Count is the number of goroutines in the window.
 func (w *Window) Count() int {
+	if w.composed != nil {
+		return w.composed.count()
+	}
 	return len(w.Goroutines) + w.quiet.len()
 }
 
 // Get returns goroutine id's numbers, or nil when it was not in the window.
 func (w *Window) Get(id int64) *GoStats {
+	if w.composed != nil {
+		return w.composed.get(id)
+	}
 	if g := w.Goroutines[id]; g != nil {
 		return g
 	}
@@ -80,6 +94,9 @@ func (w *Window) Get(id int64) *GoStats {
 // All yields the window's goroutines in ID order. A quiet goroutine's
 // GoStats are made for the yield and are not valid after it.
 func (w *Window) All() iter.Seq[*GoStats] {
+	if w.composed != nil {
+		return w.composedAll()
+	}
 	return func(yield func(*GoStats) bool) {
 		listed := w.sortedGoroutines()
 		if w.quiet.len() == 0 {
@@ -139,6 +156,15 @@ func (w *Window) listByID(stats []GoStats) {
 
 // Duration is the window's length in ns.
 func (w *Window) Duration() int64 { return w.End - w.Start }
+
+// ObservedShare is the share of the window that was traced: 1 but for a
+// composed window.
+func (w *Window) ObservedShare() float64 {
+	if w.composed == nil || w.Duration() <= 0 {
+		return 1
+	}
+	return float64(w.Observed) / float64(w.Duration())
+}
 
 // GoStats are one goroutine's numbers over a window. All durations are in ns
 // and clipped to the window; Busy+Sched+Idle+Syscall == Total.

@@ -1,3 +1,13 @@
+// Package inproc is the in-process source of the task model: what the
+// daemon and any program that embeds the agent inspect themselves with.
+//
+// It takes what the runtime records of this process (execution trace
+// slices, the goroutine and goroutineleak profiles, goroutine dumps where
+// they are cheap, runtime/metrics) and gives api.Snapshot values, joined
+// by package model. Its promise is that inspection costs the program
+// almost nothing: nothing at all while nobody asks (no tracer runs), within
+// an overhead budget while clients ask (see recorder.go), and never a long
+// stop-the-world pause (a full dump only where its pause fits MaxPause).
 package inproc
 
 import (
@@ -6,12 +16,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/inspectd/inspectd/internal/api"
@@ -21,42 +31,52 @@ import (
 	"github.com/inspectd/inspectd/internal/tracewin"
 )
 
-// CollectorOptions configure the in-process source. The zero value gives the
-// defaults.
+// CollectorOptions configure the in-process source. The zero value gives
+// the defaults.
 type CollectorOptions struct {
-	// TraceMinAge and TraceMaxBytes bound the always-on flight recorder: it
-	// keeps at least MinAge of trace, but never much more than MaxBytes.
-	// Defaults 10s and 64 MiB.
-	TraceMinAge   time.Duration
-	TraceMaxBytes uint64
-	// DumpBudget is the share of wall time that full goroutine dumps, which
-	// stop the world, may take (default 0.01: 1%). A dump that took d is not
-	// repeated before d/DumpBudget has passed.
+	// OverheadBudget is the share of the program's CPU time that
+	// inspection may take while clients ask: the runtime's tracer and the
+	// analysis of what it writes (default 0.05). A program whose
+	// goroutines switch often (channel ping-pong) is traced a smaller
+	// part of each interval, and the numbers are scaled up from it.
+	OverheadBudget float64
+	// MaxPause is the longest stop-the-world pause inspection may cause
+	// (default 1ms). A full goroutine dump stops the world for about 6µs
+	// per goroutine: it is taken only where that fits, and otherwise
+	// labels come from the goroutine profile and waits from the trace.
+	MaxPause time.Duration
+	// DumpBudget is the share of wall time that full goroutine dumps may
+	// take (default 0.01: 1%), a second bound beside MaxPause.
 	DumpBudget float64
 	// CPUBudget is the share of one core that building snapshots may take
-	// while clients ask for them (default 0.25). Requests that come sooner
-	// share the last snapshot. One for another window waits for the budget
-	// to allow a build when that is within budgetWait, and otherwise gets
-	// the last snapshot, whose WindowNS says what it covers. A build is
-	// charged with its wall time, its analysis' once more when that parses
-	// on a second goroutine, and the goroutine profile read that follows it.
+	// while clients ask for them (default 0.25). Requests that come
+	// sooner share the last snapshot.
 	CPUBudget float64
-	// LeakInterval is the least time between two reads of the goroutine leak
-	// profile, which forces a full GC (default 30s; at least 30s).
+	// IdleAfter is how long tracing goes on after the last request
+	// (default 10s).
+	IdleAfter time.Duration
+	// FlightRecorder keeps an execution trace flight recorder running all
+	// the time, bounded by TraceMinAge and TraceMaxBytes (defaults 10s
+	// and 64 MiB), so that the first snapshot after a quiet spell covers
+	// what happened just before it rather than what follows. It costs
+	// the tracer's overhead all the time (BENCHMARKS.md: up to 60% of a
+	// channel-heavy program's throughput), and only one flight recorder
+	// runs per process.
+	FlightRecorder bool
+	TraceMinAge    time.Duration
+	TraceMaxBytes  uint64
+	// LeakInterval is the least time between two reads of the goroutine
+	// leak profile, which forces a full GC (default 30s; at least 30s).
 	LeakInterval time.Duration
-	// LiveIdle is how long the live trace stream runs after the last
-	// request, built or shared (default 30s; negative: never stream, and
-	// read every window from the flight recorder). See live.go.
-	LiveIdle time.Duration
-	Logger   *slog.Logger
+	Logger       *slog.Logger
 }
 
 func (o *CollectorOptions) defaults() {
-	if o.TraceMinAge <= 0 {
-		o.TraceMinAge = 10 * time.Second
+	if o.OverheadBudget <= 0 {
+		o.OverheadBudget = 0.05
 	}
-	if o.TraceMaxBytes == 0 {
-		o.TraceMaxBytes = 64 << 20
+	if o.MaxPause <= 0 {
+		o.MaxPause = time.Millisecond
 	}
 	if o.DumpBudget <= 0 {
 		o.DumpBudget = 0.01
@@ -64,78 +84,69 @@ func (o *CollectorOptions) defaults() {
 	if o.CPUBudget <= 0 {
 		o.CPUBudget = 0.25
 	}
+	if o.IdleAfter <= 0 {
+		o.IdleAfter = 10 * time.Second
+	}
+	if o.TraceMinAge <= 0 {
+		o.TraceMinAge = 10 * time.Second
+	}
+	if o.TraceMaxBytes == 0 {
+		o.TraceMaxBytes = 64 << 20
+	}
 	if o.LeakInterval < 30*time.Second {
 		o.LeakInterval = 30 * time.Second
-	}
-	if o.LiveIdle == 0 {
-		o.LiveIdle = 30 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 }
 
-// Collector is the in-process source: it runs the flight recorder and builds
-// snapshots from its window, joined with goroutine dumps taken within a
-// stop-the-world budget, labels from the goroutine profile in between, the
-// goroutine leak profile and runtime/metrics.
-// It does nothing while nobody asks for a snapshot, but keep the recorder
-// running. While snapshots are asked for, it also streams the trace and
-// analyses each generation once (live.go): a snapshot then composes its
-// window rather than parse the flight recorder's.
+// Collector is the in-process source.
 type Collector struct {
 	opts CollectorOptions
-	fr   *trace.FlightRecorder
-
+	fr   *trace.FlightRecorder // nil unless opts.FlightRecorder
 	// m joins windows with the last dump, the labels by stack and the
 	// leak marks.
 	m *model.Model
 
-	mu sync.Mutex // one snapshot at a time; guards everything below
-	// Whether there is anything to name goroutines by: a dump or a
-	// goroutine profile.
+	mu sync.Mutex // guards everything below
+	// The recorder: nil while nobody asks.
+	rec       *recorder
+	coldAt    time.Time // when it last started from idle
+	asked     time.Time // the last request
+	inflight  int       // requests being answered: the recorder is not idle meanwhile
+	longest   time.Duration
+	longestAt time.Time // the last request for the longest window
+	paused    int
+	plan      plan
+	cost      costs
+	recErr    string
+	slices    []*tracewin.Slice
+	in        *tracewin.Interner
+	sliced    chan struct{} // closed when a slice is kept
+	tracing   time.Time     // when the slice in flight began; zero between slices
+	cut       chan struct{} // ends the slice in flight early
+	closed    bool
+	// Builds: one at a time; building is closed when the one in flight
+	// ends, and last is the last one.
+	building  chan struct{}
+	last      *built
+	buildCost time.Duration
+	// Names: a dump or a goroutine profile.
 	named     bool
 	lastDump  time.Time
 	dumpCost  time.Duration
 	dumpBytes int
+	dumpBuf   []byte
 	profAt    time.Time // when the profile the model has was read
 	lastProf  time.Time // when the last read began
 	profCost  time.Duration
-	// A profile read runs in the background (profDone closes when it
-	// ends): snapshots use the last one read, and wait only when there is
-	// nothing else to name goroutines by.
-	profDone chan struct{}
-	traceEnd time.Time // when the last window was written out
-	bg       sync.WaitGroup
-	closed   bool
-	lastLeak time.Time
-	leaked   int
-	// The last snapshot, shared by requests within the CPU budget.
-	last     *built
-	traceBuf bytes.Buffer
-	dumpBuf  []byte
-	// buildCost is the CPU time the last build is charged with: its wall
-	// time, plus the analysis' again when a second goroutine parsed
-	// alongside (an upper bound), plus the profile read that followed it.
-	buildCost time.Duration
-
-	// The live trace stream: nil when off. It runs from the first snapshot
-	// until none was asked for LiveIdle, and not while paused.
-	live       *tracewin.Stream
-	livePaused int
-	liveUsed   time.Time
-	liveTimer  *time.Timer
-	liveErr    string // the last reason it could not serve, logged once
-	liveServed bool   // the last snapshot's window came from it
-	liveCost   liveCost
-	liveBusy   time.Duration // the parser's time up to the last build
+	profDone  chan struct{} // closed when the read in flight ends
+	bg        sync.WaitGroup
+	lastLeak  time.Time
+	leaked    int
+	traceBuf  bytes.Buffer // the flight recorder's snapshot
 }
-
-// buildStage, when set (a benchmark sets it), is called as each stage of
-// a build the live stream serves ends, with c.mu held: "catch-up" (the
-// stream parsed), "compose" (the window made from it) and "model" (the
-// snapshot's tasks made).
-var buildStage func(stage string)
 
 type built struct {
 	at     time.Time
@@ -145,53 +156,95 @@ type built struct {
 }
 
 // budgetWait is how long a request for another window than the last
-// snapshot's waits for the CPU budget to allow a build (at 100k goroutines
-// builds are a few hundred ms apart, at a million 15 s and more).
+// snapshot's waits for the CPU budget to allow a build.
 const budgetWait = time.Second
+
+// maxColdWait bounds how long a request waits for its window to be
+// recorded on a process nobody watched: clients wait for an answer's
+// headers 30s (api.AnswerTimeout).
+const maxColdWait = 20 * time.Second
 
 // slowBuilds is the spacing of builds past which a snapshot says why the
 // next is far off: beyond a watching client's few intervals.
 const slowBuilds = 3 * time.Second
 
-// NewCollector starts the flight recorder. Only one flight recorder can run
-// in a process: a second collector fails.
+// running is set while a Collector is open: one traces a process at a time.
+var running atomic.Bool
+
+// NewCollector returns the in-process source. It traces nothing until a
+// snapshot is asked for, unless opts.FlightRecorder is set. Only one runs
+// in a process at a time (the runtime runs one execution trace, and one
+// flight recorder): a second fails until the first is closed.
 func NewCollector(opts CollectorOptions) (*Collector, error) {
 	opts.defaults()
-	fr := trace.NewFlightRecorder(trace.FlightRecorderConfig{MinAge: opts.TraceMinAge, MaxBytes: opts.TraceMaxBytes})
-	if err := fr.Start(); err != nil {
-		return nil, fmt.Errorf("starting the flight recorder: %w", err)
+	if !running.CompareAndSwap(false, true) {
+		return nil, errors.New("an in-process collector already runs in this process (the runtime runs one execution trace at a time)")
 	}
-	// The dump budget counts from the start: a program with a million
-	// goroutines waits ten minutes for its first six-second dump.
-	c := &Collector{opts: opts, fr: fr, m: model.New(), lastDump: time.Now()}
-	if opts.LiveIdle > 0 {
-		// Room for the generations of a few seconds between snapshots
-		// at a million goroutines (25 MB each).
-		c.live = tracewin.NewStream(int(min(2*opts.TraceMaxBytes, math.MaxInt32)))
+	c := &Collector{opts: opts, m: model.New(), sliced: make(chan struct{}), cut: make(chan struct{}, 1), lastDump: time.Now(), leaked: -1}
+	if opts.FlightRecorder {
+		fr := trace.NewFlightRecorder(trace.FlightRecorderConfig{MinAge: opts.TraceMinAge, MaxBytes: opts.TraceMaxBytes})
+		if err := fr.Start(); err != nil {
+			running.Store(false)
+			return nil, fmt.Errorf("starting the flight recorder: %w", err)
+		}
+		c.fr = fr
 	}
 	return c, nil
 }
 
-// Close stops the flight recorder.
+// Close stops the recorder and the flight recorder. It is safe to call
+// more than once.
 func (c *Collector) Close() {
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
 	c.closed = true
+	r := c.rec
 	c.mu.Unlock()
+	if r != nil {
+		r.halt()
+		<-r.done
+	}
 	c.bg.Wait() // a profile read in flight
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.liveTimer != nil {
-		c.liveTimer.Stop()
-	}
-	if c.live != nil {
-		c.live.Stop()
-	}
-	if c.fr.Enabled() {
+	if c.fr != nil && c.fr.Enabled() {
 		c.fr.Stop()
+	}
+	running.Store(false)
+}
+
+// PauseLive stops the recorder until resume is called: the runtime runs
+// one runtime/trace.Start at a time beside the flight recorder, and a
+// /debug/pprof/trace request needs it.
+func (c *Collector) PauseLive() (resume func()) {
+	c.mu.Lock()
+	c.paused++
+	r := c.rec
+	c.mu.Unlock()
+	if r != nil {
+		// The slice in flight ends now; the next request after resume
+		// starts the recorder again.
+		r.halt()
+		<-r.done
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			c.mu.Lock()
+			c.paused--
+			c.mu.Unlock()
+		})
 	}
 }
 
-// Snapshot builds the task model over the last window of trace.
+// Snapshot builds the task model over the last window of trace. On a
+// process nobody watched it starts the tracer and waits until the window
+// is recorded (from the request on; the snapshot says so), unless ctx
+// accepts a partial window (source.AcceptPartial): then the first slice
+// will do.
 func (c *Collector) Snapshot(ctx context.Context, window time.Duration) (*api.Snapshot, error) {
 	b, err := c.build(ctx, window)
 	if err != nil {
@@ -210,65 +263,136 @@ func (c *Collector) Task(ctx context.Context, id int64, window time.Duration) (*
 	return c.m.Task(b.snap, b.win, id)
 }
 
+// build returns the snapshot of window: the last one when the CPU budget
+// has it shared, else a new one. One build runs at a time: a request that
+// comes while one runs waits for it (or for ctx) and shares it.
 func (c *Collector) build(ctx context.Context, window time.Duration) (*built, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	now := time.Now()
-	c.keepLive(now, window)
-	// Within the CPU budget, requests share the last snapshot, whatever
-	// window they ask: two clients asking for two windows must not build
-	// one each time.
-	asked := now
-	for c.last != nil {
-		next := c.nextBuild(c.last.at, c.buildCost)
-		if !now.Before(next) {
-			break
-		}
-		if c.last.window == window {
-			return c.last, nil
-		}
-		if next.Sub(asked) > budgetWait {
-			// Its window_ns says what it covers. The same snapshot, not a
-			// copy with a note: the diagnosis annotates each snapshot it
-			// is handed once, in place, tasks included.
-			return c.last, nil
-		}
-		c.mu.Unlock()
-		t := time.NewTimer(next.Sub(now))
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-		}
+	c.mu.Lock()
+	c.asked = now
+	c.inflight++
+	defer func() {
 		c.mu.Lock()
-		if err := ctx.Err(); err != nil {
+		c.inflight--
+		c.asked = time.Now()
+		c.mu.Unlock()
+	}()
+	if window >= c.longest || now.Sub(c.longestAt) > c.opts.IdleAfter {
+		c.longest, c.longestAt = window, now
+	}
+	if c.paused == 0 {
+		c.startRecorder(now)
+	}
+	cold := c.coldAt
+	c.mu.Unlock()
+
+	// A process nobody watched: what the window covers is recorded from
+	// the first request on.
+	if c.fr == nil && !cold.IsZero() {
+		until := cold.Add(min(window, maxColdWait))
+		if source.PartialAccepted(ctx) {
+			until = cold
+		}
+		if err := c.waitSlice(ctx, until); err != nil && !c.haveSlices() {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
 			return nil, err
 		}
-		now = time.Now()
 	}
+	c.mu.Lock()
+	shared := c.shared(now, window) != nil
+	c.mu.Unlock()
+	if !shared {
+		c.freshen(ctx)
+	}
+	for {
+		c.mu.Lock()
+		if b := c.shared(now, window); b != nil {
+			c.mu.Unlock()
+			return b, nil
+		}
+		if c.building == nil {
+			break
+		}
+		ch := c.building
+		c.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-ch:
+		}
+	}
+	done := make(chan struct{})
+	c.building = done
+	c.mu.Unlock()
+	b, err := c.buildNow(ctx, window)
+	c.mu.Lock()
+	c.building = nil
+	close(done)
+	c.mu.Unlock()
+	return b, err
+}
+
+// haveSlices says some slice is kept.
+func (c *Collector) haveSlices() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.slices) > 0
+}
+
+// shared returns the last snapshot when a request for window at now is to
+// share it: within the CPU budget, whatever window it asks (two clients
+// asking for two windows must not build one each time), unless a request
+// for another window can wait budgetWait for the budget. Called with c.mu
+// held.
+func (c *Collector) shared(now time.Time, window time.Duration) *built {
+	if c.last == nil {
+		return nil
+	}
+	next := c.last.at.Add(source.Spacing(c.buildCost, c.opts.CPUBudget))
+	if !now.Before(next) {
+		return nil
+	}
+	if c.last.window == window || next.Sub(now) > budgetWait {
+		// Its window_ns says what it covers. The same snapshot, not a
+		// copy with a note: the diagnosis annotates each snapshot it
+		// is handed once, in place, tasks included.
+		return c.last
+	}
+	return nil
+}
+
+// buildNow builds a snapshot of window: the window composed of the
+// recorder's slices (or read from the flight recorder), joined with the
+// names, dumps and leak marks.
+func (c *Collector) buildNow(ctx context.Context, window time.Duration) (*built, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	now := time.Now()
+	began := now
+	c.mu.Lock()
 	// The last window is garbage from here: let it go before the next one
-	// is built (at 1M goroutines it holds some 300 MB).
+	// is built.
 	c.last = nil
-	began := time.Now()
 	var notes []string
 	from := "trace"
 	profDue := false
-
-	if now.Sub(c.lastDump) >= source.Spacing(c.expectedDumpCost(), c.opts.DumpBudget) {
-		if c.lastLeakDue(now) {
+	if c.dumpDue(now) {
+		if now.Sub(c.lastLeak) >= c.opts.LeakInterval {
 			c.readLeaks(now)
 		}
 		c.dump(now)
 		from += "+dump"
 	} else {
+		if now.Sub(c.lastLeak) >= c.opts.LeakInterval {
+			// No dump to show the marks: the profile's stacks mark them.
+			c.readLeaks(now)
+		}
 		profDue = c.profDone == nil && now.Sub(c.lastProf) >= source.Spacing(c.profCost, c.opts.CPUBudget)
 		if profDue && !c.named {
 			// Nothing names the goroutines yet: read the profile now.
-			// Not alongside the trace's generation switch: together they
-			// stopped the world for ~4ms at 100k goroutines.
 			c.readProfile(now)
 			done := c.profDone
 			c.mu.Unlock()
@@ -276,82 +400,66 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 			c.mu.Lock()
 			profDue = false
 		}
-		if c.dumpCost == 0 {
-			// None taken yet: the budget spaces the first from the start.
-			notes = append(notes, fmt.Sprintf("no goroutine dump yet (dumps stop the world, about %s here: taken at most %.0f%% "+
-				"of the time, the first in %s): no wait minutes or leak marks; goroutines are named from the goroutine "+
-				"profile by stack, or else carry their creator's labels",
-				c.expectedDumpCost().Round(time.Microsecond), c.opts.DumpBudget*100,
-				time.Until(c.lastDump.Add(source.Spacing(c.expectedDumpCost(), c.opts.DumpBudget))).Round(time.Second)))
-		} else {
-			notes = append(notes, fmt.Sprintf("labels, wait minutes and leak marks are from a goroutine dump %s ago "+
-				"(dumps stop the world for %s: taken at most %.0f%% of the time); goroutines it did not see are named "+
-				"from the goroutine profile by stack, or else carry their creator's labels",
-				now.Sub(c.lastDump).Round(time.Millisecond), c.dumpCost.Round(time.Microsecond), c.opts.DumpBudget*100))
-		}
+		notes = append(notes, c.dumpNote(now))
 	}
+	parts := append([]*tracewin.Slice(nil), c.slices...)
+	plan, cost, cold, recErr := c.plan, c.cost, c.coldAt, c.recErr
+	c.mu.Unlock()
 
-	var err error
-	parallel := time.Duration(0)
-	win, live := c.liveWindow(window, now)
-	if live {
-		c.traceEnd = win.WallEnd
-		if c.traceEnd.IsZero() {
-			c.traceEnd = time.Now()
-		}
-		// The flight recorder's last snapshot, read before the stream
-		// served (tens of MB at a million goroutines), is not needed
-		// while it does.
-		c.traceBuf = bytes.Buffer{}
-	} else {
+	var win *tracewin.Window
+	switch {
+	case len(parts) > 0:
+		win = tracewin.Compose(parts, window)
+		from = "trace-slices" + strings.TrimPrefix(from, "trace")
+		notes = append(notes, sliceNotes(win, window, plan, cost, cold, c.opts.OverheadBudget, now)...)
+	case c.fr != nil:
 		c.traceBuf.Reset()
 		if _, err := c.fr.WriteTo(&c.traceBuf); err != nil {
 			return nil, fmt.Errorf("flight recorder snapshot: %w", err)
 		}
-		c.traceEnd = time.Now() // the window ends at or before
-		opts := snapshotWindow(now.Add(-window))
-		analysing := time.Now()
-		win, err = tracewin.AnalyzeTrace(&c.traceBuf, opts)
-		if opts.Parallel && runtime.GOMAXPROCS(0) > 1 {
-			parallel = time.Since(analysing)
+		var err error
+		win, err = tracewin.AnalyzeTrace(&c.traceBuf, tracewin.WindowOptions{Sites: true, Since: now.Add(-window)})
+		if err != nil {
+			notes = append(notes, "trace: "+err.Error())
 		}
+		from = "flight-recorder" + strings.TrimPrefix(from, "trace")
+		notes = append(notes, "from the flight recorder: what the program did before the request")
+	default:
+		return nil, fmt.Errorf("no execution trace of this process yet: %s", recErrOr(recErr, "the recorder has not completed a slice"))
 	}
-	c.liveServed = live
-	if live {
-		from = "trace-stream" + strings.TrimPrefix(from, "trace")
-	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if !c.profAt.IsZero() && c.profAt.After(c.lastDump) && !strings.Contains(from, "dump") {
 		from += "+profile"
 		if age := now.Sub(c.profAt); age > 0 {
 			notes = append(notes, fmt.Sprintf("labels by stack from a goroutine profile read %s ago", age.Round(time.Millisecond)))
 		}
 	}
-	if err != nil {
-		notes = append(notes, "trace: "+err.Error())
-	}
 	if win.Truncated {
-		notes = append(notes, "the trace window was cut short: numbers are partial")
+		notes = append(notes, "the trace was cut short: numbers are partial")
 	}
-	snap := c.model(win, now)
-	if live && buildStage != nil {
-		buildStage("model")
+	end := win.WallEnd
+	if end.IsZero() {
+		end = now
 	}
+	snap := c.model(win, end, now)
 	snap.Source = from
-	snap.Notes = append(snap.Notes, notes...)
-	c.buildCost = time.Since(began) + parallel
-	if live {
-		// The stream parsed since the last build, outside this one.
-		c.buildCost += c.liveCost.background
+	if win.Observed > 0 && win.Observed < win.Duration() {
+		snap.ObservedNS = win.Observed
 	}
+	if !cold.IsZero() && c.fr == nil && win.WallStart.Sub(cold) < time.Second {
+		// The window begins with the recording.
+		snap.RecordingSince = cold
+	}
+	snap.Notes = append(snap.Notes, notes...)
+	c.buildCost = time.Since(began)
 	if gap := source.Spacing(c.buildCost, c.opts.CPUBudget); gap >= slowBuilds {
 		// Requests until then share this snapshot: say why it stays.
-		snap.Notes = append(snap.Notes, fmt.Sprintf("building this snapshot cost %s (its time, and the live stream's since the last) "+
-			"and the CPU budget allows snapshots %.3g%% of a core, so the next comes in %s at the earliest: requests share "+
-			"this one until then (a trace dense with events, such as a goroutine spinning on runtime.Gosched, costs most)",
+		snap.Notes = append(snap.Notes, fmt.Sprintf("building this snapshot cost %s and the CPU budget allows snapshots %.3g%% of a core, "+
+			"so the next comes in %s at the earliest: requests share this one until then",
 			c.buildCost.Round(time.Millisecond), c.opts.CPUBudget*100, gap.Round(time.Second)))
 	}
 	c.last = &built{at: now, window: window, snap: snap, win: win}
-	c.liveWait()
 	if profDue {
 		// For the next snapshots; read after this one rather than
 		// alongside it, where it would compete with it for the CPU and
@@ -361,153 +469,63 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 	return c.last, nil
 }
 
-// liveWindow composes the window from the live trace stream, starting the
-// stream if it is not running. It returns false when the stream cannot
-// serve the window: it is off or paused, it has not yet run for as long as
-// the window, or the runtime refused a second trace (another
-// runtime/trace.Start runs). at is when the build began. Called with c.mu
-// held.
-func (c *Collector) liveWindow(window time.Duration, at time.Time) (*tracewin.Window, bool) {
-	if c.live == nil || c.livePaused > 0 || c.closed {
-		return nil, false
+// sliceNotes say what a composed window observed, and how old it is.
+func sliceNotes(win *tracewin.Window, window time.Duration, p plan, cost costs, cold time.Time, budget float64, now time.Time) []string {
+	var notes []string
+	got := time.Duration(win.Duration())
+	if share := win.ObservedShare(); share < 0.99 {
+		notes = append(notes, fmt.Sprintf("traced %s of this %s window (%.0f%%), in slices, to keep inspection within %.3g%% of the program's CPU: "+
+			"times and polls are scaled up from the slices (estimates); histograms are of what was traced",
+			time.Duration(win.Observed).Round(time.Millisecond), got.Round(time.Millisecond), share*100, budget*100))
 	}
-	if err := c.live.Start(); err != nil {
-		c.liveFailed("starting the live trace stream", err)
-		return nil, false
+	if p.over {
+		notes = append(notes, fmt.Sprintf("tracing this program costs more than the budget allows even at %s every %s (its events: %d in the last %s slice)",
+			p.on.Round(time.Millisecond), (p.on+p.off).Round(time.Second), cost.events, cost.on.Round(time.Millisecond)))
 	}
-	began := time.Now()
-	b, err := c.live.CatchUp()
-	if err != nil {
-		c.liveFailed("analysing the live trace stream", err)
-		if errors.Is(err, tracewin.ErrStreamFormat) {
-			c.live.Stop()
-			c.live = nil
-		}
-		return nil, false
+	if !cold.IsZero() && got < window*9/10 && cold.After(now.Add(-window)) {
+		notes = append(notes, fmt.Sprintf("recorded from the first request on (%s ago): nothing was traced while nobody asked", now.Sub(cold).Round(time.Second)))
 	}
-	c.liveErr = ""
-	caught := time.Now()
-	if buildStage != nil {
-		buildStage("catch-up")
+	if age := now.Sub(win.WallEnd); age > time.Second+window/10 {
+		notes = append(notes, fmt.Sprintf("the window ended %s ago: the last slice, traced within the overhead budget", age.Round(100*time.Millisecond)))
 	}
-	win, ok := b.LiveWindow(window)
-	if buildStage != nil {
-		buildStage("compose")
-	}
-	busy := c.live.ParseTime()
-	c.liveCost = liveCost{catchUp: caught.Sub(began), compose: time.Since(caught), events: b.Events(),
-		background: max(busy-c.liveBusy-caught.Sub(began), 0)}
-	c.liveBusy = busy
-	// While analysing the stream as it comes costs at most half the CPU
-	// budget (about 5% of a core per second of trace at 100k goroutines,
-	// half a core at a million), do so: the next snapshot then finds
-	// little left to parse. Otherwise parse only when a snapshot asks,
-	// skipping what no window needs.
-	cost := c.live.Cost(b)
-	c.live.Release(cost > 0 && cost <= c.opts.CPUBudget/2)
-	// When the budget spaces builds out too far for the analysis to go on
-	// (see liveTrace.idle), it goes now, before the tasks are made: at a
-	// million goroutines its builder and x/exp/trace's reader (some
-	// 250 MB) would be held beside them (300 MB). This build costs at
-	// least what it took so far, and likely what the last did.
-	if ok {
-		c.live.Idle(time.Until(c.nextBuild(at, max(c.buildCost, time.Since(at)+c.liveCost.background))))
-	}
-	return win, ok
+	return notes
 }
 
-// liveWait tells the live stream when the next build can come at the
-// earliest, after one it served: the CPU budget spaces builds out.
-func (c *Collector) liveWait() {
-	if c.live == nil || !c.liveServed || c.last == nil {
-		return
+func recErrOr(msg, def string) string {
+	if msg != "" {
+		return msg
 	}
-	c.live.Idle(time.Until(c.nextBuild(c.last.at, c.buildCost)))
+	return def
 }
 
-// nextBuild is the earliest a build may follow one that began at and cost
-// cost, within the CPU budget.
-func (c *Collector) nextBuild(at time.Time, cost time.Duration) time.Time {
-	return at.Add(source.Spacing(cost, c.opts.CPUBudget))
+// dumpDue says a full dump is due now: its pause fits MaxPause and the
+// dump budget allows it. Called with c.mu held.
+func (c *Collector) dumpDue(now time.Time) bool {
+	cost := c.expectedDumpCost()
+	return cost <= c.opts.MaxPause && now.Sub(c.lastDump) >= source.Spacing(cost, c.opts.DumpBudget)
 }
 
-// liveCost is what the last live window cost.
-type liveCost struct {
-	catchUp, compose time.Duration
-	// background is the parser's time since the last build outside the
-	// catch-up: the stream analysed as it came.
-	background time.Duration
-	events     int64 // analysed since the stream began
-}
-
-// liveFailed logs why the live stream could not serve, once per reason.
-func (c *Collector) liveFailed(what string, err error) {
-	if msg := what + ": " + err.Error(); msg != c.liveErr {
-		c.liveErr = msg
-		c.opts.Logger.Info(what+"; reading windows from the flight recorder", "err", err)
+// dumpNote says where labels, waits and leak marks come from when no dump
+// is taken. Called with c.mu held.
+func (c *Collector) dumpNote(now time.Time) string {
+	expected := c.expectedDumpCost()
+	if expected > c.opts.MaxPause {
+		return fmt.Sprintf("no goroutine dump: one would stop the world for about %s (%d goroutines), more than the %s allowed "+
+			"(--max-pause): labels are from the goroutine profile by stack, or else the creator's; leak marks from the goroutineleak "+
+			"profile; how long a goroutine waits is known as far as the trace shows",
+			expected.Round(10*time.Microsecond), runtime.NumGoroutine(), c.opts.MaxPause)
 	}
-}
-
-// keepLive keeps the live stream running, or starts it, for a request of a
-// window: every request counts, those that share the last snapshot too, or
-// a client that the CPU budget spaces far apart (a snapshot a minute at a
-// million goroutines) would find the stream stopped at each build, and
-// every build would read the flight recorder. Called with c.mu held.
-func (c *Collector) keepLive(now time.Time, window time.Duration) {
-	if c.live == nil || c.livePaused > 0 || c.closed {
-		return
+	if c.dumpCost == 0 {
+		return fmt.Sprintf("no goroutine dump yet (dumps stop the world, about %s here: taken at most %.0f%% "+
+			"of the time, the first in %s): no wait minutes; goroutines are named from the goroutine "+
+			"profile by stack, or else carry their creator's labels",
+			expected.Round(time.Microsecond), c.opts.DumpBudget*100,
+			time.Until(c.lastDump.Add(source.Spacing(expected, c.opts.DumpBudget))).Round(time.Second))
 	}
-	c.liveUsed = now
-	if c.liveTimer == nil {
-		c.liveTimer = time.AfterFunc(c.opts.LiveIdle, c.liveIdle)
-	} else {
-		c.liveTimer.Reset(c.opts.LiveIdle)
-	}
-	c.live.KeepFor(window)
-	// An error (another runtime/trace.Start runs) is the build's to log.
-	_ = c.live.Start()
-}
-
-// liveIdle stops the live stream when no snapshot was asked for LiveIdle.
-func (c *Collector) liveIdle() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.live == nil || c.closed {
-		return
-	}
-	if idle := time.Since(c.liveUsed); idle < c.opts.LiveIdle {
-		c.liveTimer.Reset(c.opts.LiveIdle - idle)
-		return
-	}
-	c.live.Stop()
-}
-
-// PauseLive stops the live trace stream until resume is called: the runtime
-// runs one runtime/trace.Start at a time beside the flight recorder, and a
-// /debug/pprof/trace request needs it. Snapshots meanwhile read the flight
-// recorder.
-func (c *Collector) PauseLive() (resume func()) {
-	c.mu.Lock()
-	c.livePaused++
-	if c.live != nil {
-		c.live.Stop()
-	}
-	c.mu.Unlock()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			c.mu.Lock()
-			c.livePaused--
-			c.mu.Unlock()
-		})
-	}
-}
-
-// snapshotWindow is how the collector analyses its window: with sites,
-// from since, and parsing on a second goroutine where there is a second
-// core (the same window, in about 0.8x the wall time for 10% more CPU).
-func snapshotWindow(since time.Time) tracewin.WindowOptions {
-	return tracewin.WindowOptions{Sites: true, Since: since, Parallel: true}
+	return fmt.Sprintf("labels, wait minutes and leak marks are from a goroutine dump %s ago "+
+		"(dumps stop the world for %s: taken at most %.0f%% of the time); goroutines it did not see are named "+
+		"from the goroutine profile by stack, or else carry their creator's labels",
+		now.Sub(c.lastDump).Round(time.Millisecond), c.dumpCost.Round(time.Microsecond), c.opts.DumpBudget*100)
 }
 
 // expectedDumpCost is the larger of the last dump's measured cost and the
@@ -517,14 +535,11 @@ func (c *Collector) expectedDumpCost() time.Duration {
 	return max(c.dumpCost, time.Duration(runtime.NumGoroutine())*source.DumpNSPerGoroutine)
 }
 
-func (c *Collector) lastLeakDue(now time.Time) bool {
-	return now.Sub(c.lastLeak) >= c.opts.LeakInterval
-}
-
 // readLeaks runs the leak detector: the goroutineleak profile forces a GC
-// that marks leaked goroutines, which it lists by stack (and the following
-// dump shows as "(leaked)").
+// that marks leaked goroutines, which it lists by stack (and a dump shows
+// as "(leaked)").
 func (c *Collector) readLeaks(now time.Time) {
+	c.lastLeak = now
 	p := pprof.Lookup("goroutineleak")
 	if p == nil {
 		c.leaked = -1
@@ -542,12 +557,11 @@ func (c *Collector) readLeaks(now time.Time) {
 	}
 	c.m.SetLeaks(leaks)
 	c.leaked = int(leaks.Total())
-	c.lastLeak = now
 }
 
-// Dump takes a full goroutine dump now, whatever the budget, so that the next
-// snapshot's labels, wait minutes and leak marks are exact. It stops the
-// world for about 6us per goroutine.
+// Dump takes a full goroutine dump now, whatever the budgets, so that the
+// next snapshot's labels, wait minutes and leak marks are exact. It stops
+// the world for about 6us per goroutine.
 func (c *Collector) Dump() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -557,8 +571,8 @@ func (c *Collector) Dump() {
 
 // readProfile starts refreshing the labels by stack from the goroutine
 // profile, in the background: reading it costs about 2.5us per goroutine
-// (250 ms at 100k), as long as the rest of a snapshot. Called with c.mu
-// held; the read takes it when done.
+// (250 ms at 100k), as long as the rest of a snapshot, without a long
+// pause. Called with c.mu held; the read takes it when done.
 func (c *Collector) readProfile(now time.Time) {
 	if c.closed {
 		return
@@ -577,7 +591,6 @@ func (c *Collector) readProfile(now time.Time) {
 		c.profCost = cost
 		if c.last != nil && c.last.at.Before(began) {
 			c.buildCost += cost // read for the snapshots to come: charged to the last one
-			c.liveWait()
 		}
 		if err != nil {
 			c.opts.Logger.Warn("reading the goroutine profile for labels", "err", err)
@@ -593,7 +606,8 @@ func (c *Collector) readProfile(now time.Time) {
 	})
 }
 
-// dump takes a full goroutine dump and records what it says of every goroutine.
+// dump takes a full goroutine dump and records what it says of every
+// goroutine. Called with c.mu held.
 func (c *Collector) dump(now time.Time) {
 	size := max(c.dumpBytes+c.dumpBytes/4, runtime.NumGoroutine()*1024, 64<<10)
 	if cap(c.dumpBuf) < size {
@@ -617,12 +631,15 @@ func (c *Collector) dump(now time.Time) {
 	}
 	c.m.SetDump(gs, now)
 	c.named = true
+	if cap(c.dumpBuf) > 1<<20 {
+		c.dumpBuf = nil // rare and small: not worth keeping a large one
+	}
 }
 
-// model makes the snapshot of win, asked for at now: its tasks from the
-// model, and the process' runtime/metrics.
-func (c *Collector) model(win *tracewin.Window, now time.Time) *api.Snapshot {
-	snap := c.m.Snapshot(win, c.traceEnd)
+// model makes the snapshot of win, which ended at end, asked for at now:
+// its tasks from the model, and the process' runtime/metrics.
+func (c *Collector) model(win *tracewin.Window, end, now time.Time) *api.Snapshot {
+	snap := c.m.Snapshot(win, end)
 	snap.Time = now
 	snap.Process = ReadProcess()
 	if !c.lastLeak.IsZero() {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/internal/api"
-	"github.com/inspectd/inspectd/internal/source"
 )
 
 func findTasks(snap *api.Snapshot, name string) []api.Task {
@@ -24,12 +23,13 @@ func findTasks(snap *api.Snapshot, name string) []api.Task {
 	return out
 }
 
-// The collector joins the flight recorder's window with a dump: a goroutine
-// sleeping 10ms in a loop shows ~100 polls a second, idle in "sleep", and a
-// mutex waiter shows as waiting in sync.Mutex.Lock at its Lock call, both
-// named by their labels.
+// The collector joins the window of its trace slices with a dump: a
+// goroutine sleeping 10ms in a loop shows ~100 polls a second, idle in
+// "sleep", and a mutex waiter shows as waiting in sync.Mutex.Lock at its
+// Lock call, both named by their labels. Nothing was traced before the
+// first request: its snapshot covers the window from the request on.
 func TestCollectorKnownGoroutines(t *testing.T) {
-	c, err := NewCollector(CollectorOptions{TraceMinAge: 2 * time.Second})
+	c, err := NewCollector(CollectorOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,31 +54,19 @@ func TestCollectorKnownGoroutines(t *testing.T) {
 		mu.Unlock()
 		wg.Wait()
 	}()
-	time.Sleep(2500 * time.Millisecond)
-
+	asked := time.Now()
 	snap, err := c.Snapshot(ctx, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(snap.Source, "dump") {
-		t.Errorf("first snapshot source %q: want a dump in it", snap.Source)
+	if !strings.HasPrefix(snap.Source, "trace-slices") || !strings.Contains(snap.Source, "dump") {
+		t.Errorf("first snapshot source %q: want trace slices and a dump", snap.Source)
 	}
-	checkKnownGoroutines(t, snap)
-
-	// Once the live trace stream covers a window, snapshots are composed
-	// from it, with the same numbers.
-	deadline := time.Now().Add(8 * time.Second)
-	for !c.liveServed {
-		if time.Now().After(deadline) {
-			t.Fatal("no snapshot served by the live stream in 8s")
-		}
-		time.Sleep(500 * time.Millisecond)
-		if snap, err = c.Snapshot(ctx, 2*time.Second); err != nil {
-			t.Fatal(err)
-		}
+	if snap.RecordingSince.Before(asked) || snap.RecordingSince.After(asked.Add(time.Second)) {
+		t.Errorf("recording since %v; want the request's time, %v", snap.RecordingSince, asked)
 	}
-	if !strings.HasPrefix(snap.Source, "trace-stream") {
-		t.Errorf("live snapshot source %q", snap.Source)
+	if !snap.Time.After(asked.Add(1800 * time.Millisecond)) {
+		t.Errorf("the first snapshot came %v after the request: want the 2s window recorded first", snap.Time.Sub(asked))
 	}
 	checkKnownGoroutines(t, snap)
 	s := findTasks(snap, "test/sleeper")[0]
@@ -213,101 +201,6 @@ func burst(n int, d time.Duration) {
 	wg.Wait()
 }
 
-// A client whose requests the CPU budget answers with the last snapshot
-// is still watching: the live stream keeps running for it, so that the
-// next snapshot built anew can be composed from it.
-func TestCollectorSharedRequestsKeepTheStream(t *testing.T) {
-	c, err := NewCollector(CollectorOptions{CPUBudget: 1e-6, DumpBudget: 1e-9, LiveIdle: 300 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx := context.Background()
-	first, err := c.Snapshot(ctx, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The budget allows no dump: the notes must not speak of one.
-	if !slices.ContainsFunc(first.Notes, func(n string) bool { return strings.HasPrefix(n, "no goroutine dump yet") }) ||
-		slices.ContainsFunc(first.Notes, func(n string) bool { return strings.Contains(n, "from a goroutine dump") }) {
-		t.Errorf("notes without a dump: %q", first.Notes)
-	}
-	for range 10 {
-		time.Sleep(100 * time.Millisecond)
-		snap, err := c.Snapshot(ctx, time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if snap != first {
-			t.Fatal("a snapshot was built anew within a budget that allows none")
-		}
-	}
-	running := c.live.Status().Running
-	if !running {
-		t.Error("the live stream stopped while a client asked every 100ms")
-	}
-	time.Sleep(600 * time.Millisecond)
-	running = c.live.Status().Running
-	if running {
-		t.Error("the live stream still runs 600ms after the last request (LiveIdle 300ms)")
-	}
-}
-
-// When the CPU budget puts the next build further away than the stream's
-// analysis could catch up with, the collector lets the analysis go once a
-// window is composed from it, and the next build starts it over.
-func TestCollectorLetsTheAnalysisGoBetweenBuilds(t *testing.T) {
-	c, err := NewCollector(CollectorOptions{CPUBudget: 1e-6, DumpBudget: 1e-9, LiveIdle: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx := context.Background()
-	for served, tries := 0, 0; served < 2; tries++ {
-		if tries > 10 {
-			t.Fatalf("the stream served %d snapshots in %d", served, tries)
-		}
-		// Within this budget no request is built anew for hours: date the
-		// last snapshot as far back.
-		c.mu.Lock()
-		if c.last != nil {
-			c.last.at = c.last.at.Add(-24 * time.Hour)
-		}
-		c.mu.Unlock()
-		snap, err := c.Snapshot(ctx, time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.HasPrefix(snap.Source, "trace-stream") {
-			time.Sleep(500 * time.Millisecond) // the stream starts with the first request
-			continue
-		}
-		served++
-		kept := c.live.Status().Kept
-		if kept {
-			t.Fatalf("snapshot %d from the stream: the analysis is kept for a build the budget puts hours away", served)
-		}
-	}
-	// It goes as soon as the window is composed, before the tasks are
-	// made from it (at a million goroutines, both would be held at once).
-	for tries := 0; ; tries++ {
-		c.mu.Lock()
-		_, ok := c.liveWindow(time.Second, time.Now())
-		c.mu.Unlock()
-		if ok {
-			break
-		}
-		if tries == 10 {
-			t.Fatal("the stream composed no window in 10 tries")
-		}
-		time.Sleep(500 * time.Millisecond) // for the generations a window needs
-	}
-	kept := c.live.Status().Kept
-	if kept {
-		t.Fatal("the analysis is kept beside the window it composed, for a build the budget puts hours away")
-	}
-}
-
 // Requests for another window than the last snapshot's keep to the CPU
 // budget too: they wait for it to allow a build when that is soon, and are
 // otherwise served the last snapshot, whose window says what it covers.
@@ -352,7 +245,7 @@ func TestCollectorBudgetHoldsForAnotherWindow(t *testing.T) {
 // checkKnownGoroutines checks TestCollectorKnownGoroutines' snapshot.
 func checkKnownGoroutines(t *testing.T, snap *api.Snapshot) {
 	t.Helper()
-	// A live window starts where a generation (about a second) starts.
+	// Slices start and end where they do: about the window asked.
 	if w := time.Duration(snap.WindowNS); w < 1400*time.Millisecond || w > 2600*time.Millisecond {
 		t.Errorf("window %v, want about 2s", w)
 	}
@@ -384,7 +277,7 @@ func checkKnownGoroutines(t *testing.T, snap *api.Snapshot) {
 // dumps a new goroutine that the goroutine profile cannot name carries its
 // creator's labels, marked stale.
 func TestCollectorDumpBudget(t *testing.T) {
-	c, err := NewCollector(CollectorOptions{TraceMinAge: time.Second, DumpBudget: 1e-9, CPUBudget: 1})
+	c, err := NewCollector(CollectorOptions{DumpBudget: 1e-9, CPUBudget: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,6 +324,7 @@ func TestCollectorDumpBudget(t *testing.T) {
 	}
 	var stale int
 	for _, tk := range snap.Tasks {
+
 		if tk.LabelsStale && tk.Labels["workload"] == "parent" {
 			stale++
 		}
@@ -453,7 +347,7 @@ func TestCollectorProfileLabels(t *testing.T) {
 			pprof.Do(ctx, pprof.Labels("workload", "old", "role", "parked"), func(context.Context) { <-stop })
 		})
 	}
-	c, err := NewCollector(CollectorOptions{TraceMinAge: time.Second, DumpBudget: 1e-9, CPUBudget: 1})
+	c, err := NewCollector(CollectorOptions{DumpBudget: 1e-9, CPUBudget: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -468,15 +362,5 @@ func TestCollectorProfileLabels(t *testing.T) {
 	}
 	if n := len(findTasks(snap, "old/parked")); n != 5 {
 		t.Errorf("%d of 5 never-dumped goroutines named old/parked from the profile's labels", n)
-	}
-}
-
-func TestSpacingSaturates(t *testing.T) {
-	if d := source.Spacing(100*time.Millisecond, 0.25); d != 400*time.Millisecond {
-		t.Errorf("source.Spacing(100ms, 0.25) = %v", d)
-	}
-	// 60ms at a budget of 1e-12 is far beyond any duration: never, not negative.
-	if d := source.Spacing(60*time.Millisecond, 1e-12); d <= 0 {
-		t.Errorf("spacing overflowed to %v", d)
 	}
 }

@@ -18,7 +18,7 @@ import (
 // pprof labels shows under the root "sync.Mutex.Lock" with its labels and
 // its Lock call; a CPU hog under "running".
 func TestCollectorStateProfile(t *testing.T) {
-	c, err := NewCollector(CollectorOptions{TraceMinAge: 2 * time.Second})
+	c, err := NewCollector(CollectorOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,325 @@
+package inproc
+
+// The recorder: the execution trace, taken in slices while clients ask.
+//
+// The runtime's tracer costs the program in proportion to its event rate:
+// nothing for a program that computes in long stretches, most of its
+// throughput for one whose goroutines switch every microsecond (channel
+// ping-pong). So nothing is traced while nobody asks (idle is free), and
+// while clients ask the recorder traces a part of each interval: a slice
+// (runtime/trace.Start to Stop) analysed as soon as it ends, then a pause.
+// The share traced is set after each slice so that the tracer's cost,
+// estimated from the slice's events, and the analysis', measured on its
+// thread, stay within the overhead budget of the CPU the program uses
+// itself. Windows are composed of the last slices (tracewin.Compose),
+// their numbers scaled up from the share observed.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"runtime"
+	"runtime/trace"
+	"sync"
+	"time"
+
+	"github.com/inspectd/inspectd/internal/tracewin"
+)
+
+const (
+	// tracerNSPerEvent is what the runtime's tracer costs the program per
+	// event it writes: in channel ping-pong (some 6 events an operation)
+	// tracing raises the CPU time of an operation by about 0.7 µs.
+	tracerNSPerEvent = 120
+	// sliceOverhead is what starting and stopping a slice costs besides
+	// its events (stopping the world twice, the tracer's buffers).
+	sliceOverhead = 2 * time.Millisecond
+	// maxSlice and minSlice bound a slice; maxCycle bounds a slice and the
+	// pause after it, so that a watcher sees new numbers at least that
+	// often whatever the budget (the snapshot says when that costs more).
+	maxSlice = time.Second
+	minSlice = 100 * time.Millisecond
+	maxCycle = 10 * time.Second
+	// maxSlices bounds the slices kept: past it, every other one of the
+	// older half is dropped, so that a long window is a sample of slices.
+	maxSlices = 16
+	// firstSlice is the length of a slice before any cost is known.
+	firstSlice = 250 * time.Millisecond
+)
+
+// plan is how the recorder traces: slices of on, each followed by off.
+type plan struct {
+	on, off time.Duration
+	// share is the part of the time traced; over is set when the budget
+	// asked for less than maxCycle allows.
+	share float64
+	over  bool
+}
+
+// costs are what one slice cost, for the next plan.
+type costs struct {
+	on       time.Duration // how long it traced
+	cycle    time.Duration // from its start to the end of its analysis
+	analysis time.Duration // the analysis' CPU time
+	events   int64
+	progCPU  time.Duration // the process' CPU time over the cycle, analysis included
+}
+
+// nextPlan sets the share traced so that inspection costs at most budget
+// of the CPU the program uses itself, or of one core for a program that
+// uses less (an idle program loses nothing, but each slice's first events,
+// one per goroutine, must be paid for).
+func nextPlan(c costs, budget float64) plan {
+	inspect := c.analysis + time.Duration(c.events)*tracerNSPerEvent + sliceOverhead
+	prog := max(c.progCPU-c.analysis, 0)
+	rate := max(prog.Seconds()/c.cycle.Seconds(), 1)
+	// Inspection may take budget of what the program and it use together.
+	allowed := budget / (1 - budget) * rate // CPU-seconds per second
+	perTraced := inspect.Seconds() / c.on.Seconds()
+	share := 1.0
+	if perTraced > 0 {
+		share = min(1, allowed/perTraced)
+	}
+	if share >= 1 {
+		return plan{on: maxSlice, share: 1}
+	}
+	on := min(max(time.Duration(share*float64(time.Second)), minSlice), maxSlice)
+	cycle := time.Duration(float64(on) / share)
+	p := plan{on: on, share: share}
+	if cycle > maxCycle {
+		cycle, p.over = maxCycle, true
+		p.share = float64(on) / float64(cycle)
+	}
+	// The analysis runs in the pause.
+	p.off = max(cycle-on-(c.cycle-c.on), 0)
+	return p
+}
+
+// recorder is one run of the recorder goroutine.
+type recorder struct {
+	stop chan struct{} // closed to end it
+	done chan struct{} // closed when it has ended
+	once sync.Once
+}
+
+// halt ends the recorder's run; done closes when it has ended.
+func (r *recorder) halt() { r.once.Do(func() { close(r.stop) }) }
+
+// startRecorder starts the recorder if it is not running. Called with c.mu
+// held.
+func (c *Collector) startRecorder(now time.Time) {
+	if c.rec != nil || c.closed {
+		return
+	}
+	r := &recorder{stop: make(chan struct{}), done: make(chan struct{})}
+	c.rec = r
+	if len(c.slices) == 0 {
+		// From idle: nothing recorded, nothing known of its cost.
+		c.coldAt = now
+		c.plan = plan{on: firstSlice, share: 1}
+		c.in = tracewin.NewInterner()
+	}
+	go c.record(r)
+}
+
+// record takes slices until r.stop closes (the slices stay) or nobody asked
+// for IdleAfter (they go).
+func (c *Collector) record(r *recorder) {
+	defer close(r.done)
+	defer func() {
+		c.mu.Lock()
+		if c.rec == r {
+			c.rec = nil
+		}
+		c.notify()
+		c.mu.Unlock()
+	}()
+	var buf bytes.Buffer
+	for {
+		c.mu.Lock()
+		if c.inflight == 0 && time.Since(c.asked) >= c.opts.IdleAfter || c.closed {
+			c.slices, c.in, c.coldAt = nil, nil, time.Time{}
+			c.mu.Unlock()
+			return
+		}
+		p := c.plan
+		c.mu.Unlock()
+		started := time.Now()
+		cpu0 := processCPU()
+		buf.Reset()
+		if err := trace.Start(&buf); err != nil {
+			// Another trace runs (the program's own, or a gops agent's).
+			c.failed("starting the execution trace", err)
+			if !sleep(r.stop, time.Second) {
+				return
+			}
+			continue
+		}
+		c.mu.Lock()
+		c.tracing = started
+		c.mu.Unlock()
+		stopped := sleepCut(r.stop, c.cut, p.on)
+		trace.Stop()
+		c.mu.Lock()
+		c.tracing = time.Time{}
+		c.mu.Unlock()
+		traced := time.Since(started)
+		if !stopped {
+			return
+		}
+		win, analysis, err := analyse(&buf)
+		if err != nil {
+			c.failed("analysing the execution trace", err)
+		}
+		if buf.Cap() > 64<<20 {
+			buf = bytes.Buffer{} // a burst of events: do not keep its room
+		}
+		cost := costs{on: traced, cycle: time.Since(started), analysis: analysis, events: win.Events, progCPU: processCPU() - cpu0}
+		c.mu.Lock()
+		if c.rec == r && c.in != nil {
+			c.addSlice(tracewin.NewSlice(win, c.in))
+			c.plan = nextPlan(cost, c.opts.OverheadBudget)
+			c.cost = cost
+			p = c.plan
+			if err == nil {
+				c.recErr = ""
+			}
+		}
+		c.mu.Unlock()
+		if p.off > 0 && !sleep(r.stop, p.off) {
+			return
+		}
+	}
+}
+
+// analyse analyses one slice on a thread of its own, and says how much CPU
+// time that took.
+func analyse(buf *bytes.Buffer) (*tracewin.Window, time.Duration, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	t0 := threadCPU()
+	win, err := tracewin.AnalyzeTrace(buf, tracewin.WindowOptions{Sites: true})
+	return win, threadCPU() - t0, err
+}
+
+// addSlice keeps s, and drops what no window needs. Called with c.mu held.
+func (c *Collector) addSlice(s *tracewin.Slice) {
+	if s.WallEnd.IsZero() {
+		return // no clock: cannot be placed (a trace before Go 1.25)
+	}
+	c.slices = append(c.slices, s)
+	keep := c.keep()
+	i := 0
+	for i < len(c.slices)-1 && s.WallEnd.Sub(c.slices[i].WallEnd) > keep {
+		i++
+	}
+	c.slices = c.slices[i:]
+	for len(c.slices) > maxSlices {
+		// Every other one of the older half.
+		half := len(c.slices) / 2
+		kept := c.slices[:0]
+		for j, x := range c.slices {
+			if j >= half || j%2 == 0 {
+				kept = append(kept, x)
+			}
+		}
+		clear(c.slices[len(kept):])
+		c.slices = kept
+	}
+	c.notify()
+}
+
+// keep is how far back slices are kept: the longest window asked lately.
+func (c *Collector) keep() time.Duration {
+	return c.longest + maxCycle
+}
+
+// notify wakes those waiting for a slice. Called with c.mu held.
+func (c *Collector) notify() {
+	close(c.sliced)
+	c.sliced = make(chan struct{})
+}
+
+// failed logs why the recorder could not trace, once per reason. Called
+// without c.mu.
+func (c *Collector) failed(what string, err error) {
+	msg := what + ": " + err.Error()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if msg != c.recErr {
+		c.recErr = msg
+		c.opts.Logger.Info(what, "err", err)
+	}
+}
+
+// sleepCut waits d, or until stop closes (false then) or cut sends.
+func sleepCut(stop <-chan struct{}, cut <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-stop:
+		return false
+	case <-cut:
+		return true
+	case <-t.C:
+		return true
+	}
+}
+
+// freshen ends the slice in flight, if it has run long enough to say
+// something, and waits for its analysis: a request gets the program as it
+// is now rather than as the last slice left it. In the pause between
+// slices, which the overhead budget sets, there is nothing to end.
+func (c *Collector) freshen(ctx context.Context) {
+	c.mu.Lock()
+	now := time.Now()
+	var last time.Time
+	if n := len(c.slices); n > 0 {
+		last = c.slices[n-1].WallEnd
+	}
+	if c.rec == nil || c.tracing.IsZero() || now.Sub(c.tracing) < minSlice || now.Sub(last) < minSlice {
+		c.mu.Unlock()
+		return
+	}
+	select {
+	case c.cut <- struct{}{}:
+	default:
+	}
+	c.mu.Unlock()
+	_ = c.waitSlice(ctx, last)
+}
+
+// sleep waits d, or until stop closes: false then.
+func sleep(stop <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-stop:
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// waitSlice waits until a slice newer than after is kept, or ctx ends.
+func (c *Collector) waitSlice(ctx context.Context, after time.Time) error {
+	for {
+		c.mu.Lock()
+		if n := len(c.slices); n > 0 && c.slices[n-1].WallEnd.After(after) {
+			c.mu.Unlock()
+			return nil
+		}
+		if c.rec == nil || c.recErr != "" && len(c.slices) == 0 {
+			err := fmt.Errorf("no execution trace of this process: %s", recErrOr(c.recErr, "the recorder is stopped"))
+			c.mu.Unlock()
+			return err
+		}
+		ch := c.sliced
+		c.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}

@@ -1,0 +1,167 @@
+package inproc
+
+import (
+	"context"
+	"io"
+	"runtime/trace"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/inspectd/inspectd/internal/source"
+)
+
+// tracing says whether a trace runs in this process: runtime/trace.Start
+// fails while one does.
+func tracing(t *testing.T) bool {
+	t.Helper()
+	if err := trace.Start(io.Discard); err != nil {
+		return true
+	}
+	trace.Stop()
+	return false
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+	}
+}
+
+// Nothing is traced while nobody asks: not before the first request, and
+// not once requests have stopped for IdleAfter.
+func TestCollectorIdleIsFree(t *testing.T) {
+	c, err := NewCollector(CollectorOptions{IdleAfter: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if tracing(t) {
+		t.Fatal("a trace runs before any request")
+	}
+	ctx := source.AcceptPartial(context.Background())
+	if _, err := c.Snapshot(ctx, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	running := c.rec != nil
+	c.mu.Unlock()
+	if !running {
+		t.Fatal("no recorder after a request")
+	}
+	eventually(t, 10*time.Second, "the recorder stops after the requests did", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.rec == nil
+	})
+	if tracing(t) {
+		t.Error("a trace runs after the recorder stopped")
+	}
+}
+
+// A request that takes a partial window (a watch stream's) gets the first
+// slice of a process nobody watched, and says it is recording.
+func TestCollectorPartialFirstSnapshot(t *testing.T) {
+	c, err := NewCollector(CollectorOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	asked := time.Now()
+	snap, err := c.Snapshot(source.AcceptPartial(context.Background()), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.RecordingSince.Before(asked) || time.Duration(snap.WindowNS) >= 5*time.Second {
+		t.Errorf("recording since %v (asked at %v), window %v: want a window since the request, shorter than the 5s asked",
+			snap.RecordingSince, asked, time.Duration(snap.WindowNS))
+	}
+	if !slices.ContainsFunc(snap.Notes, func(n string) bool { return strings.Contains(n, "recorded from the first request on") }) {
+		t.Errorf("notes %q: want one saying it records from the request on", snap.Notes)
+	}
+}
+
+// A /debug/pprof/trace request pauses the recorder: the runtime runs one
+// runtime/trace.Start at a time.
+func TestCollectorPauseLive(t *testing.T) {
+	c, err := NewCollector(CollectorOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := source.AcceptPartial(context.Background())
+	if _, err := c.Snapshot(ctx, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	resume := c.PauseLive()
+	if tracing(t) {
+		t.Error("the recorder still traces while paused")
+	}
+	// Requests meanwhile are served from the slices kept.
+	if _, err := c.Snapshot(ctx, time.Second); err != nil {
+		t.Errorf("snapshot while paused: %v", err)
+	}
+	if tracing(t) {
+		t.Error("a request restarted the recorder while paused")
+	}
+	resume()
+	resume() // harmless
+	if _, err := c.Snapshot(ctx, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the recorder runs again after resume", func() bool { return tracing(t) })
+}
+
+// Past MaxPause, no dump: the notes say where names and waits come from.
+func TestCollectorNoDumpPastMaxPause(t *testing.T) {
+	c, err := NewCollector(CollectorOptions{MaxPause: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	snap, err := c.Snapshot(source.AcceptPartial(context.Background()), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(snap.Source, "dump") || !strings.Contains(snap.Source, "profile") {
+		t.Errorf("source %q: want the goroutine profile and no dump", snap.Source)
+	}
+	if !slices.ContainsFunc(snap.Notes, func(n string) bool { return strings.Contains(n, "--max-pause") }) {
+		t.Errorf("notes %q: want one saying why there is no dump", snap.Notes)
+	}
+}
+
+// The share traced keeps inspection within the budget of the program's
+// own CPU: a program whose tracing costs little is traced all the time;
+// one whose events cost much (channel ping-pong) a part of each second;
+// one so costly that even the shortest slice is too much, every maxCycle.
+func TestNextPlan(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		cost      costs
+		wantShare [2]float64
+		wantOver  bool
+	}{
+		{"idle program, few goroutines", costs{on: time.Second, cycle: 1010 * time.Millisecond, analysis: 2 * time.Millisecond,
+			events: 5000, progCPU: 20 * time.Millisecond}, [2]float64{1, 1}, false},
+		{"ping-pong on two cores", costs{on: 250 * time.Millisecond, cycle: 600 * time.Millisecond, analysis: 300 * time.Millisecond,
+			events: 1_500_000, progCPU: 1200 * time.Millisecond}, [2]float64{0.03, 0.08}, false},
+		{"a million parked goroutines", costs{on: time.Second, cycle: 1500 * time.Millisecond, analysis: 400 * time.Millisecond,
+			events: 1_000_000, progCPU: 600 * time.Millisecond}, [2]float64{0.05, 0.15}, false},
+		{"beyond the budget", costs{on: time.Second, cycle: 5 * time.Second, analysis: 4 * time.Second,
+			events: 20_000_000, progCPU: 5 * time.Second}, [2]float64{0.01, 0.011}, true},
+	} {
+		p := nextPlan(c.cost, 0.05)
+		if p.share < c.wantShare[0] || p.share > c.wantShare[1] || p.over != c.wantOver {
+			t.Errorf("%s: %+v; want a share from %.3g to %.3g, over %v", c.name, p, c.wantShare[0], c.wantShare[1], c.wantOver)
+		}
+		if p.on < minSlice || p.on > maxSlice || p.on+p.off > maxCycle {
+			t.Errorf("%s: %+v: slices of %v to %v, cycles of at most %v", c.name, p, minSlice, maxSlice, maxCycle)
+		}
+	}
+}

@@ -1,0 +1,221 @@
+package tracewin
+
+import (
+	"bytes"
+	"math"
+	"runtime/trace"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/inspectd/inspectd/internal/stack"
+)
+
+// composeSleeper sleeps 10ms at a time: about 100 runs a second.
+//
+//go:noinline
+func composeSleeper(stop *atomic.Bool) {
+	for !stop.Load() {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// composeHalfBusy computes about 4ms, then sleeps 4ms.
+//
+//go:noinline
+func composeHalfBusy(stop *atomic.Bool) {
+	for !stop.Load() {
+		for t := time.Now(); time.Since(t) < 4*time.Millisecond; {
+			spin(1000)
+		}
+		time.Sleep(4 * time.Millisecond)
+	}
+}
+
+// composeParked waits all along.
+//
+//go:noinline
+func composeParked(stop <-chan struct{}) { <-stop }
+
+// slicesOf traces n slices of on, with off between.
+func slicesOf(t *testing.T, n int, on, off time.Duration) []*Slice {
+	t.Helper()
+	in := NewInterner()
+	var parts []*Slice
+	for i := range n {
+		w := traceFor(t, on)
+		if w.WallStart.IsZero() {
+			t.Fatal("a slice without a wall clock")
+		}
+		parts = append(parts, NewSlice(w, in))
+		if i < n-1 {
+			time.Sleep(off)
+		}
+	}
+	return parts
+}
+
+// traceFor traces d and analyses it.
+func traceFor(t *testing.T, d time.Duration) *Window {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := trace.Start(&buf); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(d)
+	trace.Stop()
+	w, err := AnalyzeTrace(&buf, WindowOptions{Sites: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// byFunc finds the goroutine of a window that runs fn: in its start
+// function or its stacks.
+func byFunc(t *testing.T, w *Window, fn string) *GoStats {
+	t.Helper()
+	has := func(frames []stack.Frame) bool {
+		return slices.ContainsFunc(frames, func(f stack.Frame) bool { return strings.HasSuffix(f.Func, "."+fn) })
+	}
+	for g := range w.All() {
+		if !g.Exited && (strings.HasSuffix(g.StartFunc, "."+fn) || has(g.Stack) || has(g.StretchStack)) {
+			c := *g
+			return &c
+		}
+	}
+	t.Fatalf("no goroutine runs %s", fn)
+	return nil
+}
+
+// A window composed of slices traced 40% of the time tells what a trace
+// of all of it tells: runs per second and the busy share within 10%, its
+// times adding up to its length, and the share it observed. The slices
+// are parts of the full trace, so that what is compared is the estimate,
+// not two stretches of a program on a busy machine.
+func TestComposeMatchesAFullTrace(t *testing.T) {
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Go(func() { composeSleeper(&stop) })
+	wg.Go(func() { composeHalfBusy(&stop) })
+	defer func() {
+		stop.Store(true)
+		wg.Wait()
+	}()
+	time.Sleep(100 * time.Millisecond)
+	var buf bytes.Buffer
+	if err := trace.Start(&buf); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3200 * time.Millisecond)
+	trace.Stop()
+	data := buf.Bytes()
+	full, err := AnalyzeTrace(bytes.NewReader(data), WindowOptions{Sites: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 150ms of each 375ms, from 100ms in.
+	in := NewInterner()
+	var parts []*Slice
+	for i := range 8 {
+		from := full.WallStart.Add(100*time.Millisecond + time.Duration(i)*375*time.Millisecond)
+		sw, err := AnalyzeTrace(bytes.NewReader(data), WindowOptions{Sites: true, Since: from, For: 150 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, NewSlice(sw, in))
+	}
+	full, err = AnalyzeTrace(bytes.NewReader(data), WindowOptions{Sites: true, Since: parts[0].WallStart,
+		For: parts[len(parts)-1].WallEnd.Sub(parts[0].WallStart)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := Compose(parts, 10*time.Second)
+
+	if share := w.ObservedShare(); share < 0.3 || share > 0.5 {
+		t.Errorf("observed share %.2f; want about 0.4", share)
+	}
+	if d, want := time.Duration(w.Duration()), time.Duration(full.Duration()); d < want*9/10 || d > want*11/10 {
+		t.Errorf("window %v; want about %v", d, want)
+	}
+	for g := range w.All() {
+		if g.Busy+g.Sched+g.Idle+g.Syscall != g.Total || g.Total > w.Duration() {
+			t.Errorf("goroutine %d: busy %d + sched %d + idle %d + syscall %d != total %d (window %d)", g.ID, g.Busy, g.Sched, g.Idle, g.Syscall, g.Total, w.Duration())
+		}
+	}
+	rate := func(g *GoStats) float64 { return float64(g.Polls) / float64(g.Total) * 1e9 }
+	share := func(g *GoStats) float64 { return float64(g.Busy) / float64(g.Total) }
+	for _, c := range []struct {
+		fn   string
+		what string
+		of   func(*GoStats) float64
+		tol  float64
+	}{
+		{"composeSleeper", "runs per second", rate, 0.1},
+		{"composeHalfBusy", "runs per second", rate, 0.1},
+		{"composeHalfBusy", "busy share", share, 0.1},
+	} {
+		// One trace: the same goroutine has the same ID in both.
+		ref := byFunc(t, full, c.fn)
+		g := w.Get(ref.ID)
+		if g == nil {
+			t.Fatalf("%s: goroutine %d is not in the composed window", c.fn, ref.ID)
+		}
+		got, want := c.of(g), c.of(ref)
+		if math.Abs(got-want) > c.tol*want {
+			t.Errorf("%s: %s %.3g composed, %.3g in the full trace: more than %.0f%% apart", c.fn, c.what, got, want, c.tol*100)
+		}
+	}
+}
+
+// A goroutine parked all along is quiet in every slice (separate traces,
+// each of which records it as it ends): idle all the composed window, and
+// in its state as long as the slices saw it, the gaps between them
+// included. Get makes what All does.
+func TestComposeQuietGoroutines(t *testing.T) {
+	parked := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() { composeParked(parked) })
+	}
+	defer func() { close(parked); wg.Wait() }()
+	parts := slicesOf(t, 4, 200*time.Millisecond, 200*time.Millisecond)
+	w := Compose(parts, 10*time.Second)
+	p := byFunc(t, w, "composeParked")
+	if p.State != stack.Waiting || p.WaitReason != "chan receive" || p.Idle != p.Total || p.InState < w.Duration()*9/10 {
+		t.Errorf("parked: %+v; want waiting on chan receive all the %v window", *p, time.Duration(w.Duration()))
+	}
+	if g := w.Get(p.ID); g == nil || g.Total != p.Total || g.InState != p.InState || len(g.Stack) == 0 {
+		t.Errorf("Get(%d) = %+v; want %+v", p.ID, g, *p)
+	}
+	if w.Get(1<<40) != nil {
+		t.Error("Get of a goroutine no slice saw")
+	}
+	quiet := 0
+	for _, x := range parts {
+		quiet += len(x.quiet)
+	}
+	if quiet < 4*20 {
+		t.Errorf("%d quiet records in 4 slices of 20 parked goroutines", quiet)
+	}
+}
+
+// A window shorter than the slices kept takes the last ones only; one
+// slice gives that slice's numbers, unscaled.
+func TestComposeSpan(t *testing.T) {
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Go(func() { composeSleeper(&stop) })
+	defer func() { stop.Store(true); wg.Wait() }()
+	parts := slicesOf(t, 3, 200*time.Millisecond, 100*time.Millisecond)
+	w := Compose(parts, 200*time.Millisecond)
+	if w.ObservedShare() != 1 || !w.WallStart.Equal(parts[2].WallStart) {
+		t.Errorf("a 200ms window of 200ms slices: share %.2f, from %v; want the last slice, whole", w.ObservedShare(), w.WallStart)
+	}
+	if w := Compose(nil, time.Second); w.Count() != 0 {
+		t.Errorf("no slices: %d goroutines", w.Count())
+	}
+}
