@@ -46,13 +46,9 @@ type WindowBuilder struct {
 	clockWall  time.Time
 
 	gs        goTable
-	all       []*goState // in order of first appearance
-	slab      []goState
-	wholeSlab []wholeGo // not live: goroutines with their numbers
-	// goActivity to hand out: a slab, and those a live builder is done
-	// with.
-	actSlab   []goActivity
-	spareActs []*goActivity
+	all       []*goState   // in order of first appearance
+	wholeSlab []wholeGo    // goroutines with their numbers, to hand out
+	actSlab   []goActivity // goActivity to hand out
 
 	reasons   []string         // normalized wait reasons, by index
 	reasonIdx map[string]int32 // and their indexes
@@ -70,11 +66,6 @@ type WindowBuilder struct {
 
 	sites   []*siteAcc
 	siteIdx map[siteKey]int32
-
-	// live, when set, keeps the builder going over an endless stream:
-	// instead of one window it keeps what each generation added (see
-	// live.go).
-	live *liveState
 }
 
 // goTable finds a goroutine's state by ID. The runtime hands out IDs
@@ -160,9 +151,7 @@ func (t *goTable) put(id trace.GoID, g *goState) {
 }
 
 // goState is what the builder knows of one goroutine. The fields every
-// transition touches come first. Its numbers are apart (goActivity): a live
-// builder keeps them only for the goroutines that change in a generation,
-// and a million goroutines that wait cost 128 bytes each.
+// transition touches come first; its numbers are apart (goActivity).
 type goState struct {
 	state    trace.GoState
 	exited   bool
@@ -180,19 +169,9 @@ type goState struct {
 	created trace.Time  // its first moment in the trace
 	ended   trace.Time  // when it exited
 	stack   trace.Stack // latest own stack
-
-	// Live mode only (see live.go).
-	gen uint32 // the last generation it changed in
-	acc int32  // its index in the window being composed; -1 for none, accQuiet for quiet
-	// The stacks once their generation is over (stack, and goActivity's
-	// first, start and creator): an index+1 in frames, 0 for none (a
-	// trace.Stack keeps its generation's tables).
-	stackF, firstF, startF, creatorF int32
 }
 
-// goActivity is a goroutine's numbers in the window or, in a live builder,
-// in the current generation, with what is known of it only while the
-// generation lasts.
+// goActivity is a goroutine's numbers in the window.
 type goActivity struct {
 	busy, sched, idle, syscall int64
 	polls, longest             int64
@@ -202,15 +181,14 @@ type goActivity struct {
 	runs, delays               *Hist
 	idles                      idleSet     // idle time by reason
 	blocks                     *blockCache // the last places it blocked at
-	carry                      carried     // the interval it was in when the generation began, if it closed in it (live)
 
 	first   trace.Stack // first own stack seen (its root frame names the start function)
 	start   trace.Stack // start stack from its creation
 	creator trace.Stack // creator's stack at creation
 }
 
-// wholeGo is how a builder that is not live allocates a goroutine: its
-// numbers last the window, so they sit beside its state.
+// wholeGo is how the builder allocates a goroutine: its numbers last the
+// window, so they sit beside its state.
 type wholeGo struct {
 	g goState
 	a goActivity
@@ -219,11 +197,6 @@ type wholeGo struct {
 // act returns g's goActivity, made on first use.
 func (b *WindowBuilder) act(g *goState) *goActivity {
 	if g.act != nil {
-		return g.act
-	}
-	if n := len(b.spareActs); n > 0 {
-		g.act = b.spareActs[n-1]
-		b.spareActs = b.spareActs[:n-1]
 		return g.act
 	}
 	if len(b.actSlab) == 0 {
@@ -350,10 +323,6 @@ func (b *WindowBuilder) event(ev *trace.Event, st *trace.StateTransition) {
 	case trace.EventStateTransition:
 	case trace.EventSync:
 		b.syncs++
-		if b.live != nil {
-			b.liveSync(ev, t)
-			return
-		}
 		if !b.clockSet {
 			// Once per generation until one has it: it allocates.
 			if cs := ev.Sync().ClockSnapshot; cs != nil {
@@ -404,16 +373,11 @@ func (b *WindowBuilder) transition(ev *trace.Event, st *trace.StateTransition, t
 		return
 	}
 	since := t
-	// Seen first in a status event (it existed before the stream): in a
-	// live builder, it did nothing in this generation, and a million
-	// goroutines that wait get neither a record nor a goActivity.
-	status := false
 	if g == nil || g.exited || from == trace.GoUndetermined || from == trace.GoNotExist {
 		var ok bool
 		if g, since, ok = b.appear(ev, st, g, id, from, t); !ok {
 			return
 		}
-		status = from == trace.GoUndetermined && b.live != nil
 	} else {
 		if g.state != from {
 			g.state = from // should not happen with a valid trace: trust the event
@@ -424,9 +388,6 @@ func (b *WindowBuilder) transition(ev *trace.Event, st *trace.StateTransition, t
 				b.wakeup(g, ev)
 			}
 		}
-	}
-	if b.live != nil && !status {
-		b.touch(g)
 	}
 	g.state = to
 	g.since = since
@@ -449,9 +410,7 @@ func (b *WindowBuilder) transition(ev *trace.Event, st *trace.StateTransition, t
 	}
 	if stk != trace.NoStack {
 		g.stack = stk
-		if status {
-			g.firstF = b.frameRef(stk)
-		} else if a := b.act(g); a.first == trace.NoStack && g.firstF == 0 {
+		if a := b.act(g); a.first == trace.NoStack {
 			a.first = stk
 		}
 	}
@@ -554,22 +513,13 @@ func (b *WindowBuilder) appear(ev *trace.Event, st *trace.StateTransition, g *go
 }
 
 func (b *WindowBuilder) newGoroutine(id trace.GoID) *goState {
-	var g *goState
-	if b.live == nil {
-		if len(b.wholeSlab) == 0 {
-			b.wholeSlab = make([]wholeGo, 256)
-		}
-		w := &b.wholeSlab[0]
-		b.wholeSlab = b.wholeSlab[1:]
-		g = &w.g
-		g.act = &w.a
-	} else {
-		if len(b.slab) == 0 {
-			b.slab = make([]goState, 256)
-		}
-		g = &b.slab[0]
-		b.slab = b.slab[1:]
+	if len(b.wholeSlab) == 0 {
+		b.wholeSlab = make([]wholeGo, 256)
 	}
+	w := &b.wholeSlab[0]
+	b.wholeSlab = b.wholeSlab[1:]
+	g := &w.g
+	g.act = &w.a
 	g.id = id
 	g.site = -1
 	g.parent = trace.NoGoroutine
@@ -582,10 +532,6 @@ func (b *WindowBuilder) newGoroutine(id trace.GoID) *goState {
 // window start); to is the state it goes to (trace.GoUndetermined at the
 // end of the window).
 func (b *WindowBuilder) close(g *goState, t trace.Time, to trace.GoState) {
-	if b.live != nil && g.since < b.live.genStart {
-		b.carryOver(g, t, to)
-		return
-	}
 	d := int64(t - max(g.since, b.winStart))
 	if d < 0 {
 		d = 0

@@ -504,3 +504,21 @@ func (c *composition) sites() []*SiteStats {
 
 // composedAll is All for a composed window.
 func (w *Window) composedAll() iter.Seq[*GoStats] { return w.composed.all }
+
+// mergeHist adds o to h, sharing o while it is the only one: own says h is
+// the caller's to add to.
+func mergeHist(h *Hist, own bool, o *Hist) (*Hist, bool) {
+	if o == nil || o.Count() == 0 {
+		return h, own
+	}
+	if h == nil {
+		return o, false
+	}
+	if !own {
+		n := new(Hist)
+		*n = *h
+		h = n
+	}
+	h.Merge(o)
+	return h, true
+}

@@ -136,22 +136,12 @@ func (b *WindowBuilder) idleByReason(buf []ReasonTime, s *idleSet) ([]ReasonTime
 	return buf, mine
 }
 
-// stackOf returns the frames of one of a goroutine's stacks: the
-// trace.Stack while its generation lasts, else its frozen frames (live
-// mode); nil for none.
-func (b *WindowBuilder) stackOf(s trace.Stack, frozen int32) []stack.Frame {
-	if s != trace.NoStack {
-		return b.framesOf(s)
-	}
-	return b.frozen(frozen)
-}
-
-// frozen returns the frames of a frozen stack reference; nil for none.
-func (b *WindowBuilder) frozen(f int32) []stack.Frame {
-	if f == 0 {
+// stackOf returns the frames of a stack; nil for none.
+func (b *WindowBuilder) stackOf(s trace.Stack) []stack.Frame {
+	if s == trace.NoStack {
 		return nil
 	}
-	return b.frames[f-1]
+	return b.framesOf(s)
 }
 
 // origin sets a goroutine's latest stack, the function it started in (of
@@ -162,7 +152,7 @@ func (b *WindowBuilder) origin(gs *GoStats, g *goState) {
 	if a := g.act; a != nil {
 		start, first, creator = a.start, a.first, a.creator
 	}
-	setOrigin(gs, b.stackOf(g.stack, g.stackF), b.stackOf(start, g.startF), b.stackOf(first, g.firstF), b.stackOf(creator, g.creatorF), g.parent)
+	setOrigin(gs, b.stackOf(g.stack), b.stackOf(start), b.stackOf(first), b.stackOf(creator), g.parent)
 }
 
 // setOrigin sets what origin tells from the frames of a goroutine's

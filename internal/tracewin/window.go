@@ -64,12 +64,6 @@ type Window struct {
 	// composed makes the goroutines of a composed window (Compose), which
 	// has no Goroutines of its own.
 	composed *composition
-
-	// quiet holds, in a live window (the Collector's own), the goroutines
-	// that waited all of it without an event: most of a large program's.
-	// They are kept compact, apart from Goroutines, and get their GoStats
-	// when asked for (see all and get).
-	quiet *quietSet
 }
 
 // Count is the number of goroutines in the window.
@@ -77,7 +71,7 @@ func (w *Window) Count() int {
 	if w.composed != nil {
 		return w.composed.count()
 	}
-	return len(w.Goroutines) + w.quiet.len()
+	return len(w.Goroutines)
 }
 
 // Get returns goroutine id's numbers, or nil when it was not in the window.
@@ -85,46 +79,18 @@ func (w *Window) Get(id int64) *GoStats {
 	if w.composed != nil {
 		return w.composed.get(id)
 	}
-	if g := w.Goroutines[id]; g != nil {
-		return g
-	}
-	return w.quiet.get(id)
+	return w.Goroutines[id]
 }
 
-// All yields the window's goroutines in ID order. A quiet goroutine's
+// All yields the window's goroutines in ID order. A composed window's
 // GoStats are made for the yield and are not valid after it.
 func (w *Window) All() iter.Seq[*GoStats] {
 	if w.composed != nil {
 		return w.composedAll()
 	}
 	return func(yield func(*GoStats) bool) {
-		listed := w.sortedGoroutines()
-		if w.quiet.len() == 0 {
-			for _, g := range listed {
-				if !yield(g) {
-					return
-				}
-			}
-			return
-		}
-		var scratch GoStats
-		var idle [1]ReasonTime
-		q := w.quiet
-		i := 0
-		for _, g := range listed {
-			for ; i < len(q.gs) && int64(q.gs[i].id) < g.ID; i++ {
-				q.stats(&q.gs[i], &scratch, &idle)
-				if !yield(&scratch) {
-					return
-				}
-			}
+		for _, g := range w.sortedGoroutines() {
 			if !yield(g) {
-				return
-			}
-		}
-		for ; i < len(q.gs); i++ {
-			q.stats(&q.gs[i], &scratch, &idle)
-			if !yield(&scratch) {
 				return
 			}
 		}
@@ -141,9 +107,8 @@ func (w *Window) sortedGoroutines() []*GoStats {
 	return gs
 }
 
-// listByID sets byID from stats, which hold every goroutine of the window:
-// in ID order (a live window), or in order of appearance, nearly ID order,
-// which the sort sees through.
+// listByID sets byID from stats, which hold every goroutine of the window
+// in order of appearance: nearly ID order, which the sort sees through.
 func (w *Window) listByID(stats []GoStats) {
 	w.byID = make([]*GoStats, len(stats))
 	for i := range stats {
