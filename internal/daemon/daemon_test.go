@@ -318,24 +318,18 @@ func TestDaemonTokenProcess(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Errorf("pprof with token: %d", resp.StatusCode)
 	}
-	// Without the trace stream, every window is read from the flight
-	// recorder, however long snapshots have been asked for.
-	for i := range 2 {
-		if i > 0 {
-			time.Sleep(1500 * time.Millisecond)
-		}
-		req, _ := http.NewRequest("GET", base+"/api/v1/snapshot?window=1s", nil)
-		req.Header.Set("Authorization", "Bearer s3cret")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var snap api.Snapshot
-		err = json.NewDecoder(resp.Body).Decode(&snap)
-		resp.Body.Close()
-		if err != nil || !strings.HasPrefix(snap.Source, "trace") || strings.HasPrefix(snap.Source, "trace-stream") {
-			t.Errorf("snapshot %d with --trace-stream=false: source %q, %v", i, snap.Source, err)
-		}
+	// Snapshots are composed of the recorder's slices.
+	req, _ = http.NewRequest("GET", base+"/api/v1/snapshot?window=1s", nil)
+	req.Header.Set("Authorization", "Bearer s3cret")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var snap api.Snapshot
+	err = json.NewDecoder(resp.Body).Decode(&snap)
+	resp.Body.Close()
+	if err != nil || !strings.HasPrefix(snap.Source, "trace-slices") {
+		t.Errorf("snapshot: source %q, %v", snap.Source, err)
 	}
 	p.cmd.Process.Signal(syscall.SIGINT)
 	if err := p.wait(); err != nil {
@@ -371,8 +365,7 @@ func checkInspection(t *testing.T, base string) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	// (A window from the live trace stream starts where a generation of
-	// the trace, about a second long, starts.)
+	// (A window of slices starts and ends where they do.)
 	if snap.WindowNS <= 0 || snap.WindowNS > int64(2600*time.Millisecond) || snap.Process.Goroutines == 0 || snap.Process.GOMAXPROCS == 0 {
 		t.Errorf("snapshot window %v, process %+v", time.Duration(snap.WindowNS), snap.Process)
 	}

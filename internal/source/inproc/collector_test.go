@@ -166,7 +166,7 @@ func TestCollectorSpawnsShowABurstThatEnded(t *testing.T) {
 	}
 	defer c.Close()
 	ctx := context.Background()
-	if _, err := c.Snapshot(ctx, 3*time.Second); err != nil { // the live stream starts
+	if _, err := c.Snapshot(ctx, 3*time.Second); err != nil { // the recorder starts
 		t.Fatal(err)
 	}
 	time.Sleep(1200 * time.Millisecond)
