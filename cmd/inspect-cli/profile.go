@@ -89,12 +89,12 @@ go tool pprof -http, and as the daemon's /ui/.`,
 				return failf(2, "profile %q: want one of %s", args[0], profileNames())
 			}
 			p := profiles[i]
-			t, err := e.resolveTarget(args, 1)
+			t, err := e.resolve(cmd.Context(), args, 1)
 			if err != nil {
 				return err
 			}
-			if err := t.needHTTP("profile"); err != nil {
-				return err
+			if t.http == nil {
+				return t.lacks("profile", needHTTP)
 			}
 			secs := p.seconds
 			if cmd.Flags().Changed("seconds") {
@@ -151,12 +151,12 @@ The default file name is trace-<time>.out.`,
   go tool trace service.trace`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			t, err := e.resolveTarget(args, 0)
+			t, err := e.resolve(cmd.Context(), args, 0)
 			if err != nil {
 				return err
 			}
-			if err := t.needHTTP("trace"); err != nil {
-				return err
+			if t.http == nil {
+				return t.lacks("trace", needHTTP)
 			}
 			if seconds <= 0 {
 				return failf(2, "--seconds %d: want 1 or more", seconds)
@@ -226,7 +226,7 @@ func download(cmd *cobra.Command, e *env, t *target, path, what string, secs int
 	}()
 	// No client timeout: the capture lasts secs; the context bounds it,
 	// and a target that sends nothing for secs and a margin is given up.
-	c := *t.client
+	c := *t.http
 	c.HTTP = &http.Client{Transport: api.NewTransport(time.Duration(secs)*time.Second + api.AnswerTimeout)}
 	ctx, cancel := context.WithTimeout(cmd.Context(), time.Duration(secs)*time.Second+2*time.Minute)
 	defer cancel()

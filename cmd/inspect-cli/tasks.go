@@ -68,11 +68,7 @@ TEXT (case-insensitive); --filter key=value keeps tasks with that label.`,
   inspect-cli tasks goroutines.txt`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			t, err := e.resolveTarget(args, 0)
-			if err != nil {
-				return err
-			}
-			return runTasks(cmd, e, t, o)
+			return runTasks(cmd, e, args, o)
 		},
 	}
 	f := cmd.Flags()
@@ -85,28 +81,7 @@ TEXT (case-insensitive); --filter key=value keeps tasks with that label.`,
 	return cmd
 }
 
-// snapshotOf reads the model of a target: the API, or a dump file.
-func snapshotOf(cmd *cobra.Command, t *target, window time.Duration) (*api.Snapshot, error) {
-	if t.file != "" {
-		return dumpSnapshot(t.file)
-	}
-	if t.src != nil {
-		return t.remoteSnapshot(cmd, window)
-	}
-	s, err := t.client.Snapshot(cmd.Context(), window)
-	if t.switchRemote(cmd.Context(), err, true) {
-		return t.remoteSnapshot(cmd, window)
-	}
-	if err != nil {
-		return nil, t.failAPI(err)
-	}
-	if s.Target == "" {
-		s.Target = t.name
-	}
-	return s, nil
-}
-
-func runTasks(cmd *cobra.Command, e *env, t *target, o tasksOptions) error {
+func runTasks(cmd *cobra.Command, e *env, args []string, o tasksOptions) error {
 	less, ok := taskSorts[o.sort]
 	if !ok {
 		return failf(2, "--sort %q: want one of %s", o.sort, strings.Join(slices.Sorted(maps.Keys(taskSorts)), ", "))
@@ -117,7 +92,14 @@ func runTasks(cmd *cobra.Command, e *env, t *target, o tasksOptions) error {
 	if o.limit < 0 {
 		return failf(2, "--limit %d: want 0 (all) or more", o.limit)
 	}
-	snap, err := snapshotOf(cmd, t, o.window)
+	t, err := e.resolve(cmd.Context(), args, 0)
+	if err != nil {
+		return err
+	}
+	if t.model == nil {
+		return t.lacks("tasks", needModel)
+	}
+	snap, err := t.model.snapshot(cmd.Context(), o.window)
 	if err != nil {
 		return err
 	}
