@@ -13,6 +13,7 @@ import (
 
 	"github.com/inspectd/inspectd/internal/api"
 	"github.com/inspectd/inspectd/internal/diagnose"
+	"github.com/inspectd/inspectd/internal/format"
 )
 
 type diagnoseOptions struct {
@@ -206,7 +207,7 @@ func writeFindings(w io.Writer, target, source, over string, fs []api.Finding, p
 			fmt.Fprintf(w, "  %s\n", f.Message)
 		}
 		for _, s := range f.Evidence.Sites {
-			fmt.Fprintf(w, "  at %s:%d  %s\n", s.File, s.Line, s.Function)
+			fmt.Fprintf(w, "  at %s\n", format.Frame(s))
 		}
 		if n := len(f.Evidence.Tasks); n > 0 {
 			ids := make([]string, 0, 10)

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/format"
 	"github.com/inspectd/inspectd/internal/recording"
 	"github.com/inspectd/inspectd/internal/tui"
 )
@@ -256,7 +257,7 @@ func (r *recorder) connChange(msg tui.ConnMsg) (string, error) {
 	case msg.Reconnected:
 		r.down, r.conn = false, "connected"
 		r.downFor += msg.Down
-		return fmt.Sprintf("%s: back after %s; %d updates lost", now.Format("15:04:05"), roundDown(msg.Down), msg.Lost),
+		return fmt.Sprintf("%s: back after %s; %d updates lost", now.Format("15:04:05"), format.Duration(msg.Down), msg.Lost),
 			r.w.Conn(now, recording.Conn{State: recording.ConnUp, DownNS: int64(msg.Down), Lost: msg.Lost})
 	case msg.Err != nil:
 		return fmt.Sprintf("%s: target error: %v", now.Format("15:04:05"), msg.Err),
@@ -267,20 +268,13 @@ func (r *recorder) connChange(msg tui.ConnMsg) (string, error) {
 	return "", nil
 }
 
-func roundDown(d time.Duration) time.Duration {
-	if d >= time.Second {
-		return d.Round(100 * time.Millisecond)
-	}
-	return d.Round(time.Millisecond)
-}
-
 // progress is the one-line state of the recording.
 func (r *recorder) progress() string {
 	if r.w == nil {
 		return fmt.Sprintf("recording %s: %s…", r.target, r.conn)
 	}
 	s := fmt.Sprintf("recording %s to %s: %d updates, %s, %s, %s", r.target, r.o.out, r.w.Updates(),
-		bytesize(r.w.Bytes()), time.Since(r.began).Truncate(time.Second), r.conn)
+		format.Bytes(r.w.Bytes()), format.Duration(time.Since(r.began).Truncate(time.Second)), r.conn)
 	if r.o.duration > 0 {
 		s += fmt.Sprintf(" (stops after %s)", r.o.duration)
 	}
@@ -303,10 +297,10 @@ func (r *recorder) report(w io.Writer, e *env) error {
 	}
 	outages := ""
 	if r.outages > 0 {
-		outages = fmt.Sprintf(", %d outage%s (%s down)", r.outages, map[bool]string{true: "s"}[r.outages > 1], roundDown(r.downFor))
+		outages = fmt.Sprintf(", %d outage%s (%s down)", r.outages, map[bool]string{true: "s"}[r.outages > 1], format.Duration(r.downFor))
 	}
 	fmt.Fprintf(w, "wrote %s: %d updates over %s%s, %s\nplay it with: %s\n", r.o.out, r.w.Updates(),
-		elapsed.Round(100*time.Millisecond), outages, bytesize(r.w.Bytes()), play)
+		format.Duration(elapsed), outages, format.Bytes(r.w.Bytes()), play)
 	return nil
 }
 

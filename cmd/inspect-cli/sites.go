@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/inspectd/inspectd/internal/format"
 	"github.com/inspectd/inspectd/internal/tui"
 )
 
@@ -64,15 +65,15 @@ var wakerFrame = tui.WakerFrame
 
 // writeSites prints the wait-site table of l, of matched sites in all.
 func writeSites(w io.Writer, l *siteList, matched int) {
-	fmt.Fprintf(w, "target %s  window %s  sites %d\n", l.target, dur(l.WindowNS), matched)
+	fmt.Fprintf(w, "target %s  window %s  sites %d\n", l.target, format.Nanos(l.WindowNS), matched)
 	for _, n := range l.notes {
 		fmt.Fprintln(w, "note:", n)
 	}
 	tw := table(w)
 	fmt.Fprintln(tw, "REASON\tLOCATION\tWAITING\tWAIT\tWAKEUPS\tWAKER")
 	for _, s := range l.Sites {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", s.Reason, clip(shortFrame(s.Location), 70),
-			s.Waiting, dur(s.WaitNS), s.Wakeups, clip(wakerFrame(s.Waker), 60))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", s.Reason, clip(format.Frame(s.Location), 70),
+			s.Waiting, format.Nanos(s.WaitNS), s.Wakeups, clip(wakerFrame(s.Waker), 60))
 	}
 	tw.Flush()
 	if matched > len(l.Sites) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/inspectd/inspectd/internal/api"
 	"github.com/inspectd/inspectd/internal/dump"
+	"github.com/inspectd/inspectd/internal/format"
 )
 
 // maxStacksGoroutines is the most goroutines `stacks` dumps without --force:
@@ -211,10 +211,10 @@ func writeGroup(w io.Writer, g *stackGroup) {
 	tw := table(w)
 	for _, f := range g.Stack {
 		if f.File == "" {
-			fmt.Fprintf(tw, "    %s\t\n", shortFunc(f.Function))
+			fmt.Fprintf(tw, "    %s\t\n", format.Func(f.Function))
 			continue
 		}
-		fmt.Fprintf(tw, "    %s\t%s:%d\n", shortFunc(f.Function), path.Base(f.File), f.Line)
+		fmt.Fprintf(tw, "    %s\t%s\n", format.Func(f.Function), format.FileLine(f.File, f.Line))
 	}
 	if g.CreatedBy.Function != "" {
 		by := ""
@@ -223,7 +223,7 @@ func writeGroup(w io.Writer, g *stackGroup) {
 		} else if g.ParentCount > 1 {
 			by = fmt.Sprintf(" (%d parents)", g.ParentCount)
 		}
-		fmt.Fprintf(tw, "    created by %s%s\t%s:%d\n", shortFunc(g.CreatedBy.Function), by, path.Base(g.CreatedBy.File), g.CreatedBy.Line)
+		fmt.Fprintf(tw, "    created by %s%s\t%s\n", format.Func(g.CreatedBy.Function), by, format.FileLine(g.CreatedBy.File, g.CreatedBy.Line))
 	}
 	tw.Flush()
 }

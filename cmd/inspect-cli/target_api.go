@@ -17,6 +17,7 @@ import (
 
 	"github.com/inspectd/inspectd/internal/api"
 	"github.com/inspectd/inspectd/internal/dump"
+	"github.com/inspectd/inspectd/internal/format"
 	"github.com/inspectd/inspectd/internal/tui"
 )
 
@@ -124,7 +125,7 @@ func (h *httpDump) goroutines(ctx context.Context, force bool) ([]dump.Goroutine
 	}
 	if n > maxStacksGoroutines && !force {
 		return nil, nil, failf(2, "%s has %d goroutines: a full dump would stop its world for ~%s; pass --force to dump anyway",
-			t.name, n, dur(int64(n)*6000))
+			t.name, n, format.Duration(time.Duration(n)*6*time.Microsecond))
 	}
 	began := time.Now()
 	resp, err := h.c.Open(ctx, "/debug/pprof/goroutine?debug=2")
@@ -137,7 +138,7 @@ func (h *httpDump) goroutines(ctx context.Context, force bool) ([]dump.Goroutine
 		return nil, nil, failf(2, "%s: /debug/pprof/goroutine?debug=2 gave no goroutine dump: %v", t.name, err)
 	}
 	notes := []string{fmt.Sprintf("the debug=2 dump stops the target's world for ~6µs per goroutine (~%s here); fetched in %s",
-		dur(int64(len(gs))*6000), dur(int64(time.Since(began))))}
+		format.Duration(time.Duration(len(gs))*6*time.Microsecond), format.Duration(time.Since(began)))}
 	if err != nil {
 		notes = append(notes, fmt.Sprintf("the dump has problems, shown as far as read: %v", err))
 	}

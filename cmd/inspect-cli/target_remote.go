@@ -15,6 +15,7 @@ import (
 	"github.com/inspectd/inspectd/internal/api"
 	"github.com/inspectd/inspectd/internal/diagnose"
 	"github.com/inspectd/inspectd/internal/dump"
+	"github.com/inspectd/inspectd/internal/format"
 	"github.com/inspectd/inspectd/internal/source"
 	"github.com/inspectd/inspectd/internal/source/file"
 	"github.com/inspectd/inspectd/internal/source/remote"
@@ -204,7 +205,7 @@ func (m *remoteModel) diagnose(ctx context.Context, d *diagnosis) (string, error
 			fmt.Fprintf(d.stderr, "  snapshot %d: %d findings\n", n, len(s.Findings))
 		}
 	}
-	return fmt.Sprintf("rules run here on %d snapshots of %s (%s)", n, window, m.r.Fetcher().Kind()), nil
+	return fmt.Sprintf("rules run here on %d snapshots of %s (%s)", n, format.Duration(window), m.r.Fetcher().Kind()), nil
 }
 
 // goroutines reads a full dump from a gops agent after checking its cost
@@ -217,7 +218,7 @@ func (m *remoteModel) goroutines(ctx context.Context, force bool) ([]dump.Gorout
 	}
 	if st.Goroutines > maxStacksGoroutines && !force {
 		return nil, nil, failf(2, "%s has %d goroutines: a full dump would stop its world for ~%s; pass --force to dump anyway",
-			t.name, st.Goroutines, dur(st.Goroutines*6000))
+			t.name, st.Goroutines, format.Duration(time.Duration(st.Goroutines)*6*time.Microsecond))
 	}
 	began := time.Now()
 	rc, err := f.Dump(ctx)
@@ -230,7 +231,7 @@ func (m *remoteModel) goroutines(ctx context.Context, force bool) ([]dump.Gorout
 		return nil, nil, failf(2, "%s: the gops agent's stack dump gave no goroutine: %v", t.name, err)
 	}
 	notes := []string{fmt.Sprintf("the gops stack dump (debug=2) stops the target's world for ~6µs per goroutine (~%s here); fetched in %s",
-		dur(int64(len(gs))*6000), dur(int64(time.Since(began))))}
+		format.Duration(time.Duration(len(gs))*6*time.Microsecond), format.Duration(time.Since(began)))}
 	if err != nil {
 		notes = append(notes, fmt.Sprintf("the dump has problems, shown as far as read: %v", err))
 	}
@@ -256,7 +257,7 @@ func (e *env) traceTarget(path string, f *file.TraceFile) *target {
 // reading says on a terminal that the command reads the file.
 func (m *traceModel) reading() {
 	if isTerminal(m.stderr) {
-		fmt.Fprintf(m.stderr, "reading the trace file %s (%.1f MiB)...\n", m.t.name, float64(m.f.Size())/(1<<20))
+		fmt.Fprintf(m.stderr, "reading the trace file %s (%s)...\n", m.t.name, format.Bytes(m.f.Size()))
 	}
 }
 
@@ -297,7 +298,7 @@ func (m *traceModel) diagnose(ctx context.Context, d *diagnosis) (string, error)
 	m.f.Step()
 	progress := isTerminal(d.stderr)
 	if progress {
-		fmt.Fprintf(d.stderr, "diagnosing the trace file %s (%.1f MiB), one %s window after another...\n", m.t.name, float64(m.f.Size())/(1<<20), d.o.window)
+		fmt.Fprintf(d.stderr, "diagnosing the trace file %s (%s), one %s window after another...\n", m.t.name, format.Bytes(m.f.Size()), d.o.window)
 	}
 	var covered time.Duration
 	for !d.stopped() {
@@ -312,10 +313,10 @@ func (m *traceModel) diagnose(ctx context.Context, d *diagnosis) (string, error)
 		d.note(s)
 		d.add(s.Findings)
 		if progress {
-			fmt.Fprintf(d.stderr, "  window %d (%s of trace): %d findings\n", m.f.Windows(), covered.Round(time.Millisecond), len(s.Findings))
+			fmt.Fprintf(d.stderr, "  window %d (%s of trace): %d findings\n", m.f.Windows(), format.Duration(covered), len(s.Findings))
 		}
 	}
-	return fmt.Sprintf("rules run here on %s of the trace file, %s of trace", plural(m.f.Windows(), "window"), covered.Round(time.Millisecond)), nil
+	return fmt.Sprintf("rules run here on %s of the trace file, %s of trace", plural(m.f.Windows(), "window"), format.Duration(covered)), nil
 }
 
 // goroutines lists the goroutines alive at the end of the trace.

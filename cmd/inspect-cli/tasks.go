@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/format"
 	"github.com/inspectd/inspectd/internal/tui"
 )
 
@@ -169,7 +170,7 @@ func writeHeader(w io.Writer, s *api.Snapshot, tasks []api.Task) {
 		parts = append(parts, fmt.Sprintf("leaked %d", s.Process.Leaked))
 	}
 	if s.WindowNS > 0 {
-		parts = append(parts, "window "+dur(s.WindowNS))
+		parts = append(parts, "window "+format.Nanos(s.WindowNS))
 	}
 	parts = append(parts, "source "+s.Source)
 	fmt.Fprintln(w, strings.Join(parts, "  "))
@@ -183,7 +184,7 @@ func writeTaskTable(w io.Writer, tasks []api.Task, noWindow bool) {
 	fmt.Fprintln(tw, "ID\tSTATE\tNAME\tTOTAL\tBUSY\tSCHED\tIDLE\tPOLLS\tWAIT\tLOCATION\tLABELS")
 	for i := range tasks {
 		t := &tasks[i]
-		total, busy, sched, idle, polls := dur(t.Stats.TotalNS), dur(t.Stats.BusyNS), dur(t.Stats.SchedNS), dur(t.Stats.IdleNS), strconv.FormatInt(t.Stats.Polls, 10)
+		total, busy, sched, idle, polls := format.Nanos(t.Stats.TotalNS), format.Nanos(t.Stats.BusyNS), format.Nanos(t.Stats.SchedNS), format.Nanos(t.Stats.IdleNS), strconv.FormatInt(t.Stats.Polls, 10)
 		if noWindow {
 			total, busy, sched, idle, polls = "-", "-", "-", "-", "-"
 		}
@@ -192,7 +193,7 @@ func writeTaskTable(w io.Writer, tasks []api.Task, noWindow bool) {
 			state += "(leaked)"
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, state, clip(t.Name, 40),
-			total, busy, sched, idle, polls, waitString(t), clip(shortFrame(t.Location), 60), clip(labelString(t.Labels), 60))
+			total, busy, sched, idle, polls, waitString(t), clip(format.Frame(t.Location), 60), clip(labelString(t.Labels), 60))
 	}
 	tw.Flush()
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/format"
 )
 
 func newWorkloadsCmd(e *env) *cobra.Command {
@@ -105,7 +106,7 @@ func listWorkloads(cmd *cobra.Command, e *env, args []string) error {
 		if wl.Running {
 			state = "running"
 			if !wl.Since.IsZero() {
-				up = time.Since(wl.Since).Round(time.Second).String()
+				up = format.Duration(time.Since(wl.Since))
 			}
 		}
 		if wl.LastError != "" {
