@@ -27,12 +27,12 @@ type apiModel struct {
 	t *target
 	c *api.Client
 	// confirmed: the target answered the probe as the API does (else it
-	// gave no answer, and is taken for the API).
+	// gave no answer that tells, and is taken for the API).
 	confirmed bool
 }
 
 // apiTarget is the inspection API at c.
-func (e *env) apiTarget(name string, c *api.Client, confirmed bool) *target {
+func apiTarget(name string, c *api.Client, confirmed bool) *target {
 	t := &target{name: name, is: name, http: c, lab: c}
 	a := &apiModel{t: t, c: c, confirmed: confirmed}
 	t.model, t.sites, t.watch, t.findings = a, a, a, a
