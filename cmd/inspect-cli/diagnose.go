@@ -3,11 +3,8 @@ package main
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -16,6 +13,7 @@ import (
 
 	"github.com/inspectd/inspectd/internal/api"
 	"github.com/inspectd/inspectd/internal/diagnose"
+	"github.com/inspectd/inspectd/internal/format"
 )
 
 type diagnoseOptions struct {
@@ -72,24 +70,32 @@ the README lists them). Against inspectd, thresholds are the daemon's own
 			if o.wait < 0 {
 				return failf(2, "--wait %v: want 0 or more", o.wait)
 			}
-			t, err := e.resolveTarget(args, 0)
+			t, err := e.resolve(cmd.Context(), args, 0)
 			if err != nil {
 				return err
 			}
-			fs, source, partial, err := runDiagnose(cmd, e, t, o)
+			if t.findings == nil {
+				return t.lacks("diagnose", needModel)
+			}
+			d := newDiagnosis(o, e.stderr)
+			if isTerminal(e.stderr) && o.wait > 0 && !t.saved {
+				fmt.Fprintf(e.stderr, "diagnosing %s for %s...\n", t.name, o.wait)
+			}
+			source, err := t.findings.diagnose(cmd.Context(), d)
 			if err != nil {
 				return err
 			}
+			fs := sortFindings(d.seen)
 			if e.output == "json" {
-				if err := writeJSON(e.stdout, api.FindingList{Time: time.Now(), Findings: fs, Partial: partial}); err != nil {
+				if err := writeJSON(e.stdout, api.FindingList{Time: time.Now(), Findings: fs, Partial: d.partial}); err != nil {
 					return err
 				}
 			} else {
 				over := o.wait.String()
-				if t.file != "" || t.trace != nil {
-					over = ""
+				if t.saved {
+					over = "" // a file is read as it is, not watched
 				}
-				writeFindings(e.stdout, t.name, source, over, fs, partial)
+				writeFindings(e.stdout, t.name, source, over, fs, d.partial)
 			}
 			for _, f := range fs {
 				if diagnose.AtLeastWarning(f) {
@@ -109,144 +115,53 @@ the README lists them). Against inspectd, thresholds are the daemon's own
 	return cmd
 }
 
-// runDiagnose collects the findings seen over the wait: the latest form of
-// each, those that cleared included.
-func runDiagnose(cmd *cobra.Command, e *env, t *target, o diagnoseOptions) (fs []api.Finding, source string, partial []string, err error) {
-	ctx := cmd.Context()
-	seen := map[string]api.Finding{}
-	deadline := time.Now().Add(o.wait)
-	// The inputs cut short or corrupt, and how: the findings are of what
-	// could be read.
-	noteInput := func(s *api.Snapshot) {
-		if s.Partial != "" && !slices.Contains(partial, s.Partial) {
-			partial = append(partial, s.Partial)
-		}
-	}
-	add := func(fs []api.Finding) {
-		for _, f := range fs {
-			if (len(o.cfg.Allow) == 0 || slices.Contains(o.cfg.Allow, f.Rule)) && !slices.Contains(o.cfg.Deny, f.Rule) {
-				id := f.ID
-				if id == "" { // an inspectd from before findings had one
-					id = f.Rule + "|" + f.FirstSeen.String()
-				}
-				seen[id] = f
-				if o.failFast && diagnose.AtLeastWarning(f) {
-					deadline = time.Now() // seen enough
-				}
-			}
-		}
-	}
-	if t.trace != nil {
-		source, err := diagnoseTraceFile(cmd, e, t, o, add, noteInput, func() bool { return o.failFast && !time.Now().Before(deadline) })
-		if err != nil {
-			return nil, "", nil, err
-		}
-		return sortFindings(seen), source, partial, nil
-	}
-	progress := isTerminal(e.stderr) && o.wait > 0
-	if progress {
-		fmt.Fprintf(e.stderr, "diagnosing %s for %s...\n", t.name, o.wait)
-	}
-	source = ""
-	if t.file != "" {
-		s, err := snapshotOf(cmd, t, o.window)
-		if err != nil {
-			return nil, "", nil, err
-		}
-		eng, err := diagnose.New(o.cfg)
-		if err != nil {
-			return nil, "", nil, failf(2, "%v", err)
-		}
-		noteInput(s)
-		add(eng.Observe(diagnose.Input{Snapshot: s}))
-		return sortFindings(seen), "one goroutine dump: only what a dump shows (stuck goroutines, leak marks)", partial, nil
-	}
-	if t.src == nil && t.client != nil {
-		if len(o.cfg.Thresholds) > 0 {
-			// Decided only once the target is known to serve the API.
-			if ok, _ := t.servesAPI(ctx); ok {
-				return nil, "", nil, failf(2, "--threshold applies to targets diagnosed here; %s runs its own rules (set inspectd --diagnose-threshold)", t.name)
-			}
-		}
-		for first := true; first || time.Now().Before(deadline); first = false {
-			var fl api.FindingList
-			err := t.client.Do(ctx, http.MethodGet, "/api/v1/findings?window="+url.QueryEscape(o.window.String()), nil, &fl)
-			if t.switchRemote(ctx, err, false) {
-				break
-			}
-			if err != nil {
-				return nil, "", nil, t.failAPI(err)
-			}
-			add(fl.Findings)
-			source = "the target's own rules"
-			if !sleepCtx(ctx, min(time.Second, time.Until(deadline))) {
-				return nil, "", nil, failf(exitInterrupted, "interrupted")
-			}
-		}
-		if t.src == nil {
-			return sortFindings(seen), source, partial, nil
-		}
-	}
-	if err := checkRemoteWindow(o.window); err != nil {
-		return nil, "", nil, err
-	}
-	p, err := t.inspector(o.cfg)
-	if err != nil {
-		return nil, "", nil, err
-	}
-	n, window := 0, o.window
-	for first := true; first || time.Now().Before(deadline); first = false {
-		s, err := p.Snapshot(ctx, o.window)
-		if err != nil {
-			return nil, "", nil, t.failRemote(err)
-		}
-		n++
-		if s.WindowNS > 0 {
-			// What the target traced: a gops agent's trace lasts 5s.
-			window = time.Duration(s.WindowNS).Round(100 * time.Millisecond)
-		}
-		noteInput(s)
-		add(s.Findings)
-		if progress {
-			fmt.Fprintf(e.stderr, "  snapshot %d: %d findings\n", n, len(s.Findings))
-		}
-	}
-	return sortFindings(seen), fmt.Sprintf("rules run here on %d snapshots of %s (%s)", n, window, t.remote.Fetcher().Kind()), partial, nil
+// diagnosis is one run of diagnose: its options, and the findings seen
+// so far (the latest form of each, those that cleared included).
+type diagnosis struct {
+	o        diagnoseOptions
+	stderr   io.Writer // progress, on a terminal
+	seen     map[string]api.Finding
+	deadline time.Time // the end of --wait (now, after --fail-fast's warning)
+	// partial are the inputs cut short or corrupt, and how: the findings
+	// are of what could be read.
+	partial []string
 }
 
-// diagnoseTraceFile runs the rules on the successive windows of a saved
-// trace, as they would have run on the program while it was traced.
-func diagnoseTraceFile(cmd *cobra.Command, e *env, t *target, o diagnoseOptions, add func([]api.Finding), noteInput func(*api.Snapshot), stop func() bool) (string, error) {
-	if err := checkRemoteWindow(o.window); err != nil {
-		return "", err
-	}
-	p, err := t.inspector(o.cfg)
-	if err != nil {
-		return "", err
-	}
-	t.trace.Step()
-	progress := isTerminal(e.stderr)
-	if progress {
-		fmt.Fprintf(e.stderr, "diagnosing the trace file %s (%.1f MiB), one %s window after another...\n", t.name, float64(t.trace.Size())/(1<<20), o.window)
-	}
-	var covered time.Duration
-	for !stop() {
-		s, err := p.Snapshot(cmd.Context(), o.window)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return "", t.failRemote(err)
-		}
-		covered += time.Duration(s.WindowNS)
-		noteInput(s)
-		add(s.Findings)
-		if progress {
-			fmt.Fprintf(e.stderr, "  window %d (%s of trace): %d findings\n", t.trace.Windows(), covered.Round(time.Millisecond), len(s.Findings))
-		}
-	}
-	return fmt.Sprintf("rules run here on %s of the trace file, %s of trace", plural(t.trace.Windows(), "window"), covered.Round(time.Millisecond)), nil
+func newDiagnosis(o diagnoseOptions, stderr io.Writer) *diagnosis {
+	return &diagnosis{o: o, stderr: stderr, seen: map[string]api.Finding{}, deadline: time.Now().Add(o.wait)}
 }
+
+// add records findings seen, as --allow and --deny pick them.
+func (d *diagnosis) add(fs []api.Finding) {
+	for _, f := range fs {
+		if (len(d.o.cfg.Allow) == 0 || slices.Contains(d.o.cfg.Allow, f.Rule)) && !slices.Contains(d.o.cfg.Deny, f.Rule) {
+			id := f.ID
+			if id == "" { // an inspectd from before findings had one
+				id = f.Rule + "|" + f.FirstSeen.String()
+			}
+			d.seen[id] = f
+			if d.o.failFast && diagnose.AtLeastWarning(f) {
+				d.deadline = time.Now() // seen enough
+			}
+		}
+	}
+}
+
+// note records that s was built from partial input.
+func (d *diagnosis) note(s *api.Snapshot) {
+	if s.Partial != "" && !slices.Contains(d.partial, s.Partial) {
+		d.partial = append(d.partial, s.Partial)
+	}
+}
+
+// watching says whether the wait goes on.
+func (d *diagnosis) watching() bool { return time.Now().Before(d.deadline) }
+
+// left is what remains of the wait.
+func (d *diagnosis) left() time.Duration { return time.Until(d.deadline) }
+
+// stopped says whether --fail-fast has seen enough (or waited all it may).
+func (d *diagnosis) stopped() bool { return d.o.failFast && !d.watching() }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
@@ -292,7 +207,7 @@ func writeFindings(w io.Writer, target, source, over string, fs []api.Finding, p
 			fmt.Fprintf(w, "  %s\n", f.Message)
 		}
 		for _, s := range f.Evidence.Sites {
-			fmt.Fprintf(w, "  at %s:%d  %s\n", s.File, s.Line, s.Function)
+			fmt.Fprintf(w, "  at %s\n", format.Frame(s))
 		}
 		if n := len(f.Evidence.Tasks); n > 0 {
 			ids := make([]string, 0, 10)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"text/tabwriter"
 
@@ -21,26 +20,10 @@ func table(w io.Writer) *tabwriter.Writer {
 	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 }
 
-// The formatting helpers live in internal/tui, shared with the top command.
+// The presentation rules of the task model live in internal/format; the
+// helpers below, in internal/tui, are shared with the top command.
 var (
-	dur         = tui.Dur
-	pct         = tui.Pct
-	shortFunc   = tui.ShortFunc
-	shortFrame  = tui.ShortFrame
 	labelString = tui.LabelString
 	waitString  = tui.WaitString
 	clip        = tui.Clip
-	writeStack  = tui.WriteStack
 )
-
-// bytesize formats a byte count.
-func bytesize(n int64) string {
-	switch {
-	case n < 1<<10:
-		return fmt.Sprintf("%d B", n)
-	case n < 1<<20:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	default:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	}
-}

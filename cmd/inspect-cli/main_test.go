@@ -380,7 +380,7 @@ func TestUnreachableAndErrors(t *testing.T) {
 		{[]string{"tasks", "no-such-file.txt"}, "no such file"},
 		{[]string{"sites", fixtureDump}, "needs a live target"},
 		{[]string{"tasks", t.TempDir()}, "is a directory"},
-		{[]string{"workloads", "list", web.URL}, `does not serve /api/v1/workloads (404: a page titled "Error response")`},
+		{[]string{"workloads", "list", web.URL}, `workloads needs inspectd's lab (its /api/v1/workloads), not ` + web.URL + `, which does not serve the inspection API (/api/v1/tasks/0: 404: a page titled "Error response")`},
 		{[]string{"profile", "heap", web.URL, "-o", filepath.Join(t.TempDir(), "x")}, `does not serve /debug/pprof/heap (404: a page titled "Error response")`},
 	} {
 		out, errs, code := cli(t, c.args...)

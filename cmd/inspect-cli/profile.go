@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/format"
 	"github.com/inspectd/inspectd/internal/pprofui"
 )
 
@@ -89,12 +90,12 @@ go tool pprof -http, and as the daemon's /ui/.`,
 				return failf(2, "profile %q: want one of %s", args[0], profileNames())
 			}
 			p := profiles[i]
-			t, err := e.resolveTarget(args, 1)
+			t, err := e.resolve(cmd.Context(), args, 1)
 			if err != nil {
 				return err
 			}
-			if err := t.needHTTP("profile"); err != nil {
-				return err
+			if t.http == nil {
+				return t.lacks("profile", needHTTP)
 			}
 			secs := p.seconds
 			if cmd.Flags().Changed("seconds") {
@@ -151,12 +152,12 @@ The default file name is trace-<time>.out.`,
   go tool trace service.trace`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			t, err := e.resolveTarget(args, 0)
+			t, err := e.resolve(cmd.Context(), args, 0)
 			if err != nil {
 				return err
 			}
-			if err := t.needHTTP("trace"); err != nil {
-				return err
+			if t.http == nil {
+				return t.lacks("trace", needHTTP)
 			}
 			if seconds <= 0 {
 				return failf(2, "--seconds %d: want 1 or more", seconds)
@@ -210,7 +211,7 @@ func written(cmd *cobra.Command, e *env, file string, n int64, open string) erro
 			Open  string `json:"open"`
 		}{file, n, open})
 	}
-	fmt.Fprintf(w, "wrote %s (%s)\nopen it with: %s\n", file, bytesize(n), open)
+	fmt.Fprintf(w, "wrote %s (%s)\nopen it with: %s\n", file, format.Bytes(n), open)
 	return nil
 }
 
@@ -226,7 +227,7 @@ func download(cmd *cobra.Command, e *env, t *target, path, what string, secs int
 	}()
 	// No client timeout: the capture lasts secs; the context bounds it,
 	// and a target that sends nothing for secs and a margin is given up.
-	c := *t.client
+	c := *t.http
 	c.HTTP = &http.Client{Transport: api.NewTransport(time.Duration(secs)*time.Second + api.AnswerTimeout)}
 	ctx, cancel := context.WithTimeout(cmd.Context(), time.Duration(secs)*time.Second+2*time.Minute)
 	defer cancel()
@@ -267,7 +268,7 @@ func download(cmd *cobra.Command, e *env, t *target, path, what string, secs int
 						elapsed, total = float64(secs), total+" (waiting for the target's answer)"
 					}
 				}
-				fmt.Fprintf(e.stderr, "\r%s from %s: %.0fs%s, %s received   ", what, t.name, elapsed, total, bytesize(cw.n.Load()))
+				fmt.Fprintf(e.stderr, "\r%s from %s: %.0fs%s, %s received   ", what, t.name, elapsed, total, format.Bytes(cw.n.Load()))
 				drawn = true
 			}
 		}
@@ -278,7 +279,7 @@ func download(cmd *cobra.Command, e *env, t *target, path, what string, secs int
 		if err != nil && errors.As(err, &ue) && closedUnanswered(ue.Err) && time.Since(began) > time.Second {
 			// It took the request and waited with it: an HTTP server, gone.
 			return failf(2, "%s closed the connection %s into the capture, before answering: the target exited or dropped it",
-				t.name, time.Since(began).Round(100*time.Millisecond))
+				t.name, format.Duration(time.Since(began)))
 		}
 		if err != nil {
 			return t.fail(err)
@@ -301,7 +302,7 @@ func download(cmd *cobra.Command, e *env, t *target, path, what string, secs int
 	if err != nil {
 		return 0, err
 	}
-	fmt.Fprintf(e.stderr, "received %s in %s\n", bytesize(cw.n.Load()), time.Since(began).Round(100*time.Millisecond))
+	fmt.Fprintf(e.stderr, "received %s in %s\n", format.Bytes(cw.n.Load()), format.Duration(time.Since(began)))
 	return cw.n.Load(), nil
 }
 

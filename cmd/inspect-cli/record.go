@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/format"
 	"github.com/inspectd/inspectd/internal/recording"
 	"github.com/inspectd/inspectd/internal/tui"
 )
@@ -61,16 +61,6 @@ It will not overwrite FILE unless --force.`,
 			if out == "" {
 				return failf(2, "record needs -o FILE, the file to write (see inspect-cli record --help)")
 			}
-			t, err := e.resolveTarget(args, 0)
-			if err != nil {
-				return err
-			}
-			if err := t.needLive("record"); err != nil {
-				return err
-			}
-			if t.trace != nil {
-				return failf(2, "record needs a live target, not the trace file %s: tasks, sites, diagnose and top read it as it is", t.name)
-			}
 			if interval < 100*time.Millisecond {
 				return failf(2, "--interval %s: want 100ms or more", interval)
 			}
@@ -81,6 +71,13 @@ It will not overwrite FILE unless --force.`,
 				if _, err := os.Stat(out); err == nil {
 					return failf(2, "%s exists: pass --force to overwrite it", out)
 				}
+			}
+			t, err := e.resolve(cmd.Context(), args, 0)
+			if err != nil {
+				return err
+			}
+			if t.watch == nil || t.saved {
+				return t.lacks("record", needLive)
 			}
 			return record(cmd, e, t, recordOptions{out: out, interval: interval, window: window, duration: duration, force: force})
 		},
@@ -124,12 +121,12 @@ func record(cmd *cobra.Command, e *env, t *target, o recordOptions) error {
 	}
 	// The watch stream of inspectd or an agent; for a net/http/pprof program
 	// or a gops agent, the snapshots computed here one after the other.
-	updates, _, name, err := t.updates(ctx, o.interval, o.window)
+	f, err := t.watch.watch(ctx, o.interval, o.window)
 	if err != nil {
 		return err
 	}
 
-	r := &recorder{o: o, target: name, began: time.Now(), conn: "connecting"}
+	r := &recorder{o: o, target: f.name, began: time.Now(), conn: "connecting"}
 	tty := isTerminal(e.stderr)
 	progress := time.NewTicker(250 * time.Millisecond)
 	defer progress.Stop()
@@ -150,7 +147,7 @@ func record(cmd *cobra.Command, e *env, t *target, o recordOptions) error {
 loop:
 	for {
 		select {
-		case msg, ok := <-updates:
+		case msg, ok := <-f.updates:
 			if !ok {
 				break loop
 			}
@@ -164,7 +161,10 @@ loop:
 				if r.w == nil && msg.State == tui.Reconnecting {
 					// Never connected: the target is wrong or away.
 					cancel()
-					return recordFail(t, msg.Err)
+					if msg.Err == nil {
+						msg.Err = errors.New("no answer")
+					}
+					return f.fail(msg.Err)
 				}
 				note, err := r.connChange(msg)
 				if err != nil {
@@ -209,24 +209,6 @@ loop:
 		return failf(2, "writing %s: %v (the %d updates before are kept)", o.out, werr, r.w.Updates())
 	}
 	return r.report(cmd.OutOrStdout(), e)
-}
-
-// recordFail is the one line of a target that never answered.
-func recordFail(t *target, err error) error {
-	if t.src != nil && err != nil {
-		return t.failRemote(err)
-	}
-	msg := "no answer"
-	if err != nil {
-		msg = err.Error()
-	}
-	switch {
-	case strings.Contains(msg, ": 401"):
-		return failf(2, "%s needs a token: pass --token TOKEN or set INSPECT_TOKEN (%s)", t.name, msg)
-	case strings.Contains(msg, "/api/v1/watch"):
-		return failf(2, "%s: %s", t.name, msg)
-	}
-	return failf(2, "cannot reach %s: %s (is inspectd running? start it with: go run ./cmd/inspectd)", t.name, cause(err))
 }
 
 // update writes u, creating the file at the first one.
@@ -275,7 +257,7 @@ func (r *recorder) connChange(msg tui.ConnMsg) (string, error) {
 	case msg.Reconnected:
 		r.down, r.conn = false, "connected"
 		r.downFor += msg.Down
-		return fmt.Sprintf("%s: back after %s; %d updates lost", now.Format("15:04:05"), roundDown(msg.Down), msg.Lost),
+		return fmt.Sprintf("%s: back after %s; %d updates lost", now.Format("15:04:05"), format.Duration(msg.Down), msg.Lost),
 			r.w.Conn(now, recording.Conn{State: recording.ConnUp, DownNS: int64(msg.Down), Lost: msg.Lost})
 	case msg.Err != nil:
 		return fmt.Sprintf("%s: target error: %v", now.Format("15:04:05"), msg.Err),
@@ -286,20 +268,13 @@ func (r *recorder) connChange(msg tui.ConnMsg) (string, error) {
 	return "", nil
 }
 
-func roundDown(d time.Duration) time.Duration {
-	if d >= time.Second {
-		return d.Round(100 * time.Millisecond)
-	}
-	return d.Round(time.Millisecond)
-}
-
 // progress is the one-line state of the recording.
 func (r *recorder) progress() string {
 	if r.w == nil {
 		return fmt.Sprintf("recording %s: %s…", r.target, r.conn)
 	}
 	s := fmt.Sprintf("recording %s to %s: %d updates, %s, %s, %s", r.target, r.o.out, r.w.Updates(),
-		bytesize(r.w.Bytes()), time.Since(r.began).Truncate(time.Second), r.conn)
+		format.Bytes(r.w.Bytes()), format.Duration(time.Since(r.began).Truncate(time.Second)), r.conn)
 	if r.o.duration > 0 {
 		s += fmt.Sprintf(" (stops after %s)", r.o.duration)
 	}
@@ -322,10 +297,10 @@ func (r *recorder) report(w io.Writer, e *env) error {
 	}
 	outages := ""
 	if r.outages > 0 {
-		outages = fmt.Sprintf(", %d outage%s (%s down)", r.outages, map[bool]string{true: "s"}[r.outages > 1], roundDown(r.downFor))
+		outages = fmt.Sprintf(", %d outage%s (%s down)", r.outages, map[bool]string{true: "s"}[r.outages > 1], format.Duration(r.downFor))
 	}
 	fmt.Fprintf(w, "wrote %s: %d updates over %s%s, %s\nplay it with: %s\n", r.o.out, r.w.Updates(),
-		elapsed.Round(100*time.Millisecond), outages, bytesize(r.w.Bytes()), play)
+		format.Duration(elapsed), outages, format.Bytes(r.w.Bytes()), play)
 	return nil
 }
 
@@ -351,83 +326,5 @@ func runReplay(cmd *cobra.Command, e *env, file string) error {
 	if _, err := prog.Run(); err != nil && ctx.Err() == nil {
 		return failf(2, "top --replay: %v", err)
 	}
-	return nil
-}
-
-// isRecording says whether t is a recording file (tasks, sites and task
-// read its last update).
-func (t *target) isRecording() bool { return t.file != "" && recording.IsRecording(t.file) }
-
-// recordingSnapshot is the state at the last update of the recording file.
-func recordingSnapshot(file string) (*api.Snapshot, error) {
-	r, err := recording.Open(file)
-	if err != nil {
-		return nil, failf(2, "%v", err)
-	}
-	defer r.Close()
-	p := recording.NewPlayer(r)
-	var s *api.Snapshot
-	for p.Len() > 0 && s == nil {
-		// A corrupt line shortens the usable part: try again before it.
-		s, _ = p.At(p.Len() - 1)
-	}
-	if s == nil {
-		if p.Err != nil {
-			return nil, failf(2, "%s: no update to show: %v", file, p.Err)
-		}
-		return nil, failf(2, "%s: a recording without updates", file)
-	}
-	s.Target = fmt.Sprintf("%s (recording %s)", r.Header.Target, file)
-	s.Notes = append([]string{fmt.Sprintf("the last update (%d) of the recording %s, at %s; inspect-cli top --replay %s plays it all",
-		p.Len(), file, s.Time.Format("2006-01-02 15:04:05"), file)}, s.Notes...)
-	if p.Err != nil {
-		s.Notes = append(s.Notes, fmt.Sprintf("the recording is damaged at %v: shown up to there", p.Err))
-	} else if err := r.Check(); err != nil {
-		s.Partial = fmt.Sprintf("the recording is damaged at %v: its last update, read from a full one past the damage, is shown; top --replay plays up to the damage", err)
-		s.Notes = append(s.Notes, s.Partial)
-	}
-	return s, nil
-}
-
-// recordedTask is `task ID FILE` of a recording: the task at its last
-// update, without what a recording does not keep.
-func recordedTask(cmd *cobra.Command, e *env, file string, id int64) error {
-	s, err := recordingSnapshot(file)
-	if err != nil {
-		return err
-	}
-	for i := range s.Tasks {
-		if s.Tasks[i].ID != id {
-			continue
-		}
-		if e.output == "json" {
-			return writeJSON(cmd.OutOrStdout(), &s.Tasks[i])
-		}
-		tui.WriteRecordedTask(cmd.OutOrStdout(), &s.Tasks[i], s.Notes[0], time.Duration(s.WindowNS))
-		return nil
-	}
-	return failf(1, "%s has no goroutine %d at its last update", file, id)
-}
-
-// recordedSitesCmd is `sites FILE` of a recording: the wait sites at its
-// last update.
-func recordedSitesCmd(cmd *cobra.Command, e *env, file string, limit int) error {
-	if limit < 0 {
-		return failf(2, "--limit %d: want 0 (all) or more", limit)
-	}
-	s, err := recordingSnapshot(file)
-	if err != nil {
-		return err
-	}
-	l := api.SiteList{Time: s.Time, WindowNS: s.WindowNS, Sites: s.Sites}
-	matched := len(l.Sites)
-	if limit > 0 && len(l.Sites) > limit {
-		l.Sites = l.Sites[:limit]
-	}
-	w := cmd.OutOrStdout()
-	if e.output == "json" {
-		return writeJSON(w, l)
-	}
-	writeSites(w, s.Target, s.Notes, &l, matched)
 	return nil
 }

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/format"
 	"github.com/inspectd/inspectd/internal/tui"
 )
 
@@ -28,20 +28,17 @@ stack that most often woke them (WAKER). Sites with the most wait come first.`,
   inspect-cli sites --output json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			t, err := e.resolveTarget(args, 0)
-			if err != nil {
-				return err
-			}
-			if t.isRecording() {
-				return recordedSitesCmd(cmd, e, t.file, limit)
-			}
-			if err := t.needLive("sites"); err != nil {
-				return err
-			}
 			if limit < 0 {
 				return failf(2, "--limit %d: want 0 (all) or more", limit)
 			}
-			l, notes, err := sitesOf(cmd, t, window)
+			t, err := e.resolve(cmd.Context(), args, 0)
+			if err != nil {
+				return err
+			}
+			if t.sites == nil {
+				return t.lacks("sites", needLive)
+			}
+			l, err := t.sites.sites(cmd.Context(), window)
 			if err != nil {
 				return err
 			}
@@ -51,9 +48,9 @@ stack that most often woke them (WAKER). Sites with the most wait come first.`,
 			}
 			w := cmd.OutOrStdout()
 			if e.output == "json" {
-				return writeJSON(w, l)
+				return writeJSON(w, l.SiteList)
 			}
-			writeSites(w, t.name, notes, l, matched)
+			writeSites(w, l, matched)
 			return nil
 		},
 	}
@@ -67,16 +64,16 @@ stack that most often woke them (WAKER). Sites with the most wait come first.`,
 var wakerFrame = tui.WakerFrame
 
 // writeSites prints the wait-site table of l, of matched sites in all.
-func writeSites(w io.Writer, target string, notes []string, l *api.SiteList, matched int) {
-	fmt.Fprintf(w, "target %s  window %s  sites %d\n", target, dur(l.WindowNS), matched)
-	for _, n := range notes {
+func writeSites(w io.Writer, l *siteList, matched int) {
+	fmt.Fprintf(w, "target %s  window %s  sites %d\n", l.target, format.Nanos(l.WindowNS), matched)
+	for _, n := range l.notes {
 		fmt.Fprintln(w, "note:", n)
 	}
 	tw := table(w)
 	fmt.Fprintln(tw, "REASON\tLOCATION\tWAITING\tWAIT\tWAKEUPS\tWAKER")
 	for _, s := range l.Sites {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", s.Reason, clip(shortFrame(s.Location), 70),
-			s.Waiting, dur(s.WaitNS), s.Wakeups, clip(wakerFrame(s.Waker), 60))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", s.Reason, clip(format.Frame(s.Location), 70),
+			s.Waiting, format.Nanos(s.WaitNS), s.Wakeups, clip(wakerFrame(s.Waker), 60))
 	}
 	tw.Flush()
 	if matched > len(l.Sites) {

@@ -1,22 +1,19 @@
 package main
 
 import (
-	"bufio"
 	"cmp"
 	"fmt"
 	"io"
 	"maps"
-	"net/http"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/inspectd/inspectd/internal/api"
 	"github.com/inspectd/inspectd/internal/dump"
+	"github.com/inspectd/inspectd/internal/format"
 )
 
 // maxStacksGoroutines is the most goroutines `stacks` dumps without --force:
@@ -67,25 +64,17 @@ blocked, yielded or woke), without labels or wait minutes.`,
   inspect-cli stacks http://service:6060 --output json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			t, err := e.resolveTarget(args, 0)
-			if err != nil {
-				return err
-			}
 			if limit < 0 {
 				return failf(2, "--limit %d: want 0 (all) or more", limit)
 			}
-			var (
-				gs    []dump.Goroutine
-				notes []string
-			)
-			switch {
-			case t.file != "":
-				gs, notes, err = readDump(t.file)
-			case t.trace != nil:
-				gs, notes, err = traceStacks(cmd, t)
-			default:
-				gs, notes, err = liveDump(cmd, t, force)
+			t, err := e.resolve(cmd.Context(), args, 0)
+			if err != nil {
+				return err
 			}
+			if t.dump == nil {
+				return t.lacks("stacks", needDump)
+			}
+			gs, notes, err := t.dump.goroutines(cmd.Context(), force)
 			if err != nil {
 				return err
 			}
@@ -119,64 +108,6 @@ blocked, yielded or woke), without labels or wait minutes.`,
 	cmd.Flags().BoolVar(&force, "force", false, "dump even above 100,000 goroutines (stops the target's world ~6µs per goroutine)")
 	cmd.Flags().IntVar(&limit, "limit", 0, "print at most N stacks, largest first (0: all)")
 	return cmd
-}
-
-// liveDump fetches /debug/pprof/goroutine?debug=2 after checking its cost.
-func liveDump(cmd *cobra.Command, t *target, force bool) ([]dump.Goroutine, []string, error) {
-	if t.client == nil {
-		return gopsDump(cmd, t, force)
-	}
-	n, err := goroutineCount(cmd, t)
-	if t.client == nil { // a gops agent answered there
-		return gopsDump(cmd, t, force)
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	if n > maxStacksGoroutines && !force {
-		return nil, nil, failf(2, "%s has %d goroutines: a full dump would stop its world for ~%s; pass --force to dump anyway",
-			t.name, n, dur(int64(n)*6000))
-	}
-	began := time.Now()
-	resp, err := t.client.Open(cmd.Context(), "/debug/pprof/goroutine?debug=2")
-	if err != nil {
-		return nil, nil, t.fail(err)
-	}
-	defer resp.Body.Close()
-	gs, err := dump.ParseDump(resp.Body)
-	if len(gs) == 0 {
-		return nil, nil, failf(2, "%s: /debug/pprof/goroutine?debug=2 gave no goroutine dump: %v", t.name, err)
-	}
-	notes := []string{fmt.Sprintf("the debug=2 dump stops the target's world for ~6µs per goroutine (~%s here); fetched in %s",
-		dur(int64(len(gs))*6000), dur(int64(time.Since(began))))}
-	if err != nil {
-		notes = append(notes, fmt.Sprintf("the dump has problems, shown as far as read: %v", err))
-	}
-	return gs, notes, nil
-}
-
-// goroutineCount reads "goroutine profile: total N" from the debug=1
-// profile, which runtime.GoroutineProfile builds without a long pause.
-func goroutineCount(cmd *cobra.Command, t *target) (int, error) {
-	resp, err := t.client.Open(cmd.Context(), "/debug/pprof/goroutine?debug=1")
-	if err != nil {
-		var se *api.StatusError
-		if asStatus(err, &se) && se.Code == http.StatusNotFound {
-			return 0, failf(2, "%s does not serve net/http/pprof (/debug/pprof/goroutine: 404)", t.name)
-		}
-		if t.switchGops(cmd.Context(), err) {
-			return 0, nil
-		}
-		return 0, t.fail(err)
-	}
-	defer resp.Body.Close()
-	line, _ := bufio.NewReader(io.LimitReader(resp.Body, 4096)).ReadString('\n')
-	rest, ok := strings.CutPrefix(strings.TrimSpace(line), "goroutine profile: total ")
-	n, err := strconv.Atoi(rest)
-	if !ok || err != nil {
-		return 0, failf(2, "%s: /debug/pprof/goroutine?debug=1 does not start with \"goroutine profile: total N\": %q", t.name, clip(line, 80))
-	}
-	return n, nil
 }
 
 // groupStacks groups goroutines by frames (function, file, line) and
@@ -280,10 +211,10 @@ func writeGroup(w io.Writer, g *stackGroup) {
 	tw := table(w)
 	for _, f := range g.Stack {
 		if f.File == "" {
-			fmt.Fprintf(tw, "    %s\t\n", shortFunc(f.Function))
+			fmt.Fprintf(tw, "    %s\t\n", format.Func(f.Function))
 			continue
 		}
-		fmt.Fprintf(tw, "    %s\t%s:%d\n", shortFunc(f.Function), path.Base(f.File), f.Line)
+		fmt.Fprintf(tw, "    %s\t%s\n", format.Func(f.Function), format.FileLine(f.File, f.Line))
 	}
 	if g.CreatedBy.Function != "" {
 		by := ""
@@ -292,21 +223,7 @@ func writeGroup(w io.Writer, g *stackGroup) {
 		} else if g.ParentCount > 1 {
 			by = fmt.Sprintf(" (%d parents)", g.ParentCount)
 		}
-		fmt.Fprintf(tw, "    created by %s%s\t%s:%d\n", shortFunc(g.CreatedBy.Function), by, path.Base(g.CreatedBy.File), g.CreatedBy.Line)
+		fmt.Fprintf(tw, "    created by %s%s\t%s\n", format.Func(g.CreatedBy.Function), by, format.FileLine(g.CreatedBy.File, g.CreatedBy.Line))
 	}
 	tw.Flush()
-}
-
-// traceStacks lists the goroutines alive at the end of a trace file.
-func traceStacks(cmd *cobra.Command, t *target) ([]dump.Goroutine, []string, error) {
-	t.progress(cmd, 0)
-	gs, partial, err := t.trace.Goroutines(cmd.Context(), time.Second)
-	if err != nil {
-		return nil, nil, t.failRemote(err)
-	}
-	notes := []string{"from an execution trace: each goroutine's latest stack in it (where it waits, or where it last blocked, yielded or woke); no labels or wait minutes"}
-	if partial != "" {
-		notes = append(notes, partial)
-	}
-	return gs, notes, nil
 }

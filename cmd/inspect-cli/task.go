@@ -1,15 +1,10 @@
 package main
 
 import (
-	"io"
 	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/inspectd/inspectd/internal/api"
-	"github.com/inspectd/inspectd/internal/source/file"
-	"github.com/inspectd/inspectd/internal/tui"
 )
 
 func newTaskCmd(e *env) *cobra.Command {
@@ -37,64 +32,24 @@ the last update: its numbers, without histograms or stack.`,
 			if err != nil || id <= 0 {
 				return failf(2, "task id %q: want a goroutine id (a positive integer)", args[0])
 			}
-			t, err := e.resolveTarget(args, 1)
+			t, err := e.resolve(cmd.Context(), args, 1)
 			if err != nil {
 				return err
 			}
-			if t.isRecording() {
-				return recordedTask(cmd, e, t.file, id)
+			if t.model == nil {
+				return t.lacks("task", needModel)
 			}
-			task, noWindow, err := taskOf(cmd, t, id, window)
+			task, err := t.model.task(cmd.Context(), id, window)
 			if err != nil {
 				return err
 			}
 			if e.output == "json" {
 				return writeJSON(cmd.OutOrStdout(), task)
 			}
-			if t.trace != nil {
-				window = 0 // the whole trace
-			}
-			writeTask(cmd.OutOrStdout(), task, noWindow, window)
+			t.model.writeTask(cmd.OutOrStdout(), task, window)
 			return nil
 		},
 	}
 	addWindowFlag(cmd, &window)
 	return cmd
-}
-
-// taskOf reads one task; noWindow says it came from a dump.
-func taskOf(cmd *cobra.Command, t *target, id int64, window time.Duration) (*api.Task, bool, error) {
-	if t.file != "" {
-		snap, err := dumpSnapshot(t.file)
-		if err != nil {
-			return nil, true, err
-		}
-		for i := range snap.Tasks {
-			if snap.Tasks[i].ID == id {
-				return &snap.Tasks[i], true, nil
-			}
-		}
-		return nil, true, failf(1, "%s has no goroutine %d", t.file, id)
-	}
-	if t.src != nil {
-		task, err := t.remoteTask(cmd, id, window)
-		return task, false, err
-	}
-	task, err := t.client.Task(cmd.Context(), id, window)
-	if t.switchRemote(cmd.Context(), err, false) {
-		task, err := t.remoteTask(cmd, id, window)
-		return task, false, err
-	}
-	if err != nil {
-		return nil, false, t.fail(err)
-	}
-	return task, false, nil
-}
-
-func writeTask(w io.Writer, t *api.Task, noWindow bool, window time.Duration) {
-	note := ""
-	if noWindow {
-		note = file.DumpNote
-	}
-	tui.WriteTask(w, t, note, window)
 }

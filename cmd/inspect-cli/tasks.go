@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/format"
 	"github.com/inspectd/inspectd/internal/tui"
 )
 
@@ -68,11 +69,7 @@ TEXT (case-insensitive); --filter key=value keeps tasks with that label.`,
   inspect-cli tasks goroutines.txt`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			t, err := e.resolveTarget(args, 0)
-			if err != nil {
-				return err
-			}
-			return runTasks(cmd, e, t, o)
+			return runTasks(cmd, e, args, o)
 		},
 	}
 	f := cmd.Flags()
@@ -85,28 +82,7 @@ TEXT (case-insensitive); --filter key=value keeps tasks with that label.`,
 	return cmd
 }
 
-// snapshotOf reads the model of a target: the API, or a dump file.
-func snapshotOf(cmd *cobra.Command, t *target, window time.Duration) (*api.Snapshot, error) {
-	if t.file != "" {
-		return dumpSnapshot(t.file)
-	}
-	if t.src != nil {
-		return t.remoteSnapshot(cmd, window)
-	}
-	s, err := t.client.Snapshot(cmd.Context(), window)
-	if t.switchRemote(cmd.Context(), err, true) {
-		return t.remoteSnapshot(cmd, window)
-	}
-	if err != nil {
-		return nil, t.failAPI(err)
-	}
-	if s.Target == "" {
-		s.Target = t.name
-	}
-	return s, nil
-}
-
-func runTasks(cmd *cobra.Command, e *env, t *target, o tasksOptions) error {
+func runTasks(cmd *cobra.Command, e *env, args []string, o tasksOptions) error {
 	less, ok := taskSorts[o.sort]
 	if !ok {
 		return failf(2, "--sort %q: want one of %s", o.sort, strings.Join(slices.Sorted(maps.Keys(taskSorts)), ", "))
@@ -117,7 +93,14 @@ func runTasks(cmd *cobra.Command, e *env, t *target, o tasksOptions) error {
 	if o.limit < 0 {
 		return failf(2, "--limit %d: want 0 (all) or more", o.limit)
 	}
-	snap, err := snapshotOf(cmd, t, o.window)
+	t, err := e.resolve(cmd.Context(), args, 0)
+	if err != nil {
+		return err
+	}
+	if t.model == nil {
+		return t.lacks("tasks", needModel)
+	}
+	snap, err := t.model.snapshot(cmd.Context(), o.window)
 	if err != nil {
 		return err
 	}
@@ -187,7 +170,7 @@ func writeHeader(w io.Writer, s *api.Snapshot, tasks []api.Task) {
 		parts = append(parts, fmt.Sprintf("leaked %d", s.Process.Leaked))
 	}
 	if s.WindowNS > 0 {
-		parts = append(parts, "window "+dur(s.WindowNS))
+		parts = append(parts, "window "+format.Nanos(s.WindowNS))
 	}
 	parts = append(parts, "source "+s.Source)
 	fmt.Fprintln(w, strings.Join(parts, "  "))
@@ -201,7 +184,7 @@ func writeTaskTable(w io.Writer, tasks []api.Task, noWindow bool) {
 	fmt.Fprintln(tw, "ID\tSTATE\tNAME\tTOTAL\tBUSY\tSCHED\tIDLE\tPOLLS\tWAIT\tLOCATION\tLABELS")
 	for i := range tasks {
 		t := &tasks[i]
-		total, busy, sched, idle, polls := dur(t.Stats.TotalNS), dur(t.Stats.BusyNS), dur(t.Stats.SchedNS), dur(t.Stats.IdleNS), strconv.FormatInt(t.Stats.Polls, 10)
+		total, busy, sched, idle, polls := format.Nanos(t.Stats.TotalNS), format.Nanos(t.Stats.BusyNS), format.Nanos(t.Stats.SchedNS), format.Nanos(t.Stats.IdleNS), strconv.FormatInt(t.Stats.Polls, 10)
 		if noWindow {
 			total, busy, sched, idle, polls = "-", "-", "-", "-", "-"
 		}
@@ -210,7 +193,7 @@ func writeTaskTable(w io.Writer, tasks []api.Task, noWindow bool) {
 			state += "(leaked)"
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, state, clip(t.Name, 40),
-			total, busy, sched, idle, polls, waitString(t), clip(shortFrame(t.Location), 60), clip(labelString(t.Labels), 60))
+			total, busy, sched, idle, polls, waitString(t), clip(format.Frame(t.Location), 60), clip(labelString(t.Labels), 60))
 	}
 	tw.Flush()
 }

@@ -54,30 +54,27 @@ or stack, and nothing is asked of the target.`,
 				}
 				return runReplay(cmd, e, replay)
 			}
-			t, err := e.resolveTarget(args, 0)
-			if err != nil {
-				return err
-			}
-			if t.isRecording() {
-				return failf(2, "%s is a recording: play it with inspect-cli top --replay %s", t.file, t.file)
-			}
-			if err := t.needLive("top"); err != nil {
-				return err
-			}
 			if interval < 100*time.Millisecond {
 				return failf(2, "--interval %s: want 100ms or more", interval)
 			}
+			t, err := e.resolve(cmd.Context(), args, 0)
+			if err != nil {
+				return err
+			}
+			if t.watch == nil {
+				return t.lacks("top", needLive)
+			}
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
-			updates, fetch, name, err := t.updates(ctx, interval, window)
+			f, err := t.watch.watch(ctx, interval, window)
 			if err != nil {
 				return err
 			}
 			shown := window
-			if t.trace != nil {
+			if f.whole {
 				shown = 0 // task details cover the whole trace
 			}
-			m := tui.New(tui.Config{Target: name, Window: shown, Updates: updates, Fetch: fetch, Context: ctx, Saved: t.trace != nil})
+			m := tui.New(tui.Config{Target: f.name, Window: shown, Updates: f.updates, Fetch: f.fetch, Context: ctx, Saved: f.whole})
 			p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithOutput(e.stdout))
 			if _, err := p.Run(); err != nil && ctx.Err() == nil {
 				return failf(2, "top: %v", err)

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/format"
 )
 
 func newWorkloadsCmd(e *env) *cobra.Command {
@@ -60,8 +61,8 @@ the daemon checks names, types and bounds (see workloads list).`,
 				}
 				p[k] = v
 			}
-			return controlWorkload(cmd, e, args, "start", func(t *target) (api.Workload, error) {
-				return t.client.StartWorkload(cmd.Context(), args[0], p)
+			return controlWorkload(cmd, e, args, "start", func(lab *api.Client) (api.Workload, error) {
+				return lab.StartWorkload(cmd.Context(), args[0], p)
 			})
 		},
 	}
@@ -72,8 +73,8 @@ the daemon checks names, types and bounds (see workloads list).`,
 		Example: "  inspect-cli workloads stop leak",
 		Args:    cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return controlWorkload(cmd, e, args, "stop", func(t *target) (api.Workload, error) {
-				return t.client.StopWorkload(cmd.Context(), args[0])
+			return controlWorkload(cmd, e, args, "stop", func(lab *api.Client) (api.Workload, error) {
+				return lab.StopWorkload(cmd.Context(), args[0])
 			})
 		},
 	}
@@ -82,14 +83,14 @@ the daemon checks names, types and bounds (see workloads list).`,
 }
 
 func listWorkloads(cmd *cobra.Command, e *env, args []string) error {
-	t, err := e.resolveTarget(args, 0)
+	t, err := e.resolve(cmd.Context(), args, 0)
 	if err != nil {
 		return err
 	}
-	if err := t.needHTTP("workloads"); err != nil {
-		return err
+	if t.lab == nil {
+		return t.lacks("workloads", needLab)
 	}
-	ws, err := t.client.Workloads(cmd.Context())
+	ws, err := t.lab.Workloads(cmd.Context())
 	if err != nil {
 		return t.fail(err)
 	}
@@ -105,7 +106,7 @@ func listWorkloads(cmd *cobra.Command, e *env, args []string) error {
 		if wl.Running {
 			state = "running"
 			if !wl.Since.IsZero() {
-				up = time.Since(wl.Since).Round(time.Second).String()
+				up = format.Duration(time.Since(wl.Since))
 			}
 		}
 		if wl.LastError != "" {
@@ -134,15 +135,15 @@ func paramValue(v any) string {
 	return fmt.Sprint(v)
 }
 
-func controlWorkload(cmd *cobra.Command, e *env, args []string, verb string, do func(*target) (api.Workload, error)) error {
-	t, err := e.resolveTarget(args, 1)
+func controlWorkload(cmd *cobra.Command, e *env, args []string, verb string, do func(lab *api.Client) (api.Workload, error)) error {
+	t, err := e.resolve(cmd.Context(), args, 1)
 	if err != nil {
 		return err
 	}
-	if err := t.needHTTP("workloads " + verb); err != nil {
-		return err
+	if t.lab == nil {
+		return t.lacks("workloads "+verb, needLab)
 	}
-	wl, err := do(t)
+	wl, err := do(t.lab)
 	if err != nil {
 		return t.fail(err)
 	}

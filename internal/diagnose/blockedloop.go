@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/format"
 )
 
 var blockedLoopRule = &rule{
@@ -75,10 +76,10 @@ func checkBlockedLoop(c *check) []found {
 		c.claim(id, s.Tasks...)
 		c.claim(id, server.ID)
 		out = append(out, found{key: key, finding: api.Finding{
-			Title: fmt.Sprintf("serving loop blocked at %s: senders wait at %s", frameString(call), frameString(s.Location)),
-			Message: fmt.Sprintf("Goroutine %d (%s) is the only reader of the queue that %s sends to, and spends %.0f%% of its "+
+			Title: fmt.Sprintf("serving loop blocked at %s: senders wait at %s", format.Frame(call), format.Frame(s.Location)),
+			Message: fmt.Sprintf("Goroutine %d (%s) is the only reader of the queue that %s sends to, and spends %s of its "+
 				"time elsewhere (now %s at %s): %.1f senders wait at a time, %s per item on average.",
-				server.ID, server.Name, frameString(s.Location), 100*elsewhere, doing, frameString(call), waiting, ms(int64(meanWait))),
+				server.ID, server.Name, format.Frame(s.Location), format.Percent(elsewhere), doing, format.Frame(call), waiting, format.Nanos(int64(meanWait))),
 			Evidence: api.Evidence{Tasks: append(capIDs(s.Tasks, 99), server.ID), Sites: []api.Frame{call, s.Location, recv},
 				Figures: map[string]float64{"senders_waiting": waiting, "mean_wait_ms": meanWait / 1e6, "server_elsewhere_share": elsewhere}},
 			Advice: "Keep the serving loop to dispatching: hand each slow call to a bounded pool of workers (or make it " +

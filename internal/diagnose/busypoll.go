@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/format"
 )
 
 var busyPollRule = &rule{
@@ -45,11 +46,11 @@ func checkBusyPoll(c *check) []found {
 		}
 		c.claim(id, t.ID)
 		out = append(out, found{key: sites[0].Function, finding: api.Finding{
-			Title: fmt.Sprintf("busy polling at %s: %.0f runs a second, never blocking", frameString(sites[0]), rate),
+			Title: fmt.Sprintf("busy polling at %s: %.0f runs a second, never blocking", format.Frame(sites[0]), rate),
 			Message: fmt.Sprintf("Goroutine %d (%s) was scheduled %d times in %s, %s on CPU each time, and blocked for only "+
-				"%.0f%% of the time: it spins, polling for work instead of waiting for it, and burns %.0f%% of a core.",
-				t.ID, t.Name, t.Stats.Polls, time.Duration(c.window).Round(100*time.Millisecond), dur(int64(meanRun)),
-				100*idle, 100*share(t.Stats.BusyNS, c.window)),
+				"%s of the time: it spins, polling for work instead of waiting for it, and burns %s of a core.",
+				t.ID, t.Name, t.Stats.Polls, format.Nanos(c.window), format.Nanos(int64(meanRun)),
+				format.Percent(idle), format.Percent(share(t.Stats.BusyNS, c.window))),
 			Evidence: api.Evidence{Tasks: []int64{t.ID}, Sites: sites,
 				Figures: map[string]float64{"polls_per_second": rate, "mean_run_us": meanRun / 1e3, "idle_share": idle}},
 			Advice: "Block instead of polling: drop the default case of the select (or the Gosched loop) so the " +

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/format"
 )
 
 var contentionRule = &rule{
@@ -62,10 +63,10 @@ func checkContention(c *check) []found {
 		c.claimedSites[key] = id
 		c.claim(id, ids...)
 		out = append(out, found{key: key, finding: api.Finding{
-			Title: fmt.Sprintf("lock contention at %s: %.0f%% of its users' working time lost waiting", frameString(s.Location), 100*lostShare),
+			Title: fmt.Sprintf("lock contention at %s: %s of its users' working time lost waiting", format.Frame(s.Location), format.Percent(lostShare)),
 			Message: fmt.Sprintf("%d goroutines take the lock at %s; %.1f wait for it at any moment, it changes hands %.0f times "+
-				"a second, and of the time they want to run, %.0f%% goes to waiting in %s: adding goroutines adds waiting, not throughput.",
-				len(ids), frameString(s.Location), waiting, perSec, 100*lostShare, s.Reason),
+				"a second, and of the time they want to run, %s goes to waiting in %s: adding goroutines adds waiting, not throughput.",
+				len(ids), format.Frame(s.Location), waiting, perSec, format.Percent(lostShare), s.Reason),
 			Evidence: api.Evidence{Tasks: capIDs(ids, 100), Sites: []api.Frame{s.Location},
 				Figures: map[string]float64{"waiting": waiting, "handovers_per_second": perSec, "lost_share": lostShare,
 					"mutex_wait_seconds_total": float64(c.snap.Process.MutexWaitNS) / 1e9}},

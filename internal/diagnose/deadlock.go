@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/format"
 )
 
 var deadlockRule = &rule{
@@ -38,23 +39,23 @@ func checkDeadlock(c *check) []found {
 		g := groups[key]
 		f := api.Finding{
 			Severity: Critical,
-			Title:    fmt.Sprintf("deadlock: %d goroutines wait forever in %s at %s", len(g.ids), g.reason, frameString(g.loc)),
+			Title:    fmt.Sprintf("deadlock: %d goroutines wait forever in %s at %s", len(g.ids), g.reason, format.Frame(g.loc)),
 			Evidence: api.Evidence{Tasks: capIDs(g.ids, 100), Sites: []api.Frame{g.loc},
 				Figures: map[string]float64{"goroutines": float64(len(g.ids)), "stuck_seconds": g.longest.Seconds(), "leaked": float64(g.leaked)}},
 			Advice: fmt.Sprintf("Take nested locks in one global order (by account id, say) whatever the direction of the operation, "+
 				"or never hold one lock while taking another. A lock a goroutine holds leaves no frame once its Lock call "+
 				"returned: the locks these goroutines hold are those taken before %s and not yet released, in that function "+
-				"or in its callers (`inspect-cli stacks` shows them).", frameString(g.loc)),
+				"or in its callers (`inspect-cli stacks` shows them).", format.Frame(g.loc)),
 		}
 		if g.leaked > 0 {
 			f.Message = fmt.Sprintf("%d goroutines are blocked in %s at %s; the runtime's leak detection (the goroutineleak profile, or the (leaked) marks of a dump) found %d of them "+
 				"waiting on locks that no running goroutine can release: they wait on each other.",
-				len(g.ids), g.reason, frameString(g.loc), g.leaked)
+				len(g.ids), g.reason, format.Frame(g.loc), g.leaked)
 		} else {
 			f.Message = fmt.Sprintf("%d goroutines have waited in %s at %s for %s or more, and nothing released that "+
 				"lock in the last %s: whoever holds it never lets go (goroutines that hold each other's locks, "+
 				"or one that keeps its lock while it waits for good).",
-				len(g.ids), g.reason, frameString(g.loc), g.longest.Round(100*time.Millisecond), time.Duration(c.window).Round(100*time.Millisecond))
+				len(g.ids), g.reason, format.Frame(g.loc), format.Duration(g.longest), format.Nanos(c.window))
 			if c.missingLeakProfile() {
 				f.Evidence.Missing = append(f.Evidence.Missing, "goroutineleak profile (Go 1.27): the deadlock is inferred from goroutines stuck without wake-ups")
 			}

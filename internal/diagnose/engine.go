@@ -14,7 +14,6 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -210,42 +209,8 @@ type rule struct {
 	persist int
 }
 
-// frameString is file:line (function) with the file's base name.
-func frameString(f api.Frame) string {
-	if f.File == "" {
-		return f.Function
-	}
-	file := f.File
-	if i := strings.LastIndexByte(file, '/'); i >= 0 {
-		file = file[i+1:]
-	}
-	return fmt.Sprintf("%s:%d (%s)", file, f.Line, shortFunc(f.Function))
-}
-
-// shortFunc drops the import path of a function name.
-func shortFunc(fn string) string {
-	if i := strings.LastIndexByte(fn, '/'); i >= 0 {
-		return fn[i+1:]
-	}
-	return fn
-}
-
 func siteKey(reason string, f api.Frame) string {
 	return fmt.Sprintf("%s@%s:%d", reason, f.File, f.Line)
-}
-
-// ms writes a duration of milliseconds or more to a tenth of a millisecond.
-func ms(ns int64) string { return time.Duration(ns).Round(time.Millisecond / 10).String() }
-
-// dur writes any duration to three significant digits.
-func dur(ns int64) string {
-	d := time.Duration(ns)
-	for unit := time.Duration(1); unit < time.Hour; unit *= 10 {
-		if d < 1000*unit {
-			return d.Round(unit).String()
-		}
-	}
-	return d.Round(time.Second).String()
 }
 
 // countOf is "1 goroutine", "2 goroutines".

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/format"
 )
 
 var explosionRule = &rule{
@@ -97,13 +98,13 @@ func checkExplosion(c *check) []found {
 		}
 		var msg, title string
 		if peak > n {
-			title = fmt.Sprintf("goroutine explosion: up to %d goroutines from %s", peak, frameString(site))
+			title = fmt.Sprintf("goroutine explosion: up to %d goroutines from %s", peak, format.Frame(site))
 			msg = fmt.Sprintf("Up to %d goroutines created at %s were alive at once within the last %s (%d now)",
-				peak, frameString(site), dur(int64(min(recurWithin, c.e.cfg.History))), n)
+				peak, format.Frame(site), format.Duration(min(recurWithin, c.e.cfg.History)), n)
 		} else {
-			title = fmt.Sprintf("goroutine explosion: %d goroutines from %s", n, frameString(site))
-			msg = fmt.Sprintf("%d goroutines alive were created at %s, %.0f%% of all goroutines", n, frameString(site),
-				100*share(int64(n), int64(len(c.snap.Tasks))))
+			title = fmt.Sprintf("goroutine explosion: %d goroutines from %s", n, format.Frame(site))
+			msg = fmt.Sprintf("%d goroutines alive were created at %s, %s of all goroutines", n, format.Frame(site),
+				format.Percent(share(int64(n), int64(len(c.snap.Tasks)))))
 		}
 		if rate > 0 {
 			msg += fmt.Sprintf(", growing by %.0f per second", rate)

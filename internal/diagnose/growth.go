@@ -9,6 +9,7 @@ import (
 	"github.com/google/pprof/profile"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/format"
 )
 
 var growthRule = &rule{
@@ -124,9 +125,9 @@ func checkGrowth(c *check) []found {
 	}
 	p, err := c.profile("heap")
 	if err != nil || p == nil {
-		f.Title = fmt.Sprintf("unbounded growth: the heap grew by %s in %s", mib(grown), span.Round(time.Second))
+		f.Title = fmt.Sprintf("unbounded growth: the heap grew by %s in %s", format.Bytes(grown), format.Duration(span))
 		f.Message = fmt.Sprintf("The live heap grew from %s to %s in %s (%s/s), and kept growing through garbage collections.",
-			mib(int64(size(first))), mib(int64(size(last))), span.Round(time.Second), mib(int64(rate)))
+			format.Bytes(int64(size(first))), format.Bytes(int64(size(last))), format.Duration(span), format.Bytes(int64(rate)))
 		f.Evidence.Missing = append(f.Evidence.Missing, "heap profile: it names the allocation site")
 		return []found{{key: "heap", finding: f}}
 	}
@@ -165,13 +166,13 @@ func checkGrowth(c *check) []found {
 		f.Evidence.Sites = append(f.Evidence.Sites, s.frame)
 	}
 	f.Evidence.Figures["site_bytes"] = float64(top[0].bytes)
-	f.Title = fmt.Sprintf("unbounded growth at %s: heap +%s/s", frameString(top[0].frame), mib(int64(rate)))
+	f.Title = fmt.Sprintf("unbounded growth at %s: heap +%s/s", format.Frame(top[0].frame), format.Bytes(int64(rate)))
 	// The profile samples allocations and is read a few seconds apart from
 	// the growth's start: its bytes are its own count, given as a share.
 	f.Message = fmt.Sprintf("The live heap grew from %s to %s in %s (%s/s) and kept growing through garbage collections; "+
-		"the heap profile puts %.0f%% of its growth over that time at %s.",
-		mib(int64(size(first))), mib(int64(size(last))), span.Round(time.Second), mib(int64(rate)),
-		100*share(top[0].bytes, total), frameString(top[0].frame))
+		"the heap profile puts %s of its growth over that time at %s.",
+		format.Bytes(int64(size(first))), format.Bytes(int64(size(last))), format.Duration(span), format.Bytes(int64(rate)),
+		format.Percent(share(top[0].bytes, total)), format.Frame(top[0].frame))
 	return []found{{key: "heap", finding: f}}
 }
 
@@ -183,8 +184,6 @@ func inspector(stack []api.Frame) bool {
 	}
 	return false
 }
-
-func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 func (c *check) explodingIn(stack []api.Frame) bool {
 	for _, f := range stack {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/format"
 )
 
 var leakRule = &rule{
@@ -49,20 +50,20 @@ func checkLeak(c *check) []found {
 				f.Evidence.Figures["per_second"] = float64(grown) / dt.Seconds()
 			}
 			if grown > 0 {
-				growthNote = fmt.Sprintf(" (%d more wait there than %s ago)", grown, dt.Round(time.Second))
+				growthNote = fmt.Sprintf(" (%d more wait there than %s ago)", grown, format.Duration(dt))
 			}
 		}
 		switch {
 		case g.leaked > 0:
 			f.Severity = Critical
-			f.Title = fmt.Sprintf("goroutine leak: %s blocked for good in %s at %s", goroutines(g.leaked), g.reason, frameString(g.loc))
+			f.Title = fmt.Sprintf("goroutine leak: %s blocked for good in %s at %s", goroutines(g.leaked), g.reason, format.Frame(g.loc))
 			f.Message = fmt.Sprintf("The runtime's leak detection (the goroutineleak profile, or the (leaked) marks of a dump) found %s blocked in %s at %s %s: %s will never "+
-				"run again%s.", goroutines(g.leaked), g.reason, frameString(g.loc), leakedOn(g.reason), verb(g.leaked, "it", "they"), growthNote)
+				"run again%s.", goroutines(g.leaked), g.reason, format.Frame(g.loc), leakedOn(g.reason), verb(g.leaked, "it", "they"), growthNote)
 			if n := len(g.ids); n > g.leaked {
 				// The leak detection runs at most every 30s and shows in the
 				// dumps taken after it: the goroutines stuck there since are
 				// listed, not yet proven.
-				f.Title = fmt.Sprintf("goroutine leak: %s blocked in %s at %s, %d of them proven leaked", goroutines(n), g.reason, frameString(g.loc), g.leaked)
+				f.Title = fmt.Sprintf("goroutine leak: %s blocked in %s at %s, %d of them proven leaked", goroutines(n), g.reason, format.Frame(g.loc), g.leaked)
 				f.Message += fmt.Sprintf(" %d more are stuck there since it last looked, listed with them.", n-g.leaked)
 			}
 		default:
@@ -73,10 +74,10 @@ func checkLeak(c *check) []found {
 				continue
 			}
 			f.Severity = Warning
-			f.Title = fmt.Sprintf("goroutine leak: %d goroutines stuck in %s at %s, and more each time", len(g.ids), g.reason, frameString(g.loc))
+			f.Title = fmt.Sprintf("goroutine leak: %d goroutines stuck in %s at %s, and more each time", len(g.ids), g.reason, format.Frame(g.loc))
 			f.Message = fmt.Sprintf("%d goroutines have been blocked in %s at %s for %s or more with no wake-up%s: "+
-				"whoever should complete the operation has gone.", len(g.ids), g.reason, frameString(g.loc),
-				g.longest.Round(100*time.Millisecond), growthNote)
+				"whoever should complete the operation has gone.", len(g.ids), g.reason, format.Frame(g.loc),
+				format.Duration(g.longest), growthNote)
 			if c.missingLeakProfile() {
 				f.Evidence.Missing = append(f.Evidence.Missing, "goroutineleak profile (Go 1.27): the leak is inferred from goroutines stuck at one site in growing numbers")
 			}

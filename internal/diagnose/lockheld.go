@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/format"
 )
 
 var lockHeldRule = &rule{
@@ -49,10 +50,10 @@ func checkLockHeld(c *check) []found {
 		if holder == nil {
 			continue
 		}
-		f.Title = fmt.Sprintf("lock held across a blocking call at %s", frameString(call))
+		f.Title = fmt.Sprintf("lock held across a blocking call at %s", format.Frame(call))
 		f.Message = fmt.Sprintf("Goroutine %d (%s) holds the lock that %s waits for while it blocks in %s at %s; "+
 			"waiters queue %s per wake-up on average, %.1f goroutines at a time.",
-			holder.ID, holder.Name, frameString(s.Location), reason, frameString(call), ms(int64(meanWait)), waiting)
+			holder.ID, holder.Name, format.Frame(s.Location), reason, format.Frame(call), format.Nanos(int64(meanWait)), waiting)
 		f.Evidence.Tasks = append(slices.Clone(f.Evidence.Tasks), holder.ID)
 		f.Evidence.Sites = []api.Frame{call, s.Location, unlock}
 		c.claimedSites[key] = id

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/format"
 )
 
 var longRunRule = &rule{
@@ -59,11 +60,11 @@ func checkLongRun(c *check) []found {
 		}
 		c.claim(id, t.ID)
 		out = append(out, found{key: fmt.Sprint(t.ID), finding: api.Finding{
-			Title: fmt.Sprintf("long run without blocking: %s on CPU in %s", ms(t.Stats.LongestStretchNS), t.Name),
+			Title: fmt.Sprintf("long run without blocking: %s on CPU in %s", format.Nanos(t.Stats.LongestStretchNS), t.Name),
 			Message: fmt.Sprintf("Goroutine %d (%s, at %s) ran for %s without blocking once (the scheduler preempted it, "+
 				"so no run was longer than %s, but it never waited), while goroutines at %s, which it serves, waited "+
-				"%s in the window.", t.ID, t.Name, frameString(sites[0]), ms(t.Stats.LongestStretchNS), ms(t.Stats.LongestRunNS),
-				frameString(victim.Location), ms(waited)),
+				"%s in the window.", t.ID, t.Name, format.Frame(sites[0]), format.Nanos(t.Stats.LongestStretchNS), format.Nanos(t.Stats.LongestRunNS),
+				format.Frame(victim.Location), format.Nanos(waited)),
 			Evidence: api.Evidence{Tasks: append([]int64{t.ID}, victim.Tasks...), Sites: append(sites, victim.Location),
 				Figures: map[string]float64{"longest_stretch_ms": float64(t.Stats.LongestStretchNS) / 1e6, "busy_share": share(t.Stats.BusyNS, t.Stats.TotalNS)}},
 			Advice: "Move the long computation off the goroutine that must stay responsive (a worker goroutine or pool that " +

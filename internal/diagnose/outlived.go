@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/format"
 )
 
 var outlivedRule = &rule{
@@ -79,15 +80,15 @@ func checkOutlived(c *check) []found {
 	var out []found
 	for _, key := range slicesSortedKeys(groups) {
 		g := groups[key]
-		after := c.now.Sub(g.since).Round(100 * time.Millisecond)
+		after := c.now.Sub(g.since)
 		c.claim(id, g.ids...)
 		out = append(out, found{key: key, finding: api.Finding{
-			Title: fmt.Sprintf("goroutines outlive their context: %d of {%s} still %s at %s", len(g.ids), g.scope, verb(len(g.ids), "runs", "run"), frameString(g.loc)),
+			Title: fmt.Sprintf("goroutines outlive their context: %d of {%s} still %s at %s", len(g.ids), g.scope, verb(len(g.ids), "runs", "run"), format.Frame(g.loc)),
 			Message: fmt.Sprintf("%s labelled {%s} still %s at %s %s after the goroutine that started them "+
 				"(%d, %s) returned, which cancels their work: they do not check their context.",
-				goroutines(len(g.ids)), g.scope, verb(len(g.ids), "runs", "run"), frameString(g.loc), after, g.starter, g.name),
+				goroutines(len(g.ids)), g.scope, verb(len(g.ids), "runs", "run"), format.Frame(g.loc), format.Duration(after), g.starter, g.name),
 			Evidence: api.Evidence{Tasks: capIDs(g.ids, 100), Sites: []api.Frame{g.loc},
-				Figures: map[string]float64{"goroutines": float64(len(g.ids)), "seconds_after": after.Seconds()}},
+				Figures: map[string]float64{"goroutines": float64(len(g.ids)), "seconds_after": after.Round(100 * time.Millisecond).Seconds()}},
 			Advice: "Check ctx.Done() (or ctx.Err()) in every loop, pass ctx to blocking calls, and have the starter wait " +
 				"for what it started (a WaitGroup or errgroup) so work cannot outlive its scope.",
 		}})

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/format"
 )
 
 var starvationRule = &rule{
@@ -93,8 +94,8 @@ func checkStarvation(c *check) []found {
 	if procsKnown {
 		f.Evidence.Figures["gomaxprocs"] = float64(procs)
 	}
-	f.Message = fmt.Sprintf("%d goroutines were running or runnable for %.0f%% of the window or more, more than %s can run, at %s; "+
-		"on average %.1f goroutines were ready to run but waited for a P.", len(hogs), hogShare*100, procsText, frameList(hogSites), queue)
+	f.Message = fmt.Sprintf("%d goroutines were running or runnable for %s of the window or more, more than %s can run, at %s; "+
+		"on average %.1f goroutines were ready to run but waited for a P.", len(hogs), format.Percent(hogShare), procsText, frameList(hogSites), queue)
 	if len(victims) > 0 {
 		v := victims[0]
 		worst := "the worst:"
@@ -102,7 +103,7 @@ func checkStarvation(c *check) []found {
 			worst = "waited"
 		}
 		f.Message += fmt.Sprintf(" %s starved, %s (%d) %s %s per run on average over %d runs.",
-			countOf(len(victims), "other goroutine"), v.Name, v.ID, worst, dur(v.Stats.SchedNS/v.Stats.Polls), v.Stats.Polls)
+			countOf(len(victims), "other goroutine"), v.Name, v.ID, worst, format.Nanos(v.Stats.SchedNS/v.Stats.Polls), v.Stats.Polls)
 		f.Evidence.Sites = append(f.Evidence.Sites, v.Location)
 		f.Evidence.Figures["victim_mean_delay_ms"] = float64(v.Stats.SchedNS) / float64(v.Stats.Polls) / 1e6
 		for _, t := range victims {
@@ -114,7 +115,7 @@ func checkStarvation(c *check) []found {
 	}
 	if p99 := c.latencyP99(); p99 > 0 {
 		f.Evidence.Figures["sched_latency_p99_ms"] = float64(p99) / 1e6
-		f.Message += fmt.Sprintf(" The process's scheduling latency p99 is %s.", dur(p99))
+		f.Message += fmt.Sprintf(" The process's scheduling latency p99 is %s.", format.Nanos(p99))
 	}
 	f.Evidence.Tasks = ids
 	c.claim(id, ids...)
@@ -163,7 +164,7 @@ func frameList(fs []api.Frame) string {
 		if i > 0 {
 			s += ", "
 		}
-		s += frameString(f)
+		s += format.Frame(f)
 	}
 	return s
 }

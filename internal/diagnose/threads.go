@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/format"
 )
 
 var threadRule = &rule{
@@ -41,7 +42,7 @@ func checkThreads(c *check) []found {
 	}
 	dt := now.at.Sub(before.at)
 	f := api.Finding{
-		Title: fmt.Sprintf("OS thread growth: %d threads, %d more in %s", now.threads, grown, dt.Round(time.Second)),
+		Title: fmt.Sprintf("OS thread growth: %d threads, %d more in %s", now.threads, grown, format.Duration(dt)),
 		Evidence: api.Evidence{Figures: map[string]float64{"threads": float64(now.threads), "growth": float64(grown),
 			"gomaxprocs": float64(now.gomaxprocs)}},
 		Advice: "Pair every runtime.LockOSThread with UnlockOSThread (defer it), keep locked goroutines few and long-lived, " +
@@ -79,15 +80,15 @@ func checkThreads(c *check) []found {
 			what = "in system calls"
 		}
 		f.Message = fmt.Sprintf("The process has %d OS threads, %d more than %s ago (GOMAXPROCS is %d). %d goroutines are %s, "+
-			"created at %s and now at %s: each keeps a thread of its own.", now.threads, grown, dt.Round(time.Second),
-			now.gomaxprocs, len(top.ids), what, frameString(top.created), frameString(top.loc))
+			"created at %s and now at %s: each keeps a thread of its own.", now.threads, grown, format.Duration(dt),
+			now.gomaxprocs, len(top.ids), what, format.Frame(top.created), format.Frame(top.loc))
 		f.Evidence.Tasks = capIDs(top.ids, 100)
 		f.Evidence.Sites = []api.Frame{top.loc, top.created}
 		f.Evidence.Figures["locked_goroutines"] = float64(len(top.ids))
 		c.claim(id, top.ids...)
 	} else {
 		f.Message = fmt.Sprintf("The process has %d OS threads, %d more than %s ago (GOMAXPROCS is %d).",
-			now.threads, grown, dt.Round(time.Second), now.gomaxprocs)
+			now.threads, grown, format.Duration(dt), now.gomaxprocs)
 	}
 	if !knowLocks {
 		f.Evidence.Missing = append(f.Evidence.Missing, "a recent goroutine dump: it tells which goroutines are locked to their threads")

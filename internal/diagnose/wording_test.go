@@ -60,7 +60,7 @@ func TestLeakCountsAgree(t *testing.T) {
 	}
 	s := &api.Snapshot{Time: t0, WindowNS: 5e9, Tasks: tasks, Process: api.Process{GOMAXPROCS: 2, Leaked: 13}}
 	fs := e.Observe(Input{Snapshot: s})
-	if len(fs) != 1 || !strings.Contains(fs[0].Title, "27 goroutines blocked in chan send at ask.go:71 (app.ask), 13 of them proven leaked") ||
+	if len(fs) != 1 || !strings.Contains(fs[0].Title, "27 goroutines blocked in chan send at app.ask ask.go:71, 13 of them proven leaked") ||
 		!strings.Contains(fs[0].Message, "14 more are stuck there") {
 		t.Errorf("findings %+v", fs)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/format"
 )
 
 // FindingsModel lists the snapshot's findings: what is wrong, the evidence
@@ -49,7 +50,7 @@ func (m *FindingsModel) Set(fs []api.Finding, notes []string) {
 			m.lines = append(m.lines, fmt.Sprintf("  tasks: %s%s", strings.Join(ids, ", "), more))
 		}
 		for _, s := range f.Evidence.Sites {
-			m.lines = append(m.lines, "  site: "+ShortFrame(s))
+			m.lines = append(m.lines, "  site: "+format.Frame(s))
 		}
 		for _, miss := range f.Evidence.Missing {
 			m.lines = append(m.lines, "  missing: "+miss)

@@ -4,13 +4,13 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"path"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/format"
 )
 
 // The helpers below format the task model for people; the TUI and the
@@ -21,68 +21,15 @@ func Table(w io.Writer) *tabwriter.Writer {
 	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 }
 
-// Dur formats ns compactly: 0, 850ns, 12µs, 3.4ms, 1.25s, 2m3s.
-func Dur(ns int64) string {
-	d := time.Duration(ns)
-	switch {
-	case ns == 0:
-		return "0"
-	// Each unit up to what rounds to 1000 of it (999.96ms is 1s, not 1000ms).
-	case d < time.Microsecond:
-		return fmt.Sprintf("%dns", ns)
-	case d < time.Millisecond-50*time.Nanosecond:
-		return trimZero(fmt.Sprintf("%.1f", float64(ns)/1e3)) + "µs"
-	case d < time.Second-50*time.Microsecond:
-		return trimZero(fmt.Sprintf("%.1f", float64(ns)/1e6)) + "ms"
-	case d < time.Minute-5*time.Millisecond:
-		return trimZero(fmt.Sprintf("%.2f", float64(ns)/1e9)) + "s"
-	}
-	return d.Round(time.Second).String()
-}
-
-func trimZero(s string) string {
-	if strings.Contains(s, ".") {
-		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
-	}
-	return s
-}
-
-// Pct formats part of whole as a percentage.
-func Pct(part, whole int64) string {
-	if whole <= 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%.1f%%", 100*float64(part)/float64(whole))
-}
-
-// ShortFunc drops the package path: "github.com/x/y/pkg.(*T).m" -> "pkg.(*T).m".
-func ShortFunc(f string) string {
-	if i := strings.LastIndex(f, "/"); i >= 0 {
-		return f[i+1:]
-	}
-	return f
-}
-
-// ShortFrame formats a frame as "pkg.fn file.go:12".
-func ShortFrame(f api.Frame) string {
-	if f.Function == "" && f.File == "" {
-		return "-"
-	}
-	if f.File == "" {
-		return ShortFunc(f.Function)
-	}
-	return fmt.Sprintf("%s %s:%d", ShortFunc(f.Function), path.Base(f.File), f.Line)
-}
-
-// ShortFrameIn is ShortFrame in at most n runes: the function is clipped,
-// not the file and line, which say where to look.
+// ShortFrameIn is format.Frame in at most n runes: the function is
+// clipped, not the file and line, which say where to look.
 func ShortFrameIn(f api.Frame, n int) string {
-	s := ShortFrame(f)
-	if f.File == "" || len([]rune(s)) <= n {
+	s := format.Frame(f)
+	if f.File == "" || f.Function == "" || len([]rune(s)) <= n {
 		return Clip(s, n)
 	}
-	at := fmt.Sprintf(" %s:%d", path.Base(f.File), f.Line)
-	return Clip(ShortFunc(f.Function), max(1, n-len([]rune(at)))) + at
+	at := " " + format.FileLine(f.File, f.Line)
+	return Clip(format.Func(f.Function), max(1, n-len([]rune(at)))) + at
 }
 
 // LabelString formats labels as k=v pairs sorted by key.
@@ -220,11 +167,11 @@ func WaitSite(stack []api.Frame) api.Frame {
 func WakerFrame(stack []api.Frame) string {
 	for _, f := range stack {
 		if !strings.HasPrefix(f.Function, "runtime.") && !strings.HasPrefix(f.Function, "internal/") && !strings.HasPrefix(f.Function, "sync.") {
-			return ShortFrame(f)
+			return format.Frame(f)
 		}
 	}
 	if len(stack) > 0 {
-		return ShortFrame(stack[0])
+		return format.Frame(stack[0])
 	}
 	return "-"
 }
@@ -261,12 +208,12 @@ func WriteTask(w io.Writer, t *api.Task, noWindow string, window time.Duration) 
 		}
 		fmt.Fprintf(kv, "wait\t%s\n", wait)
 		if site := WaitSite(t.Stack); site.Function != "" {
-			fmt.Fprintf(kv, "wait site\t%s\n", ShortFrame(site))
+			fmt.Fprintf(kv, "wait site\t%s\n", format.Frame(site))
 		}
 	}
-	fmt.Fprintf(kv, "location\t%s\n", ShortFrame(t.Location))
+	fmt.Fprintf(kv, "location\t%s\n", format.Frame(t.Location))
 	if t.CreatedBy.Function != "" {
-		created := ShortFrame(t.CreatedBy)
+		created := format.Frame(t.CreatedBy)
 		if t.ParentID != 0 {
 			created += fmt.Sprintf("  in goroutine %d (parent)", t.ParentID)
 		}
@@ -309,7 +256,7 @@ func WriteHistogram(w io.Writer, name string, h *api.Histogram) {
 		fmt.Fprintf(w, "\n%s: none in the window\n", name)
 		return
 	}
-	fmt.Fprintf(w, "\n%s: n=%d  p50 %s  p90 %s  p99 %s  max %s\n", name, h.Count, Dur(h.P50NS), Dur(h.P90NS), Dur(h.P99NS), Dur(h.MaxNS))
+	fmt.Fprintf(w, "\n%s: n=%d  p50 %s  p90 %s  p99 %s  max %s\n", name, h.Count, format.Nanos(h.P50NS), format.Nanos(h.P90NS), format.Nanos(h.P99NS), format.Nanos(h.MaxNS))
 	first, last := -1, -1
 	var peak int64
 	for i, c := range h.Buckets {
@@ -332,7 +279,7 @@ func WriteHistogram(w io.Writer, name string, h *api.Histogram) {
 		if c > 0 && n == 0 {
 			n = 1
 		}
-		fmt.Fprintf(tw, "  %s .. %s\t%s\t%d\n", Dur(int64(1)<<i), Dur(int64(1)<<(i+1)), strings.Repeat("█", n), c)
+		fmt.Fprintf(tw, "  %s .. %s\t%s\t%d\n", format.Nanos(int64(1)<<i), format.Nanos(int64(1)<<(i+1)), strings.Repeat("█", n), c)
 	}
 	tw.Flush()
 }
@@ -340,16 +287,17 @@ func WriteHistogram(w io.Writer, name string, h *api.Histogram) {
 // writeStats prints a task's numbers over its window, each with its share
 // of the total.
 func writeStats(w io.Writer, s *api.TaskStats) {
+	share := func(part int64) string { return format.Percent(float64(part) / float64(s.TotalNS)) }
 	tw := Table(w)
-	fmt.Fprintf(tw, "  total\t%s\t\n", Dur(s.TotalNS))
-	fmt.Fprintf(tw, "  busy\t%s\t%s\n", Dur(s.BusyNS), Pct(s.BusyNS, s.TotalNS))
-	fmt.Fprintf(tw, "  sched\t%s\t%s\n", Dur(s.SchedNS), Pct(s.SchedNS, s.TotalNS))
-	fmt.Fprintf(tw, "  idle\t%s\t%s\n", Dur(s.IdleNS), Pct(s.IdleNS, s.TotalNS))
+	fmt.Fprintf(tw, "  total\t%s\t\n", format.Nanos(s.TotalNS))
+	fmt.Fprintf(tw, "  busy\t%s\t%s\n", format.Nanos(s.BusyNS), share(s.BusyNS))
+	fmt.Fprintf(tw, "  sched\t%s\t%s\n", format.Nanos(s.SchedNS), share(s.SchedNS))
+	fmt.Fprintf(tw, "  idle\t%s\t%s\n", format.Nanos(s.IdleNS), share(s.IdleNS))
 	for _, r := range slices.Sorted(maps.Keys(s.IdleByReason)) {
-		fmt.Fprintf(tw, "    %s\t%s\t%s\n", r, Dur(s.IdleByReason[r]), Pct(s.IdleByReason[r], s.TotalNS))
+		fmt.Fprintf(tw, "    %s\t%s\t%s\n", r, format.Nanos(s.IdleByReason[r]), share(s.IdleByReason[r]))
 	}
-	fmt.Fprintf(tw, "  syscall\t%s\t%s\n", Dur(s.SyscallNS), Pct(s.SyscallNS, s.TotalNS))
+	fmt.Fprintf(tw, "  syscall\t%s\t%s\n", format.Nanos(s.SyscallNS), share(s.SyscallNS))
 	fmt.Fprintf(tw, "  polls\t%d\t\n", s.Polls)
-	fmt.Fprintf(tw, "  longest run\t%s\t\n", Dur(s.LongestRunNS))
+	fmt.Fprintf(tw, "  longest run\t%s\t\n", format.Nanos(s.LongestRunNS))
 	tw.Flush()
 }

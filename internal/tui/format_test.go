@@ -47,15 +47,3 @@ func TestShortFrameInAndMinutes(t *testing.T) {
 		t.Errorf("task detail:\n%s", b.String())
 	}
 }
-
-// A duration that rounds up to the next unit is written in it.
-func TestDurUnits(t *testing.T) {
-	for ns, want := range map[int64]string{
-		999: "999ns", 1500: "1.5µs", 999_960: "1ms", 999_940: "999.9µs", 12_345_678: "12.3ms",
-		999_960_000: "1s", 999_940_000: "999.9ms", 1_500_000_000: "1.5s", 59_996_000_000: "1m0s", int64(90 * time.Second): "1m30s",
-	} {
-		if got := Dur(ns); got != want {
-			t.Errorf("Dur(%d) = %q, want %q", ns, got, want)
-		}
-	}
-}

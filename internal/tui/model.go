@@ -28,6 +28,7 @@ import (
 	"charm.land/lipgloss/v2"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/format"
 )
 
 // Config is what the model needs from outside.
@@ -199,7 +200,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		if msg.Reconnected {
 			m.missed += msg.Lost
-			m.status = fmt.Sprintf("reconnected after %s; %d updates missed", roundDur(msg.Down), msg.Lost)
+			m.status = fmt.Sprintf("reconnected after %s; %d updates missed", format.Duration(msg.Down), msg.Lost)
 		}
 		return m, m.listen()
 	case TaskMsg:
@@ -378,7 +379,7 @@ func (m Model) header() string {
 	case m.conn == Reconnecting:
 		conn = badStyle.Render("○ reconnecting")
 		if m.retry > 0 {
-			conn += fmt.Sprintf(" (retry in %s)", roundDur(m.retry))
+			conn += fmt.Sprintf(" (retry in %s)", format.Duration(m.retry))
 		}
 	default:
 		conn = "○ connecting"
@@ -391,9 +392,10 @@ func (m Model) header() string {
 	if window == 0 {
 		window = m.cfg.Window
 	}
-	parts = append(parts, "window "+Dur(int64(window)))
+	parts = append(parts, "window "+format.Duration(window))
 	if age := time.Since(m.freshAt); m.conn == Connected && !m.cfg.Saved && !m.freshAt.IsZero() && age >= staleAfter {
-		parts = append(parts, warnStyle.Render("same snapshot for "+roundDur(age)))
+		// In whole seconds: the header counts them.
+		parts = append(parts, warnStyle.Render("same snapshot for "+format.Duration(age.Round(time.Second))))
 	}
 	parts = append(parts, fmt.Sprintf("notes %d (f)", len(s.Notes)))
 	line1 := strings.Join(parts, sep)
@@ -450,14 +452,6 @@ func (m Model) header() string {
 	}
 	return strings.Join([]string{truncate(line1, m.width), truncate(line2, m.width), truncate(line3, m.width),
 		truncate(strings.Join(line4, " ")+dimStyle.Render(hint), m.width)}, "\n")
-}
-
-// roundDur rounds d for people: 4s, 250ms.
-func roundDur(d time.Duration) string {
-	if d >= time.Second {
-		return d.Round(time.Second).String()
-	}
-	return d.Round(time.Millisecond).String()
 }
 
 // missedStatus says why the target skipped updates: it built them slower

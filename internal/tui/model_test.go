@@ -261,7 +261,7 @@ func TestDetail(t *testing.T) {
 	s := screen(m)
 	for _, want := range []string{"task 3  blocking-lock/waiter  waiting", "wait site   w.lockIt lock.go:52",
 		"created by  w.spawn spawn.go:9  in goroutine 2 (parent)", "labels      role=waiter",
-		"busy", "0.1%", "sched", "idle", "polls", "run times: n=10  p50 2µs  p90 4µs  p99 9µs  max 9.5µs", "█",
+		"busy", "0.06%", "sched", "idle", "polls", "run times: n=10  p50 2µs  p90 4µs  p99 9µs  max 9.5µs", "█",
 		"sched delays: n=10  p50 100µs  p90 1ms  p99 2ms", "stack:", "example.com/w.lockIt", "/src/w/lock.go:52", "task 3  esc back",
 		"findings", "WARNING  lock-held-blocking: lock held across a blocking call at lock.go:40", "advice: do the slow call outside the critical section"} {
 		if !strings.Contains(s, want) {
@@ -337,7 +337,7 @@ func TestReconnect(t *testing.T) {
 	}
 	m, _ = send(t, m, ConnMsg{State: Connected, Reconnected: true, Down: 4200 * time.Millisecond, Lost: 3})
 	s = screen(m)
-	if !strings.Contains(s, "reconnected after 4s; 3 updates missed") || !strings.Contains(s, "● connected missed 3") {
+	if !strings.Contains(s, "reconnected after 4.2s; 3 updates missed") || !strings.Contains(s, "● connected missed 3") {
 		t.Errorf("reconnected:\n%s", s)
 	}
 	u := fixture()

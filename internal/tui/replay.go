@@ -12,6 +12,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/format"
 	"github.com/inspectd/inspectd/internal/recording"
 )
 
@@ -316,7 +317,7 @@ func (m Model) replayTitle(sep string) string {
 	if window == 0 {
 		window = time.Duration(c.header.WindowNS)
 	}
-	parts = append(parts, "window "+Dur(int64(window)), fmt.Sprintf("notes %d", len(s.Notes)))
+	parts = append(parts, "window "+format.Duration(window), fmt.Sprintf("notes %d", len(s.Notes)))
 	return strings.Join(parts, sep)
 }
 
@@ -373,7 +374,7 @@ func eventString(e recording.Entry, before bool) string {
 		}
 		return badStyle.Render(s)
 	case recording.ConnUp:
-		return fmt.Sprintf("back at %s after %s down; %d updates lost", at, roundDur(time.Duration(e.Conn.DownNS)), e.Conn.Lost)
+		return fmt.Sprintf("back at %s after %s down; %d updates lost", at, format.Nanos(e.Conn.DownNS), e.Conn.Lost)
 	case recording.ConnError:
 		return "target error at " + at + ": " + e.Conn.Error
 	}
@@ -419,6 +420,6 @@ func WriteRecordedTask(w io.Writer, t *api.Task, note string, window time.Durati
 	note += fmt.Sprintf("\nA recording keeps the task table only: no run-time or sched-delay histograms, no stack\n"+
 		"(`inspect-cli task %d TARGET` shows them from a live target).", t.ID)
 	WriteTask(w, t, note, window)
-	fmt.Fprintf(w, "\nover the trace window (%s) at that update:\n", Dur(int64(window)))
+	fmt.Fprintf(w, "\nover the trace window (%s) at that update:\n", format.Duration(window))
 	writeStats(w, &t.Stats)
 }

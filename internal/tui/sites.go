@@ -7,6 +7,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/format"
 )
 
 // SitesModel is the wait sites table, tokio-console's resources: where
@@ -58,7 +59,7 @@ func (m SitesModel) View() string {
 		widths[c] = textWidth(col.title)
 	}
 	for _, s := range m.sites[m.offset:end] {
-		row := []string{s.Reason, ShortFrame(s.Location), strconv.Itoa(s.Waiting), Dur(s.WaitNS),
+		row := []string{s.Reason, format.Frame(s.Location), strconv.Itoa(s.Waiting), format.Nanos(s.WaitNS),
 			strconv.FormatInt(s.Wakeups, 10), WakerFrame(s.Waker)}
 		for c, v := range row {
 			widths[c] = min(max(widths[c], textWidth(v)), siteColumns[c].max)

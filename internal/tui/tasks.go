@@ -11,6 +11,7 @@ import (
 	"charm.land/lipgloss/v2"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/format"
 )
 
 // column is one column of the tasks table.
@@ -67,19 +68,19 @@ var taskColumns = []column{
 		cell: func(t *api.Task) string { return t.Name },
 		cmp:  func(a, b *api.Task) int { return strings.Compare(a.Name, b.Name) }},
 	{title: "Total", width: 7, right: true, numeric: true,
-		cell: func(t *api.Task) string { return Dur(t.Stats.TotalNS) },
+		cell: func(t *api.Task) string { return format.Nanos(t.Stats.TotalNS) },
 		cmp:  func(a, b *api.Task) int { return cmp.Compare(a.Stats.TotalNS, b.Stats.TotalNS) },
 		key:  func(t *api.Task) int64 { return t.Stats.TotalNS }},
 	{title: "Busy", width: 7, right: true, numeric: true,
-		cell: func(t *api.Task) string { return Dur(t.Stats.BusyNS) },
+		cell: func(t *api.Task) string { return format.Nanos(t.Stats.BusyNS) },
 		cmp:  func(a, b *api.Task) int { return cmp.Compare(a.Stats.BusyNS, b.Stats.BusyNS) },
 		key:  func(t *api.Task) int64 { return t.Stats.BusyNS }},
 	{title: "Sched", width: 7, right: true, numeric: true,
-		cell: func(t *api.Task) string { return Dur(t.Stats.SchedNS) },
+		cell: func(t *api.Task) string { return format.Nanos(t.Stats.SchedNS) },
 		cmp:  func(a, b *api.Task) int { return cmp.Compare(a.Stats.SchedNS, b.Stats.SchedNS) },
 		key:  func(t *api.Task) int64 { return t.Stats.SchedNS }},
 	{title: "Idle", width: 7, right: true, numeric: true,
-		cell: func(t *api.Task) string { return Dur(t.Stats.IdleNS) },
+		cell: func(t *api.Task) string { return format.Nanos(t.Stats.IdleNS) },
 		cmp:  func(a, b *api.Task) int { return cmp.Compare(a.Stats.IdleNS, b.Stats.IdleNS) },
 		key:  func(t *api.Task) int64 { return t.Stats.IdleNS }},
 	{title: "Polls", width: 7, right: true, numeric: true,
@@ -97,7 +98,7 @@ var taskColumns = []column{
 	{title: "Location", max: locationWidth,
 		cell: func(t *api.Task) string { return ShortFrameIn(t.Location, locationWidth) },
 		cmp: func(a, b *api.Task) int {
-			return cmp.Or(strings.Compare(ShortFunc(a.Location.Function), ShortFunc(b.Location.Function)),
+			return cmp.Or(strings.Compare(format.Func(a.Location.Function), format.Func(b.Location.Function)),
 				strings.Compare(a.Location.File, b.Location.File), cmp.Compare(a.Location.Line, b.Location.Line))
 		}},
 	{title: "Labels", max: 1 << 20,

@@ -21,6 +21,7 @@ import (
 
 	"github.com/inspectd/inspectd/internal/api"
 	"github.com/inspectd/inspectd/internal/dump"
+	"github.com/inspectd/inspectd/internal/format"
 	"github.com/inspectd/inspectd/internal/model"
 	"github.com/inspectd/inspectd/internal/source"
 	"github.com/inspectd/inspectd/internal/tracewin"
@@ -206,7 +207,7 @@ func (f *TraceFile) build(ctx context.Context, window time.Duration) (*built, er
 	for i := range snap.Tasks {
 		snap.Process.ByState[snap.Tasks[i].State]++
 	}
-	span := fmt.Sprintf("%s of trace", time.Duration(win.Duration()).Round(time.Millisecond))
+	span := fmt.Sprintf("%s of trace", format.Nanos(win.Duration()))
 	if !win.WallStart.IsZero() {
 		span += fmt.Sprintf(" from %s to %s", win.WallStart.Format("2006-01-02 15:04:05.000"), win.WallEnd.Format("15:04:05.000"))
 	}
@@ -215,7 +216,7 @@ func (f *TraceFile) build(ctx context.Context, window time.Duration) (*built, er
 		what = fmt.Sprintf("window %d of %d of the trace", f.next, f.n)
 	}
 	head := []string{
-		fmt.Sprintf("model computed in inspect-cli from the saved execution trace %s (%s): %s, %s", f.path, byteSize(f.Size()), what, span),
+		fmt.Sprintf("model computed in inspect-cli from the saved execution trace %s (%s): %s, %s", f.path, format.Bytes(f.Size()), what, span),
 		"a trace holds no pprof labels, wait minutes, leak marks, heap or GC figures: tasks are named by their start function",
 	}
 	snap.Notes = append(append(head, notes...), snap.Notes...)
@@ -278,14 +279,4 @@ func (f *TraceFile) Goroutines(ctx context.Context, window time.Duration) (gs []
 	}
 	slices.SortFunc(gs, func(a, b dump.Goroutine) int { return cmp.Compare(a.ID, b.ID) })
 	return gs, b.snap.Partial, nil
-}
-
-func byteSize(n int64) string {
-	switch {
-	case n < 1<<10:
-		return fmt.Sprintf("%d B", n)
-	case n < 1<<20:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }

@@ -45,6 +45,7 @@ import (
 
 	"github.com/inspectd/inspectd/internal/api"
 	"github.com/inspectd/inspectd/internal/dump"
+	"github.com/inspectd/inspectd/internal/format"
 	"github.com/inspectd/inspectd/internal/model"
 	"github.com/inspectd/inspectd/internal/source"
 	"github.com/inspectd/inspectd/internal/tracewin"
@@ -231,7 +232,7 @@ func (r *Remote) build(ctx context.Context, window time.Duration, reuse time.Dur
 		notes = append(notes, "the target serves no goroutineleak profile (Go 1.27 has it): leaked goroutines are not detected")
 	case !r.leakAt.IsZero() && now.Sub(r.leakAt) > time.Second:
 		notes = append(notes, fmt.Sprintf("the leak count is from the goroutineleak profile %s ago (it forces a GC in the target: read at most every %s)",
-			now.Sub(r.leakAt).Round(time.Second), r.opts.LeakInterval))
+			format.Duration(now.Sub(r.leakAt)), r.opts.LeakInterval))
 	}
 
 	// 4. A full dump, within the budget.
@@ -314,7 +315,7 @@ func (r *Remote) trace(ctx context.Context, window time.Duration) (*tracewin.Win
 		return nil, []string{"no usable execution trace: " + err.Error()}, err
 	}
 	notes = append(notes, fmt.Sprintf("model computed in inspect-cli from %s: a %s execution trace (%s), parsed here as it arrived (done %s after it ended)",
-		r.f.Kind(), traced.Round(time.Millisecond), byteSize(hr.n), roundDuration(parse)))
+		r.f.Kind(), format.Duration(traced), format.Bytes(hr.n), format.Duration(parse)))
 	if d := traced - window; d > window/10 || -d > window/10 {
 		notes = append(notes, fmt.Sprintf("the %s traces for %s whatever the window asked (%s)", r.f.Kind(), traced, window))
 	}
@@ -322,7 +323,7 @@ func (r *Remote) trace(ctx context.Context, window time.Duration) (*tracewin.Win
 		notes = append(notes, model.PartialTrace+err.Error())
 	} else if win.Truncated {
 		notes = append(notes, fmt.Sprintf("the trace window was cut short at %d events (%s of it): numbers cover that part",
-			win.Events, time.Duration(win.Duration()).Round(time.Millisecond)))
+			win.Events, format.Nanos(win.Duration())))
 	}
 	return win, notes, nil
 }
@@ -386,7 +387,7 @@ func (r *Remote) dumpDue(now time.Time, count int64) (due bool, expected time.Du
 // goroutines, the note that says where labels and wait minutes come from,
 // and whether it dumped.
 func (r *Remote) maybeDump(ctx context.Context, now time.Time, count int64, haveProfile bool) ([]dump.Goroutine, string, bool) {
-	budget := fmt.Sprintf("dumps stop the target's world for ~6µs per goroutine: they take at most %s of the time since attaching", pctString(r.opts.DumpBudget))
+	budget := fmt.Sprintf("dumps stop the target's world for ~6µs per goroutine: they take at most %s of the time since attaching", format.Percent(r.opts.DumpBudget))
 	between := "labels are from the goroutine profile by stack"
 	if !haveProfile {
 		between = "labels are unknown"
@@ -396,7 +397,7 @@ func (r *Remote) maybeDump(ctx context.Context, now time.Time, count int64, have
 			return fmt.Sprintf("no goroutine dump: %s; %s, or else inherited from the creator; wait minutes and creators of goroutines older than the trace are unknown", why, between)
 		}
 		return fmt.Sprintf("labels, wait minutes and leak marks are from a goroutine dump %s ago (%s; %s); goroutines it did not see: %s, or else inherited from the creator",
-			now.Sub(r.dumpAt).Round(time.Second), why, budget, between)
+			format.Duration(now.Sub(r.dumpAt)), why, budget, between)
 	}
 	if r.opts.DumpBudget < 0 {
 		return nil, older("dumps are off (--dump-budget 0)"), false
@@ -408,10 +409,10 @@ func (r *Remote) maybeDump(ctx context.Context, now time.Time, count int64, have
 	if !due {
 		next := "never at this budget"
 		if !at.IsZero() {
-			next = "next in ~" + at.Sub(now).Round(time.Second).String()
+			next = "next in ~" + format.Duration(at.Sub(now))
 		}
 		return nil, older(fmt.Sprintf("one would stop the target's world for ~%s (%d goroutines), more than %s of the %s since attaching allows; %s",
-			roundDuration(expected), count, pctString(r.opts.DumpBudget), now.Sub(r.attached).Round(time.Second), next)), false
+			format.Duration(expected), count, format.Percent(r.opts.DumpBudget), format.Duration(now.Sub(r.attached)), next)), false
 	}
 	// The target answers once the dump is written: it stopped the world
 	// for part of the time the request takes.
@@ -448,8 +449,8 @@ func (r *Remote) maybeDump(ctx context.Context, now time.Time, count int64, have
 		}
 	}
 	note := fmt.Sprintf("%s from a goroutine dump taken now (%d goroutines: it stopped the target's world for ~%s, fetched in %s); %s: %d dumps in %s, %s in all",
-		what, len(gs), roundDuration(time.Duration(len(gs))*source.DumpNSPerGoroutine), roundDuration(cost), budget,
-		r.dumps, now.Sub(r.attached).Round(time.Second), roundDuration(r.dumpTotal))
+		what, len(gs), format.Duration(time.Duration(len(gs))*source.DumpNSPerGoroutine), format.Duration(cost), budget,
+		r.dumps, format.Duration(now.Sub(r.attached)), format.Duration(r.dumpTotal))
 	if rerr != nil || perr != nil {
 		note += fmt.Sprintf("; the dump has problems, read as far as it goes: %v", errors.Join(rerr, perr))
 	}
@@ -477,33 +478,6 @@ func (r *Remote) process(st Stats, count int64, tasks []api.Task) api.Process {
 		p.Goroutines = int64(len(tasks))
 	}
 	return p
-}
-
-func pctString(share float64) string {
-	return strconv.FormatFloat(share*100, 'g', 3, 64) + "%"
-}
-
-// roundDuration keeps three significant digits or so.
-func roundDuration(d time.Duration) time.Duration {
-	switch {
-	case d >= time.Second:
-		return d.Round(10 * time.Millisecond)
-	case d >= time.Millisecond:
-		return d.Round(10 * time.Microsecond)
-	case d >= time.Microsecond:
-		return d.Round(time.Microsecond)
-	}
-	return d
-}
-
-func byteSize(n int64) string {
-	switch {
-	case n < 1<<10:
-		return fmt.Sprintf("%d B", n)
-	case n < 1<<20:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
 
 // Kinds of remote targets (Fetcher.Kind).
