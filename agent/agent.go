@@ -49,6 +49,7 @@ import (
 	"github.com/inspectd/inspectd/internal/diagnose"
 	"github.com/inspectd/inspectd/internal/portfile"
 	"github.com/inspectd/inspectd/internal/server"
+	"github.com/inspectd/inspectd/internal/source"
 	"github.com/inspectd/inspectd/internal/source/inproc"
 )
 
@@ -155,20 +156,15 @@ func Listen(opts Options) (*Agent, error) {
 	insp := diagnose.NewInspector(col, eng)
 	diagCtx, stopDiag := context.WithCancel(context.Background())
 	a := &Agent{ln: ln, col: col, stopDiag: stopDiag, diagDone: make(chan struct{})}
-	go func() {
+	go source.Own("diagnose", func() {
 		defer close(a.diagDone)
 		if opts.DiagnoseEvery > 0 {
 			insp.Run(diagCtx, max(opts.DiagnoseEvery, 100*time.Millisecond), 5*time.Second, func(err error) {
 				opts.Logger.Warn("inspectd agent: building a snapshot to diagnose", "err", err)
 			})
 		}
-	}()
-	a.srv = &http.Server{
-		Handler:           server.New(server.Options{Inspector: insp, Token: opts.Token, Logger: opts.Logger, PauseTrace: col.PauseLive}),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
-		ConnContext:       server.ConnContext,
-	}
+	})
+	a.srv = server.NewHTTPServer(server.New(server.Options{Inspector: insp, Token: opts.Token, Logger: opts.Logger, PauseTrace: col.PauseLive}), opts.Logger)
 	if !opts.NoPortFile {
 		if path, err := portfile.Write(ln.Addr().String()); err != nil {
 			opts.Logger.Warn("agent: writing the port file inspect-cli ps reads", "err", err)
@@ -176,7 +172,9 @@ func Listen(opts Options) (*Agent, error) {
 			a.portFile = path
 		}
 	}
-	go a.srv.Serve(ln)
+	// The server's goroutines, and those of the connections it serves,
+	// are the agent's: the diagnosis leaves them out.
+	go source.Own("api", func() { a.srv.Serve(server.LimitListener(ln)) })
 	opts.Logger.Info("inspectd agent listening", "addr", a.Addr())
 	return a, nil
 }

@@ -121,7 +121,7 @@ func record(cmd *cobra.Command, e *env, t *target, o recordOptions) error {
 	}
 	// The watch stream of inspectd or an agent; for a net/http/pprof program
 	// or a gops agent, the snapshots computed here one after the other.
-	f, err := t.watch.watch(ctx, o.interval, o.window)
+	f, err := t.watch.watch(ctx, o.interval, o.window, nil)
 	if err != nil {
 		return err
 	}

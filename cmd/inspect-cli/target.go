@@ -82,13 +82,19 @@ type (
 		// recording holds.
 		writeTask(w io.Writer, t *api.Task, window time.Duration)
 	}
+	// querier gives the tasks a query selects, selected by the target.
+	querier interface {
+		query(ctx context.Context, window time.Duration, q api.Query) (*api.Snapshot, error)
+	}
 	// siter gives the wait sites.
 	siter interface {
 		sites(ctx context.Context, window time.Duration) (*siteList, error)
 	}
-	// watcher starts a stream of updates, which ends with ctx.
+	// watcher starts a stream of updates, which ends with ctx: of every
+	// task, or where the target can select them, of page (then
+	// feed.query asks for others).
 	watcher interface {
-		watch(ctx context.Context, interval, window time.Duration) (*feed, error)
+		watch(ctx context.Context, interval, window time.Duration, page *api.Query) (*feed, error)
 	}
 	// dumper reads a full goroutine dump, with notes on its cost or gaps;
 	// force dumps a live target whatever its goroutine count.
@@ -119,6 +125,9 @@ type feed struct {
 	whole bool
 	// fail is the one line of a stream that never delivered an update.
 	fail func(err error) error
+	// query, when set, has the target select what the stream sends (a
+	// page of the tasks): the stream was started with the page asked for.
+	query func(api.Query)
 }
 
 // What commands need, as their line says when the target lacks it.

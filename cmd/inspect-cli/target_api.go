@@ -51,6 +51,18 @@ func (a *apiModel) snapshot(ctx context.Context, window time.Duration) (*api.Sna
 	return s, nil
 }
 
+// query asks the target for the tasks q selects: only they travel.
+func (a *apiModel) query(ctx context.Context, window time.Duration, q api.Query) (*api.Snapshot, error) {
+	s, err := a.c.SnapshotQuery(ctx, window, q)
+	if err != nil {
+		return nil, a.t.fail(err)
+	}
+	if s.Target == "" {
+		s.Target = a.t.name
+	}
+	return s, nil
+}
+
 func (a *apiModel) task(ctx context.Context, id int64, window time.Duration) (*api.Task, error) {
 	task, err := a.c.Task(ctx, id, window)
 	if err != nil {
@@ -73,10 +85,15 @@ func (a *apiModel) sites(ctx context.Context, window time.Duration) (*siteList, 
 
 // watch follows the target's /api/v1/watch stream, which reconnects by
 // itself: a target that cannot be reached yet is waited for.
-func (a *apiModel) watch(ctx context.Context, interval, window time.Duration) (*feed, error) {
+func (a *apiModel) watch(ctx context.Context, interval, window time.Duration, page *api.Query) (*feed, error) {
 	s := tui.NewStream(a.c.Base, a.c.Token, interval, window)
+	f := &feed{updates: s.C, fetch: a.c.Task, name: a.t.name, fail: a.streamFail}
+	if page != nil {
+		s.SetQuery(*page)
+		f.query = s.SetQuery
+	}
 	go s.Run(ctx)
-	return &feed{updates: s.C, fetch: a.c.Task, name: a.t.name, fail: a.streamFail}, nil
+	return f, nil
 }
 
 // streamFail is the one line of a watch stream that never delivered an

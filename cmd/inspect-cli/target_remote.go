@@ -149,7 +149,7 @@ func (m *remoteModel) writeTask(w io.Writer, task *api.Task, window time.Duratio
 }
 
 // watch takes snapshots one after the other (each lasts its trace).
-func (m *remoteModel) watch(ctx context.Context, interval, window time.Duration) (*feed, error) {
+func (m *remoteModel) watch(ctx context.Context, interval, window time.Duration, page *api.Query) (*feed, error) {
 	if err := checkRemoteWindow(window); err != nil {
 		return nil, err
 	}
@@ -267,7 +267,7 @@ func (m *traceModel) writeTask(w io.Writer, task *api.Task, _ time.Duration) {
 }
 
 // watch shows the whole trace in top, as one window.
-func (m *traceModel) watch(ctx context.Context, interval, window time.Duration) (*feed, error) {
+func (m *traceModel) watch(ctx context.Context, interval, window time.Duration, page *api.Query) (*feed, error) {
 	if err := checkRemoteWindow(window); err != nil {
 		return nil, err
 	}

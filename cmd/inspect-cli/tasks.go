@@ -1,11 +1,9 @@
 package main
 
 import (
-	"cmp"
+	"context"
 	"fmt"
 	"io"
-	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,7 +12,6 @@ import (
 
 	"github.com/inspectd/inspectd/internal/api"
 	"github.com/inspectd/inspectd/internal/format"
-	"github.com/inspectd/inspectd/internal/tui"
 )
 
 type tasksOptions struct {
@@ -26,20 +23,8 @@ type tasksOptions struct {
 	window  time.Duration
 }
 
-// taskSorts are the --sort keys: each compares two tasks, ties broken by id.
-var taskSorts = map[string]func(a, b *api.Task) int{
-	"id":    func(a, b *api.Task) int { return 0 },
-	"name":  func(a, b *api.Task) int { return strings.Compare(a.Name, b.Name) },
-	"state": func(a, b *api.Task) int { return strings.Compare(a.State, b.State) },
-	// Numbers sort largest first, as in tokio-console.
-	"total": func(a, b *api.Task) int { return cmp.Compare(b.Stats.TotalNS, a.Stats.TotalNS) },
-	"busy":  func(a, b *api.Task) int { return cmp.Compare(b.Stats.BusyNS, a.Stats.BusyNS) },
-	"sched": func(a, b *api.Task) int { return cmp.Compare(b.Stats.SchedNS, a.Stats.SchedNS) },
-	"idle":  func(a, b *api.Task) int { return cmp.Compare(b.Stats.IdleNS, a.Stats.IdleNS) },
-	"polls": func(a, b *api.Task) int { return cmp.Compare(b.Stats.Polls, a.Stats.Polls) },
-}
-
-var taskStates = []string{"running", "runnable", "waiting", "syscall"}
+// taskStates are the states of a task, as --state takes them.
+var taskStates = api.States
 
 func newTasksCmd(e *env) *cobra.Command {
 	var o tasksOptions
@@ -73,7 +58,7 @@ TEXT (case-insensitive); --filter key=value keeps tasks with that label.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.sort, "sort", "id", "sort by id, name, state, total, busy, sched, idle or polls (numbers largest first)")
+	f.StringVar(&o.sort, "sort", "id", "sort by "+strings.Join(api.SortNames(), ", ")+" (numbers largest first)")
 	f.BoolVar(&o.reverse, "reverse", false, "reverse the order")
 	f.StringVar(&o.filter, "filter", "", "keep tasks whose name, labels, location or wait reason contain TEXT, or with label key=value")
 	f.StringVar(&o.state, "state", "", "keep tasks in this state: running, runnable, waiting or syscall")
@@ -83,15 +68,9 @@ TEXT (case-insensitive); --filter key=value keeps tasks with that label.`,
 }
 
 func runTasks(cmd *cobra.Command, e *env, args []string, o tasksOptions) error {
-	less, ok := taskSorts[o.sort]
-	if !ok {
-		return failf(2, "--sort %q: want one of %s", o.sort, strings.Join(slices.Sorted(maps.Keys(taskSorts)), ", "))
-	}
-	if o.state != "" && !slices.Contains(taskStates, o.state) {
-		return failf(2, "--state %q: want one of %s", o.state, strings.Join(taskStates, ", "))
-	}
-	if o.limit < 0 {
-		return failf(2, "--limit %d: want 0 (all) or more", o.limit)
+	q := api.Query{Sort: o.sort, Reverse: o.reverse, Filter: o.filter, State: o.state, Limit: o.limit}
+	if err := q.Validate(); err != nil {
+		return failf(2, "%s", strings.Replace(strings.Replace(err.Error(), "query parameter ", "--", 1), "=", " ", 1))
 	}
 	t, err := e.resolve(cmd.Context(), args, 0)
 	if err != nil {
@@ -100,53 +79,42 @@ func runTasks(cmd *cobra.Command, e *env, args []string, o tasksOptions) error {
 	if t.model == nil {
 		return t.lacks("tasks", needModel)
 	}
-	snap, err := t.model.snapshot(cmd.Context(), o.window)
+	view, err := selectTasks(cmd.Context(), t.model, o.window, q)
 	if err != nil {
 		return err
 	}
-	all := snap.Tasks
-	tasks := make([]api.Task, 0, len(all))
-	for i := range all {
-		if (o.state == "" || all[i].State == o.state) && matchTask(&all[i], o.filter) {
-			tasks = append(tasks, all[i])
-		}
-	}
-	slices.SortStableFunc(tasks, func(a, b api.Task) int {
-		c := less(&a, &b)
-		if c == 0 {
-			c = cmp.Compare(a.ID, b.ID)
-		}
-		if o.reverse {
-			return -c
-		}
-		return c
-	})
-	matched := len(tasks)
-	if o.limit > 0 && len(tasks) > o.limit {
-		tasks = tasks[:o.limit]
-	}
 	w := cmd.OutOrStdout()
 	if e.output == "json" {
-		out := *snap
-		out.Tasks = tasks
-		return writeJSON(w, out)
+		return writeJSON(w, view)
 	}
-	writeHeader(w, snap, all)
+	writeHeader(w, view)
 	// A dump or a poll without a trace has no window.
-	writeTaskTable(w, tasks, snap.WindowNS == 0)
-	if matched > len(tasks) {
-		fmt.Fprintf(w, "... %d more of %d matching (--limit 0 shows all)\n", matched-len(tasks), matched)
-	} else if matched == 0 {
-		fmt.Fprintf(w, "no task matches (of %d)\n", len(all))
+	writeTaskTable(w, view.Tasks, view.WindowNS == 0)
+	if view.Matched > len(view.Tasks) {
+		fmt.Fprintf(w, "... %d more of %d matching (--limit 0 shows all)\n", view.Matched-len(view.Tasks), view.Matched)
+	} else if view.Matched == 0 {
+		fmt.Fprintf(w, "no task matches (of %d)\n", view.TaskCount)
 	}
 	return nil
 }
 
-// matchTask applies --filter.
-var matchTask = tui.MatchTask
+// selectTasks is the view of the target's tasks that q selects: the
+// target selects them when it serves the inspection API (only they travel),
+// else they are selected here.
+func selectTasks(ctx context.Context, m modeler, window time.Duration, q api.Query) (*api.Snapshot, error) {
+	if s, ok := m.(querier); ok {
+		return s.query(ctx, window, q)
+	}
+	snap, err := m.snapshot(ctx, window)
+	if err != nil {
+		return nil, err
+	}
+	return q.Select(snap), nil
+}
 
-// writeHeader prints the target line and the notes.
-func writeHeader(w io.Writer, s *api.Snapshot, tasks []api.Task) {
+// writeHeader prints the target line and the notes; s is a view
+// (api.Query.Select), whose counts are of all its tasks.
+func writeHeader(w io.Writer, s *api.Snapshot) {
 	var parts []string
 	parts = append(parts, "target "+s.Target)
 	if s.Process.GoVersion != "" {
@@ -155,17 +123,13 @@ func writeHeader(w io.Writer, s *api.Snapshot, tasks []api.Task) {
 	if s.Process.GOMAXPROCS > 0 {
 		parts = append(parts, "GOMAXPROCS "+strconv.Itoa(s.Process.GOMAXPROCS))
 	}
-	byState := map[string]int{}
-	for i := range tasks {
-		byState[tasks[i].State]++
-	}
 	var st []string
 	for _, k := range append(taskStates, "unknown") {
-		if byState[k] > 0 {
-			st = append(st, fmt.Sprintf("%s %d", k, byState[k]))
+		if s.ByState[k] > 0 {
+			st = append(st, fmt.Sprintf("%s %d", k, s.ByState[k]))
 		}
 	}
-	parts = append(parts, fmt.Sprintf("goroutines %d (%s)", len(tasks), strings.Join(st, ", ")))
+	parts = append(parts, fmt.Sprintf("goroutines %d (%s)", s.TaskCount, strings.Join(st, ", ")))
 	if s.Process.Leaked > 0 {
 		parts = append(parts, fmt.Sprintf("leaked %d", s.Process.Leaked))
 	}

@@ -7,6 +7,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/spf13/cobra"
 
+	"github.com/inspectd/inspectd/internal/api"
 	"github.com/inspectd/inspectd/internal/tui"
 )
 
@@ -66,7 +67,9 @@ or stack, and nothing is asked of the target.`,
 			}
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
-			f, err := t.watch.watch(ctx, interval, window)
+			// Only the rows top shows travel, where the target can select
+			// them: it asks for a first page, then for what it scrolls to.
+			f, err := t.watch.watch(ctx, interval, window, &api.Query{Sort: "id", Limit: 120})
 			if err != nil {
 				return err
 			}
@@ -74,7 +77,7 @@ or stack, and nothing is asked of the target.`,
 			if f.whole {
 				shown = 0 // task details cover the whole trace
 			}
-			m := tui.New(tui.Config{Target: f.name, Window: shown, Updates: f.updates, Fetch: f.fetch, Context: ctx, Saved: f.whole})
+			m := tui.New(tui.Config{Target: f.name, Window: shown, Updates: f.updates, Fetch: f.fetch, Context: ctx, Saved: f.whole, Query: f.query})
 			p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithOutput(e.stdout))
 			if _, err := p.Run(); err != nil && ctx.Err() == nil {
 				return failf(2, "top: %v", err)

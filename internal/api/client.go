@@ -177,9 +177,28 @@ func windowQuery(window time.Duration) string {
 // Snapshot fetches GET /api/v1/snapshot over the last window of trace
 // (0: the server's default, 5s).
 func (c *Client) Snapshot(ctx context.Context, window time.Duration) (*Snapshot, error) {
+	return c.SnapshotQuery(ctx, window, Query{})
+}
+
+// SnapshotQuery fetches GET /api/v1/snapshot with a query: only the tasks
+// it selects, with the counts beside them (View). A target that does not
+// know queries (an older one) answers every task: the query is applied
+// here then, so the answer is the same.
+func (c *Client) SnapshotQuery(ctx context.Context, window time.Duration, q Query) (*Snapshot, error) {
+	v := q.Values()
+	if window > 0 {
+		v.Set("window", window.String())
+	}
+	path := "/api/v1/snapshot"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
 	var s Snapshot
-	if err := c.Do(ctx, "GET", "/api/v1/snapshot"+windowQuery(window), nil, &s); err != nil {
+	if err := c.Do(ctx, "GET", path, nil, &s); err != nil {
 		return nil, err
+	}
+	if s.TaskCount == 0 && (len(s.Tasks) > 0 || !q.IsZero()) {
+		return q.Select(&s), nil
 	}
 	return &s, nil
 }

@@ -163,6 +163,25 @@ type Snapshot struct {
 	// within the window (Tasks are those alive at its end: a burst that
 	// came and went shows only here).
 	Spawns []SpawnSite `json:"spawns,omitempty"`
+	View
+}
+
+// View is what a Query selected of a snapshot, beside its tasks: how many
+// there are in all, how many matched, and where the page starts.
+type View struct {
+	// Query is the query the tasks answer; nil: every task, in id order.
+	Query *Query `json:"query,omitempty"`
+	// TaskCount is the number of tasks of the whole snapshot, ByState
+	// those by state; Matched those that passed the query's filter and
+	// state (all tasks without a query).
+	TaskCount int            `json:"task_count,omitempty"`
+	ByState   map[string]int `json:"by_state,omitempty"`
+	Matched   int            `json:"matched,omitempty"`
+	// Offset is the place of the first task among those matched.
+	Offset int `json:"offset,omitempty"`
+	// Groups are, with Query.Group, the groups of the matched tasks
+	// (Tasks is then empty).
+	Groups []TaskGroup `json:"groups,omitempty"`
 }
 
 // SpawnSite is one creation site's goroutines over a snapshot's window.

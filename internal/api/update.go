@@ -29,6 +29,12 @@ type Update struct {
 	Process  Process   `json:"process"`
 	Findings []Finding `json:"findings"`
 	Notes    []string  `json:"notes,omitempty"`
+	// ObservedNS and RecordingSince are the snapshot's (see Snapshot).
+	ObservedNS     int64     `json:"observed_ns,omitempty"`
+	RecordingSince time.Time `json:"recording_since,omitzero"`
+	// View is what the stream's query selected (see Snapshot); Tasks
+	// and Removed are of the selected tasks.
+	View
 	// Missed counts the updates this client did not get because it fell
 	// behind (it read slower than the interval); the update still brings it
 	// up to date.
@@ -45,6 +51,7 @@ func Diff(prev, next *Snapshot) Update {
 	u := Update{
 		Time: next.Time, WindowNS: next.WindowNS, Source: next.Source,
 		Sites: next.Sites, Process: next.Process, Findings: next.Findings, Notes: next.Notes,
+		ObservedNS: next.ObservedNS, RecordingSince: next.RecordingSince, View: next.View,
 	}
 	if prev == nil {
 		u.Full = true
@@ -76,6 +83,7 @@ func Apply(state *Snapshot, u Update) {
 	prevNS := state.WindowNS
 	state.Time, state.WindowNS, state.Source = u.Time, u.WindowNS, u.Source
 	state.Sites, state.Process, state.Findings, state.Notes = u.Sites, u.Process, u.Findings, u.Notes
+	state.ObservedNS, state.RecordingSince, state.View = u.ObservedNS, u.RecordingSince, u.View
 	if u.Full {
 		state.Tasks = slices.Clone(u.Tasks)
 		slices.SortFunc(state.Tasks, byTaskID)

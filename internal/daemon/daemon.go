@@ -31,6 +31,7 @@ import (
 	"github.com/inspectd/inspectd/internal/portfile"
 	"github.com/inspectd/inspectd/internal/pprofui"
 	"github.com/inspectd/inspectd/internal/server"
+	"github.com/inspectd/inspectd/internal/source"
 	"github.com/inspectd/inspectd/internal/source/inproc"
 	"github.com/inspectd/inspectd/internal/workload"
 )
@@ -113,7 +114,10 @@ func Start(cfg Config, reg *workload.Registry, log *slog.Logger) (*Daemon, error
 	d := &Daemon{cfg: cfg, log: log, reg: reg, sup: sup, ln: ln, col: col, diag: diag}
 	var cpuProfile http.Handler
 	if cfg.PyroscopeURL != "" {
-		pyro, err := startPyroscope(cfg, log, promReg)
+		var pyro *pyroscopeAgent
+		var err error
+		// Its uploads are the daemon's own doing, not the lab's.
+		source.Own("pyroscope", func() { pyro, err = startPyroscope(cfg, log, promReg) })
 		if err != nil {
 			ln.Close()
 			col.Close()
@@ -121,7 +125,8 @@ func Start(cfg Config, reg *workload.Registry, log *slog.Logger) (*Daemon, error
 		}
 		d.pyro = pyro
 		// The goroutine-states profile, from the probes' task model.
-		if pyro.states, err = startStatePusher(cfg, pyro, col); err != nil {
+		source.Own("pyroscope", func() { pyro.states, err = startStatePusher(cfg, pyro, col) })
+		if err != nil {
 			pyro.stop()
 			ln.Close()
 			col.Close()
@@ -134,16 +139,13 @@ func Start(cfg Config, reg *workload.Registry, log *slog.Logger) (*Daemon, error
 	// Streams (the watch endpoint) end when this context does, at shutdown.
 	base, cancelBase := context.WithCancel(context.Background())
 	d.cancelStreams = cancelBase
-	d.http = &http.Server{
-		Handler: newHandler(server.Options{Logger: log, Token: cfg.Token, Inspector: diag, PauseTrace: col.PauseLive, CPUProfile: cpuProfile},
-			sup, promReg),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return base },
-		ConnContext:       server.ConnContext,
-	}
+	d.http = server.NewHTTPServer(newHandler(server.Options{Logger: log, Token: cfg.Token, Inspector: diag, PauseTrace: col.PauseLive, CPUProfile: cpuProfile},
+		sup, promReg), log)
+	d.http.BaseContext = func(net.Listener) context.Context { return base }
 	if cfg.GopsAddr != "" && cfg.GopsAddr != "off" {
-		if err := d.startGops(); err != nil {
+		var err error
+		source.Own("gops", func() { err = d.startGops() })
+		if err != nil {
 			ln.Close()
 			col.Close()
 			cancelBase()
@@ -228,17 +230,20 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		d.portFile = path
 	}
 	served := make(chan error, 1)
-	go func() { served <- d.http.Serve(d.ln) }()
+	// The server's goroutines, those of the connections it serves, and
+	// the diagnosis loop are the daemon's own: the diagnosis leaves them
+	// out (the lab's API starts workloads without the label).
+	go source.Own("api", func() { served <- d.http.Serve(server.LimitListener(d.ln)) })
 	diagCtx, stopDiag := context.WithCancel(ctx)
 	diagDone := make(chan struct{})
-	go func() {
+	go source.Own("diagnose", func() {
 		defer close(diagDone)
 		if d.cfg.DiagnoseInterval > 0 {
 			d.diag.Run(diagCtx, d.cfg.DiagnoseInterval, d.cfg.DiagnoseWindow, func(err error) {
 				d.log.Warn("building a snapshot to diagnose", "err", err)
 			})
 		}
-	}()
+	})
 	stop := func() { stopDiag(); <-diagDone }
 	select {
 	case err := <-served:

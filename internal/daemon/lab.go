@@ -19,6 +19,7 @@ import (
 
 	"github.com/inspectd/inspectd/internal/api"
 	"github.com/inspectd/inspectd/internal/server"
+	"github.com/inspectd/inspectd/internal/source"
 	"github.com/inspectd/inspectd/internal/workload"
 )
 
@@ -53,8 +54,11 @@ func (s *lab) getWorkload(w http.ResponseWriter, r *http.Request) {
 	server.WriteJSON(w, http.StatusOK, toAPI(st))
 }
 
+// The handlers run as the daemon's own goroutines (source.OwnLabel): the
+// workloads they start must not inherit that.
+
 func (s *lab) startWorkload(w http.ResponseWriter, r *http.Request) {
-	s.withParams(w, r, s.sup.Start)
+	s.withParams(w, r, unowned(s.sup.Start))
 }
 
 func (s *lab) changeParams(w http.ResponseWriter, r *http.Request) {
@@ -63,7 +67,7 @@ func (s *lab) changeParams(w http.ResponseWriter, r *http.Request) {
 		server.WriteError(w, http.StatusConflict, fmt.Sprintf("workload %s is not running: start it with these parameters instead", name))
 		return
 	}
-	s.withParams(w, r, s.sup.Restart)
+	s.withParams(w, r, unowned(s.sup.Restart))
 }
 
 // withParams decodes the optional StartRequest body and applies fn to it.
@@ -141,5 +145,13 @@ func writeErr(w http.ResponseWriter, err error) {
 		server.WriteError(w, http.StatusConflict, err.Error())
 	default:
 		server.WriteError(w, http.StatusInternalServerError, err.Error())
+	}
+}
+
+// unowned runs fn with the goroutine's labels cleared (source.Unowned).
+func unowned(fn func(string, map[string]any) error) func(string, map[string]any) error {
+	return func(name string, params map[string]any) (err error) {
+		source.Unowned(func() { err = fn(name, params) })
+		return err
 	}
 }

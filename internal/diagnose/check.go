@@ -9,6 +9,7 @@ import (
 	"github.com/google/pprof/profile"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/source"
 )
 
 // check is one observation as the rules see it.
@@ -97,7 +98,7 @@ func (c *check) isClaimed(id int64) bool { _, ok := c.claimed[id]; return ok }
 // userTask reports whether t runs user code: runtime goroutines (the
 // garbage collector's workers, finalizers) are the runtime's business.
 func userTask(t *api.Task) bool {
-	if isInspectorFunc(t.Location.Function) || isInspectorFunc(t.CreatedBy.Function) {
+	if t.Labels[source.OwnLabel] != "" || isInspectorFunc(t.Location.Function) || isInspectorFunc(t.CreatedBy.Function) {
 		return false
 	}
 	return !isRuntimeFunc(t.Location.Function) || t.CreatedBy.Function != "" && !isRuntimeFunc(t.CreatedBy.Function)

@@ -2,8 +2,13 @@ package server
 
 import (
 	"context"
+	"log/slog"
 	"net"
+	"net/http"
 	"syscall"
+	"time"
+
+	"golang.org/x/net/netutil"
 )
 
 type connKey struct{}
@@ -25,4 +30,38 @@ func requestConn(ctx context.Context) syscall.Conn {
 	}
 	sc, _ := c.(syscall.Conn)
 	return sc
+}
+
+// Limits of the HTTP servers of the daemon and the agent: a client that
+// is slow to send its request, or holds an idle connection, is let go; at
+// most MaxConns connections are served at once (more wait to be accepted).
+const (
+	readTimeout       = 30 * time.Second
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 30 * time.Second
+	maxHeaderBytes    = 64 << 10
+	MaxConns          = 256
+)
+
+// NewHTTPServer returns the http.Server of the inspection surface, with
+// its limits. Responses have no overall write timeout (a watch stream
+// lasts): the handlers set deadlines on their writes.
+func NewHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &http.Server{
+		Handler:           h,
+		ReadTimeout:       readTimeout,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ConnContext:       ConnContext,
+	}
+}
+
+// LimitListener serves at most MaxConns connections of ln at once.
+func LimitListener(ln net.Listener) net.Listener {
+	return netutil.LimitListener(ln, MaxConns)
 }

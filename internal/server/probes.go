@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/inspectd/inspectd/internal/api"
@@ -42,14 +43,40 @@ const (
 //	                                   with what changed since the previous one (api.Update)
 //
 // window is how much recent execution trace the numbers cover (default 5s,
-// at most 60s; the flight recorder may hold less).
+// at most 60s). snapshot and watch take a query (api.Query: sort, reverse,
+// filter, state, offset, limit, group) and answer only the tasks it
+// selects, with the counts beside them: a client sends for what it shows.
+// At most maxInspect requests and maxWatchers streams are served at once;
+// more are answered 503 with Retry-After.
 func (s *server) routeProbes(mux *http.ServeMux, p Inspector) {
 	s.probe = p
-	mux.HandleFunc("GET /api/v1/snapshot", s.snapshot)
-	mux.HandleFunc("GET /api/v1/tasks/{id}", s.task)
-	mux.HandleFunc("GET /api/v1/sites", s.sites)
-	mux.HandleFunc("GET /api/v1/findings", s.findings)
-	mux.HandleFunc("GET /api/v1/watch", s.watch)
+	inspect, watchers := make(chan struct{}, maxInspect), make(chan struct{}, maxWatchers)
+	mux.HandleFunc("GET /api/v1/snapshot", limit(inspect, s.snapshot))
+	mux.HandleFunc("GET /api/v1/tasks/{id}", limit(inspect, s.task))
+	mux.HandleFunc("GET /api/v1/sites", limit(inspect, s.sites))
+	mux.HandleFunc("GET /api/v1/findings", limit(inspect, s.findings))
+	mux.HandleFunc("GET /api/v1/watch", limit(watchers, s.watch))
+}
+
+// Caps on what is served at once: requests share the snapshot being built,
+// but each holds a connection, a handler and its encoding.
+const (
+	maxInspect  = 32
+	maxWatchers = 16
+)
+
+// limit serves h while sem has room, else answers 503 with Retry-After.
+func limit(sem chan struct{}, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case sem <- struct{}{}:
+			defer func() { <-sem }()
+			h(w, r)
+		default:
+			w.Header().Set("Retry-After", "1")
+			WriteError(w, http.StatusServiceUnavailable, fmt.Sprintf("busy: %d requests of this kind are being answered; try again in a second", cap(sem)))
+		}
+	}
 }
 
 // durationParam reads a duration query parameter within [lo, hi].
@@ -66,6 +93,9 @@ func durationParam(r *http.Request, name string, def, lo, hi time.Duration) (tim
 			return 0, fmt.Errorf("query parameter %s=%q: want a duration such as 5s", name, v)
 		}
 		d = time.Duration(n * float64(time.Second))
+	}
+	if strings.Contains(v, "_") {
+		return 0, fmt.Errorf("query parameter %s=%q: want a duration such as 5s", name, v)
 	}
 	if d < lo || d > hi {
 		return 0, fmt.Errorf("query parameter %s=%s: want from %v to %v", name, v, lo, hi)
@@ -88,8 +118,13 @@ func (s *server) snapshotFor(w http.ResponseWriter, r *http.Request) (*api.Snaps
 }
 
 func (s *server) snapshot(w http.ResponseWriter, r *http.Request) {
+	q, err := api.ParseQuery(r.URL.Query())
+	if err != nil {
+		WriteError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	if snap, ok := s.snapshotFor(w, r); ok {
-		WriteJSON(w, http.StatusOK, snap)
+		writeSnapshot(r.Context(), w, q.Select(snap))
 	}
 }
 
@@ -143,6 +178,11 @@ func (s *server) watch(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	q, err := api.ParseQuery(r.URL.Query())
+	if err != nil {
+		WriteError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
@@ -177,6 +217,7 @@ func (s *server) watch(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			event, payload = "error", api.Error{Error: "building the snapshot: " + err.Error()}
 		} else {
+			snap = q.Select(snap)
 			u := api.Diff(prev, snap)
 			seq++
 			u.Seq, u.Missed, u.MissedBuilding = seq, missed, building

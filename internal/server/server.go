@@ -32,6 +32,7 @@ import (
 	"net/http/pprof"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/felixge/fgprof"
 
@@ -110,7 +111,7 @@ func New(opts Options) http.Handler {
 	} else {
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
-	mux.Handle("GET /debug/fgprof", fgprof.Handler())
+	mux.HandleFunc("GET /debug/fgprof", fgprofHandler)
 
 	if opts.Token == "" {
 		return mux
@@ -123,11 +124,13 @@ func New(opts Options) http.Handler {
 // no bearer token, may give the token as the password of basic auth (any
 // user name): it asks for one on the 401.
 func requireToken(token string, next http.Handler) http.Handler {
-	want := []byte("Bearer " + token)
+	want := []byte(token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
 		if strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/debug/") || p == "/ui" || strings.HasPrefix(p, "/ui/") {
-			ok := subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) == 1
+			// The scheme is case-insensitive (RFC 9110 11.1): "bearer" too.
+			scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+			ok := strings.EqualFold(scheme, "Bearer") && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), want) == 1
 			if _, pass, basic := r.BasicAuth(); basic {
 				ok = subtle.ConstantTimeCompare([]byte(pass), []byte(token)) == 1
 			}
@@ -183,4 +186,44 @@ func IsLoopback(addr string) (bool, error) {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback(), nil
+}
+
+// maxFgprofSeconds bounds a wall-clock profile, as /ui bounds its captures.
+const maxFgprofSeconds = 60
+
+// fgprofHandler serves GET /debug/fgprof?seconds=N&format=pprof|folded:
+// github.com/felixge/fgprof's wall-clock profile of N seconds (default 30,
+// at most 60), which stops when the client goes away.
+func fgprofHandler(w http.ResponseWriter, r *http.Request) {
+	seconds := 30
+	if s := r.URL.Query().Get("seconds"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxFgprofSeconds {
+			WriteError(w, http.StatusBadRequest, fmt.Sprintf("query parameter seconds=%q: want a whole number from 1 to %d", s, maxFgprofSeconds))
+			return
+		}
+		seconds = n
+	}
+	f := fgprof.Format(r.URL.Query().Get("format"))
+	switch f {
+	case "":
+		f = fgprof.FormatPprof
+	case fgprof.FormatPprof, fgprof.FormatFolded:
+	default:
+		WriteError(w, http.StatusBadRequest, fmt.Sprintf("query parameter format=%q: want pprof or folded", f))
+		return
+	}
+	if f == fgprof.FormatPprof {
+		w.Header().Set("Content-Type", "application/octet-stream")
+	} else {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	}
+	stop := fgprof.Start(w, f)
+	t := time.NewTimer(time.Duration(seconds) * time.Second)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.Context().Done():
+	}
+	_ = stop()
 }

@@ -13,6 +13,7 @@ package source
 import (
 	"context"
 	"errors"
+	"runtime/pprof"
 	"time"
 
 	"github.com/google/pprof/profile"
@@ -60,4 +61,25 @@ func AcceptPartial(ctx context.Context) context.Context {
 func PartialAccepted(ctx context.Context) bool {
 	v, _ := ctx.Value(partialKey{}).(bool)
 	return v
+}
+
+// OwnLabel is the pprof label that marks the inspector's own goroutines in
+// the process it inspects (the daemon, or a program embedding the agent):
+// its HTTP server and the connections it serves, the recorder, the
+// diagnosis loop, the exporters. Goroutines inherit their creator's
+// labels, so all they start carry it too, and the diagnosis leaves them
+// out: the inspector never reports itself.
+const OwnLabel = "inspectd"
+
+// Own runs f with the calling goroutine labelled OwnLabel=role, and the
+// goroutines f starts too.
+func Own(role string, f func()) {
+	pprof.Do(context.Background(), pprof.Labels(OwnLabel, role), func(context.Context) { f() })
+}
+
+// Unowned runs f with the calling goroutine's labels cleared, so that the
+// goroutines f starts (a workload the lab starts from an API request) are
+// not taken for the inspector's.
+func Unowned(f func()) {
+	pprof.Do(context.Background(), pprof.Labels(), func(context.Context) { f() })
 }

@@ -33,17 +33,7 @@ func ShortFrameIn(f api.Frame, n int) string {
 }
 
 // LabelString formats labels as k=v pairs sorted by key.
-func LabelString(l map[string]string) string {
-	if len(l) == 0 {
-		return ""
-	}
-	keys := slices.Sorted(maps.Keys(l))
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + "=" + l[k]
-	}
-	return strings.Join(parts, ",")
-}
+func LabelString(l map[string]string) string { return api.LabelString(l) }
 
 // WaitString is the WAIT column: "chan receive 3m" or "".
 func WaitString(t *api.Task) string {
@@ -65,89 +55,8 @@ func Clip(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
-// MatchTask reports whether t passes filter: TEXT matches tasks whose name,
-// labels, location or wait reason contain it (case-insensitive); key=value
-// matches tasks with that label.
-func MatchTask(t *api.Task, filter string) bool { return Matcher(filter)(t) }
-
-// Matcher returns MatchTask for one filter, to apply to many tasks.
-func Matcher(filter string) func(t *api.Task) bool {
-	if filter == "" {
-		return func(*api.Task) bool { return true }
-	}
-	if k, v, ok := strings.Cut(filter, "="); ok && k != "" && !strings.ContainsAny(k, " ,") {
-		return func(t *api.Task) bool {
-			got, has := t.Labels[k]
-			return has && got == v
-		}
-	}
-	f := strings.ToLower(filter)
-	// Without "=" or "," a match in "k=v,k2=v2" lies within one key or value.
-	whole := strings.ContainsAny(f, "=,")
-	return func(t *api.Task) bool {
-		if containsFold(t.Name, f) || containsFold(t.Location.Function, f) || containsFold(t.Location.File, f) || containsFold(t.WaitReason, f) {
-			return true
-		}
-		if whole {
-			return len(t.Labels) > 0 && containsFold(LabelString(t.Labels), f)
-		}
-		for k, v := range t.Labels {
-			if containsFold(k, f) || containsFold(v, f) {
-				return true
-			}
-		}
-		return false
-	}
-}
-
-// containsFold is strings.Contains(strings.ToLower(s), lower) without
-// allocating for ASCII s.
-func containsFold(s, lower string) bool {
-	n := len(lower)
-	if n == 0 {
-		return true
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return strings.Contains(strings.ToLower(s), lower)
-		}
-	}
-	c0, c1 := lower[0], lower[0]
-	if 'a' <= c0 && c0 <= 'z' {
-		c1 = c0 - ('a' - 'A')
-	}
-	for i := 0; i+n <= len(s); i++ {
-		rest := s[i : len(s)-n+1]
-		j := strings.IndexByte(rest, c0)
-		if c1 != c0 {
-			if k := strings.IndexByte(rest, c1); k >= 0 && (j < 0 || k < j) {
-				j = k
-			}
-		}
-		if j < 0 {
-			return false
-		}
-		i += j
-		if equalFoldASCII(s[i:i+n], lower) {
-			return true
-		}
-	}
-	return false
-}
-
-// equalFoldASCII reports whether ASCII s lowercased equals lower.
-func equalFoldASCII(s, lower string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
-}
+// MatchTask reports whether t passes filter (api.Matcher).
+func MatchTask(t *api.Task, filter string) bool { return api.Matcher(filter)(t) }
 
 // WaitSite is the call that blocks: the first frame below the runtime's and
 // sync's wait machinery (runtime.gopark, sync.(*Mutex).Lock, ...).

@@ -43,6 +43,10 @@ type Config struct {
 	// Saved says Updates come from a saved file (an execution trace): the
 	// header shows no connection.
 	Saved bool
+	// Query, when set, asks the target for the tasks to show (the
+	// Stream's SetQuery): the table is paged, and only what it shows
+	// travels.
+	Query func(api.Query)
 }
 
 type viewID int
@@ -88,6 +92,7 @@ type Model struct {
 	updates         int64
 	paused          bool
 	filtering       bool
+	asked           *api.Query // the page the paged table last asked for
 	input           string
 
 	view, back viewID
@@ -107,6 +112,9 @@ func New(cfg Config) Model {
 		cfg.Context = context.Background()
 	}
 	m := Model{cfg: cfg, tasks: NewTasksModel()}
+	if cfg.Query != nil && cfg.Replay == nil {
+		m.tasks.SetPaged()
+	}
 	m.state.Target = cfg.Target
 	if cfg.Replay != nil {
 		m.replay = newReplayCtl(cfg.Replay)
@@ -141,6 +149,9 @@ func (m *Model) resize(w, h int) {
 func (m *Model) refresh() {
 	m.shown = m.state
 	m.shown.Target = m.cfg.Target
+	if m.tasks.Paged() {
+		m.tasks.SetView(m.state.View)
+	}
 	m.tasks.Set(m.state.Tasks)
 	m.sites.Set(m.state.Sites)
 	m.findings.Set(m.state.Findings, m.state.Notes)
@@ -158,7 +169,8 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		m.resize(msg.Width, msg.Height)
-		return m, nil
+		cmd := m.requery()
+		return m, cmd
 	case UpdateMsg:
 		u := msg.Update
 		api.Apply(&m.state, u)
@@ -218,9 +230,33 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 				return rm, cmd
 			}
 		}
-		return m.key(msg)
+		next, cmd := m.key(msg)
+		if nm, ok := next.(Model); ok {
+			if q := nm.requery(); q != nil {
+				return nm, tea.Batch(cmd, q)
+			}
+		}
+		return next, cmd
 	}
 	return m, nil
+}
+
+// requery asks the target for another page when the table moved, sorted
+// or filtered past the one it has (a paged table).
+func (m *Model) requery() tea.Cmd {
+	if !m.tasks.Paged() || m.cfg.Query == nil {
+		return nil
+	}
+	if m.asked != nil && m.tasks.Covers(*m.asked) {
+		return nil
+	}
+	q := m.tasks.Query()
+	m.asked = &q
+	set := m.cfg.Query
+	return func() tea.Msg {
+		set(q)
+		return nil
+	}
 }
 
 func (m Model) key(k tea.KeyPressMsg) (tea.Model, tea.Cmd) {

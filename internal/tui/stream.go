@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
@@ -62,6 +63,28 @@ type Stream struct {
 	C           chan tea.Msg
 
 	MinBackoff, MaxBackoff time.Duration
+
+	mu        sync.Mutex
+	query     api.Query          // what the stream asks the target to select
+	requeried bool               // the connection ended for a new query
+	cancel    context.CancelFunc // ends the current connection
+}
+
+// SetQuery has the stream ask the target for the tasks q selects: the
+// current connection ends and the next one asks for q (its first update
+// is full).
+func (s *Stream) SetQuery(q api.Query) {
+	s.mu.Lock()
+	if s.query == q {
+		s.mu.Unlock()
+		return
+	}
+	s.query, s.requeried = q, true
+	cancel := s.cancel
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
 }
 
 // NewStream returns a stream of the target at base (as api.Client.Base).
@@ -91,7 +114,11 @@ func (s *Stream) Run(ctx context.Context) {
 	backoff := s.MinBackoff
 	var downSince time.Time
 	for ctx.Err() == nil {
-		got, err := s.follow(ctx, func() {
+		conn, cancel := context.WithCancel(ctx)
+		s.mu.Lock()
+		s.cancel, s.requeried = cancel, false
+		s.mu.Unlock()
+		got, err := s.follow(conn, func() {
 			// The first update of a connection arrived.
 			if downSince.IsZero() {
 				s.send(ctx, ConnMsg{State: Connected})
@@ -100,8 +127,15 @@ func (s *Stream) Run(ctx context.Context) {
 			down := time.Since(downSince)
 			s.send(ctx, ConnMsg{State: Connected, Reconnected: true, Down: down, Lost: int64(down / s.Interval)})
 		})
+		cancel()
 		if ctx.Err() != nil {
 			return
+		}
+		s.mu.Lock()
+		requeried := s.requeried
+		s.mu.Unlock()
+		if requeried {
+			continue // a new query: at once, and no outage
 		}
 		if got {
 			// Lost after updates: count the outage from now. A target
@@ -130,7 +164,9 @@ func (s *Stream) send(ctx context.Context, m tea.Msg) {
 // follow reads one connection until it ends; got says whether it delivered
 // an update. first runs before the first update is sent.
 func (s *Stream) follow(ctx context.Context, first func()) (got bool, err error) {
-	q := url.Values{}
+	s.mu.Lock()
+	q := s.query.Values()
+	s.mu.Unlock()
 	q.Set("interval", s.Interval.String())
 	q.Set("window", s.Window.String())
 	req, err := http.NewRequestWithContext(ctx, "GET", s.Base+"/api/v1/watch?"+q.Encode(), nil)

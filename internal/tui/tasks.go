@@ -1,7 +1,7 @@
 package tui
 
 import (
-	"cmp"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,91 +16,48 @@ import (
 
 // column is one column of the tasks table.
 type column struct {
-	title   string
-	width   int  // fixed width; 0: sized to the visible rows, up to max
-	max     int  // cap of a sized column
-	right   bool // right-aligned (numbers)
-	numeric bool // sorts largest first
-	cell    func(t *api.Task) string
-	cmp     func(a, b *api.Task) int // nil: compare the formatted cells
-	// key, when set, is an integer that orders like cmp: sorting on it is
-	// several times faster than calling cmp (100,000 tasks every update).
-	key func(t *api.Task) int64
+	title string
+	width int  // fixed width; 0: sized to the visible rows, up to max
+	max   int  // cap of a sized column
+	right bool // right-aligned (numbers)
+	cell  func(t *api.Task) string
 }
 
-var stateRank = map[string]int{"running": 0, "runnable": 1, "syscall": 2, "waiting": 3}
+// sortKey is the column's key in api.SortKeys: the target sorts by it too.
+func (c column) sortKey() string { return strings.ToLower(c.title) }
+
+// numeric says the column sorts largest first.
+func (c column) numeric() bool { return api.SortKeys[c.sortKey()].Numeric }
 
 // taskColumns are tokio-console's columns, in its order.
 var taskColumns = []column{
-	{title: "Warn", width: 4, right: true, numeric: true,
+	{title: "Warn", width: 4, right: true,
 		cell: func(t *api.Task) string {
 			if len(t.Warnings) == 0 {
 				return ""
 			}
 			return "⚠ " + strconv.Itoa(len(t.Warnings))
-		},
-		cmp: func(a, b *api.Task) int { return cmp.Compare(len(a.Warnings), len(b.Warnings)) },
-		key: func(t *api.Task) int64 { return int64(len(t.Warnings)) }},
+		}},
 	{title: "ID", max: 10, right: true,
-		cell: func(t *api.Task) string { return strconv.FormatInt(t.ID, 10) },
-		cmp:  func(a, b *api.Task) int { return 0 },
-		key:  func(t *api.Task) int64 { return 0 }},
+		cell: func(t *api.Task) string { return strconv.FormatInt(t.ID, 10) }},
 	{title: "State", width: 8,
-		cell: func(t *api.Task) string { return t.State },
-		cmp: func(a, b *api.Task) int {
-			ra, oka := stateRank[a.State]
-			rb, okb := stateRank[b.State]
-			if !oka {
-				ra = 9
-			}
-			if !okb {
-				rb = 9
-			}
-			return cmp.Compare(ra, rb)
-		},
-		key: func(t *api.Task) int64 {
-			if r, ok := stateRank[t.State]; ok {
-				return int64(r)
-			}
-			return 9
-		}},
+		cell: func(t *api.Task) string { return t.State }},
 	{title: "Name", max: 32,
-		cell: func(t *api.Task) string { return t.Name },
-		cmp:  func(a, b *api.Task) int { return strings.Compare(a.Name, b.Name) }},
-	{title: "Total", width: 7, right: true, numeric: true,
-		cell: func(t *api.Task) string { return format.Nanos(t.Stats.TotalNS) },
-		cmp:  func(a, b *api.Task) int { return cmp.Compare(a.Stats.TotalNS, b.Stats.TotalNS) },
-		key:  func(t *api.Task) int64 { return t.Stats.TotalNS }},
-	{title: "Busy", width: 7, right: true, numeric: true,
-		cell: func(t *api.Task) string { return format.Nanos(t.Stats.BusyNS) },
-		cmp:  func(a, b *api.Task) int { return cmp.Compare(a.Stats.BusyNS, b.Stats.BusyNS) },
-		key:  func(t *api.Task) int64 { return t.Stats.BusyNS }},
-	{title: "Sched", width: 7, right: true, numeric: true,
-		cell: func(t *api.Task) string { return format.Nanos(t.Stats.SchedNS) },
-		cmp:  func(a, b *api.Task) int { return cmp.Compare(a.Stats.SchedNS, b.Stats.SchedNS) },
-		key:  func(t *api.Task) int64 { return t.Stats.SchedNS }},
-	{title: "Idle", width: 7, right: true, numeric: true,
-		cell: func(t *api.Task) string { return format.Nanos(t.Stats.IdleNS) },
-		cmp:  func(a, b *api.Task) int { return cmp.Compare(a.Stats.IdleNS, b.Stats.IdleNS) },
-		key:  func(t *api.Task) int64 { return t.Stats.IdleNS }},
-	{title: "Polls", width: 7, right: true, numeric: true,
-		cell: func(t *api.Task) string { return strconv.FormatInt(t.Stats.Polls, 10) },
-		cmp:  func(a, b *api.Task) int { return cmp.Compare(a.Stats.Polls, b.Stats.Polls) },
-		key:  func(t *api.Task) int64 { return t.Stats.Polls }},
+		cell: func(t *api.Task) string { return t.Name }},
+	{title: "Total", width: 7, right: true,
+		cell: func(t *api.Task) string { return format.Nanos(t.Stats.TotalNS) }},
+	{title: "Busy", width: 7, right: true,
+		cell: func(t *api.Task) string { return format.Nanos(t.Stats.BusyNS) }},
+	{title: "Sched", width: 7, right: true,
+		cell: func(t *api.Task) string { return format.Nanos(t.Stats.SchedNS) }},
+	{title: "Idle", width: 7, right: true,
+		cell: func(t *api.Task) string { return format.Nanos(t.Stats.IdleNS) }},
+	{title: "Polls", width: 7, right: true,
+		cell: func(t *api.Task) string { return strconv.FormatInt(t.Stats.Polls, 10) }},
 	{title: "Wait", max: 24,
-		cell: WaitString,
-		cmp: func(a, b *api.Task) int {
-			if c := strings.Compare(a.WaitReason, b.WaitReason); c != 0 {
-				return c
-			}
-			return cmp.Compare(b.WaitMinutes, a.WaitMinutes)
-		}},
+		cell: WaitString},
 	{title: "Location", max: locationWidth,
-		cell: func(t *api.Task) string { return ShortFrameIn(t.Location, locationWidth) },
-		cmp: func(a, b *api.Task) int {
-			return cmp.Or(strings.Compare(format.Func(a.Location.Function), format.Func(b.Location.Function)),
-				strings.Compare(a.Location.File, b.Location.File), cmp.Compare(a.Location.Line, b.Location.Line))
-		}},
+		cell: func(t *api.Task) string { return ShortFrameIn(t.Location, locationWidth) }},
 	{title: "Labels", max: 1 << 20,
 		cell: func(t *api.Task) string { return LabelString(t.Labels) }},
 }
@@ -114,19 +71,27 @@ const locationWidth = 56
 // TasksModel is the task table: every task, filtered and sorted, rendered
 // a screenful at a time. Sorting and filtering run once per update (Set),
 // never per frame.
+//
+// Paged, the target does the filtering and sorting (api.Query) and sends
+// only a page of the tasks around what the table shows: the table asks for
+// the page it needs (Query) and places the page it gets (SetView).
 type TasksModel struct {
 	all     []api.Task
 	order   []int32 // indexes of all that pass the filter, sorted
-	items   []sortItem
 	byState map[string]int
 
 	sortCol int
 	reverse bool
 	filter  string
 
-	list       // over order; rows is the height less the column header
+	list       // over order (paged: over the matched tasks); rows is the height less the column header
 	selectedID int64
 	width      int
+
+	paged   bool
+	base    int // paged: the place among the matched tasks of the page's first
+	matched int // paged: the tasks that pass the query
+	count   int // paged: the tasks in all
 }
 
 // NewTasksModel returns an empty table sorted by id.
@@ -134,10 +99,46 @@ func NewTasksModel() TasksModel {
 	return TasksModel{sortCol: idColumn, list: list{rows: 20}, width: 120, byState: map[string]int{}}
 }
 
+// SetPaged makes the table paged: the target selects what it sends.
+func (m *TasksModel) SetPaged() { m.paged = true }
+
+// Paged says the target selects the table's tasks.
+func (m TasksModel) Paged() bool { return m.paged }
+
+// SetView places the page of tasks the next Set gives, paged: its place
+// among the matched tasks, and the counts of the whole.
+func (m *TasksModel) SetView(v api.View) {
+	m.base, m.matched, m.count = v.Offset, v.Matched, v.TaskCount
+	clear(m.byState)
+	maps.Copy(m.byState, v.ByState)
+}
+
+// Query is what a paged table asks the target for: its sort and filter,
+// and a page of three screens around the visible rows.
+func (m TasksModel) Query() api.Query {
+	return api.Query{Sort: taskColumns[m.sortCol].sortKey(), Reverse: m.reverse, Filter: m.filter,
+		Offset: max(0, m.offset-m.rows), Limit: 3 * m.rows}
+}
+
+// Covers says the page asked for with q holds the visible rows, in the
+// table's order: no need to ask for another.
+func (m TasksModel) Covers(q api.Query) bool {
+	want := m.Query()
+	if q.Sort != want.Sort || q.Reverse != want.Reverse || q.Filter != want.Filter || q.Limit < m.rows {
+		return false
+	}
+	end := min(m.offset+m.rows, max(m.matched, m.offset+1))
+	return q.Offset <= m.offset && end <= q.Offset+q.Limit
+}
+
 // Set replaces the tasks (kept, not copied) and recomputes the order,
 // keeping the selected task selected.
 func (m *TasksModel) Set(tasks []api.Task) {
 	m.all = tasks
+	if m.paged {
+		m.recompute()
+		return
+	}
 	var running, runnable, waiting, syscall int
 	clear(m.byState)
 	for i := range tasks {
@@ -165,12 +166,15 @@ func (m *TasksModel) Freeze() { m.all = slices.Clone(m.all) }
 // SetSize sets the area the table may use.
 func (m *TasksModel) SetSize(width, height int) {
 	m.width, m.rows = width, max(1, height-1)
-	m.clamp(len(m.order))
+	m.clamp(m.Len())
 }
 
 // SetFilter sets the filter: text, or key=value of a label.
 func (m *TasksModel) SetFilter(f string) {
 	m.filter = strings.TrimSpace(f)
+	if m.paged {
+		m.cursor, m.offset = 0, 0
+	}
 	m.recompute()
 }
 
@@ -178,13 +182,24 @@ func (m *TasksModel) SetFilter(f string) {
 func (m TasksModel) Filter() string { return m.filter }
 
 // Len is the number of tasks that pass the filter; Total of all tasks.
-func (m TasksModel) Len() int   { return len(m.order) }
-func (m TasksModel) Total() int { return len(m.all) }
+func (m TasksModel) Len() int {
+	if m.paged {
+		return m.matched
+	}
+	return len(m.order)
+}
+
+func (m TasksModel) Total() int {
+	if m.paged {
+		return m.count
+	}
+	return len(m.all)
+}
 
 // SortTitle names the sort column and its direction.
 func (m TasksModel) SortTitle() string {
 	c := taskColumns[m.sortCol]
-	if c.numeric != m.reverse {
+	if c.numeric() != m.reverse {
 		return c.title + " ↓"
 	}
 	return c.title + " ↑"
@@ -192,42 +207,30 @@ func (m TasksModel) SortTitle() string {
 
 // Selected is the task under the cursor.
 func (m TasksModel) Selected() (*api.Task, bool) {
-	if m.cursor < 0 || m.cursor >= len(m.order) {
+	i := m.cursor
+	if m.paged {
+		i -= m.base
+	}
+	if i < 0 || i >= len(m.order) {
 		return nil, false
 	}
-	return &m.all[m.order[m.cursor]], true
+	return &m.all[m.order[i]], true
 }
 
 func (m *TasksModel) recompute() {
 	m.order = m.order[:0]
-	match := Matcher(m.filter)
+	match := api.Matcher(m.filter)
 	for i := range m.all {
 		if m.filter == "" || match(&m.all[i]) {
 			m.order = append(m.order, int32(i))
 		}
 	}
-	col := taskColumns[m.sortCol]
-	less := col.cmp
-	if m.sortCol == idColumn {
-		// all is in ascending id order (api.Apply keeps it so).
-		if m.reverse {
-			slices.Reverse(m.order)
-		}
-	} else if col.key != nil {
-		m.sortByKey(col)
-	} else if less == nil { // labels: format each task's labels once
-		keys := make([]string, len(m.all))
-		for _, i := range m.order {
-			keys[i] = col.cell(&m.all[i])
-		}
-		slices.SortFunc(m.order, func(a, b int32) int {
-			return m.dir(cmp.Or(strings.Compare(keys[a], keys[b]), cmp.Compare(m.all[a].ID, m.all[b].ID)), false)
-		})
-	} else {
-		slices.SortFunc(m.order, func(a, b int32) int {
-			ta, tb := &m.all[a], &m.all[b]
-			return m.dir(cmp.Or(less(ta, tb), cmp.Compare(ta.ID, tb.ID)), col.numeric)
-		})
+	// all is in ascending id order (api.Apply keeps it so).
+	api.SortOrder(m.all, m.order, taskColumns[m.sortCol].sortKey(), m.reverse)
+	if m.paged {
+		// The cursor keeps its place among the matched tasks.
+		m.clamp(m.matched)
+		return
 	}
 	// Keep the selected task selected; else keep the cursor's place.
 	if m.selectedID != 0 {
@@ -242,45 +245,6 @@ func (m *TasksModel) recompute() {
 	m.remember()
 }
 
-// sortItem is one task's sort key, id and index.
-type sortItem struct {
-	key, id int64
-	i       int32
-}
-
-// sortByKey sorts order by col.key, then id, in the column's direction.
-func (m *TasksModel) sortByKey(col column) {
-	items := m.items[:0]
-	for _, i := range m.order {
-		t := &m.all[i]
-		items = append(items, sortItem{key: col.key(t), id: t.ID, i: i})
-	}
-	desc := col.numeric != m.reverse
-	slices.SortFunc(items, func(a, b sortItem) int {
-		c := cmp.Compare(a.key, b.key)
-		if c == 0 {
-			c = cmp.Compare(a.id, b.id)
-		}
-		if desc {
-			return -c
-		}
-		return c
-	})
-	for j := range items {
-		m.order[j] = items[j].i
-	}
-	m.items = items
-}
-
-// dir applies the direction: numbers largest first, text ascending, i
-// reverses. Ties (by id) follow the same direction.
-func (m TasksModel) dir(c int, numeric bool) int {
-	if numeric != m.reverse {
-		return -c
-	}
-	return c
-}
-
 func (m *TasksModel) remember() {
 	if t, ok := m.Selected(); ok {
 		m.selectedID = t.ID
@@ -293,8 +257,10 @@ func (m TasksModel) Update(msg tea.Msg) (TasksModel, tea.Cmd) {
 	if !ok {
 		return m, nil
 	}
-	if m.move(k, len(m.order)) {
-		m.remember()
+	if m.move(k, m.Len()) {
+		if !m.paged {
+			m.remember()
+		}
 		return m, nil
 	}
 	switch {
@@ -306,6 +272,10 @@ func (m TasksModel) Update(msg tea.Msg) (TasksModel, tea.Cmd) {
 		m.reverse = !m.reverse
 	default:
 		return m, nil
+	}
+	if m.paged {
+		// Another order: from its top, once the target sends it.
+		m.cursor, m.offset = 0, 0
 	}
 	m.recompute()
 	return m, nil
@@ -327,20 +297,35 @@ var (
 
 // View renders the column header and the visible rows only.
 func (m TasksModel) View() string {
-	if len(m.all) == 0 {
+	if m.Total() == 0 && len(m.all) == 0 {
 		return dimStyle.Render("no tasks yet")
 	}
-	if len(m.order) == 0 {
+	if m.Len() == 0 {
 		return dimStyle.Render("no task matches the filter " + strconv.Quote(m.filter))
 	}
-	end := min(len(m.order), m.offset+m.rows)
-	visible := m.order[m.offset:end]
+	// The visible rows, as indexes in all; -1 for a row of a page not yet
+	// come (paged).
+	var visible []int32
+	if m.paged {
+		for g := m.offset; g < min(m.matched, m.offset+m.rows); g++ {
+			if i := g - m.base; i >= 0 && i < len(m.order) {
+				visible = append(visible, m.order[i])
+			} else {
+				visible = append(visible, -1)
+			}
+		}
+	} else {
+		visible = m.order[m.offset:min(len(m.order), m.offset+m.rows)]
+	}
 	cells := make([][]string, len(visible))
 	widths := make([]int, len(taskColumns))
 	for c, col := range taskColumns {
 		widths[c] = max(col.width, textWidth(col.title)+2)
 	}
 	for r, i := range visible {
+		if i < 0 {
+			continue
+		}
 		t := &m.all[i]
 		cells[r] = make([]string, len(taskColumns))
 		for c, col := range taskColumns {
@@ -359,7 +344,7 @@ func (m TasksModel) View() string {
 		title := col.title
 		st := headStyle
 		if c == m.sortCol {
-			title += map[bool]string{true: "↓", false: "↑"}[col.numeric != m.reverse]
+			title += map[bool]string{true: "↓", false: "↑"}[col.numeric() != m.reverse]
 			st = sortHeadStyle
 		}
 		if c > 0 {
@@ -370,8 +355,16 @@ func (m TasksModel) View() string {
 	b.WriteString(truncate(line.String(), m.width))
 	for r, i := range visible {
 		b.WriteByte('\n')
-		t := &m.all[i]
 		selected := m.offset+r == m.cursor
+		if i < 0 {
+			row := dimStyle.Render(pad("…", m.width, false))
+			if selected {
+				row = selectedStyle.Render(pad("…", m.width, false))
+			}
+			b.WriteString(row)
+			continue
+		}
+		t := &m.all[i]
 		line.Reset()
 		for c, col := range taskColumns {
 			if c > 0 {

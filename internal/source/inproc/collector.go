@@ -580,7 +580,13 @@ func (c *Collector) readProfile(now time.Time) {
 	done := make(chan struct{})
 	c.profDone = done
 	c.lastProf = now
-	c.bg.Go(func() {
+	c.bg.Go(func() { source.Own("profile", func() { c.readProfileNow(done, now) }) })
+}
+
+// readProfileNow reads the goroutine profile for readProfile, and closes
+// done.
+func (c *Collector) readProfileNow(done chan struct{}, now time.Time) {
+	{
 		defer close(done)
 		began := time.Now()
 		sp, err := readProfile()
@@ -603,7 +609,7 @@ func (c *Collector) readProfile(now time.Time) {
 		// caught by the read before it set its labels.
 		c.m.SetProfile(sp, now)
 		c.profAt, c.named = now, true
-	})
+	}
 }
 
 // dump takes a full goroutine dump and records what it says of every

@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/inspectd/inspectd/internal/source"
 	"github.com/inspectd/inspectd/internal/tracewin"
 )
 
@@ -119,7 +120,7 @@ func (c *Collector) startRecorder(now time.Time) {
 		c.plan = plan{on: firstSlice, share: 1}
 		c.in = tracewin.NewInterner()
 	}
-	go c.record(r)
+	go source.Own("recorder", func() { c.record(r) })
 }
 
 // record takes slices until r.stop closes (the slices stay) or nobody asked
