@@ -186,7 +186,7 @@ func (e *env) resolve(ctx context.Context, args []string, i int) (*target, error
 			return nil, failf(2, "no process %d: it has exited (its port file, for %s, is left from it)", pid, addr)
 		}
 		// Its port file says it serves the inspection API.
-		return apiTarget(name+" ("+addr+")", api.NewClient(addr, e.token), true), nil
+		return e.apiTarget(name+" ("+addr+")", api.NewClient(addr, e.token), true), nil
 	}
 	if pid, err := strconv.Atoi(name); err == nil {
 		addr, portFile, err := remote.GopsAddr(pid)
@@ -231,7 +231,7 @@ func (e *env) probe(ctx context.Context, name string, c *api.Client) (*target, e
 	case errors.Is(err, context.Canceled):
 		return nil, failf(exitInterrupted, "interrupted")
 	case errors.As(err, &se) && (se.Code == http.StatusBadRequest || se.Code == http.StatusUnauthorized):
-		return apiTarget(name, c, true), nil
+		return e.apiTarget(name, c, true), nil
 	case errors.As(err, &se) && se.Code == http.StatusNotFound:
 		// No inspection API: a program with net/http/pprof, it seems.
 		return e.pprofTarget(name, c, se), nil
@@ -241,13 +241,13 @@ func (e *env) probe(ctx context.Context, name string, c *api.Client) (*target, e
 		if _, gerr := remote.GopsVersion(ctx, host); gerr == nil {
 			return e.gopsTarget(name+" (gops agent)", host, "the gops agent "+host), nil
 		}
-		t := apiTarget(name, c, false)
+		t := e.apiTarget(name, c, false)
 		t.notGops = true
 		return t, nil
 	}
 	// No answer, or an answer that does not tell: the inspection API as
 	// far as anyone knows, and the command's request says what is wrong.
-	return apiTarget(name, c, false), nil
+	return e.apiTarget(name, c, false), nil
 }
 
 // fileTarget is a saved execution trace, a recording or a goroutine dump.

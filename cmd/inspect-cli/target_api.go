@@ -24,23 +24,25 @@ import (
 // apiModel is the inspection API of inspectd or its agent: the model, the
 // watch stream and the findings are the target's own.
 type apiModel struct {
-	t *target
-	c *api.Client
+	t      *target
+	c      *api.Client
+	stderr io.Writer
 	// confirmed: the target answered the probe as the API does (else it
 	// gave no answer that tells, and is taken for the API).
 	confirmed bool
 }
 
 // apiTarget is the inspection API at c.
-func apiTarget(name string, c *api.Client, confirmed bool) *target {
+func (e *env) apiTarget(name string, c *api.Client, confirmed bool) *target {
 	t := &target{name: name, is: name, http: c, lab: c}
-	a := &apiModel{t: t, c: c, confirmed: confirmed}
+	a := &apiModel{t: t, c: c, confirmed: confirmed, stderr: e.stderr}
 	t.model, t.sites, t.watch, t.findings = a, a, a, a
 	t.dump = &httpDump{t: t, c: c}
 	return t
 }
 
 func (a *apiModel) snapshot(ctx context.Context, window time.Duration) (*api.Snapshot, error) {
+	defer a.slow(window)()
 	s, err := a.c.Snapshot(ctx, window)
 	if err != nil {
 		return nil, a.t.fail(err)
@@ -51,8 +53,23 @@ func (a *apiModel) snapshot(ctx context.Context, window time.Duration) (*api.Sna
 	return s, nil
 }
 
+// slow says on a terminal, when a snapshot takes more than a second, what
+// the target may be doing: recording the window from the request on (it
+// traces nothing while nobody watches). It returns the function that ends
+// the wait.
+func (a *apiModel) slow(window time.Duration) (done func()) {
+	if !isTerminal(a.stderr) {
+		return func() {}
+	}
+	t := time.AfterFunc(time.Second, func() {
+		fmt.Fprintf(a.stderr, "waiting for %s: a target nobody watched records its %s window from this request on...\n", a.t.name, format.Duration(window))
+	})
+	return func() { t.Stop() }
+}
+
 // query asks the target for the tasks q selects: only they travel.
 func (a *apiModel) query(ctx context.Context, window time.Duration, q api.Query) (*api.Snapshot, error) {
+	defer a.slow(window)()
 	s, err := a.c.SnapshotQuery(ctx, window, q)
 	if err != nil {
 		return nil, a.t.fail(err)

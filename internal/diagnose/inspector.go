@@ -77,21 +77,23 @@ func (p *Inspector) Task(ctx context.Context, id int64, window time.Duration) (*
 	return t, nil
 }
 
-// Run diagnoses a snapshot every interval until ctx ends, so that findings
-// stay current while nobody asks; errors go to onErr. It takes what the
+// Run diagnoses a snapshot now and every interval until ctx ends, so that
+// findings stay current while nobody asks; errors go to onErr. It takes what the
 // source has (source.AcceptPartial): a window still being recorded gives
 // the rules its first figures rather than none.
 func (p *Inspector) Run(ctx context.Context, interval, window time.Duration, onErr func(error)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
+		// The first at once: a source that traces only while asked
+		// starts now, not an interval later.
+		if _, err := p.Snapshot(source.AcceptPartial(ctx), window); err != nil && ctx.Err() == nil && onErr != nil {
+			onErr(err)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		}
-		if _, err := p.Snapshot(source.AcceptPartial(ctx), window); err != nil && ctx.Err() == nil && onErr != nil {
-			onErr(err)
 		}
 	}
 }

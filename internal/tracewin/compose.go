@@ -176,10 +176,11 @@ func (s *Slice) Duration() time.Duration { return s.WallEnd.Sub(s.WallStart) }
 // Goroutines is the number of goroutines the slice saw.
 func (s *Slice) Goroutines() int { return len(s.active) + len(s.quiet) }
 
-// Compose makes the window of the slices (in time order) that end within
-// span of the last one's end; at least the last one. The window runs from
-// the first of them to the end of the last, and Observed says how much of
-// it they traced.
+// Compose makes the window of span that ends with the last slice (the
+// slices in time order): of the slices that end within it, the first cut
+// where the window starts (its numbers taken in proportion), or of as much
+// of it as the slices cover. Observed says how much of the window they
+// traced.
 func Compose(parts []*Slice, span time.Duration) *Window {
 	if len(parts) == 0 {
 		return &Window{Goroutines: map[int64]*GoStats{}}
@@ -187,14 +188,20 @@ func Compose(parts []*Slice, span time.Duration) *Window {
 	last := parts[len(parts)-1]
 	from := last.WallEnd.Add(-span)
 	i := len(parts) - 1
-	for i > 0 && !parts[i-1].WallStart.Before(from.Add(-parts[i-1].Duration()/2)) {
+	for i > 0 && parts[i-1].WallEnd.After(from) {
 		i--
 	}
 	parts = parts[i:]
-	c := &composition{parts: parts, start: parts[0].WallStart, end: last.WallEnd}
+	c := &composition{parts: parts, start: parts[0].WallStart, end: last.WallEnd, weight: make([]float64, len(parts))}
 	var observed time.Duration
-	for _, p := range parts {
-		observed += p.Duration()
+	for j, p := range parts {
+		c.weight[j] = 1
+		if j == 0 && p.WallStart.Before(from) && p.Duration() > 0 {
+			// Cut where the window starts: its numbers in proportion.
+			c.start = from
+			c.weight[j] = float64(p.WallEnd.Sub(from)) / float64(p.Duration())
+		}
+		observed += time.Duration(c.weight[j] * float64(p.Duration()))
 	}
 	w := &Window{Start: 0, End: int64(c.end.Sub(c.start)), WallStart: c.start, WallEnd: c.end, Goroutines: map[int64]*GoStats{}}
 	w.Observed = int64(observed)
@@ -214,6 +221,7 @@ func Compose(parts []*Slice, span time.Duration) *Window {
 // composition is how a composed window makes its goroutines.
 type composition struct {
 	parts      []*Slice
+	weight     []float64 // of each part's numbers: 1, but for a first part cut by the window's start
 	start, end time.Time
 	scale      float64
 }
@@ -350,12 +358,13 @@ func (c *composition) merge(id int64, recs []rec, g *GoStats, idle []ReasonTime)
 	ownRuns, ownDelays := false, false
 	for i := range recs {
 		s := c.stats(&recs[i])
-		g.Total += s.Total
-		g.Busy += s.Busy
-		g.Sched += s.Sched
-		g.Idle += s.Idle
-		g.Syscall += s.Syscall
-		g.Polls += s.Polls
+		wt := c.weight[recs[i].part]
+		g.Total += scaled(s.Total, wt)
+		g.Busy += scaled(s.Busy, wt)
+		g.Sched += scaled(s.Sched, wt)
+		g.Idle += scaled(s.Idle, wt)
+		g.Syscall += scaled(s.Syscall, wt)
+		g.Polls += scaled(s.Polls, wt)
 		g.LongestRun = max(g.LongestRun, s.LongestRun)
 		if s.LongestStretch > g.LongestStretch {
 			g.LongestStretch, g.StretchStack = s.LongestStretch, s.StretchStack
@@ -363,6 +372,7 @@ func (c *composition) merge(id int64, recs []rec, g *GoStats, idle []ReasonTime)
 		runs, ownRuns = mergeHist(runs, ownRuns, s.RunTimes)
 		delays, ownDelays = mergeHist(delays, ownDelays, s.SchedDelays)
 		for _, r := range s.IdleByReason {
+			r.NS = scaled(r.NS, wt)
 			if j := slices.IndexFunc(idle, func(x ReasonTime) bool { return x.Reason == r.Reason }); j >= 0 {
 				idle[j].NS += r.NS
 			} else {
@@ -388,7 +398,7 @@ func (c *composition) merge(id int64, recs []rec, g *GoStats, idle []ReasonTime)
 		if last.Exited {
 			end = c.parts[lastRec.part].WallStart.Add(time.Duration(last.Ended))
 		}
-		g.Exited, g.Ended = true, int64(end.Sub(c.start))
+		g.Exited, g.Ended = true, max(int64(end.Sub(c.start)), 0)
 	} else {
 		g.State, g.WaitReason, g.ReasonInferred = last.State, last.WaitReason, last.ReasonInferred
 		g.InState = last.InState
@@ -409,7 +419,7 @@ func (c *composition) merge(id int64, recs []rec, g *GoStats, idle []ReasonTime)
 					break
 				}
 			}
-			g.InState = int64(c.end.Sub(from))
+			g.InState = min(int64(c.end.Sub(from)), int64(c.end.Sub(c.start)))
 		}
 	}
 	// Scaled to the window: the times add up to its length, and rates and
@@ -474,8 +484,8 @@ func (c *composition) sites() []*SiteStats {
 				by[k] = m
 				order = append(order, k)
 			}
-			m.WaitNS += s.WaitNS
-			m.Wakeups += s.Wakeups
+			m.WaitNS += scaled(s.WaitNS, c.weight[i])
+			m.Wakeups += scaled(s.Wakeups, c.weight[i])
 			if i == lastPart {
 				m.Waiting, m.Tasks = s.Waiting, s.Tasks
 			}

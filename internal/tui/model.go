@@ -428,7 +428,17 @@ func (m Model) header() string {
 	if window == 0 {
 		window = m.cfg.Window
 	}
-	parts = append(parts, "window "+format.Duration(window))
+	w := "window " + format.Duration(window)
+	if s.ObservedNS > 0 && s.WindowNS > 0 {
+		// Traced a part of it, within the target's overhead budget.
+		w += fmt.Sprintf(" (traced %s)", format.Percent(float64(s.ObservedNS)/float64(s.WindowNS)))
+	}
+	if !s.RecordingSince.IsZero() && m.cfg.Window > 0 && window < m.cfg.Window*9/10 && !m.cfg.Saved {
+		// The target was not traced before this client asked: the window
+		// fills as it records.
+		w = warnStyle.Render(fmt.Sprintf("recording: %s of the %s window", format.Duration(window), format.Duration(m.cfg.Window)))
+	}
+	parts = append(parts, w)
 	if age := time.Since(m.freshAt); m.conn == Connected && !m.cfg.Saved && !m.freshAt.IsZero() && age >= staleAfter {
 		// In whole seconds: the header counts them.
 		parts = append(parts, warnStyle.Render("same snapshot for "+format.Duration(age.Round(time.Second))))

@@ -3,6 +3,7 @@ package tui
 import (
 	"strings"
 	"testing"
+	"time"
 
 	tea "charm.land/bubbletea/v2"
 
@@ -102,5 +103,22 @@ func TestPagedTable(t *testing.T) {
 	}
 	if s := screen(m); !strings.Contains(s, `filter "worker-96": `) {
 		t.Errorf("header after filtering:\n%s", s)
+	}
+}
+
+// The header says when the target records from this client's request on
+// (the window fills), and what share of the window it traced.
+func TestHeaderRecordingAndTraced(t *testing.T) {
+	m := New(Config{Target: "x:1", Window: 5 * time.Second})
+	u := fixture()
+	u.WindowNS, u.RecordingSince = 1e9, time.Now()
+	m, _ = send(t, m, tea.WindowSizeMsg{Width: 200, Height: 30}, ConnMsg{State: Connected}, UpdateMsg{Update: u})
+	if s := screen(m); !strings.Contains(s, "recording: 1s of the 5s window") {
+		t.Errorf("header of a window being recorded:\n%s", s)
+	}
+	u.WindowNS, u.ObservedNS = 5e9, 4e8
+	m, _ = send(t, m, UpdateMsg{Update: u})
+	if s := screen(m); !strings.Contains(s, "window 5s (traced 8%)") {
+		t.Errorf("header of a window traced in part:\n%s", s)
 	}
 }

@@ -133,19 +133,21 @@ type Collector struct {
 	last      *built
 	buildCost time.Duration
 	// Names: a dump or a goroutine profile.
-	named     bool
-	lastDump  time.Time
-	dumpCost  time.Duration
-	dumpBytes int
-	dumpBuf   []byte
-	profAt    time.Time // when the profile the model has was read
-	lastProf  time.Time // when the last read began
-	profCost  time.Duration
-	profDone  chan struct{} // closed when the read in flight ends
-	bg        sync.WaitGroup
-	lastLeak  time.Time
-	leaked    int
-	traceBuf  bytes.Buffer // the flight recorder's snapshot
+	named    bool
+	lastDump time.Time
+	dumpCost time.Duration
+	// dumpGoroutines is how many goroutines the last dump listed.
+	dumpGoroutines int
+	dumpBytes      int
+	dumpBuf        []byte
+	profAt         time.Time // when the profile the model has was read
+	lastProf       time.Time // when the last read began
+	profCost       time.Duration
+	profDone       chan struct{} // closed when the read in flight ends
+	bg             sync.WaitGroup
+	lastLeak       time.Time
+	leaked         int
+	traceBuf       bytes.Buffer // the flight recorder's snapshot
 }
 
 type built struct {
@@ -528,11 +530,16 @@ func (c *Collector) dumpNote(now time.Time) string {
 		now.Sub(c.lastDump).Round(time.Millisecond), c.dumpCost.Round(time.Microsecond), c.opts.DumpBudget*100)
 }
 
-// expectedDumpCost is the larger of the last dump's measured cost and the
-// estimate for the goroutines alive now, so a program that grew since the
-// last dump is not stopped for longer than the budget allows.
+// expectedDumpCost is the pause a dump of the goroutines alive now would
+// cause: about 6µs each, or what each cost in the last dump when that is
+// more (a slow machine). A small dump's cost is mostly fixed: it says
+// nothing of the cost per goroutine.
 func (c *Collector) expectedDumpCost() time.Duration {
-	return max(c.dumpCost, time.Duration(runtime.NumGoroutine())*source.DumpNSPerGoroutine)
+	perG := float64(source.DumpNSPerGoroutine)
+	if c.dumpGoroutines >= 1000 {
+		perG = max(perG, float64(c.dumpCost)/float64(c.dumpGoroutines))
+	}
+	return time.Duration(perG * float64(runtime.NumGoroutine()))
 }
 
 // readLeaks runs the leak detector: the goroutineleak profile forces a GC
@@ -637,6 +644,7 @@ func (c *Collector) dump(now time.Time) {
 	}
 	c.m.SetDump(gs, now)
 	c.named = true
+	c.dumpGoroutines = len(gs)
 	if cap(c.dumpBuf) > 1<<20 {
 		c.dumpBuf = nil // rare and small: not worth keeping a large one
 	}
