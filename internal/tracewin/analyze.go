@@ -32,12 +32,43 @@ var errAnalysis = errors.New("internal error analysing the trace")
 // reading r.
 func AnalyzeTrace(r io.Reader, opts WindowOptions) (w *Window, err error) {
 	b := NewWindowBuilder(opts)
+	if err, panicked := b.readAll(r); panicked {
+		return b.safeFinalize(), err
+	} else {
+		return b.Finalize(), err
+	}
+}
+
+// AnalyzeSlice reads a whole execution trace as AnalyzeTrace does (with
+// Sites), and keeps it as a Slice to compose windows from, sharing stacks
+// and strings through in. It never makes the numbers of a goroutine that
+// waited all of it (most of a large program's): the Slice keeps 24 bytes
+// of each.
+func AnalyzeSlice(r io.Reader, in *Interner) (s *Slice, err error) {
+	b := NewWindowBuilder(WindowOptions{Sites: true})
+	err, panicked := b.readAll(r)
+	if panicked {
+		return NewSlice(b.safeFinalize(), in), err
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			s = NewSlice(b.safeFinalize(), in)
+			err = fmt.Errorf("event %d: %w: %v", b.events, errAnalysis, p)
+		}
+	}()
+	return b.slice(in), err
+}
+
+// readAll feeds b the events of r until it ends, cut short or not, and
+// says how: an error wrapping ErrTraceTruncated for a cut or corrupt trace,
+// and panicked when the parser or the analysis panicked (b is then in no
+// state to finalize but safely).
+func (b *WindowBuilder) readAll(r io.Reader) (err error, panicked bool) {
 	inEvent := false
 	defer func() {
 		// The parser panics on some corrupt input. Keep what was analysed.
 		if p := recover(); p != nil {
-			b.truncated = true
-			w = b.safeFinalize()
+			b.truncated, panicked = true, true
 			if inEvent {
 				err = fmt.Errorf("event %d: %w: %v", b.events, errAnalysis, p)
 			} else {
@@ -45,11 +76,12 @@ func AnalyzeTrace(r io.Reader, opts WindowOptions) (w *Window, err error) {
 			}
 		}
 	}()
+	opts := b.opts
 	pipelined := opts.Parallel && opts.MaxEvents <= 0 && runtime.GOMAXPROCS(0) > 1 && !small(r)
 	tr, err := trace.NewReader(newGenSkipper(r, opts.Since))
 	if err != nil {
 		b.truncated = true
-		return b.Finalize(), fmt.Errorf("reading trace header: %w: %w", ErrTraceTruncated, err)
+		return fmt.Errorf("reading trace header: %w: %w", ErrTraceTruncated, err), false
 	}
 	var rerr error
 	if pipelined {
@@ -60,17 +92,17 @@ func AnalyzeTrace(r io.Reader, opts WindowOptions) (w *Window, err error) {
 	switch {
 	case rerr == nil: // MaxEvents or For
 		b.truncated = b.truncated || !b.more
-		return b.Finalize(), nil
+		return nil, false
 	case rerr != io.EOF:
 		b.truncated = true
-		return b.Finalize(), fmt.Errorf("reading trace after %d events: %w: %w", b.events, ErrTraceTruncated, rerr)
+		return fmt.Errorf("reading trace after %d events: %w: %w", b.events, ErrTraceTruncated, rerr), false
 	case b.syncs < 2:
 		// Every generation opens with a sync and the trace closes with one:
 		// this one holds no generation.
 		b.truncated = true
-		return b.Finalize(), fmt.Errorf("reading trace: %w: no generation after the header", ErrTraceTruncated)
+		return fmt.Errorf("reading trace: %w: no generation after the header", ErrTraceTruncated), false
 	}
-	return b.Finalize(), nil
+	return nil, false
 }
 
 // small reports whether r is known to hold less than a megabyte (a

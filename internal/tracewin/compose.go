@@ -122,30 +122,73 @@ func NewSlice(w *Window, in *Interner) *Slice {
 	d := w.Duration()
 	kinds := map[kindKey]int32{}
 	for g := range w.All() {
-		if isQuiet(g, d) {
-			k := quietKind{reason: in.str(g.WaitReason), inferred: g.ReasonInferred, stack: in.stack(g.Stack),
-				createdBy: in.frame(g.CreatedBy), startFunc: in.str(g.StartFunc)}
-			kk := kindKey{k.reason, k.inferred, unsafe.SliceData(k.stack), len(k.stack), k.createdBy, k.startFunc}
-			i, ok := kinds[kk]
-			if !ok {
-				i = int32(len(s.kinds))
-				s.kinds = append(s.kinds, k)
-				kinds[kk] = i
-			}
-			s.quiet = append(s.quiet, quietRec{id: g.ID, parent: g.ParentID, kind: i})
-			continue
-		}
-		c := *g
-		c.WaitReason, c.StartFunc = in.str(c.WaitReason), in.str(c.StartFunc)
-		c.Stack, c.StretchStack = in.stack(c.Stack), in.stack(c.StretchStack)
-		c.CreatedBy = in.frame(c.CreatedBy)
-		c.IdleByReason = slices.Clone(c.IdleByReason)
-		for i := range c.IdleByReason {
-			c.IdleByReason[i].Reason = in.str(c.IdleByReason[i].Reason)
-		}
-		s.active = append(s.active, c)
+		s.add(g, d, in, kinds)
 	}
 	for _, site := range w.Sites {
+		c := *site
+		c.Location = in.frame(c.Location)
+		c.Waker = in.stack(c.Waker)
+		s.sites = append(s.sites, &c)
+	}
+	return s
+}
+
+// add keeps goroutine g of a slice of d ns: a quiet record, or its
+// numbers, sharing stacks and strings through in; kinds indexes s.kinds.
+func (s *Slice) add(g *GoStats, d int64, in *Interner, kinds map[kindKey]int32) {
+	if isQuiet(g, d) {
+		k := quietKind{reason: in.str(g.WaitReason), inferred: g.ReasonInferred, stack: in.stack(g.Stack),
+			createdBy: in.frame(g.CreatedBy), startFunc: in.str(g.StartFunc)}
+		kk := kindKey{k.reason, k.inferred, unsafe.SliceData(k.stack), len(k.stack), k.createdBy, k.startFunc}
+		i, ok := kinds[kk]
+		if !ok {
+			i = int32(len(s.kinds))
+			s.kinds = append(s.kinds, k)
+			kinds[kk] = i
+		}
+		s.quiet = append(s.quiet, quietRec{id: g.ID, parent: g.ParentID, kind: i})
+		return
+	}
+	c := *g
+	c.WaitReason, c.StartFunc = in.str(c.WaitReason), in.str(c.StartFunc)
+	c.Stack, c.StretchStack = in.stack(c.Stack), in.stack(c.StretchStack)
+	c.CreatedBy = in.frame(c.CreatedBy)
+	c.IdleByReason = slices.Clone(c.IdleByReason)
+	for i := range c.IdleByReason {
+		c.IdleByReason[i].Reason = in.str(c.IdleByReason[i].Reason)
+	}
+	s.active = append(s.active, c)
+}
+
+// slice finalizes b's window as a Slice: as NewSlice(b.Finalize(), in),
+// without the numbers of the quiet goroutines ever made beside it.
+func (b *WindowBuilder) slice(in *Interner) *Slice {
+	start := b.start
+	s := &Slice{Events: b.events, Truncated: b.truncated}
+	if b.clockSet {
+		s.WallStart = b.clockWall.Add(time.Duration(start - b.clockTrace))
+		s.WallEnd = b.clockWall.Add(time.Duration(b.end - b.clockTrace))
+	}
+	d := int64(b.end - start)
+	sites := b.siteStats()
+	kinds := map[kindKey]int32{}
+	var gs GoStats
+	var idle []ReasonTime
+	for _, g := range b.all {
+		var ok bool
+		if idle, ok = b.goStats(g, start, sites, &gs, idle[:0]); !ok {
+			continue
+		}
+		s.add(&gs, d, in, kinds)
+	}
+	slices.SortFunc(s.active, func(a, b GoStats) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(s.quiet, func(a, b quietRec) int { return cmp.Compare(a.id, b.id) })
+	wakers := make([][]wakerCount, len(sites))
+	for i, acc := range b.sites {
+		sites[i].WaitNS, sites[i].Wakeups = acc.waitNS, acc.wakeups
+		wakers[i] = acc.wakers
+	}
+	for _, site := range b.finishSites(sites, wakers) {
 		c := *site
 		c.Location = in.frame(c.Location)
 		c.Waker = in.stack(c.Waker)

@@ -224,3 +224,58 @@ func TestComposeSpan(t *testing.T) {
 		t.Errorf("no slices: %d goroutines", w.Count())
 	}
 }
+
+// AnalyzeSlice keeps what NewSlice keeps of AnalyzeTrace's window, without
+// making the quiet goroutines' numbers.
+func TestAnalyzeSliceIsNewSlice(t *testing.T) {
+	var stop atomic.Bool
+	parked := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { composeSleeper(&stop) })
+	wg.Go(func() { composeHalfBusy(&stop) })
+	for range 20 {
+		wg.Go(func() { composeParked(parked) })
+	}
+	defer func() { stop.Store(true); close(parked); wg.Wait() }()
+	time.Sleep(100 * time.Millisecond) // parked before the trace
+	var buf bytes.Buffer
+	if err := trace.Start(&buf); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	trace.Stop()
+	w, err := AnalyzeTrace(bytes.NewReader(buf.Bytes()), WindowOptions{Sites: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := Compose([]*Slice{NewSlice(w, NewInterner())}, time.Minute)
+	s, err := AnalyzeSlice(bytes.NewReader(buf.Bytes()), NewInterner())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.quiet) < 20 {
+		t.Errorf("%d quiet goroutines, want the 20 parked at least", len(s.quiet))
+	}
+	b := Compose([]*Slice{s}, time.Minute)
+	var n int
+	for g := range a.All() {
+		n++
+		h := b.Get(g.ID)
+		if h == nil {
+			t.Errorf("goroutine %d missing", g.ID)
+			continue
+		}
+		if h.Total != g.Total || h.Busy != g.Busy || h.Polls != g.Polls || h.State != g.State || h.WaitReason != g.WaitReason ||
+			h.InState != g.InState || h.StartFunc != g.StartFunc || len(h.Stack) != len(g.Stack) || h.CreatedBy != g.CreatedBy {
+			t.Errorf("goroutine %d: %+v, want %+v", g.ID, *h, *g)
+		}
+	}
+	if n == 0 || b.Count() != a.Count() || len(b.Sites) != len(a.Sites) {
+		t.Errorf("%d goroutines, %d and %d counted, %d and %d sites", n, a.Count(), b.Count(), len(a.Sites), len(b.Sites))
+	}
+	// A cut trace gives what it could read, and says so.
+	cut, err := AnalyzeSlice(bytes.NewReader(buf.Bytes()[:buf.Len()/2]), NewInterner())
+	if err == nil || !cut.Truncated {
+		t.Errorf("a cut trace: %v, truncated %v", err, cut.Truncated)
+	}
+}

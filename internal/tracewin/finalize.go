@@ -45,31 +45,13 @@ func (b *WindowBuilder) Finalize() *Window {
 	idleBy := make([]ReasonTime, 0, nIdle) // one backing array for all IdleByReason
 	sites := b.siteStats()
 	for _, g := range b.all {
-		if g.exited && g.ended < start {
-			continue // gone before the window
+		stats = append(stats, GoStats{})
+		var ok bool
+		if idleBy, ok = b.goStats(g, start, sites, &stats[len(stats)-1], idleBy); !ok {
+			stats = stats[:len(stats)-1]
+			continue
 		}
-		stats = append(stats, GoStats{ID: int64(g.id)})
 		gs := &stats[len(stats)-1]
-		end := b.end
-		if g.exited {
-			end = g.ended
-			gs.Exited, gs.Ended = true, int64(g.ended-start)
-		} else {
-			gs.InState = int64(b.end - max(g.since, start))
-			b.close(g, b.end, trace.GoUndetermined)
-			g.since = b.end
-			b.endState(gs, g, sites)
-		}
-		gs.Total = int64(end - max(g.created, start))
-		a := b.act(g)
-		gs.Busy, gs.Sched, gs.Idle, gs.Syscall = a.busy, a.sched, a.idle, a.syscall
-		gs.Polls, gs.LongestRun, gs.LongestStretch = a.polls, a.longest, a.longestStretch
-		gs.RunTimes, gs.SchedDelays = a.runs, a.delays
-		idleBy, gs.IdleByReason = b.idleByReason(idleBy, &a.idles)
-		if a.stretchStack != trace.NoStack {
-			gs.StretchStack = b.framesOf(a.stretchStack)
-		}
-		b.origin(gs, g)
 		w.Goroutines[gs.ID] = gs
 	}
 	w.listByID(stats)
@@ -82,6 +64,38 @@ func (b *WindowBuilder) Finalize() *Window {
 		w.Sites = b.finishSites(sites, wakers)
 	}
 	return w
+}
+
+// goStats sets gs to goroutine g's numbers over the window that starts at
+// start, closing its open interval, and counts it at its site in sites. Its
+// IdleByReason is appended to idleBy, which goStats returns. It returns
+// false for a goroutine gone before the window.
+func (b *WindowBuilder) goStats(g *goState, start trace.Time, sites []SiteStats, gs *GoStats, idleBy []ReasonTime) ([]ReasonTime, bool) {
+	if g.exited && g.ended < start {
+		return idleBy, false
+	}
+	*gs = GoStats{ID: int64(g.id)}
+	end := b.end
+	if g.exited {
+		end = g.ended
+		gs.Exited, gs.Ended = true, int64(g.ended-start)
+	} else {
+		gs.InState = int64(b.end - max(g.since, start))
+		b.close(g, b.end, trace.GoUndetermined)
+		g.since = b.end
+		b.endState(gs, g, sites)
+	}
+	gs.Total = int64(end - max(g.created, start))
+	a := b.act(g)
+	gs.Busy, gs.Sched, gs.Idle, gs.Syscall = a.busy, a.sched, a.idle, a.syscall
+	gs.Polls, gs.LongestRun, gs.LongestStretch = a.polls, a.longest, a.longestStretch
+	gs.RunTimes, gs.SchedDelays = a.runs, a.delays
+	idleBy, gs.IdleByReason = b.idleByReason(idleBy, &a.idles)
+	if a.stretchStack != trace.NoStack {
+		gs.StretchStack = b.framesOf(a.stretchStack)
+	}
+	b.origin(gs, g)
+	return idleBy, true
 }
 
 // siteStats returns an empty SiteStats for each site, to fill for a

@@ -381,17 +381,14 @@ func (c *Collector) buildNow(ctx context.Context, window time.Duration) (*built,
 	var notes []string
 	from := "trace"
 	profDue := false
+	leakNote := ""
+	if now.Sub(c.lastLeak) >= c.opts.LeakInterval {
+		leakNote = c.readLeaks(now)
+	}
 	if c.dumpDue(now) {
-		if now.Sub(c.lastLeak) >= c.opts.LeakInterval {
-			c.readLeaks(now)
-		}
 		c.dump(now)
 		from += "+dump"
 	} else {
-		if now.Sub(c.lastLeak) >= c.opts.LeakInterval {
-			// No dump to show the marks: the profile's stacks mark them.
-			c.readLeaks(now)
-		}
 		profDue = c.profDone == nil && now.Sub(c.lastProf) >= source.Spacing(c.profCost, c.opts.CPUBudget)
 		if profDue && !c.named {
 			// Nothing names the goroutines yet: read the profile now.
@@ -403,6 +400,9 @@ func (c *Collector) buildNow(ctx context.Context, window time.Duration) (*built,
 			profDue = false
 		}
 		notes = append(notes, c.dumpNote(now))
+	}
+	if leakNote != "" {
+		notes = append(notes, leakNote)
 	}
 	parts := append([]*tracewin.Slice(nil), c.slices...)
 	plan, cost, cold, recErr := c.plan, c.cost, c.coldAt, c.recErr
@@ -542,28 +542,52 @@ func (c *Collector) expectedDumpCost() time.Duration {
 	return time.Duration(perG * float64(runtime.NumGoroutine()))
 }
 
-// readLeaks runs the leak detector: the goroutineleak profile forces a GC
-// that marks leaked goroutines, which it lists by stack (and a dump shows
-// as "(leaked)").
-func (c *Collector) readLeaks(now time.Time) {
+// leakNSPerGoroutine is what the goroutineleak profile's forced GC stops
+// the world for, per goroutine: its leak detection marks goroutines with
+// the world stopped (some 30 ms at 100,000 goroutines here, against a few
+// for an ordinary GC). It guards the first read, whose cost is not yet
+// measured.
+const leakNSPerGoroutine = 300
+
+// expectedLeakPause is the pause a read of the goroutineleak profile would
+// cause now. (What the last read measured is noisier than the estimate: a
+// busy machine stretches any pause, and one long reading would stop the
+// reads for good.)
+func (c *Collector) expectedLeakPause() time.Duration {
+	return time.Duration(leakNSPerGoroutine * runtime.NumGoroutine())
+}
+
+// readLeaks runs the leak detector when its pause fits MaxPause: the
+// goroutineleak profile forces a GC that marks leaked goroutines, which it
+// lists by stack (and a dump shows as "(leaked)"). It returns a note when
+// it does not.
+func (c *Collector) readLeaks(now time.Time) string {
 	c.lastLeak = now
 	p := pprof.Lookup("goroutineleak")
 	if p == nil {
 		c.leaked = -1
-		return
+		return ""
+	}
+	n := runtime.NumGoroutine()
+	if pause := c.expectedLeakPause(); pause > c.opts.MaxPause {
+		c.leaked = -1
+		return fmt.Sprintf("no goroutineleak profile: its forced GC would stop the world for about %s (%d goroutines), more than the %s "+
+			"allowed (--max-pause): leaks are found by their growth and how long goroutines wait",
+			pause.Round(10*time.Microsecond), n, c.opts.MaxPause)
 	}
 	var buf bytes.Buffer
 	if err := p.WriteTo(&buf, 0); err != nil {
 		c.opts.Logger.Warn("reading the goroutine leak profile", "err", err)
-		return
+		return ""
 	}
 	leaks, err := model.ParseStackProfile(&buf)
 	if err != nil {
 		c.opts.Logger.Warn("reading the goroutine leak profile", "err", err)
-		return
+		return ""
 	}
 	c.m.SetLeaks(leaks)
 	c.leaked = int(leaks.Total())
+	return ""
 }
 
 // Dump takes a full goroutine dump now, whatever the budgets, so that the

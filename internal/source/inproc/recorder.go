@@ -44,6 +44,8 @@ const (
 	// maxSlices bounds the slices kept: past it, every other one of the
 	// older half is dropped, so that a long window is a sample of slices.
 	maxSlices = 16
+	// maxInterned bounds the stacks the interner holds.
+	maxInterned = 50_000
 	// firstSlice is the length of a slice before any cost is known.
 	firstSlice = 250 * time.Millisecond
 )
@@ -61,7 +63,7 @@ type plan struct {
 type costs struct {
 	on       time.Duration // how long it traced
 	cycle    time.Duration // from its start to the end of its analysis
-	analysis time.Duration // the analysis' CPU time
+	analysis time.Duration // the CPU time of stopping the trace and of the analysis
 	events   int64
 	progCPU  time.Duration // the process' CPU time over the cycle, analysis included
 }
@@ -71,7 +73,9 @@ type costs struct {
 // uses less (an idle program loses nothing, but each slice's first events,
 // one per goroutine, must be paid for).
 func nextPlan(c costs, budget float64) plan {
-	inspect := c.analysis + time.Duration(c.events)*tracerNSPerEvent + sliceOverhead
+	// The analysis allocates: the collector's work on its garbage comes
+	// to about half its own.
+	inspect := c.analysis*3/2 + time.Duration(c.events)*tracerNSPerEvent + sliceOverhead
 	prog := max(c.progCPU-c.analysis, 0)
 	rate := max(prog.Seconds()/c.cycle.Seconds(), 1)
 	// Inspection may take budget of what the program and it use together.
@@ -160,7 +164,10 @@ func (c *Collector) record(r *recorder) {
 		c.tracing = started
 		c.mu.Unlock()
 		stopped := sleepCut(r.stop, c.cut, p.on)
-		trace.Stop()
+		// Stopping writes the status of every goroutine the slice did not
+		// see (some 0.7 µs each): the recorder's thread pays it, and
+		// counts it.
+		stopCPU := onThread(trace.Stop)
 		c.mu.Lock()
 		c.tracing = time.Time{}
 		c.mu.Unlock()
@@ -168,17 +175,28 @@ func (c *Collector) record(r *recorder) {
 		if !stopped {
 			return
 		}
-		win, analysis, err := analyse(&buf)
+		c.mu.Lock()
+		in := c.in
+		c.mu.Unlock()
+		if in == nil {
+			return
+		}
+		s, analysis, err := analyse(&buf, in)
 		if err != nil {
 			c.failed("analysing the execution trace", err)
 		}
 		if buf.Cap() > 64<<20 {
 			buf = bytes.Buffer{} // a burst of events: do not keep its room
 		}
-		cost := costs{on: traced, cycle: time.Since(started), analysis: analysis, events: win.Events, progCPU: processCPU() - cpu0}
+		cost := costs{on: traced, cycle: time.Since(started), analysis: stopCPU + analysis, events: s.Events, progCPU: processCPU() - cpu0}
 		c.mu.Lock()
-		if c.rec == r && c.in != nil {
-			c.addSlice(tracewin.NewSlice(win, c.in))
+		if c.rec == r && c.in == in {
+			c.addSlice(s)
+			if in.Len() > maxInterned {
+				// Stacks that change all the time (deep recursion): start
+				// afresh; the slices kept keep theirs.
+				c.in = tracewin.NewInterner()
+			}
 			c.plan = nextPlan(cost, c.opts.OverheadBudget)
 			c.cost = cost
 			p = c.plan
@@ -193,14 +211,23 @@ func (c *Collector) record(r *recorder) {
 	}
 }
 
-// analyse analyses one slice on a thread of its own, and says how much CPU
-// time that took.
-func analyse(buf *bytes.Buffer) (*tracewin.Window, time.Duration, error) {
+// onThread runs f on a thread of its own and says how much CPU time it took.
+func onThread(f func()) time.Duration {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	t0 := threadCPU()
-	win, err := tracewin.AnalyzeTrace(buf, tracewin.WindowOptions{Sites: true})
-	return win, threadCPU() - t0, err
+	f()
+	return threadCPU() - t0
+}
+
+// analyse analyses one slice on a thread of its own, and says how much CPU
+// time that took. Only the recorder uses in while it runs.
+func analyse(buf *bytes.Buffer, in *tracewin.Interner) (*tracewin.Slice, time.Duration, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	t0 := threadCPU()
+	s, err := tracewin.AnalyzeSlice(buf, in)
+	return s, threadCPU() - t0, err
 }
 
 // addSlice keeps s, and drops what no window needs. Called with c.mu held.
@@ -230,9 +257,11 @@ func (c *Collector) addSlice(s *tracewin.Slice) {
 	c.notify()
 }
 
-// keep is how far back slices are kept: the longest window asked lately.
+// keep is how far back slices are kept: the longest window asked lately,
+// and a cycle of the recorder more (the window's first slice may start
+// before it).
 func (c *Collector) keep() time.Duration {
-	return c.longest + maxCycle
+	return c.longest + c.plan.on + c.plan.off + time.Second
 }
 
 // notify wakes those waiting for a slice. Called with c.mu held.
