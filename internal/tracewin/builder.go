@@ -45,10 +45,10 @@ type WindowBuilder struct {
 	clockTrace trace.Time
 	clockWall  time.Time
 
-	gs        goTable
-	all       []*goState   // in order of first appearance
-	wholeSlab []wholeGo    // goroutines with their numbers, to hand out
-	actSlab   []goActivity // goActivity to hand out
+	gs      goTable
+	all     []*goState   // in order of first appearance
+	slab    []goState    // goroutines to hand out
+	actSlab []goActivity // goActivity to hand out
 
 	reasons   []string         // normalized wait reasons, by index
 	reasonIdx map[string]int32 // and their indexes
@@ -185,13 +185,6 @@ type goActivity struct {
 	first   trace.Stack // first own stack seen (its root frame names the start function)
 	start   trace.Stack // start stack from its creation
 	creator trace.Stack // creator's stack at creation
-}
-
-// wholeGo is how the builder allocates a goroutine: its numbers last the
-// window, so they sit beside its state.
-type wholeGo struct {
-	g goState
-	a goActivity
 }
 
 // act returns g's goActivity, made on first use.
@@ -410,8 +403,13 @@ func (b *WindowBuilder) transition(ev *trace.Event, st *trace.StateTransition, t
 	}
 	if stk != trace.NoStack {
 		g.stack = stk
-		if a := b.act(g); a.first == trace.NoStack {
-			a.first = stk
+		// A status event's stack is where the goroutine is: its root tells
+		// the start function all the same (see origin), and a goroutine
+		// that does nothing else in the window gets no goActivity.
+		if from != trace.GoUndetermined || g.act != nil {
+			if a := b.act(g); a.first == trace.NoStack {
+				a.first = stk
+			}
 		}
 	}
 	switch to {
@@ -513,13 +511,14 @@ func (b *WindowBuilder) appear(ev *trace.Event, st *trace.StateTransition, g *go
 }
 
 func (b *WindowBuilder) newGoroutine(id trace.GoID) *goState {
-	if len(b.wholeSlab) == 0 {
-		b.wholeSlab = make([]wholeGo, 256)
+	// Its numbers (goActivity) come with its first interval: a goroutine
+	// seen only in a status event (most of a large program's, waiting)
+	// never needs them.
+	if len(b.slab) == 0 {
+		b.slab = make([]goState, 256)
 	}
-	w := &b.wholeSlab[0]
-	b.wholeSlab = b.wholeSlab[1:]
-	g := &w.g
-	g.act = &w.a
+	g := &b.slab[0]
+	b.slab = b.slab[1:]
 	g.id = id
 	g.site = -1
 	g.parent = trace.NoGoroutine

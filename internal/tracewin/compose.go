@@ -25,6 +25,7 @@ import (
 	"unsafe"
 
 	"github.com/inspectd/inspectd/internal/stack"
+	"golang.org/x/exp/trace"
 )
 
 // A Slice is the analysis of one traced stretch of a program's time, kept
@@ -175,6 +176,12 @@ func (b *WindowBuilder) slice(in *Interner) *Slice {
 	var gs GoStats
 	var idle []ReasonTime
 	for _, g := range b.all {
+		if g.act == nil && !g.exited && g.state == trace.GoWaiting && g.created <= start && g.since <= start {
+			// Seen in a status event only, waiting all along: its record
+			// without its numbers.
+			b.quiet(s, g, sites, d, in, kinds)
+			continue
+		}
 		var ok bool
 		if idle, ok = b.goStats(g, start, sites, &gs, idle[:0]); !ok {
 			continue
@@ -195,6 +202,31 @@ func (b *WindowBuilder) slice(in *Interner) *Slice {
 		s.sites = append(s.sites, &c)
 	}
 	return s
+}
+
+// quiet keeps g, which waited all of a slice of d ns without an event, as
+// a quiet record of s, and counts it at its site.
+func (b *WindowBuilder) quiet(s *Slice, g *goState, sites []SiteStats, d int64, in *Interner, kinds map[kindKey]int32) {
+	var gs GoStats
+	b.origin(&gs, g)
+	k := quietKind{reason: in.str(b.reasons[g.reason]), inferred: g.inferred, stack: in.stack(gs.Stack),
+		createdBy: in.frame(gs.CreatedBy), startFunc: in.str(gs.StartFunc)}
+	kk := kindKey{k.reason, k.inferred, unsafe.SliceData(k.stack), len(k.stack), k.createdBy, k.startFunc}
+	i, ok := kinds[kk]
+	if !ok {
+		i = int32(len(s.kinds))
+		s.kinds = append(s.kinds, k)
+		kinds[kk] = i
+	}
+	s.quiet = append(s.quiet, quietRec{id: int64(g.id), parent: gs.ParentID, kind: i})
+	if g.site >= 0 {
+		b.sites[g.site].waitNS += d
+		site := &sites[g.site]
+		site.Waiting++
+		if len(site.Tasks) < maxSiteTasks {
+			site.Tasks = append(site.Tasks, int64(g.id))
+		}
+	}
 }
 
 // kindKey is a quietKind as a map key: its stack, interned, by identity.

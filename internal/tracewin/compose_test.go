@@ -3,6 +3,7 @@ package tracewin
 import (
 	"bytes"
 	"math"
+	"runtime"
 	"runtime/trace"
 	"slices"
 	"strings"
@@ -39,6 +40,26 @@ func composeHalfBusy(stop *atomic.Bool) {
 //
 //go:noinline
 func composeParked(stop <-chan struct{}) { <-stop }
+
+// waitParked waits until n goroutines wait in composeParked: a goroutine
+// just started may run its first steps in the trace that follows.
+func waitParked(t *testing.T, n int) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		dump := string(buf[:runtime.Stack(buf, true)])
+		parked := 0
+		for _, g := range strings.Split(dump, "\n\n") {
+			if strings.Contains(g, "[chan receive") && strings.Contains(g, ".composeParked(") {
+				parked++
+			}
+		}
+		if parked >= n {
+			return
+		}
+	}
+	t.Fatalf("%d goroutines never all parked", n)
+}
 
 // slicesOf traces n slices of on, with off between.
 func slicesOf(t *testing.T, n int, on, off time.Duration) []*Slice {
@@ -182,6 +203,7 @@ func TestComposeQuietGoroutines(t *testing.T) {
 		wg.Go(func() { composeParked(parked) })
 	}
 	defer func() { close(parked); wg.Wait() }()
+	waitParked(t, 20)
 	parts := slicesOf(t, 4, 200*time.Millisecond, 200*time.Millisecond)
 	w := Compose(parts, 10*time.Second)
 	p := byFunc(t, w, "composeParked")
@@ -237,7 +259,7 @@ func TestAnalyzeSliceIsNewSlice(t *testing.T) {
 		wg.Go(func() { composeParked(parked) })
 	}
 	defer func() { stop.Store(true); close(parked); wg.Wait() }()
-	time.Sleep(100 * time.Millisecond) // parked before the trace
+	waitParked(t, 20)
 	var buf bytes.Buffer
 	if err := trace.Start(&buf); err != nil {
 		t.Fatal(err)

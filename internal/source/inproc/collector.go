@@ -124,7 +124,9 @@ type Collector struct {
 	slices    []*tracewin.Slice
 	in        *tracewin.Interner
 	sliced    chan struct{} // closed when a slice is kept
+	sliceSeq  uint64        // slices kept since the start
 	tracing   time.Time     // when the slice in flight began; zero between slices
+	analysing bool          // a slice has ended and is being analysed
 	cut       chan struct{} // ends the slice in flight early
 	closed    bool
 	// Builds: one at a time; building is closed when the one in flight
@@ -153,6 +155,7 @@ type Collector struct {
 type built struct {
 	at     time.Time
 	window time.Duration
+	slices uint64 // the last slice it was built with (Collector.sliceSeq)
 	snap   *api.Snapshot
 	win    *tracewin.Window
 }
@@ -160,6 +163,10 @@ type built struct {
 // budgetWait is how long a request for another window than the last
 // snapshot's waits for the CPU budget to allow a build.
 const budgetWait = time.Second
+
+// profileEvery is the least time between two reads of the goroutine
+// profile for labels.
+const profileEvery = 10 * time.Second
 
 // maxColdWait bounds how long a request waits for its window to be
 // recorded on a process nobody watched: clients wait for an answer's
@@ -303,7 +310,7 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 		}
 	}
 	c.mu.Lock()
-	shared := c.shared(now, window) != nil
+	shared := c.budgetShared(now, window) != nil
 	c.mu.Unlock()
 	if !shared {
 		c.freshen(ctx)
@@ -344,11 +351,22 @@ func (c *Collector) haveSlices() bool {
 }
 
 // shared returns the last snapshot when a request for window at now is to
-// share it: within the CPU budget, whatever window it asks (two clients
+// share it: when no slice has come since it was built, or within the CPU
+// budget, whatever window it asks (two clients
 // asking for two windows must not build one each time), unless a request
 // for another window can wait budgetWait for the budget. Called with c.mu
 // held.
 func (c *Collector) shared(now time.Time, window time.Duration) *built {
+	if c.last != nil && c.last.window == window && c.last.slices == c.sliceSeq && c.last.slices > 0 {
+		// No slice since: a new build would tell nothing new.
+		return c.last
+	}
+	return c.budgetShared(now, window)
+}
+
+// budgetShared returns the last build when the CPU budget allows no new
+// one yet. Called with c.mu held.
+func (c *Collector) budgetShared(now time.Time, window time.Duration) *built {
 	if c.last == nil {
 		return nil
 	}
@@ -389,7 +407,9 @@ func (c *Collector) buildNow(ctx context.Context, window time.Duration) (*built,
 		c.dump(now)
 		from += "+dump"
 	} else {
-		profDue = c.profDone == nil && now.Sub(c.lastProf) >= source.Spacing(c.profCost, c.opts.CPUBudget)
+		// Labels by stack change slowly: a read (some 3 µs a goroutine) at
+		// most every profileEvery, and within the CPU budget.
+		profDue = c.profDone == nil && now.Sub(c.lastProf) >= max(profileEvery, source.Spacing(c.profCost, c.opts.CPUBudget))
 		if profDue && !c.named {
 			// Nothing names the goroutines yet: read the profile now.
 			c.readProfile(now)
@@ -405,6 +425,7 @@ func (c *Collector) buildNow(ctx context.Context, window time.Duration) (*built,
 		notes = append(notes, leakNote)
 	}
 	parts := append([]*tracewin.Slice(nil), c.slices...)
+	seq := c.sliceSeq
 	plan, cost, cold, recErr := c.plan, c.cost, c.coldAt, c.recErr
 	c.mu.Unlock()
 
@@ -461,7 +482,7 @@ func (c *Collector) buildNow(ctx context.Context, window time.Duration) (*built,
 			"so the next comes in %s at the earliest: requests share this one until then",
 			c.buildCost.Round(time.Millisecond), c.opts.CPUBudget*100, gap.Round(time.Second)))
 	}
-	c.last = &built{at: now, window: window, snap: snap, win: win}
+	c.last = &built{at: now, window: window, snap: snap, win: win, slices: seq}
 	if profDue {
 		// For the next snapshots; read after this one rather than
 		// alongside it, where it would compete with it for the CPU and

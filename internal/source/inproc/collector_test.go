@@ -169,16 +169,17 @@ func TestCollectorSpawnsShowABurstThatEnded(t *testing.T) {
 	if _, err := c.Snapshot(ctx, 3*time.Second); err != nil { // the recorder starts
 		t.Fatal(err)
 	}
-	time.Sleep(1200 * time.Millisecond)
+	// Goroutines that start and end between two slices are not seen: the
+	// burst goes where a slice has time left to see all of it.
+	midSlice(t, c, 600*time.Millisecond)
 	burst(500, 200*time.Millisecond)
-	time.Sleep(1200 * time.Millisecond)
 	snap, err := c.Snapshot(ctx, 3*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	i := slices.IndexFunc(snap.Spawns, func(s api.SpawnSite) bool { return strings.HasSuffix(s.Site.Function, ".burst") })
 	if i < 0 {
-		t.Fatalf("no spawn site in burst among %+v (window %v)", snap.Spawns, time.Duration(snap.WindowNS))
+		t.Fatalf("no spawn site in burst among %+v (window %v, %d tasks, notes %q)", snap.Spawns, time.Duration(snap.WindowNS), len(snap.Tasks), snap.Notes)
 	}
 	if sp := snap.Spawns[i]; sp.Created != 500 || sp.Peak < 400 || sp.Peak > 500 || sp.Alive != 0 {
 		t.Errorf("burst: %+v; want 500 created, 400-500 at once, none alive", sp)
@@ -186,6 +187,24 @@ func TestCollectorSpawnsShowABurstThatEnded(t *testing.T) {
 	if slices.ContainsFunc(snap.Tasks, func(t api.Task) bool { return strings.HasSuffix(t.CreatedBy.Function, ".burst") }) {
 		t.Error("a goroutine of the burst is still a task")
 	}
+}
+
+// midSlice waits until c's recorder is in a slice with at least d left.
+func midSlice(t *testing.T, c *Collector, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		// c.plan is the slice in flight's until it ends.
+		left := time.Until(c.tracing.Add(c.plan.on))
+		in := !c.tracing.IsZero()
+		c.mu.Unlock()
+		if in && left >= d {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("the recorder never had a slice with %v left", d)
 }
 
 // burst starts n goroutines that each sleep d, and waits for them.

@@ -61,41 +61,53 @@ type plan struct {
 
 // costs are what one slice cost, for the next plan.
 type costs struct {
-	on       time.Duration // how long it traced
-	cycle    time.Duration // from its start to the end of its analysis
-	analysis time.Duration // the CPU time of stopping the trace and of the analysis
-	events   int64
-	progCPU  time.Duration // the process' CPU time over the cycle, analysis included
+	on         time.Duration // how long it traced
+	cycle      time.Duration // from its start to the end of its analysis
+	analysis   time.Duration // the CPU time of stopping the trace and of the analysis
+	events     int64
+	goroutines int           // the goroutines it saw: each is at least one event, whatever its length
+	progCPU    time.Duration // the process' CPU time over the cycle, analysis included
 }
 
-// nextPlan sets the share traced so that inspection costs at most budget
-// of the CPU the program uses itself, or of one core for a program that
-// uses less (an idle program loses nothing, but each slice's first events,
-// one per goroutine, must be paid for).
+// nextPlan sets the length of the slices and the pause between them so
+// that inspection costs at most budget of the CPU the program uses itself,
+// or of one core for a program that uses less (an idle program loses
+// nothing, but each slice's first events, one per goroutine, must be paid
+// for).
+//
+// A slice costs a part that does not depend on its length (an event for
+// every goroutine, when it starts or stops) and one that does (the events
+// of what the goroutines do). Slices are made long enough for the first
+// not to dominate, and spaced for the whole to fit the budget.
 func nextPlan(c costs, budget float64) plan {
+	if c.on <= 0 || c.events <= 0 {
+		return plan{on: firstSlice, share: 1}
+	}
 	// The analysis allocates: the collector's work on its garbage comes
-	// to about half its own.
-	inspect := c.analysis*3/2 + time.Duration(c.events)*tracerNSPerEvent + sliceOverhead
+	// to about half its own. The tracer's cost is the program's.
+	inspect := (c.analysis*3/2 + time.Duration(c.events)*tracerNSPerEvent).Seconds()
+	perEvent := inspect / float64(c.events)
+	fixedEvents := min(int64(c.goroutines), c.events)
+	fixed := perEvent*float64(fixedEvents) + sliceOverhead.Seconds()
+	perSec := perEvent * float64(c.events-fixedEvents) / c.on.Seconds() // per second traced
 	prog := max(c.progCPU-c.analysis, 0)
 	rate := max(prog.Seconds()/c.cycle.Seconds(), 1)
 	// Inspection may take budget of what the program and it use together.
 	allowed := budget / (1 - budget) * rate // CPU-seconds per second
-	perTraced := inspect.Seconds() / c.on.Seconds()
-	share := 1.0
-	if perTraced > 0 {
-		share = min(1, allowed/perTraced)
+	on := maxSlice
+	if perSec > 0 {
+		on = min(max(time.Duration(fixed/perSec*float64(time.Second)), minSlice), maxSlice)
 	}
-	if share >= 1 {
+	cycle := time.Duration((fixed + perSec*on.Seconds()) / allowed * float64(time.Second))
+	if cycle <= on {
 		return plan{on: maxSlice, share: 1}
 	}
-	on := min(max(time.Duration(share*float64(time.Second)), minSlice), maxSlice)
-	cycle := time.Duration(float64(on) / share)
-	p := plan{on: on, share: share}
+	p := plan{on: on}
 	if cycle > maxCycle {
 		cycle, p.over = maxCycle, true
-		p.share = float64(on) / float64(cycle)
 	}
-	// The analysis runs in the pause.
+	p.share = float64(on) / float64(cycle)
+	// The stopping and the analysis run in the pause.
 	p.off = max(cycle-on-(c.cycle-c.on), 0)
 	return p
 }
@@ -134,7 +146,7 @@ func (c *Collector) record(r *recorder) {
 	defer func() {
 		c.mu.Lock()
 		if c.rec == r {
-			c.rec = nil
+			c.rec, c.analysing = nil, false
 		}
 		c.notify()
 		c.mu.Unlock()
@@ -169,14 +181,16 @@ func (c *Collector) record(r *recorder) {
 		// counts it.
 		stopCPU := onThread(trace.Stop)
 		c.mu.Lock()
-		c.tracing = time.Time{}
+		c.tracing, c.analysing = time.Time{}, stopped
 		c.mu.Unlock()
-		traced := time.Since(started)
 		if !stopped {
 			return
 		}
 		c.mu.Lock()
 		in := c.in
+		if in == nil {
+			c.analysing = false
+		}
 		c.mu.Unlock()
 		if in == nil {
 			return
@@ -188,8 +202,10 @@ func (c *Collector) record(r *recorder) {
 		if buf.Cap() > 64<<20 {
 			buf = bytes.Buffer{} // a burst of events: do not keep its room
 		}
-		cost := costs{on: traced, cycle: time.Since(started), analysis: stopCPU + analysis, events: s.Events, progCPU: processCPU() - cpu0}
+		cost := costs{on: s.Duration(), cycle: time.Since(started), analysis: stopCPU + analysis, events: s.Events,
+			goroutines: s.Goroutines(), progCPU: processCPU() - cpu0}
 		c.mu.Lock()
+		c.analysing = false
 		if c.rec == r && c.in == in {
 			c.addSlice(s)
 			if in.Len() > maxInterned {
@@ -236,6 +252,7 @@ func (c *Collector) addSlice(s *tracewin.Slice) {
 		return // no clock: cannot be placed (a trace before Go 1.25)
 	}
 	c.slices = append(c.slices, s)
+	c.sliceSeq++
 	keep := c.keep()
 	i := 0
 	for i < len(c.slices)-1 && s.WallEnd.Sub(c.slices[i].WallEnd) > keep {
@@ -298,14 +315,20 @@ func sleepCut(stop <-chan struct{}, cut <-chan struct{}, d time.Duration) bool {
 
 // freshen ends the slice in flight, if it has run long enough to say
 // something, and waits for its analysis: a request gets the program as it
-// is now rather than as the last slice left it. In the pause between
-// slices, which the overhead budget sets, there is nothing to end.
+// is now rather than as the last slice left it. A slice that has ended and
+// is being analysed is waited for too. In the pause between slices, which
+// the overhead budget sets, there is nothing to end.
 func (c *Collector) freshen(ctx context.Context) {
 	c.mu.Lock()
 	now := time.Now()
 	var last time.Time
 	if n := len(c.slices); n > 0 {
 		last = c.slices[n-1].WallEnd
+	}
+	if c.rec != nil && c.analysing {
+		c.mu.Unlock()
+		_ = c.waitSlice(ctx, last)
+		return
 	}
 	if c.rec == nil || c.tracing.IsZero() || now.Sub(c.tracing) < minSlice || now.Sub(last) < minSlice {
 		c.mu.Unlock()

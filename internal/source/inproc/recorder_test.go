@@ -138,27 +138,30 @@ func TestCollectorNoDumpPastMaxPause(t *testing.T) {
 
 // The share traced keeps inspection within the budget of the program's
 // own CPU: a program whose tracing costs little is traced all the time;
-// one whose events cost much (channel ping-pong) a part of each second;
-// one so costly that even the shortest slice is too much, every maxCycle.
+// one whose events cost much (channel ping-pong) a part of each second,
+// in short slices; one with many goroutines that do little, in long slices
+// far apart (each costs an event a goroutine); one so costly that even
+// that is too much, every maxCycle.
 func TestNextPlan(t *testing.T) {
 	for _, c := range []struct {
 		name      string
 		cost      costs
 		wantShare [2]float64
+		wantOn    [2]time.Duration
 		wantOver  bool
 	}{
 		{"idle program, few goroutines", costs{on: time.Second, cycle: 1010 * time.Millisecond, analysis: 2 * time.Millisecond,
-			events: 5000, progCPU: 20 * time.Millisecond}, [2]float64{1, 1}, false},
+			events: 5000, goroutines: 50, progCPU: 20 * time.Millisecond}, [2]float64{1, 1}, [2]time.Duration{maxSlice, maxSlice}, false},
 		{"ping-pong on two cores", costs{on: 250 * time.Millisecond, cycle: 600 * time.Millisecond, analysis: 300 * time.Millisecond,
-			events: 1_500_000, progCPU: 1200 * time.Millisecond}, [2]float64{0.03, 0.08}, false},
-		{"a million parked goroutines", costs{on: time.Second, cycle: 1500 * time.Millisecond, analysis: 400 * time.Millisecond,
-			events: 1_000_000, progCPU: 600 * time.Millisecond}, [2]float64{0.05, 0.15}, false},
-		{"beyond the budget", costs{on: time.Second, cycle: 5 * time.Second, analysis: 4 * time.Second,
-			events: 20_000_000, progCPU: 5 * time.Second}, [2]float64{0.01, 0.011}, true},
+			events: 1_500_000, goroutines: 120, progCPU: 1200 * time.Millisecond}, [2]float64{0.02, 0.08}, [2]time.Duration{minSlice, minSlice}, false},
+		{"100,000 parked goroutines", costs{on: time.Second, cycle: 1400 * time.Millisecond, analysis: 250 * time.Millisecond,
+			events: 101_000, goroutines: 100_000, progCPU: 300 * time.Millisecond}, [2]float64{0.1, 0.2}, [2]time.Duration{maxSlice, maxSlice}, false},
+		{"a million parked goroutines", costs{on: time.Second, cycle: 4 * time.Second, analysis: 2500 * time.Millisecond,
+			events: 1_001_000, goroutines: 1_000_000, progCPU: 2600 * time.Millisecond}, [2]float64{0.1, 0.1}, [2]time.Duration{maxSlice, maxSlice}, true},
 	} {
 		p := nextPlan(c.cost, 0.05)
-		if p.share < c.wantShare[0] || p.share > c.wantShare[1] || p.over != c.wantOver {
-			t.Errorf("%s: %+v; want a share from %.3g to %.3g, over %v", c.name, p, c.wantShare[0], c.wantShare[1], c.wantOver)
+		if p.share < c.wantShare[0] || p.share > c.wantShare[1] || p.over != c.wantOver || p.on < c.wantOn[0] || p.on > c.wantOn[1] {
+			t.Errorf("%s: %+v; want a share from %.3g to %.3g, slices of %v to %v, over %v", c.name, p, c.wantShare[0], c.wantShare[1], c.wantOn[0], c.wantOn[1], c.wantOver)
 		}
 		if p.on < minSlice || p.on > maxSlice || p.on+p.off > maxCycle {
 			t.Errorf("%s: %+v: slices of %v to %v, cycles of at most %v", c.name, p, minSlice, maxSlice, maxCycle)
