@@ -33,7 +33,7 @@ var (
 )
 
 // binary builds cmd/inspectd once per test run.
-func binary(t *testing.T) string {
+func binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "inspectd-test")
@@ -124,7 +124,7 @@ type proc struct {
 }
 
 // startProc runs the binary with args and waits for its "listening" record.
-func startProc(t *testing.T, gopsDir string, args ...string) *proc {
+func startProc(t testing.TB, gopsDir string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(binary(t), append([]string{"--log-format", "json", "--listen", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), "GOPS_CONFIG_DIR="+gopsDir)
@@ -189,7 +189,7 @@ func (p *proc) log() string {
 	return p.stderr.String()
 }
 
-func get(t *testing.T, url string) (int, string) {
+func get(t testing.TB, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
