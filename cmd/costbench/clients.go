@@ -184,9 +184,10 @@ type watcher struct {
 
 // watchUpdate is one "update" event.
 type watchUpdate struct {
-	at    time.Time
-	bytes int  // of its data (the JSON of the update)
-	full  bool // the update says "full": every task
+	at     time.Time
+	bytes  int    // of its data (the JSON of the update)
+	full   bool   // the update says "full": every task
+	source string // what the snapshot behind it was built from
 }
 
 // startWatch connects to url and follows it until stop.
@@ -273,7 +274,7 @@ func (w *watcher) event(name string, size int, head []byte) {
 	defer w.mu.Unlock()
 	switch name {
 	case "update":
-		w.updates = append(w.updates, watchUpdate{at: time.Now(), bytes: size, full: bytes.Contains(head, []byte(`"full":true`))})
+		w.updates = append(w.updates, watchUpdate{at: time.Now(), bytes: size, full: bytes.Contains(head, []byte(`"full":true`)), source: headField(snapshotSource, head)})
 	case "error":
 		w.lastErr = clip(string(head), 200)
 	}

@@ -152,6 +152,17 @@ func (b *bench) parkedAgent(ctx context.Context, res *parked) error {
 		return f, nil
 	}
 
+	// Sources with "+dump" were built with a full goroutine dump, which
+	// stops the world about 6 µs per goroutine.
+	dumps := 0
+	dumped := func(source string) bool {
+		if strings.HasSuffix(source, "+dump") {
+			dumps++
+			return true
+		}
+		return false
+	}
+
 	b.progress("parked %d, agent: the first snapshot", res.n)
 	cold, err := ask()
 	if err != nil {
@@ -166,6 +177,7 @@ func (b *bench) parkedAgent(ctx context.Context, res *parked) error {
 		pauses: pausesBetween(p.ready, sRest, sCold), rssAdded: sCold.RSSBytes - sRest.RSSBytes,
 		note: "source " + headField(snapshotSource, cold.head),
 	})
+	dumped(headField(snapshotSource, cold.head))
 
 	// Then one a second, as a client polling would ask, for -steady and
 	// until -parked-reps came from the live trace stream (at most 20s
@@ -175,6 +187,7 @@ func (b *bench) parkedAgent(ctx context.Context, res *parked) error {
 		fetched
 		source string
 		built  bool // a snapshot of its own, not the last one shared
+		dump   bool // built with a goroutine dump
 	}
 	live := func(a answer) bool { return strings.HasPrefix(a.source, "trace-stream") }
 	var answers []answer
@@ -189,6 +202,7 @@ func (b *bench) parkedAgent(ctx context.Context, res *parked) error {
 		}
 		t := headField(snapshotTime, f.head)
 		a := answer{fetched: f, source: headField(snapshotSource, f.head), built: t != lastTime}
+		a.dump = a.built && dumped(a.source)
 		answers = append(answers, a)
 		lastTime = t
 		if live(a) {
@@ -207,18 +221,18 @@ func (b *bench) parkedAgent(ctx context.Context, res *parked) error {
 	row := parkedRow{
 		what: "agent snapshot, steady", pauses: pausesBetween(p.ready, sCold, sSteady), rssAdded: sSteady.RSSBytes - sRest.RSSBytes,
 	}
-	built, dumped := 0, 0
+	built, withDump := 0, 0
 	for _, a := range steady {
 		row.times = append(row.times, a.took)
 		row.bytes = append(row.bytes, a.bytes)
 		if a.built {
 			built++
 		}
-		if strings.HasSuffix(a.source, "+dump") {
-			dumped++
+		if a.dump {
+			withDump++
 		}
 	}
-	row.note = fmt.Sprintf("%d of %d asked a second apart, %s; %d built anew (%d with a goroutine dump), %d shared the last one; pauses and RSS: all %d", len(steady), len(answers), which, built, dumped, len(steady)-built, len(answers))
+	row.note = fmt.Sprintf("%d of %d asked a second apart, %s; %d built anew (%d with a goroutine dump), %d shared the last one; pauses and RSS: all %d", len(steady), len(answers), which, built, withDump, len(steady)-built, len(answers))
 	res.rows = append(res.rows, row)
 
 	b.progress("parked %d, agent: watching for %v", res.n, b.opts.watch)
@@ -246,10 +260,16 @@ func (b *bench) parkedAgent(ctx context.Context, res *parked) error {
 	}
 	watched := pausesBetween(p.ready, sSteady, sWatched)
 	first := updates[0]
+	withDump = 0
+	for _, u := range updates {
+		if dumped(u.source) {
+			withDump++
+		}
+	}
 	res.rows = append(res.rows, parkedRow{
 		what: "agent watch, first update", times: []time.Duration{first.at.Sub(began)}, bytes: []int64{int64(first.bytes)},
 		pauses: watched, rssAdded: sWatched.RSSBytes - sRest.RSSBytes,
-		note: fmt.Sprintf("full: %v; %d updates in %v; pauses and RSS: the whole watch", first.full, len(updates), b.opts.watch),
+		note: fmt.Sprintf("full: %v; %d updates in %v (%d with a goroutine dump); pauses and RSS: the whole watch", first.full, len(updates), b.opts.watch, withDump),
 	})
 	if len(updates) > 1 {
 		row := parkedRow{what: "agent watch, later updates", pauses: watched, rssAdded: sWatched.RSSBytes - sRest.RSSBytes}
@@ -260,9 +280,16 @@ func (b *bench) parkedAgent(ctx context.Context, res *parked) error {
 		row.note = "time: between updates"
 		res.rows = append(res.rows, row)
 	}
+	note := fmt.Sprintf("from the first snapshot to the end of the watch, %v; %d snapshots built with a goroutine dump", time.Duration(sWatched.MonoNS-sRest.MonoNS).Round(time.Second), dumps)
+	if dumps == 0 {
+		// The agent takes its first dump once its estimated cost (6 µs a
+		// goroutine) fits the dump budget, 1% of the time since it started.
+		cost := time.Duration(res.n) * 6 * time.Microsecond
+		note = fmt.Sprintf("%s: the agent takes the first once its cost, ~6 µs a goroutine (%v here, all of it a stop-the-world pause), fits 1%% of the time since it started (%v here)", note, cost, 100*cost)
+	}
 	res.rows = append(res.rows, parkedRow{
 		what: "agent, the whole inspection", pauses: pausesBetween(p.ready, sRest, sWatched), rssAdded: sWatched.RSSBytes - sRest.RSSBytes,
-		note: "from the first snapshot to the end of the watch",
+		note: note,
 	})
 	return nil
 }

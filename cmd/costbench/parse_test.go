@@ -35,7 +35,7 @@ func readAllInto(w *countWriter, r interface{ Read([]byte) (int, error) }) (int6
 
 func TestWatcherFollowsEvents(t *testing.T) {
 	big := strings.Repeat("x", 3<<20) // longer than the reader's buffer
-	stream := "event: update\ndata: {\"seq\":1,\"time\":\"t\",\"full\":true,\"tasks\":[\"" + big + "\"]}\n\n" +
+	stream := "event: update\ndata: {\"seq\":1,\"time\":\"t\",\"full\":true,\"source\":\"trace+dump\",\"tasks\":[\"" + big + "\"]}\n\n" +
 		"event: error\ndata: {\"error\":\"building the snapshot: slow\"}\n\n" +
 		"event: update\ndata: {\"seq\":2,\"time\":\"t\",\"tasks\":[]}\n\n"
 	w := &watcher{}
@@ -46,8 +46,8 @@ func TestWatcherFollowsEvents(t *testing.T) {
 	if len(w.updates) != 2 {
 		t.Fatalf("%d updates, want 2", len(w.updates))
 	}
-	if first := w.updates[0]; !first.full || first.bytes != len(`{"seq":1,"time":"t","full":true,"tasks":["`)+len(big)+len(`"]}`) {
-		t.Errorf("first update: full %v, %d bytes", first.full, first.bytes)
+	if first := w.updates[0]; !first.full || first.source != "trace+dump" || first.bytes != len(`{"seq":1,"time":"t","full":true,"source":"trace+dump","tasks":["`)+len(big)+len(`"]}`) {
+		t.Errorf("first update: full %v, source %q, %d bytes", first.full, first.source, first.bytes)
 	}
 	if second := w.updates[1]; second.full || second.bytes != len(`{"seq":2,"time":"t","tasks":[]}`) {
 		t.Errorf("second update: full %v, %d bytes", second.full, second.bytes)
