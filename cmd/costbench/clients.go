@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -285,6 +287,16 @@ func (w *watcher) counts() (updates int, n int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.updates), w.bytes
+}
+
+// first is how long after connecting the first update came, 0 if none has.
+func (w *watcher) first() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.updates) == 0 {
+		return 0
+	}
+	return w.updates[0].at.Sub(w.began)
 }
 
 // failure says why the stream ended before stop, if it did.

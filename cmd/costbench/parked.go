@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -113,7 +115,7 @@ func (b *bench) startParked(ctx context.Context, n int, name string, args ...str
 	}
 	r := &rest{rss: s1.RSSBytes, goroutines: s1.Goroutines}
 	if wall := s1.MonoNS - s0.MonoNS; wall > 0 {
-		r.cores = float64(s1.CPUNS()-s0.CPUNS()) / float64(wall)
+		r.cores = float64(s1.CPUNS-s0.CPUNS) / float64(wall)
 	}
 	return p, s1, r, nil
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -31,10 +33,7 @@ func (b *bench) print(t table) {
 	if b.opts.markdown {
 		fmt.Fprintf(w, "### %s\n\n", t.title)
 		for _, n := range t.notes {
-			fmt.Fprintf(w, "%s\n", n)
-		}
-		if len(t.notes) > 0 {
-			fmt.Fprintln(w)
+			fmt.Fprintf(w, "%s\n\n", n)
 		}
 		if len(t.head) == 0 {
 			return
@@ -86,7 +85,7 @@ func (b *bench) configurations() string {
 	what := map[string]string{
 		cfgNone:    "`none`, the workload alone",
 		cfgIdle:    "`agent-idle`, with `agent.Listen(agent.Options{})` (the agent with its default options, nothing switched off), nobody asking",
-		cfgWatched: "`agent-watched`, the same with a client following `GET /api/v1/watch?" + watchQuery + "` as `inspect-cli top` does",
+		cfgWatched: "`agent-watched`, with the agent (default options) and a client following `GET /api/v1/watch?" + watchQuery + "` as `inspect-cli top` does",
 		cfgPprof:   "`pprof`, with net/http/pprof on a loopback port, nobody asking",
 	}
 	var parts []string
@@ -107,7 +106,7 @@ func (b *bench) printHeader() {
 	}}
 	if slices.ContainsFunc(b.opts.workloads, func(w string) bool { return w != target.Parked }) {
 		t.notes = append(t.notes,
-			fmt.Sprintf("Throughput workloads: each configuration %s, alternating (%s), each run a fresh target, %v of warm-up, then %v measured. Per configuration: median [min-max] of the runs; ratio: the median over none's median.",
+			fmt.Sprintf("Throughput workloads: each configuration %s, alternating (%s), each run a fresh target, %v of warm-up, then %v measured. Per configuration: median [min-max] of the runs; ratio: the median over none's median (below 1 for operations, above 1 for latency, is a cost). Watch stream: bytes a second and updates during the measurement (medians), and how long after connecting the first update came, in each run (never: not within the warm-up and measurement).",
 				times(b.opts.repeats), strings.Join(b.opts.configs, ", "), b.opts.warmup, b.opts.measure),
 			fmt.Sprintf("Spin calibrated at the start: a pool task of %v is %d rounds, a request of %v %d rounds.", b.opts.task, b.taskIters, b.opts.handler, b.handlerIters))
 	}
@@ -212,6 +211,15 @@ func (b *bench) printThroughput(t *throughput, loadBefore string) {
 			rate := get(func(r runResult) float64 { return float64(r.watchBytes) / b.opts.measure.Seconds() })
 			updates := get(func(r runResult) float64 { return float64(r.watchUpdates) })
 			watch = fmt.Sprintf("%s/s, %.0f updates", byteSize(median(rate)), median(updates))
+			var firsts []string
+			for _, r := range runs {
+				if r.watchFirst == 0 {
+					firsts = append(firsts, "never")
+				} else {
+					firsts = append(firsts, duration(r.watchFirst))
+				}
+			}
+			watch += "; first after " + strings.Join(firsts, ", ")
 		}
 		row = append(row, watch)
 		tab.rows = append(tab.rows, row)
@@ -289,17 +297,22 @@ func median(v []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// minMax is " [min-max]" of v, or nothing for fewer than two values.
+// minMax is " [min-max]" of v, or nothing for fewer than two values or
+// when they all read the same.
 func minMax(v []float64, f func(float64) string) string {
 	if len(v) < 2 {
 		return ""
 	}
-	return " [" + span(slices.Min(v), slices.Max(v), f) + "]"
+	lo, hi := f(slices.Min(v)), f(slices.Max(v))
+	if lo == hi {
+		return ""
+	}
+	return " [" + lo + "-" + hi + "]"
 }
 
-// span is lo-hi, or lo alone when hi is 0 or lo.
+// span is lo-hi, or lo alone when hi is 0 or reads the same.
 func span(lo, hi float64, f func(float64) string) string {
-	if hi == 0 || hi == lo {
+	if hi == 0 || f(hi) == f(lo) {
 		return f(lo)
 	}
 	return f(lo) + "-" + f(hi)

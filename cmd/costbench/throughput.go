@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -16,9 +18,11 @@ type runResult struct {
 	perWall float64 // operations per wall second
 	cores   float64 // the target's CPU per wall second
 	p99     time.Duration
-	// agent-watched: what the watch stream brought during the measurement.
+	// agent-watched: what the watch stream brought during the measurement,
+	// and how long after connecting its first update came (0: none came).
 	watchUpdates int
 	watchBytes   int64
+	watchFirst   time.Duration
 }
 
 // throughput is a workload's runs, by configuration, in run order.
@@ -118,7 +122,7 @@ func (b *bench) throughputRun(ctx context.Context, workload, cfg string) (runRes
 		return r, err
 	}
 	ops := float64(s1.Ops - s0.Ops)
-	cpu := time.Duration(s1.CPUNS() - s0.CPUNS()).Seconds()
+	cpu := time.Duration(s1.CPUNS - s0.CPUNS).Seconds()
 	wall := time.Duration(s1.MonoNS - s0.MonoNS).Seconds()
 	if ops <= 0 || cpu <= 0 || wall <= 0 {
 		return r, fmt.Errorf("the target did no work in %v (%v operations, %.3fs of CPU)", b.opts.measure, ops, cpu)
@@ -130,6 +134,7 @@ func (b *bench) throughputRun(ctx context.Context, workload, cfg string) (runRes
 		}
 		u1, n1 := w.counts()
 		r.watchUpdates, r.watchBytes = u1-u0, n1-n0
+		r.watchFirst = w.first()
 	}
 	if load != nil {
 		lat := load.take()

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package target is the program that cmd/costbench measures: one workload
 // (channel ping-pong, a pool of tiny tasks, an HTTP server, or parked
 // goroutines) under one kind of inspection (none, the embedded agent with
@@ -7,7 +9,7 @@
 // environment: see Main) and talks to it over a pipe. The target writes one
 // JSON line to stdout once it runs, a Ready; then it answers each line
 // "stat" read on stdin with a JSON line, a Stat: operations done, its CPU
-// time (getrusage), resident memory (VmRSS) and the runtime's
+// time (CLOCK_PROCESS_CPUTIME_ID, and getrusage's split), resident memory (VmRSS) and the runtime's
 // stop-the-world pause histograms. It exits when stdin closes, on "quit",
 // SIGINT or SIGTERM, after closing the agent.
 //
@@ -44,6 +46,7 @@ import (
 
 	"github.com/felixge/fgprof"
 	gopsagent "github.com/google/gops/agent"
+	"golang.org/x/sys/unix"
 
 	"github.com/inspectd/inspectd/agent"
 )
@@ -90,8 +93,12 @@ type Ready struct {
 
 // Stat is a target's answer to "stat".
 type Stat struct {
-	MonoNS     int64    `json:"mono_ns"` // monotonic time since the target started
-	Ops        int64    `json:"ops"`     // operations done since it started
+	MonoNS int64 `json:"mono_ns"` // monotonic time since the target started
+	Ops    int64 `json:"ops"`     // operations done since it started
+	// CPUNS is the CPU time of every thread of the process,
+	// clock_gettime(CLOCK_PROCESS_CPUTIME_ID): exact, where getrusage's
+	// user and system split is sampled at clock ticks and adjusted.
+	CPUNS      int64    `json:"cpu_ns"`
 	UserNS     int64    `json:"user_ns"` // getrusage(RUSAGE_SELF)
 	SysNS      int64    `json:"sys_ns"`
 	RSSBytes   int64    `json:"rss_bytes"` // VmRSS
@@ -99,9 +106,6 @@ type Stat struct {
 	PausesGC   []uint64 `json:"pauses_gc"` // counts per bucket of Ready.PauseBucketsGC
 	PauseOther []uint64 `json:"pauses_other"`
 }
-
-// CPUNS is the target's CPU time, user and system.
-func (s Stat) CPUNS() int64 { return s.UserNS + s.SysNS }
 
 // config is a target's command line.
 type config struct {
@@ -298,25 +302,31 @@ func startGops(dir string) (string, error) {
 }
 
 func stat(start time.Time, ops *counters, pauses []metrics.Sample) (Stat, error) {
+	// The time, the operations and the CPU time together, with no system
+	// call between them: the goroutine can wait long for a P on its return
+	// from one (a tenth of a second behind 100 ping-pong goroutines), which
+	// would shift work from one interval to the next.
+	var cpu unix.Timespec
+	st := Stat{MonoNS: time.Since(start).Nanoseconds(), Ops: ops.sum()}
+	if err := unix.ClockGettime(unix.CLOCK_PROCESS_CPUTIME_ID, &cpu); err != nil {
+		return Stat{}, fmt.Errorf("clock_gettime(CLOCK_PROCESS_CPUTIME_ID): %w", err)
+	}
+	st.CPUNS = cpu.Nano()
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return Stat{}, fmt.Errorf("getrusage: %w", err)
 	}
+	st.UserNS, st.SysNS = ru.Utime.Nano(), ru.Stime.Nano()
 	rss, err := vmRSS()
 	if err != nil {
 		return Stat{}, err
 	}
+	st.RSSBytes = rss
+	st.Goroutines = runtime.NumGoroutine()
 	metrics.Read(pauses)
-	return Stat{
-		MonoNS:     time.Since(start).Nanoseconds(),
-		Ops:        ops.sum(),
-		UserNS:     ru.Utime.Nano(),
-		SysNS:      ru.Stime.Nano(),
-		RSSBytes:   rss,
-		Goroutines: runtime.NumGoroutine(),
-		PausesGC:   pauses[0].Value.Float64Histogram().Counts,
-		PauseOther: pauses[1].Value.Float64Histogram().Counts,
-	}, nil
+	st.PausesGC = pauses[0].Value.Float64Histogram().Counts
+	st.PauseOther = pauses[1].Value.Float64Histogram().Counts
+	return st, nil
 }
 
 // vmRSS reads this process's resident set size from /proc/self/status.
