@@ -208,7 +208,7 @@ func (b *bench) printThroughput(t *throughput, loadBefore string) {
 		}
 		watch := "-"
 		if cfg == cfgWatched {
-			rate := get(func(r runResult) float64 { return float64(r.watchBytes) / b.opts.measure.Seconds() })
+			rate := get(func(r runResult) float64 { return r.watchRate })
 			updates := get(func(r runResult) float64 { return float64(r.watchUpdates) })
 			watch = fmt.Sprintf("%s/s, %.0f updates", byteSize(median(rate)), median(updates))
 			var firsts []string

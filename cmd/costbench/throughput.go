@@ -21,7 +21,7 @@ type runResult struct {
 	// agent-watched: what the watch stream brought during the measurement,
 	// and how long after connecting its first update came (0: none came).
 	watchUpdates int
-	watchBytes   int64
+	watchRate    float64 // bytes a second
 	watchFirst   time.Duration
 }
 
@@ -133,7 +133,7 @@ func (b *bench) throughputRun(ctx context.Context, workload, cfg string) (runRes
 			return r, fmt.Errorf("the watch stream ended: %w", err)
 		}
 		u1, n1 := w.counts()
-		r.watchUpdates, r.watchBytes = u1-u0, n1-n0
+		r.watchUpdates, r.watchRate = u1-u0, float64(n1-n0)/wall
 		r.watchFirst = w.first()
 	}
 	if load != nil {
