@@ -80,9 +80,9 @@ func TestQuickPoolNoneAgainstAgent(t *testing.T) {
 	}
 	none := row(t, out, "none")
 	idle := row(t, out, "agent-idle")
-	// configuration, ops/CPU-s, ratio, ops/s, ratio, cores, watch
-	if len(none) != 7 || len(idle) != 7 {
-		t.Fatalf("rows %q and %q: want 7 cells each", none, idle)
+	// configuration, ops/CPU-s, ratio, ops/s, ratio, cores, RSS ("12.3 MB (+1.2 kB/s)"), watch
+	if len(none) != 11 || len(idle) != 11 {
+		t.Fatalf("rows %q and %q: want 11 cells each", none, idle)
 	}
 	for _, r := range [][]string{none, idle} {
 		positive(t, r[0]+" ops per CPU-second", r[1])
@@ -90,6 +90,9 @@ func TestQuickPoolNoneAgainstAgent(t *testing.T) {
 		positive(t, r[0]+" ops per second", r[3])
 		positive(t, r[0]+" ratio", r[4])
 		positive(t, r[0]+" cores", r[5])
+		if v, err := strconv.ParseFloat(r[6], 64); err != nil || v <= 0 || r[7] != "MB" && r[7] != "GB" {
+			t.Errorf("%s RSS %q %q: want megabytes or gigabytes", r[0], r[6], r[7])
+		}
 	}
 	if none[2] != "1.00" || none[4] != "1.00" {
 		t.Errorf("none's ratios to itself: %q and %q, want 1.00", none[2], none[4])

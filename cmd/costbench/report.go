@@ -106,7 +106,7 @@ func (b *bench) printHeader() {
 	}}
 	if slices.ContainsFunc(b.opts.workloads, func(w string) bool { return w != target.Parked }) {
 		t.notes = append(t.notes,
-			fmt.Sprintf("Throughput workloads: each configuration %s, alternating (%s), each run a fresh target, %v of warm-up, then %v measured. Per configuration: median [min-max] of the runs; ratio: the median over none's median (below 1 for operations, above 1 for latency, is a cost). Watch stream: bytes a second and updates during the measurement (medians), and how long after connecting the first update came, in each run (never: not within the warm-up and measurement).",
+			fmt.Sprintf("Throughput workloads: each configuration %s, alternating (%s), each run a fresh target, %v of warm-up, then %v measured. Per configuration: median [min-max] of the runs; ratio: the median over none's median (below 1 for operations, above 1 for latency, is a cost). RSS: the target's VmRSS at the end of the measurement, and how fast it grew during it (medians). Watch stream: bytes a second and updates during the measurement (medians), and how long after connecting the first update came, in each run (never: not within the warm-up and measurement).",
 				times(b.opts.repeats), strings.Join(b.opts.configs, ", "), b.opts.warmup, b.opts.measure),
 			fmt.Sprintf("Spin calibrated at the start: a pool task of %v is %d rounds, a request of %v %d rounds.", b.opts.task, b.taskIters, b.opts.handler, b.handlerIters))
 	}
@@ -177,7 +177,7 @@ func (b *bench) printThroughput(t *throughput, loadBefore string) {
 		fmt.Sprintf("Each configuration %s, alternating; %v warm-up, %v measured; agent with default options; load average %s before, %s after.",
 			times(b.opts.repeats), b.opts.warmup, b.opts.measure, loadBefore, loadAverage()),
 	}}
-	tab.head = []string{"configuration", "ops per CPU-second", "ratio", "ops per second", "ratio", "target CPU (cores)"}
+	tab.head = []string{"configuration", "ops per CPU-second", "ratio", "ops per second", "ratio", "target CPU (cores)", "RSS at the end (growth)"}
 	isHTTP := t.workload == target.HTTP
 	if isHTTP {
 		tab.head = append(tab.head, "p99 latency", "ratio")
@@ -200,6 +200,7 @@ func (b *bench) printThroughput(t *throughput, loadBefore string) {
 			span(median(perCPU), 0, count) + minMax(perCPU, count), ratio(perCPU, base, func(r runResult) float64 { return r.perCPU }),
 			span(median(perWall), 0, count) + minMax(perWall, count), ratio(perWall, base, func(r runResult) float64 { return r.perWall }),
 			fmt.Sprintf("%.2f", median(cores)) + minMax(cores, func(v float64) string { return fmt.Sprintf("%.2f", v) }),
+			rssText(get(func(r runResult) float64 { return r.rss }), get(func(r runResult) float64 { return r.growth })),
 		}
 		if isHTTP {
 			p99 := get(func(r runResult) float64 { return float64(r.p99) })
@@ -264,6 +265,16 @@ func (b *bench) printParked(p *parked, loadBefore string) {
 		tab.rows = append(tab.rows, cells)
 	}
 	b.print(tab)
+}
+
+// rssText is the median RSS with its range, and the median growth a second.
+func rssText(rss, growth []float64) string {
+	g := median(growth)
+	sign := "+"
+	if g < 0 {
+		sign, g = "-", -g
+	}
+	return byteSize(median(rss)) + minMax(rss, byteSize) + " (" + sign + byteSize(g) + "/s)"
 }
 
 // times is "once", "twice" or "N times".

@@ -17,6 +17,8 @@ type runResult struct {
 	perCPU  float64 // operations per CPU-second of the target
 	perWall float64 // operations per wall second
 	cores   float64 // the target's CPU per wall second
+	rss     float64 // VmRSS at the end, bytes
+	growth  float64 // of VmRSS over the measurement, bytes a second
 	p99     time.Duration
 	// agent-watched: what the watch stream brought during the measurement,
 	// and how long after connecting its first update came (0: none came).
@@ -54,7 +56,7 @@ func (b *bench) runThroughput(ctx context.Context, workload string) (*throughput
 			if err != nil {
 				return nil, fmt.Errorf("%s, %s, repeat %d: %w", workload, cfg, rep+1, err)
 			}
-			b.progress("%s %s: %s ops/CPU-s, %s ops/s, %.2f cores%s", workload, cfg, count(r.perCPU), count(r.perWall), r.cores, latencyNote(r))
+			b.progress("%s %s: %s ops/CPU-s, %s ops/s, %.2f cores, RSS %s%s", workload, cfg, count(r.perCPU), count(r.perWall), r.cores, byteSize(r.rss), latencyNote(r))
 			t.runs[cfg] = append(t.runs[cfg], r)
 		}
 	}
@@ -128,6 +130,7 @@ func (b *bench) throughputRun(ctx context.Context, workload, cfg string) (runRes
 		return r, fmt.Errorf("the target did no work in %v (%v operations, %.3fs of CPU)", b.opts.measure, ops, cpu)
 	}
 	r.perCPU, r.perWall, r.cores = ops/cpu, ops/wall, cpu/wall
+	r.rss, r.growth = float64(s1.RSSBytes), float64(s1.RSSBytes-s0.RSSBytes)/wall
 	if w != nil {
 		if err := w.failure(); err != nil {
 			return r, fmt.Errorf("the watch stream ended: %w", err)
