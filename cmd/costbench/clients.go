@@ -190,6 +190,7 @@ type watchUpdate struct {
 	bytes  int    // of its data (the JSON of the update)
 	full   bool   // the update says "full": every task
 	source string // what the snapshot behind it was built from
+	time   string // the snapshot's time: updates that share one carry the same
 }
 
 // startWatch connects to url and follows it until stop.
@@ -276,7 +277,7 @@ func (w *watcher) event(name string, size int, head []byte) {
 	defer w.mu.Unlock()
 	switch name {
 	case "update":
-		w.updates = append(w.updates, watchUpdate{at: time.Now(), bytes: size, full: bytes.Contains(head, []byte(`"full":true`)), source: headField(snapshotSource, head)})
+		w.updates = append(w.updates, watchUpdate{at: time.Now(), bytes: size, full: bytes.Contains(head, []byte(`"full":true`)), source: headField(snapshotSource, head), time: headField(snapshotTime, head)})
 	case "error":
 		w.lastErr = clip(string(head), 200)
 	}

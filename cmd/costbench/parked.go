@@ -120,7 +120,8 @@ func (b *bench) startParked(ctx context.Context, n int, name string, args ...str
 	return p, s1, r, nil
 }
 
-// snapshotHead is what the start of a snapshot's JSON says of it.
+// snapshotTime and snapshotSource read the start of a snapshot's JSON, or
+// of a watch update's: when it was built, and from what.
 var (
 	snapshotTime   = regexp.MustCompile(`"time":\s*"([^"]*)"`)
 	snapshotSource = regexp.MustCompile(`"source":\s*"([^"]*)"`)
@@ -156,13 +157,15 @@ func (b *bench) parkedAgent(ctx context.Context, res *parked) error {
 
 	// Sources with "+dump" were built with a full goroutine dump, which
 	// stops the world about 6 µs per goroutine.
-	dumps := 0
-	dumped := func(source string) bool {
-		if strings.HasSuffix(source, "+dump") {
-			dumps++
-			return true
+	// A snapshot is known by its time: requests and updates that share
+	// one carry the same.
+	dumps := map[string]bool{}
+	dumped := func(source, time string) bool {
+		if !strings.HasSuffix(source, "+dump") || dumps[time] {
+			return false
 		}
-		return false
+		dumps[time] = true
+		return true
 	}
 
 	b.progress("parked %d, agent: the first snapshot", res.n)
@@ -179,7 +182,7 @@ func (b *bench) parkedAgent(ctx context.Context, res *parked) error {
 		pauses: pausesBetween(p.ready, sRest, sCold), rssAdded: sCold.RSSBytes - sRest.RSSBytes,
 		note: "source " + headField(snapshotSource, cold.head),
 	})
-	dumped(headField(snapshotSource, cold.head))
+	dumped(headField(snapshotSource, cold.head), headField(snapshotTime, cold.head))
 
 	// Then one a second, as a client polling would ask, for -steady and
 	// until -parked-reps came from the live trace stream (at most 20s
@@ -204,7 +207,7 @@ func (b *bench) parkedAgent(ctx context.Context, res *parked) error {
 		}
 		t := headField(snapshotTime, f.head)
 		a := answer{fetched: f, source: headField(snapshotSource, f.head), built: t != lastTime}
-		a.dump = a.built && dumped(a.source)
+		a.dump = dumped(a.source, t)
 		answers = append(answers, a)
 		lastTime = t
 		if live(a) {
@@ -264,14 +267,14 @@ func (b *bench) parkedAgent(ctx context.Context, res *parked) error {
 	first := updates[0]
 	withDump = 0
 	for _, u := range updates {
-		if dumped(u.source) {
+		if dumped(u.source, u.time) {
 			withDump++
 		}
 	}
 	res.rows = append(res.rows, parkedRow{
 		what: "agent watch, first update", times: []time.Duration{first.at.Sub(began)}, bytes: []int64{int64(first.bytes)},
 		pauses: watched, rssAdded: sWatched.RSSBytes - sRest.RSSBytes,
-		note: fmt.Sprintf("full: %v; %d updates in %v (%d with a goroutine dump); pauses and RSS: the whole watch", first.full, len(updates), b.opts.watch, withDump),
+		note: fmt.Sprintf("full: %v; %d updates in %v (%d with a new goroutine dump); pauses and RSS: the whole watch", first.full, len(updates), b.opts.watch, withDump),
 	})
 	if len(updates) > 1 {
 		row := parkedRow{what: "agent watch, later updates", pauses: watched, rssAdded: sWatched.RSSBytes - sRest.RSSBytes}
@@ -282,12 +285,12 @@ func (b *bench) parkedAgent(ctx context.Context, res *parked) error {
 		row.note = "time: between updates"
 		res.rows = append(res.rows, row)
 	}
-	note := fmt.Sprintf("from the first snapshot to the end of the watch, %v; %d snapshots built with a goroutine dump", time.Duration(sWatched.MonoNS-sRest.MonoNS).Round(time.Second), dumps)
-	if dumps == 0 {
+	note := fmt.Sprintf("from the first snapshot to the end of the watch, %v; snapshots built with a goroutine dump: %d", time.Duration(sWatched.MonoNS-sRest.MonoNS).Round(time.Second), len(dumps))
+	if len(dumps) == 0 {
 		// The agent takes its first dump once its estimated cost (6 µs a
 		// goroutine) fits the dump budget, 1% of the time since it started.
 		cost := time.Duration(res.n) * 6 * time.Microsecond
-		note = fmt.Sprintf("%s: the agent takes the first once its cost, ~6 µs a goroutine (%v here, all of it a stop-the-world pause), fits 1%% of the time since it started (%v here)", note, cost, 100*cost)
+		note = fmt.Sprintf("%s (the agent takes the first once its cost, ~6 µs a goroutine (%v here, all of it a stop-the-world pause), fits 1%% of the time since it started, %v here)", note, cost, 100*cost)
 	}
 	res.rows = append(res.rows, parkedRow{
 		what: "agent, the whole inspection", pauses: pausesBetween(p.ready, sRest, sWatched), rssAdded: sWatched.RSSBytes - sRest.RSSBytes,

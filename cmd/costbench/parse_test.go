@@ -48,7 +48,7 @@ func TestWatcherFollowsEvents(t *testing.T) {
 	if len(w.updates) != 2 {
 		t.Fatalf("%d updates, want 2", len(w.updates))
 	}
-	if first := w.updates[0]; !first.full || first.source != "trace+dump" || first.bytes != len(`{"seq":1,"time":"t","full":true,"source":"trace+dump","tasks":["`)+len(big)+len(`"]}`) {
+	if first := w.updates[0]; !first.full || first.source != "trace+dump" || first.time != "t" || first.bytes != len(`{"seq":1,"time":"t","full":true,"source":"trace+dump","tasks":["`)+len(big)+len(`"]}`) {
 		t.Errorf("first update: full %v, source %q, %d bytes", first.full, first.source, first.bytes)
 	}
 	if second := w.updates[1]; second.full || second.bytes != len(`{"seq":2,"time":"t","tasks":[]}`) {

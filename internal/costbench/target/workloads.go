@@ -55,7 +55,7 @@ func Spin(n int) uint64 {
 func Calibrate(d time.Duration) int {
 	const n = 1 << 21
 	best := time.Duration(1<<63 - 1)
-	for range 15 {
+	for range 40 {
 		t := time.Now()
 		sink.Add(Spin(n) & 1)
 		best = min(best, time.Since(t))
