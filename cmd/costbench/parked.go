@@ -290,7 +290,7 @@ func (b *bench) parkedAgent(ctx context.Context, res *parked) error {
 		// The agent takes its first dump once its estimated cost (6 µs a
 		// goroutine) fits the dump budget, 1% of the time since it started.
 		cost := time.Duration(res.n) * 6 * time.Microsecond
-		note = fmt.Sprintf("%s (the agent takes the first once its cost, ~6 µs a goroutine (%v here, all of it a stop-the-world pause), fits 1%% of the time since it started, %v here)", note, cost, 100*cost)
+		note = fmt.Sprintf("%s: the agent takes its first once 1%% of the time since it started covers the dump's cost, ~6 µs a goroutine (%v here, so %v after it started), and that dump stops the world for all of it: a longer -watch shows it", note, cost, 100*cost)
 	}
 	res.rows = append(res.rows, parkedRow{
 		what: "agent, the whole inspection", pauses: pausesBetween(p.ready, sRest, sWatched), rssAdded: sWatched.RSSBytes - sRest.RSSBytes,
