@@ -102,6 +102,15 @@ func TestQuickPoolNoneAgainstAgent(t *testing.T) {
 	}
 }
 
+// A target that cannot start is named, with why.
+func TestTargetThatFailsToStart(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"-quick", "-workloads", "pool", "-configs", "none"}, "/bin/false", &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "the pool/none target did not start: it exited: exit status 1") {
+		t.Errorf("run with /bin/false as the target: %v", err)
+	}
+}
+
 // The parked workload, end to end, with both parts. It waits for the
 // agent's live trace stream to cover a window (5s and more), so it runs
 // only when asked: COSTBENCH_TEST_PARKED=1 go test -run Parked ./cmd/costbench
