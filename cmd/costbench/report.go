@@ -55,7 +55,7 @@ func (b *bench) print(t table) {
 	}
 	fmt.Fprintf(w, "%s\n", t.title)
 	for _, n := range t.notes {
-		fmt.Fprintf(w, "  %s\n", strings.ReplaceAll(n, "`", ""))
+		fmt.Fprint(w, wrap(strings.ReplaceAll(n, "`", ""), "  ", 100))
 	}
 	if len(t.head) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -66,6 +66,26 @@ func (b *bench) print(t table) {
 		tw.Flush()
 	}
 	fmt.Fprintln(w)
+}
+
+// wrap breaks s into lines of at most width (words permitting), the first
+// starting with indent, the others indented two more.
+func wrap(s, indent string, width int) string {
+	var b strings.Builder
+	line, lead := indent, indent
+	for _, word := range strings.Fields(s) {
+		if len(line) > len(lead) && len(line)+1+len(word) > width {
+			b.WriteString(line + "\n")
+			lead = indent + "  "
+			line = lead
+		}
+		if len(line) > len(lead) {
+			line += " "
+		}
+		line += word
+	}
+	b.WriteString(line + "\n")
+	return b.String()
 }
 
 // command is the command line that ran, for the tables' headings.
