@@ -37,7 +37,7 @@ func runQuick(t *testing.T, timeout time.Duration, args ...string) string {
 	if err := run(ctx, args, exe, &stdout, &stderr); err != nil {
 		t.Fatalf("costbench %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
 	}
-	t.Logf("stdout:\n%s", stdout.String())
+	t.Logf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 	return stdout.String()
 }
 

@@ -38,8 +38,9 @@ func run(ctx context.Context, args []string, exe string, stdout, stderr io.Write
 	}
 	defer os.RemoveAll(tmp)
 	b := &bench{opts: opts, exe: exe, tmp: tmp, stdout: stdout, stderr: stderr, began: time.Now()}
-	b.taskIters = target.Calibrate(opts.task)
-	b.handlerIters = target.Calibrate(opts.handler)
+	perSecond := target.Calibrate()
+	b.taskIters = max(1, int(perSecond*opts.task.Seconds()))
+	b.handlerIters = max(1, int(perSecond*opts.handler.Seconds()))
 	b.printHeader()
 
 	var failed []error

@@ -39,7 +39,7 @@ func (c *counters) sum() int64 {
 var sink atomic.Uint64
 
 // Spin burns CPU: n rounds of xorshift, about a nanosecond each. The driver
-// calibrates n once (Calibrate) and gives every target of a run the same.
+// calibrates once (Calibrate) and gives every target of a run the same n.
 func Spin(n int) uint64 {
 	x := uint64(88172645463325252) + uint64(n)
 	for range n {
@@ -50,9 +50,9 @@ func Spin(n int) uint64 {
 	return x
 }
 
-// Calibrate returns the Spin iterations that take d on this machine: the
-// fastest of several tries, so the least disturbed by other work.
-func Calibrate(d time.Duration) int {
+// Calibrate returns how many Spin iterations this machine runs a second:
+// the fastest of several tries, so the least disturbed by other work.
+func Calibrate() float64 {
 	const n = 1 << 21
 	best := time.Duration(1<<63 - 1)
 	for range 40 {
@@ -60,7 +60,7 @@ func Calibrate(d time.Duration) int {
 		sink.Add(Spin(n) & 1)
 		best = min(best, time.Since(t))
 	}
-	return max(1, int(float64(n)*float64(d)/float64(best)))
+	return n / best.Seconds()
 }
 
 // pingpong runs pairs of goroutines bouncing a value over unbuffered
