@@ -1,0 +1,358 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/inspectd/inspectd/internal/costbench/target"
+	"github.com/inspectd/inspectd/internal/probes"
+)
+
+// parked is what inspecting N parked goroutines cost, by request kind.
+type parked struct {
+	n         int
+	agentRest *rest // nil when the agent part did not run
+	pprofRest *rest
+	rows      []parkedRow
+}
+
+// rest is a target at rest after the warm-up: nothing asked yet.
+type rest struct {
+	rss        int64
+	cores      float64 // CPU per wall second over the warm-up
+	goroutines int
+}
+
+// parkedRow is one kind of request.
+type parkedRow struct {
+	what     string
+	times    []time.Duration // of each request; none for what has no duration
+	bytes    []int64         // of each answer
+	pauses   pauses          // the target's stop-the-world pauses over the requests
+	rssAdded int64           // VmRSS after them against at rest
+	note     string
+}
+
+// pauses are the stop-the-world pauses between two stats.
+type pauses struct {
+	count   uint64
+	longest float64 // seconds: the upper bound of the highest bucket that gained counts
+}
+
+// pausesBetween reads the pause histograms of a and b (gc and other).
+func pausesBetween(r target.Ready, a, b target.Stat) pauses {
+	var p pauses
+	add := func(buckets []float64, before, after []uint64) {
+		for i := range min(len(before), len(after)) {
+			gained := after[i] - before[i]
+			if gained == 0 {
+				continue
+			}
+			p.count += gained
+			bound := buckets[i+1] // bucket i is [buckets[i], buckets[i+1])
+			if bound > 1e300 {    // +Inf: its lower bound is all we know
+				bound = buckets[i]
+			}
+			p.longest = max(p.longest, bound)
+		}
+	}
+	add(r.PauseBucketsGC, a.PausesGC, b.PausesGC)
+	add(r.PauseBucketsOther, a.PauseOther, b.PauseOther)
+	return p
+}
+
+// runParked measures N parked goroutines with the agent, then with pprof.
+func (b *bench) runParked(ctx context.Context, n int) (*parked, error) {
+	res := &parked{n: n}
+	if slices.Contains(b.opts.configs, cfgIdle) || slices.Contains(b.opts.configs, cfgWatched) {
+		if err := b.parkedAgent(ctx, res); err != nil {
+			return nil, fmt.Errorf("parked %d, agent: %w", n, err)
+		}
+	}
+	if slices.Contains(b.opts.configs, cfgPprof) {
+		kinds := []struct{ what, path string }{
+			{"pprof goroutine?debug=2", "/debug/pprof/goroutine?debug=2"},
+			{"pprof goroutine?debug=0", "/debug/pprof/goroutine?debug=0"},
+			{"gops stack dump", ""},
+			{"fgprof?seconds=1", "/debug/fgprof?seconds=1"},
+		}
+		for _, k := range kinds {
+			if err := b.parkedPprof(ctx, res, k.what, k.path); err != nil {
+				return nil, fmt.Errorf("parked %d, %s: %w", n, k.what, err)
+			}
+		}
+	}
+	return res, nil
+}
+
+// startParked starts a parked target, waits the warm-up and describes it
+// at rest.
+func (b *bench) startParked(ctx context.Context, n int, name string, args ...string) (*targetProc, target.Stat, *rest, error) {
+	args = append([]string{"-workload", target.Parked, "-parked", strconv.Itoa(n)}, args...)
+	p, err := b.start(ctx, fmt.Sprintf("parked %d/%s", n, name), startTimeout(n), args...)
+	if err != nil {
+		return nil, target.Stat{}, nil, err
+	}
+	s0, err := p.stat(ctx)
+	if err == nil {
+		err = sleep(ctx, b.opts.warmup)
+	}
+	var s1 target.Stat
+	if err == nil {
+		s1, err = p.stat(ctx)
+	}
+	if err != nil {
+		p.stop()
+		return nil, s1, nil, err
+	}
+	r := &rest{rss: s1.RSSBytes, goroutines: s1.Goroutines}
+	if wall := s1.MonoNS - s0.MonoNS; wall > 0 {
+		r.cores = float64(s1.CPUNS-s0.CPUNS) / float64(wall)
+	}
+	return p, s1, r, nil
+}
+
+// snapshotTime and snapshotSource read the start of a snapshot's JSON, or
+// of a watch update's: when it was built, and from what.
+var (
+	snapshotTime   = regexp.MustCompile(`"time":\s*"([^"]*)"`)
+	snapshotSource = regexp.MustCompile(`"source":\s*"([^"]*)"`)
+)
+
+func headField(re *regexp.Regexp, head []byte) string {
+	if m := re.FindSubmatch(head); m != nil {
+		return string(m[1])
+	}
+	return ""
+}
+
+// parkedAgent: the first snapshot, one a second for -steady, then the watch
+// stream for -watch, in one target with the agent.
+func (b *bench) parkedAgent(ctx context.Context, res *parked) error {
+	p, sRest, r, err := b.startParked(ctx, res.n, "agent", "-inspect", target.InspectAgent)
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	res.agentRest = r
+	hc := newHTTPClient(1)
+	url := "http://" + p.ready.AgentAddr + "/api/v1/snapshot?" + snapshotQuery
+	ask := func() (fetched, error) {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		defer cancel()
+		f, err := fetch(rctx, hc, url)
+		if err != nil {
+			return f, fmt.Errorf("asking for a snapshot: %w", err)
+		}
+		return f, nil
+	}
+
+	// Sources with "+dump" were built with a full goroutine dump, which
+	// stops the world about 6 µs per goroutine.
+	// A snapshot is known by its time: requests and updates that share
+	// one carry the same.
+	dumps := map[string]bool{}
+	dumped := func(source, time string) bool {
+		if !strings.HasSuffix(source, "+dump") || dumps[time] {
+			return false
+		}
+		dumps[time] = true
+		return true
+	}
+
+	b.progress("parked %d, agent: the first snapshot", res.n)
+	cold, err := ask()
+	if err != nil {
+		return err
+	}
+	sCold, err := p.stat(ctx)
+	if err != nil {
+		return err
+	}
+	res.rows = append(res.rows, parkedRow{
+		what: "agent snapshot, first", times: []time.Duration{cold.took}, bytes: []int64{cold.bytes},
+		pauses: pausesBetween(p.ready, sRest, sCold), rssAdded: sCold.RSSBytes - sRest.RSSBytes,
+		note: "source " + headField(snapshotSource, cold.head),
+	})
+	dumped(headField(snapshotSource, cold.head), headField(snapshotTime, cold.head))
+
+	// Then one a second, as a client polling would ask, for -steady and
+	// until -parked-reps came from the live trace stream (at most 20s
+	// more). The steady ones are those, else the second half.
+	b.progress("parked %d, agent: a snapshot a second for %v", res.n, b.opts.steady)
+	type answer struct {
+		fetched
+		source string
+		built  bool // a snapshot of its own, not the last one shared
+		dump   bool // built with a goroutine dump
+	}
+	live := func(a answer) bool { return strings.HasPrefix(a.source, "trace-stream") }
+	var answers []answer
+	lastTime := headField(snapshotTime, cold.head)
+	for began, streamed := time.Now(), 0; time.Since(began) < b.opts.steady || streamed < b.opts.parkedReps && time.Since(began) < b.opts.steady+20*time.Second; {
+		if err := sleep(ctx, time.Second); err != nil {
+			return err
+		}
+		f, err := ask()
+		if err != nil {
+			return err
+		}
+		t := headField(snapshotTime, f.head)
+		a := answer{fetched: f, source: headField(snapshotSource, f.head), built: t != lastTime}
+		a.dump = dumped(a.source, t)
+		answers = append(answers, a)
+		lastTime = t
+		if live(a) {
+			streamed++
+		}
+	}
+	sSteady, err := p.stat(ctx)
+	if err != nil {
+		return err
+	}
+	steady := slices.DeleteFunc(slices.Clone(answers), func(a answer) bool { return !live(a) })
+	which := "from the live trace stream"
+	if len(steady) == 0 {
+		steady, which = answers[len(answers)/2:], "the second half (none from the live trace stream)"
+	}
+	row := parkedRow{
+		what: "agent snapshot, steady", pauses: pausesBetween(p.ready, sCold, sSteady), rssAdded: sSteady.RSSBytes - sRest.RSSBytes,
+	}
+	built, withDump := 0, 0
+	for _, a := range steady {
+		row.times = append(row.times, a.took)
+		row.bytes = append(row.bytes, a.bytes)
+		if a.built {
+			built++
+		}
+		if a.dump {
+			withDump++
+		}
+	}
+	row.note = fmt.Sprintf("%d of %d asked a second apart, %s; %d built anew (%d with a goroutine dump), %d shared the last one; pauses and RSS: all %d", len(steady), len(answers), which, built, withDump, len(steady)-built, len(answers))
+	res.rows = append(res.rows, row)
+
+	b.progress("parked %d, agent: watching for %v", res.n, b.opts.watch)
+	began := time.Now()
+	w, err := startWatch(ctx, "http://"+p.ready.AgentAddr+"/api/v1/watch?"+watchQuery)
+	if err != nil {
+		return err
+	}
+	if err := sleep(ctx, b.opts.watch); err != nil {
+		w.stop()
+		return err
+	}
+	sWatched, err := p.stat(ctx)
+	if err != nil {
+		w.stop()
+		return err
+	}
+	failed := w.failure()
+	updates := w.stop()
+	if failed != nil {
+		return fmt.Errorf("the watch stream ended: %w", failed)
+	}
+	if len(updates) == 0 {
+		return fmt.Errorf("no watch update in %v", b.opts.watch)
+	}
+	watched := pausesBetween(p.ready, sSteady, sWatched)
+	first := updates[0]
+	withDump = 0
+	for _, u := range updates {
+		if dumped(u.source, u.time) {
+			withDump++
+		}
+	}
+	res.rows = append(res.rows, parkedRow{
+		what: "agent watch, first update", times: []time.Duration{first.at.Sub(began)}, bytes: []int64{int64(first.bytes)},
+		pauses: watched, rssAdded: sWatched.RSSBytes - sRest.RSSBytes,
+		note: fmt.Sprintf("full: %v; %d updates in %v (%d with a new goroutine dump); pauses and RSS: the whole watch", first.full, len(updates), b.opts.watch, withDump),
+	})
+	if len(updates) > 1 {
+		row := parkedRow{what: "agent watch, later updates", pauses: watched, rssAdded: sWatched.RSSBytes - sRest.RSSBytes}
+		for i, u := range updates[1:] {
+			row.times = append(row.times, u.at.Sub(updates[i].at))
+			row.bytes = append(row.bytes, int64(u.bytes))
+		}
+		row.note = "time: between updates"
+		res.rows = append(res.rows, row)
+	}
+	note := fmt.Sprintf("from the first snapshot to the end of the watch, %v; snapshots built with a goroutine dump: %d", time.Duration(sWatched.MonoNS-sRest.MonoNS).Round(time.Second), len(dumps))
+	if len(dumps) == 0 {
+		// The agent takes its first dump once its estimated cost (6 µs a
+		// goroutine) fits the dump budget, 1% of the time since it started.
+		cost := time.Duration(res.n) * 6 * time.Microsecond
+		note = fmt.Sprintf("%s: the agent takes its first once 1%% of the time since it started covers the dump's cost, ~6 µs a goroutine (%v here, so %v after it started), and that dump stops the world for all of it: a longer -watch shows it", note, cost, 100*cost)
+	}
+	res.rows = append(res.rows, parkedRow{
+		what: "agent, the whole inspection", pauses: pausesBetween(p.ready, sRest, sWatched), rssAdded: sWatched.RSSBytes - sRest.RSSBytes,
+		note: note,
+	})
+	return nil
+}
+
+// parkedPprof asks a target with net/http/pprof (and fgprof and a gops
+// agent) -parked-reps times for path, or for a gops stack dump when path is
+// empty.
+func (b *bench) parkedPprof(ctx context.Context, res *parked, what, path string) error {
+	p, sRest, r, err := b.startParked(ctx, res.n, "pprof", "-inspect", target.InspectPprof, "-gops-dir", filepath.Join(b.tmp, "gops"))
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	if res.pprofRest == nil {
+		res.pprofRest = r
+	}
+	hc := newHTTPClient(1)
+	row := parkedRow{what: what}
+	var dumped []int
+	for i := range b.opts.parkedReps {
+		b.progress("parked %d: %s (%d/%d)", res.n, what, i+1, b.opts.parkedReps)
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		var f fetched
+		if path == "" {
+			began := time.Now()
+			rc, err := probes.NewGopsFetcher(p.ready.GopsAddr).Dump(rctx)
+			if err == nil {
+				f, err = readAll(rc, began)
+				rc.Close()
+			}
+			if err != nil {
+				cancel()
+				return fmt.Errorf("gops stack dump: %w", err)
+			}
+		} else if f, err = fetch(rctx, hc, "http://"+p.ready.PprofAddr+path); err != nil {
+			cancel()
+			return err
+		}
+		cancel()
+		row.times = append(row.times, f.took)
+		row.bytes = append(row.bytes, f.bytes)
+		dumped = append(dumped, f.goroutines)
+		if i+1 < b.opts.parkedReps {
+			if err := sleep(ctx, time.Second); err != nil {
+				return err
+			}
+		}
+	}
+	sEnd, err := p.stat(ctx)
+	if err != nil {
+		return err
+	}
+	row.pauses = pausesBetween(p.ready, sRest, sEnd)
+	row.rssAdded = sEnd.RSSBytes - sRest.RSSBytes
+	if path == "" || path == "/debug/pprof/goroutine?debug=2" {
+		lo, hi := slices.Min(dumped), slices.Max(dumped)
+		row.note = fmt.Sprintf("%s goroutines in the dump (%d at rest)", span(float64(lo), float64(hi), func(v float64) string { return strconv.Itoa(int(v)) }), r.goroutines)
+	}
+	res.rows = append(res.rows, row)
+	return nil
+}
