@@ -112,8 +112,8 @@ func TestTargetThatFailsToStart(t *testing.T) {
 }
 
 // The parked workload, end to end, with both parts. It waits for the
-// agent's live trace stream to cover a window (5s and more), so it runs
-// only when asked: COSTBENCH_TEST_PARKED=1 go test -run Parked ./cmd/costbench
+// agent's recorder to cover a window (5s and more), so it runs only when
+// asked: COSTBENCH_TEST_PARKED=1 go test -run Parked ./cmd/costbench
 func TestQuickParked(t *testing.T) {
 	if os.Getenv("COSTBENCH_TEST_PARKED") == "" {
 		t.Skip("COSTBENCH_TEST_PARKED=1 runs it (about a minute)")

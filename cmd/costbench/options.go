@@ -97,7 +97,7 @@ Flags:
 	fs.DurationVar(&o.task, "task", 1500*time.Nanosecond, "pool: CPU per task")
 	fs.DurationVar(&o.handler, "handler", 50*time.Microsecond, "http: CPU per request")
 	parked := fs.String("parked", "10k,100k", "parked: goroutine counts, comma-separated (10000, 10k, 1M); 1M takes minutes and GBs")
-	parkedReps := fs.Int("parked-reps", defaults.parkedReps, "parked: requests of each pprof kind, and steady snapshots from the agent's live trace stream to wait for (at most 20s past -steady)")
+	parkedReps := fs.Int("parked-reps", defaults.parkedReps, "parked: requests of each pprof kind")
 	steady := fs.Duration("steady", defaults.steady, "parked: how long to ask for a snapshot each second after the first")
 	watch := fs.Duration("watch", defaults.watch, "parked: how long to follow the watch stream")
 	fs.BoolVar(&o.quick, "quick", false, "a fast smoke run: -warmup 500ms -measure 1s -repeats 1 -parked 10k -parked-reps 1 -steady 2s -watch 2s (flags given override)")

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/inspectd/inspectd/internal/costbench/target"
-	"github.com/inspectd/inspectd/internal/probes"
+	"github.com/inspectd/inspectd/internal/source/remote"
 )
 
 // parked is what inspecting N parked goroutines cost, by request kind.
@@ -184,9 +184,8 @@ func (b *bench) parkedAgent(ctx context.Context, res *parked) error {
 	})
 	dumped(headField(snapshotSource, cold.head), headField(snapshotTime, cold.head))
 
-	// Then one a second, as a client polling would ask, for -steady and
-	// until -parked-reps came from the live trace stream (at most 20s
-	// more). The steady ones are those, else the second half.
+	// Then one a second, as a client polling would ask, for -steady: the
+	// steady ones are all of them but the first.
 	b.progress("parked %d, agent: a snapshot a second for %v", res.n, b.opts.steady)
 	type answer struct {
 		fetched
@@ -194,10 +193,9 @@ func (b *bench) parkedAgent(ctx context.Context, res *parked) error {
 		built  bool // a snapshot of its own, not the last one shared
 		dump   bool // built with a goroutine dump
 	}
-	live := func(a answer) bool { return strings.HasPrefix(a.source, "trace-stream") }
 	var answers []answer
 	lastTime := headField(snapshotTime, cold.head)
-	for began, streamed := time.Now(), 0; time.Since(began) < b.opts.steady || streamed < b.opts.parkedReps && time.Since(began) < b.opts.steady+20*time.Second; {
+	for began := time.Now(); time.Since(began) < b.opts.steady; {
 		if err := sleep(ctx, time.Second); err != nil {
 			return err
 		}
@@ -210,18 +208,14 @@ func (b *bench) parkedAgent(ctx context.Context, res *parked) error {
 		a.dump = dumped(a.source, t)
 		answers = append(answers, a)
 		lastTime = t
-		if live(a) {
-			streamed++
-		}
 	}
 	sSteady, err := p.stat(ctx)
 	if err != nil {
 		return err
 	}
-	steady := slices.DeleteFunc(slices.Clone(answers), func(a answer) bool { return !live(a) })
-	which := "from the live trace stream"
-	if len(steady) == 0 {
-		steady, which = answers[len(answers)/2:], "the second half (none from the live trace stream)"
+	steady := answers
+	if len(steady) > 1 {
+		steady = steady[1:]
 	}
 	row := parkedRow{
 		what: "agent snapshot, steady", pauses: pausesBetween(p.ready, sCold, sSteady), rssAdded: sSteady.RSSBytes - sRest.RSSBytes,
@@ -237,7 +231,7 @@ func (b *bench) parkedAgent(ctx context.Context, res *parked) error {
 			withDump++
 		}
 	}
-	row.note = fmt.Sprintf("%d of %d asked a second apart, %s; %d built anew (%d with a goroutine dump), %d shared the last one; pauses and RSS: all %d", len(steady), len(answers), which, built, withDump, len(steady)-built, len(answers))
+	row.note = fmt.Sprintf("%d asked a second apart after the first; %d built anew (%d with a goroutine dump), %d shared the last one; pauses and RSS: all %d", len(steady), built, withDump, len(steady)-built, len(answers))
 	res.rows = append(res.rows, row)
 
 	b.progress("parked %d, agent: watching for %v", res.n, b.opts.watch)
@@ -287,10 +281,9 @@ func (b *bench) parkedAgent(ctx context.Context, res *parked) error {
 	}
 	note := fmt.Sprintf("from the first snapshot to the end of the watch, %v; snapshots built with a goroutine dump: %d", time.Duration(sWatched.MonoNS-sRest.MonoNS).Round(time.Second), len(dumps))
 	if len(dumps) == 0 {
-		// The agent takes its first dump once its estimated cost (6 µs a
-		// goroutine) fits the dump budget, 1% of the time since it started.
-		cost := time.Duration(res.n) * 6 * time.Microsecond
-		note = fmt.Sprintf("%s: the agent takes its first once 1%% of the time since it started covers the dump's cost, ~6 µs a goroutine (%v here, so %v after it started), and that dump stops the world for all of it: a longer -watch shows it", note, cost, 100*cost)
+		// The agent takes a dump only where its pause, estimated per
+		// goroutine, fits its --max-pause (1 ms by default).
+		note += " (a dump stops the world for every goroutine: the agent takes none where that would pass its max pause)"
 	}
 	res.rows = append(res.rows, parkedRow{
 		what: "agent, the whole inspection", pauses: pausesBetween(p.ready, sRest, sWatched), rssAdded: sWatched.RSSBytes - sRest.RSSBytes,
@@ -320,7 +313,7 @@ func (b *bench) parkedPprof(ctx context.Context, res *parked, what, path string)
 		var f fetched
 		if path == "" {
 			began := time.Now()
-			rc, err := probes.NewGopsFetcher(p.ready.GopsAddr).Dump(rctx)
+			rc, err := remote.NewGopsFetcher(p.ready.GopsAddr).Dump(rctx)
 			if err == nil {
 				f, err = readAll(rc, began)
 				rc.Close()
