@@ -43,9 +43,9 @@ func AnalyzeTrace(r io.Reader, opts WindowOptions) (w *Window, err error) {
 // Sites), and keeps it as a Slice to compose windows from, sharing stacks
 // and strings through in. It never makes the numbers of a goroutine that
 // waited all of it (most of a large program's): the Slice keeps 24 bytes
-// of each.
-func AnalyzeSlice(r io.Reader, in *Interner) (s *Slice, err error) {
-	b := NewWindowBuilder(WindowOptions{Sites: true})
+// of each. pace, if not nil, is WindowOptions.Pace.
+func AnalyzeSlice(r io.Reader, in *Interner, pace func()) (s *Slice, err error) {
+	b := NewWindowBuilder(WindowOptions{Sites: true, Pace: pace})
 	err, panicked := b.readAll(r)
 	if panicked {
 		return NewSlice(b.safeFinalize(), in), err
@@ -124,6 +124,9 @@ func (b *WindowBuilder) readSequential(tr *trace.Reader, inEvent *bool) error {
 		*inEvent = true
 		b.Event(&ev)
 		*inEvent = false
+		if b.opts.Pace != nil && b.events%paceEvents == 0 {
+			b.opts.Pace()
+		}
 	}
 	return nil
 }

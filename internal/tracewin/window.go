@@ -38,7 +38,17 @@ type WindowOptions struct {
 	// the trace went on. Stepping Since and For through a saved trace
 	// gives its successive windows.
 	For time.Duration
+	// Pace, if not nil, is called every paceEvents events. The in-process
+	// recorder competes for the CPU with the program it inspects: there it
+	// sleeps a moment, and Go's scheduler runs a goroutine that a timer
+	// woke before the others, so that the analysis ends in good time even
+	// when the program keeps every core busy (its CPU time is the same).
+	Pace func()
 }
+
+// paceEvents is how often WindowOptions.Pace is called: about a
+// millisecond of analysis.
+const paceEvents = 2048
 
 // Window is the analysis of one execution trace window: per goroutine
 // statistics and blocking sites.

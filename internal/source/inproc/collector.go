@@ -127,7 +127,7 @@ type Collector struct {
 	sliceSeq  uint64        // slices kept since the start
 	tracing   time.Time     // when the slice in flight began; zero between slices
 	analysing bool          // a slice has ended and is being analysed
-	cut       chan struct{} // ends the slice in flight early
+	stopper   *stopper      // ends the slice in flight
 	closed    bool
 	// Builds: one at a time; building is closed when the one in flight
 	// ends, and last is the last one.
@@ -189,7 +189,7 @@ func NewCollector(opts CollectorOptions) (*Collector, error) {
 	if !running.CompareAndSwap(false, true) {
 		return nil, errors.New("an in-process collector already runs in this process (the runtime runs one execution trace at a time)")
 	}
-	c := &Collector{opts: opts, m: model.New(), sliced: make(chan struct{}), cut: make(chan struct{}, 1), lastDump: time.Now(), leaked: -1}
+	c := &Collector{opts: opts, m: model.New(), sliced: make(chan struct{}), lastDump: time.Now(), leaked: -1}
 	if opts.FlightRecorder {
 		fr := trace.NewFlightRecorder(trace.FlightRecorderConfig{MinAge: opts.TraceMinAge, MaxBytes: opts.TraceMaxBytes})
 		if err := fr.Start(); err != nil {
@@ -390,8 +390,13 @@ func (c *Collector) buildNow(ctx context.Context, window time.Duration) (*built,
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	// The build's cost is the CPU time it takes, counted on its thread:
+	// in a busy program its wall time is mostly waiting for a turn.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cpu0 := threadCPU()
 	now := time.Now()
-	began := now
+	leakNote := c.readLeaks(now)
 	c.mu.Lock()
 	// The last window is garbage from here: let it go before the next one
 	// is built.
@@ -399,10 +404,6 @@ func (c *Collector) buildNow(ctx context.Context, window time.Duration) (*built,
 	var notes []string
 	from := "trace"
 	profDue := false
-	leakNote := ""
-	if now.Sub(c.lastLeak) >= c.opts.LeakInterval {
-		leakNote = c.readLeaks(now)
-	}
 	if c.dumpDue(now) {
 		c.dump(now)
 		from += "+dump"
@@ -475,7 +476,8 @@ func (c *Collector) buildNow(ctx context.Context, window time.Duration) (*built,
 		snap.RecordingSince = cold
 	}
 	snap.Notes = append(snap.Notes, notes...)
-	c.buildCost = time.Since(began)
+	// The garbage it leaves costs the collector about half as much again.
+	c.buildCost = (threadCPU() - cpu0) * 3 / 2
 	if gap := source.Spacing(c.buildCost, c.opts.CPUBudget); gap >= slowBuilds {
 		// Requests until then share this snapshot: say why it stays.
 		snap.Notes = append(snap.Notes, fmt.Sprintf("building this snapshot cost %s and the CPU budget allows snapshots %.3g%% of a core, "+
@@ -581,21 +583,31 @@ func (c *Collector) expectedLeakPause() time.Duration {
 // readLeaks runs the leak detector when its pause fits MaxPause: the
 // goroutineleak profile forces a GC that marks leaked goroutines, which it
 // lists by stack (and a dump shows as "(leaked)"). It returns a note when
-// it does not.
+// it does not. Called without c.mu, which it takes.
 func (c *Collector) readLeaks(now time.Time) string {
+	c.mu.Lock()
+	if now.Sub(c.lastLeak) < c.opts.LeakInterval {
+		c.mu.Unlock()
+		return ""
+	}
 	c.lastLeak = now
 	p := pprof.Lookup("goroutineleak")
 	if p == nil {
 		c.leaked = -1
+		c.mu.Unlock()
 		return ""
 	}
 	n := runtime.NumGoroutine()
 	if pause := c.expectedLeakPause(); pause > c.opts.MaxPause {
 		c.leaked = -1
+		c.mu.Unlock()
 		return fmt.Sprintf("no goroutineleak profile: its forced GC would stop the world for about %s (%d goroutines), more than the %s "+
 			"allowed (--max-pause): leaks are found by their growth and how long goroutines wait",
 			pause.Round(10*time.Microsecond), n, c.opts.MaxPause)
 	}
+	c.mu.Unlock()
+	// Without the lock: the GC it forces may take long in a busy program,
+	// and the recorder keeps its slices meanwhile.
 	var buf bytes.Buffer
 	if err := p.WriteTo(&buf, 0); err != nil {
 		c.opts.Logger.Warn("reading the goroutine leak profile", "err", err)
@@ -606,8 +618,10 @@ func (c *Collector) readLeaks(now time.Time) string {
 		c.opts.Logger.Warn("reading the goroutine leak profile", "err", err)
 		return ""
 	}
+	c.mu.Lock()
 	c.m.SetLeaks(leaks)
 	c.leaked = int(leaks.Total())
+	c.mu.Unlock()
 	return ""
 }
 
@@ -641,8 +655,9 @@ func (c *Collector) readProfileNow(done chan struct{}, now time.Time) {
 	{
 		defer close(done)
 		began := time.Now()
-		sp, err := readProfile()
-		cost := time.Since(began)
+		var sp *model.StackProfile
+		var err error
+		cost := onThread(func() { sp, err = readProfile() })
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		c.profDone = nil

@@ -383,3 +383,76 @@ func TestCollectorProfileLabels(t *testing.T) {
 		t.Errorf("%d of 5 never-dumped goroutines named old/parked from the profile's labels", n)
 	}
 }
+
+// In a program whose goroutines keep both cores busy switching on
+// channels, the recorder still gets its slices through, each kept small:
+// snapshots keep coming, each newer than the last, and show the pairs.
+func TestCollectorKeepsUpWithABusyProgram(t *testing.T) {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 50 {
+		a, b := make(chan int), make(chan int)
+		wg.Go(func() {
+			for {
+				select {
+				case v := <-a:
+					b <- v
+				case <-stop:
+					return
+				}
+			}
+		})
+		wg.Go(func() { pingPong(stop, a, b) })
+	}
+	defer func() { close(stop); wg.Wait() }()
+	c, err := NewCollector(CollectorOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var last time.Time
+	for i := range 3 {
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			snap, err := c.Snapshot(ctx, 2*time.Second)
+			cancel()
+			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatal(err)
+			}
+			if err == nil && snap.Time.After(last) {
+				if !slices.ContainsFunc(snap.Tasks, func(t api.Task) bool { return strings.HasSuffix(t.Location.Function, ".pingPong") }) {
+					t.Errorf("snapshot %d: no ping-pong goroutine among %d tasks", i, len(snap.Tasks))
+				}
+				last = snap.Time
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("snapshot %d: none newer than %v in 2 minutes (last error: %v)", i, last, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	c.mu.Lock()
+	cost := c.cost
+	c.mu.Unlock()
+	// A slice ends once it holds maxSliceBytes; what the runtime writes
+	// while it stops comes on top.
+	if cost.bytes > 8*maxSliceBytes {
+		t.Errorf("the last slice wrote %d bytes of trace, want about %d", cost.bytes, maxSliceBytes)
+	}
+}
+
+// pingPong sends on a and waits for the answer on b until stop closes.
+//
+//go:noinline
+func pingPong(stop <-chan struct{}, a chan<- int, b <-chan int) {
+	for {
+		select {
+		case a <- 1:
+			<-b
+		case <-stop:
+			return
+		}
+	}
+}

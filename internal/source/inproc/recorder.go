@@ -48,6 +48,16 @@ const (
 	maxInterned = 50_000
 	// firstSlice is the length of a slice before any cost is known.
 	firstSlice = 250 * time.Millisecond
+	// maxSliceBytes ends a slice early: some 50,000 events, whose analysis
+	// takes about 100 ms of CPU. A program that switches goroutines a
+	// million times a second writes that in a few milliseconds, and its
+	// runnable goroutines leave the recorder a small share of the CPU: a
+	// longer slice would take it minutes to analyse.
+	maxSliceBytes = 256 << 10
+	// minCapped is the shortest slice maxSliceBytes plans for.
+	minCapped = time.Millisecond
+	// freshWait bounds how long a request waits for a slice to end.
+	freshWait = 2 * time.Second
 )
 
 // plan is how the recorder traces: slices of on, each followed by off.
@@ -65,6 +75,7 @@ type costs struct {
 	cycle      time.Duration // from its start to the end of its analysis
 	analysis   time.Duration // the CPU time of stopping the trace and of the analysis
 	events     int64
+	bytes      int64         // the trace's size
 	goroutines int           // the goroutines it saw: each is at least one event, whatever its length
 	progCPU    time.Duration // the process' CPU time over the cycle, analysis included
 }
@@ -97,6 +108,11 @@ func nextPlan(c costs, budget float64) plan {
 	on := maxSlice
 	if perSec > 0 {
 		on = min(max(time.Duration(fixed/perSec*float64(time.Second)), minSlice), maxSlice)
+	}
+	if c.bytes > 0 {
+		// What fits maxSliceBytes at the rate this one was written.
+		fits := time.Duration(float64(maxSliceBytes) / float64(c.bytes) * float64(c.on))
+		on = max(min(on, fits), minCapped)
 	}
 	cycle := time.Duration((fixed + perSec*on.Seconds()) / allowed * float64(time.Second))
 	if cycle <= on {
@@ -164,7 +180,9 @@ func (c *Collector) record(r *recorder) {
 		started := time.Now()
 		cpu0 := processCPU()
 		buf.Reset()
-		if err := trace.Start(&buf); err != nil {
+		st := &stopper{done: make(chan struct{})}
+		w := &capWriter{buf: &buf, max: maxSliceBytes, full: st.stop}
+		if err := trace.Start(w); err != nil {
 			// Another trace runs (the program's own, or a gops agent's).
 			c.failed("starting the execution trace", err)
 			if !sleep(r.stop, time.Second) {
@@ -173,15 +191,25 @@ func (c *Collector) record(r *recorder) {
 			continue
 		}
 		c.mu.Lock()
-		c.tracing = started
+		c.tracing, c.stopper = started, st
 		c.mu.Unlock()
-		stopped := sleepCut(r.stop, c.cut, p.on)
-		// Stopping writes the status of every goroutine the slice did not
-		// see (some 0.7 µs each): the recorder's thread pays it, and
-		// counts it.
-		stopCPU := onThread(trace.Stop)
+		// The slice ends on a timer, when it is full, or when a request
+		// asks: each stops the trace from a goroutine of its own, which
+		// the scheduler runs next, while this one may wait long for a
+		// turn in a program whose goroutines keep both cores busy.
+		timer := time.AfterFunc(p.on, st.stop)
+		stopped := true
+		select {
+		case <-st.done:
+		case <-r.stop:
+			st.stop()
+			<-st.done
+			stopped = false
+		}
+		timer.Stop()
+		stopCPU := st.cpu
 		c.mu.Lock()
-		c.tracing, c.analysing = time.Time{}, stopped
+		c.tracing, c.stopper, c.analysing = time.Time{}, nil, stopped
 		c.mu.Unlock()
 		if !stopped {
 			return
@@ -202,7 +230,7 @@ func (c *Collector) record(r *recorder) {
 		if buf.Cap() > 64<<20 {
 			buf = bytes.Buffer{} // a burst of events: do not keep its room
 		}
-		cost := costs{on: s.Duration(), cycle: time.Since(started), analysis: stopCPU + analysis, events: s.Events,
+		cost := costs{on: s.Duration(), cycle: time.Since(started), analysis: stopCPU + analysis, events: s.Events, bytes: int64(w.n),
 			goroutines: s.Goroutines(), progCPU: processCPU() - cpu0}
 		c.mu.Lock()
 		c.analysing = false
@@ -227,6 +255,50 @@ func (c *Collector) record(r *recorder) {
 	}
 }
 
+// capWriter keeps a slice's trace, and ends the slice once it holds max
+// bytes. The runtime's trace reader calls Write, ahead of other goroutines.
+type capWriter struct {
+	buf  *bytes.Buffer
+	max  int
+	n    int // bytes written
+	full func()
+}
+
+func (w *capWriter) Write(p []byte) (int, error) {
+	w.n += len(p)
+	if w.n >= w.max {
+		w.full()
+	}
+	return w.buf.Write(p)
+}
+
+// stopper stops a slice's trace once, however many ask.
+type stopper struct {
+	once sync.Once
+	done chan struct{} // closed when the trace has stopped
+	cpu  time.Duration // the CPU time stopping took (set before done closes)
+}
+
+// stop stops the trace from a new goroutine: the runtime's trace reader
+// may be the caller, and trace.Stop waits for it. Stopping writes the
+// status of every goroutine the slice did not see (some 0.7 µs each): that
+// goroutine's thread pays it, and counts it.
+func (s *stopper) stop() {
+	s.once.Do(func() {
+		go source.Own("recorder", func() {
+			s.cpu = onThread(trace.Stop)
+			close(s.done)
+		})
+	})
+}
+
+// pace lets the recorder's work through in a program whose goroutines
+// keep every core busy: a goroutine a timer wakes runs before the others,
+// while one that is preempted waits its turn behind all of them (a
+// hundred goroutines switching on channels left the analysis 0.3% of the
+// CPU; sleeping a moment every millisecond of it, 5 to 10%).
+func pace() { time.Sleep(time.Microsecond) }
+
 // onThread runs f on a thread of its own and says how much CPU time it took.
 func onThread(f func()) time.Duration {
 	runtime.LockOSThread()
@@ -242,7 +314,7 @@ func analyse(buf *bytes.Buffer, in *tracewin.Interner) (*tracewin.Slice, time.Du
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	t0 := threadCPU()
-	s, err := tracewin.AnalyzeSlice(buf, in)
+	s, err := tracewin.AnalyzeSlice(buf, in, pace)
 	return s, threadCPU() - t0, err
 }
 
@@ -299,26 +371,16 @@ func (c *Collector) failed(what string, err error) {
 	}
 }
 
-// sleepCut waits d, or until stop closes (false then) or cut sends.
-func sleepCut(stop <-chan struct{}, cut <-chan struct{}, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-stop:
-		return false
-	case <-cut:
-		return true
-	case <-t.C:
-		return true
-	}
-}
-
 // freshen ends the slice in flight, if it has run long enough to say
 // something, and waits for its analysis: a request gets the program as it
 // is now rather than as the last slice left it. A slice that has ended and
-// is being analysed is waited for too. In the pause between slices, which
-// the overhead budget sets, there is nothing to end.
+// is being analysed is waited for too, for at most freshWait: a program
+// whose goroutines keep every core busy may leave the analysis little CPU,
+// and the last snapshot says how old it is. In the pause between slices,
+// which the overhead budget sets, there is nothing to end.
 func (c *Collector) freshen(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, freshWait)
+	defer cancel()
 	c.mu.Lock()
 	now := time.Now()
 	var last time.Time
@@ -334,10 +396,7 @@ func (c *Collector) freshen(ctx context.Context) {
 		c.mu.Unlock()
 		return
 	}
-	select {
-	case c.cut <- struct{}{}:
-	default:
-	}
+	c.stopper.stop()
 	c.mu.Unlock()
 	_ = c.waitSlice(ctx, last)
 }

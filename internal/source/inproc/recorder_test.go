@@ -154,6 +154,9 @@ func TestNextPlan(t *testing.T) {
 			events: 5000, goroutines: 50, progCPU: 20 * time.Millisecond}, [2]float64{1, 1}, [2]time.Duration{maxSlice, maxSlice}, false},
 		{"ping-pong on two cores", costs{on: 250 * time.Millisecond, cycle: 600 * time.Millisecond, analysis: 300 * time.Millisecond,
 			events: 1_500_000, goroutines: 120, progCPU: 1200 * time.Millisecond}, [2]float64{0.02, 0.08}, [2]time.Duration{minSlice, minSlice}, false},
+		// The same, its slice cut at maxSliceBytes: slices as long as fit.
+		{"ping-pong cut short", costs{on: 10 * time.Millisecond, cycle: 2 * time.Second, analysis: 60 * time.Millisecond,
+			events: 52_000, bytes: maxSliceBytes + 20_000, goroutines: 120, progCPU: 3900 * time.Millisecond}, [2]float64{0.002, 0.02}, [2]time.Duration{8 * time.Millisecond, 10 * time.Millisecond}, false},
 		{"100,000 parked goroutines", costs{on: time.Second, cycle: 1400 * time.Millisecond, analysis: 250 * time.Millisecond,
 			events: 101_000, goroutines: 100_000, progCPU: 300 * time.Millisecond}, [2]float64{0.1, 0.2}, [2]time.Duration{maxSlice, maxSlice}, false},
 		{"a million parked goroutines", costs{on: time.Second, cycle: 4 * time.Second, analysis: 2500 * time.Millisecond,
@@ -163,8 +166,8 @@ func TestNextPlan(t *testing.T) {
 		if p.share < c.wantShare[0] || p.share > c.wantShare[1] || p.over != c.wantOver || p.on < c.wantOn[0] || p.on > c.wantOn[1] {
 			t.Errorf("%s: %+v; want a share from %.3g to %.3g, slices of %v to %v, over %v", c.name, p, c.wantShare[0], c.wantShare[1], c.wantOn[0], c.wantOn[1], c.wantOver)
 		}
-		if p.on < minSlice || p.on > maxSlice || p.on+p.off > maxCycle {
-			t.Errorf("%s: %+v: slices of %v to %v, cycles of at most %v", c.name, p, minSlice, maxSlice, maxCycle)
+		if p.on < minCapped || p.on > maxSlice || p.on+p.off > maxCycle {
+			t.Errorf("%s: %+v: slices of %v to %v, cycles of at most %v", c.name, p, minCapped, maxSlice, maxCycle)
 		}
 	}
 }
