@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,6 +40,10 @@ func TestCatalogComplete(t *testing.T) {
 		}
 		if s.Kind == Broken && s.Caps == "" {
 			t.Errorf("%s: a broken workload must state its caps", s.Name)
+		}
+		if !ValidLesson(s.Lesson) {
+			t.Errorf("%s: lesson %q cites no lesson of the talk by its name (%s), nor starts with %q",
+				s.Name, s.Lesson, strings.Join(TalkLessons, ", "), BeyondTheTalk)
 		}
 		if s.Kind == Healthy {
 			healthy = append(healthy, s.Name)

@@ -9,7 +9,7 @@ import (
 func init() {
 	Register(Spec{
 		Name:   "contention",
-		Lesson: "tokio_spawn (shared state)",
+		Lesson: BeyondTheTalk + "shared state behind a Mutex",
 		Kind:   Broken,
 		Description: "Many worker goroutines update one shared table, and every update goes through the " +
 			"same sync.Mutex. Each critical section is short and does real CPU work, but there are " +

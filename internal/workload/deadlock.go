@@ -9,7 +9,7 @@ import (
 func init() {
 	Register(Spec{
 		Name:   "deadlock",
-		Lesson: "tokio_spawn (shared state)",
+		Lesson: BeyondTheTalk + "shared state behind a Mutex",
 		Kind:   Broken,
 		Description: "Two goroutines transfer money between the same two accounts in opposite " +
 			"directions. Each locks the account it pays from, then the one it pays to: one takes A then " +

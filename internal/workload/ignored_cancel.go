@@ -9,7 +9,7 @@ import (
 func init() {
 	Register(Spec{
 		Name:   "ignored-cancel",
-		Lesson: "tokio_select (cancellation)",
+		Lesson: "tokio_select",
 		Kind:   Broken,
 		Description: "Every interval a poller goroutine starts a long job made of short steps, and it " +
 			"is handed the workload's context but never looks at ctx.Done. When the workload is " +
