@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -160,10 +162,46 @@ func writeWorkload(w io.Writer, wl *api.Workload) {
 		state = "running"
 	}
 	fmt.Fprintf(w, "%s: %s (%s, lesson %s)\n", wl.Name, state, wl.Kind, wl.Lesson)
-	if len(wl.Params) > 0 {
+	if ran := ranString(wl.Params); ran != "" && !wl.Running {
+		fmt.Fprintf(w, "ran with: %s\n", ran)
+	} else if len(wl.Params) > 0 {
 		fmt.Fprintf(w, "parameters: %s\n", paramString(wl.Params))
+	}
+	if len(wl.Figures) > 0 {
+		var parts []string
+		for _, k := range slices.Sorted(maps.Keys(wl.Figures)) {
+			parts = append(parts, k+"="+figureOf(k, wl.Figures[k]))
+		}
+		fmt.Fprintf(w, "figures: %s\n", strings.Join(parts, " "))
 	}
 	if wl.LastError != "" {
 		fmt.Fprintf(w, "last error: %s\n", wl.LastError)
 	}
+}
+
+// ranString formats the parameters a stopped workload ran with.
+func ranString(ps []api.Param) string {
+	parts := make([]string, 0, len(ps))
+	for _, p := range ps {
+		if p.Ran != nil {
+			parts = append(parts, p.Name+"="+paramValue(p.Ran))
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// figure writes a number with three significant digits, whole from 100 on.
+func figure(v float64) string {
+	if v >= 100 || v <= -100 {
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(v, 'g', 3, 64)
+}
+
+// figureOf writes a workload's figure: a duration for one in seconds.
+func figureOf(name string, v float64) string {
+	if strings.HasSuffix(name, "_seconds") {
+		return format.Duration(time.Duration(v * float64(time.Second)))
+	}
+	return figure(v)
 }

@@ -102,6 +102,7 @@ func TestWorkloadAPI(t *testing.T) {
 		{"bad parameter change keeps it running", call{method: "POST", path: "/api/v1/workloads/hello/params", body: `{"params":{"interval":"2h"}}`}, 400, `interval`},
 		{"still running", call{method: "GET", path: "/api/v1/workloads/hello"}, 200, `"value": "20ms"`},
 		{"stop", call{method: "POST", path: "/api/v1/workloads/hello/stop"}, 200, `"running": false`},
+		{"stopped: what ran", call{method: "GET", path: "/api/v1/workloads/hello"}, 200, `"ran": "20ms"`},
 		{"stop again", call{method: "POST", path: "/api/v1/workloads/hello/stop"}, 409, "not running"},
 		{"params of a stopped workload", call{method: "POST", path: "/api/v1/workloads/hello/params", body: `{"params":{"interval":"20ms"}}`}, 409, "not running"},
 		{"out of bounds", call{method: "POST", path: "/api/v1/workloads/hello/start", body: `{"params":{"interval":"2h"}}`}, 400, `parameter \"interval\": bad value \"2h\": want duration from 1ms to 1m0s`},
