@@ -33,6 +33,8 @@ func init() {
 	testParams["unbounded-queue"] = map[string]any{"produce": 2000, "consume": 100, "item_size": 16 << 10, "max_bytes": 8 << 20}
 	testParams["thread-leak"] = map[string]any{"every": "5ms", "max_threads": 20, "heartbeat": "50ms"}
 	testParams["ignored-cancel"] = map[string]any{"every": "10ms", "outlive": "200ms", "step": "20ms", "max_goroutines": 10}
+	testParams["web-lock"] = map[string]any{"clients": 4, "rate": 100, "downstream": "20ms", "timeout": "1s"}
+	testParams["web-ignored-ctx"] = map[string]any{"clients": 4, "rate": 40, "work": "300ms", "step": "20ms", "timeout": "100ms", "max_goroutines": 50}
 }
 
 // goroutine is one entry of a runtime.Stack dump.

@@ -19,9 +19,10 @@ import (
 // The catalog of shared/workloads.md: every one must be registered.
 var (
 	healthyNames = []string{"hello", "join", "spawn", "yield", "select", "timeout", "channels", "fan-in",
-		"thread-bridge", "cpu-pool", "stream", "file-stream", "recursion", "tracing", "pipeline"}
+		"thread-bridge", "cpu-pool", "stream", "file-stream", "recursion", "tracing", "pipeline", "web-service"}
 	brokenNames = []string{"blocking-lock", "blocking-loop", "leak", "deadlock", "contention", "starvation",
-		"busy-poll", "never-yield", "spawn-storm", "unbounded-queue", "thread-leak", "ignored-cancel"}
+		"busy-poll", "never-yield", "spawn-storm", "unbounded-queue", "thread-leak", "ignored-cancel",
+		"web-lock", "web-ignored-ctx"}
 )
 
 // testParams keeps broken workloads small enough for the race detector (which
