@@ -201,7 +201,7 @@ func TestLoadPublicWithToken(t *testing.T) {
 }
 
 func TestLoadWorkloadSets(t *testing.T) {
-	for arg, want := range map[string]int{"all": 30, "healthy": 16, "broken": 14, "none": 0, "": 0, "hello,hello": 1} {
+	for arg, want := range map[string]int{"all": 33, "healthy": 16, "broken": 17, "none": 0, "": 0, "hello,hello": 1} {
 		cfg, _, err := load([]string{"--workloads", arg}, nil)
 		if err != nil || len(cfg.Workloads) != want {
 			t.Errorf("--workloads %q: %d workloads (%v), want %d", arg, len(cfg.Workloads), err, want)

@@ -1,13 +1,14 @@
 package workload
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 )
 
-// The bugs of the broken forms of the web lesson, and that their fixes
-// take them away.
+// The bugs of the broken forms of the web, join, fan-in and tracing
+// lessons, and that their fixes take them away.
 
 // figure waits for the workload to report figure name and returns it.
 func figure(t *testing.T, sup *Supervisor, workload, name string) float64 {
@@ -78,4 +79,73 @@ func TestWebIgnoredCtxReportsOutliveTheirRequests(t *testing.T) {
 		st, _ := sup.StatusOf("web-ignored-ctx")
 		return st.Figures["outliving_goroutines"] == 0 && len(matching(dump(t), "web-ignored-ctx", "report", "")) <= 4
 	}, "report goroutines still outlive their requests with the fix")
+}
+
+// Every batch fails: the joiners wait for good, up to the cap, and the stop
+// releases them; with the fix none stays.
+func TestJoinNeverDoneJoinersWaitForGood(t *testing.T) {
+	params := map[string]any{"every": "10ms", "tasks": 2, "work": "10ms", "fail_rate": 1, "max_stuck": 5}
+	sup := startBroken(t, "join-never-done", params, nil)
+	joiners := func() int { return len(matching(dump(t), "join-never-done", "joiner", "sync.WaitGroup.Wait")) }
+	eventually(t, 5*time.Second, func() bool { return joiners() >= 5 }, "the joiners did not get stuck up to the cap")
+	time.Sleep(200 * time.Millisecond)
+	// Past the cap, batches run the fixed tasks: their joiners wait a moment.
+	if n := joiners(); n < 5 || n > 7 {
+		t.Errorf("%d joiners in WaitGroup.Wait past the cap, want the 5 stuck and those of batches in progress", n)
+	}
+	if err := sup.Restart("join-never-done", map[string]any{"fix": true}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, func() bool { return joiners() <= 2 }, "joiners still stuck with the fix")
+	for range 10 {
+		if n := joiners(); n > 2 {
+			t.Fatalf("%d joiners waiting with the fix, want at most the batches in progress", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Once its slow input closes, the merge loop never waits again; with the
+// fix it waits in its select.
+func TestFanInSpinNeverWaitsOnceAnInputCloses(t *testing.T) {
+	sup := startBroken(t, "fan-in-spin", map[string]any{"slow": "5ms", "slow_messages": 1}, nil)
+	time.Sleep(100 * time.Millisecond)
+	for range 20 {
+		main := matching(dump(t), "fan-in-spin", "main", "")
+		if len(main) != 1 {
+			t.Fatalf("%d merge loops, want 1", len(main))
+		}
+		if r := main[0].reason; r != "runnable" && r != "running" {
+			t.Fatalf("the merge loop was seen waiting (%s) with its slow input closed:\n%s", r, main[0].stack)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := sup.Restart("fan-in-spin", map[string]any{"fix": true}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, func() bool {
+		main := matching(dump(t), "fan-in-spin", "main", "select")
+		return len(main) == 1 && strings.Contains(main[0].stack, "fanInNilClosed")
+	}, "with the fix, the merge loop is never seen waiting in its select")
+}
+
+// The batch grows by every record while the collector is down, up to its
+// cap; with the fix it keeps at most keep records.
+func TestTracingPileupGrowsToItsCap(t *testing.T) {
+	rec := &recorder{}
+	const maxBytes = 2 << 20
+	// Shipments every 50ms: the fix bounds the batch at each, and a batch
+	// of 50ms of records stays far below the cap.
+	sup := startBroken(t, "tracing-pileup", map[string]any{"records": 4000, "record_size": 2048, "flush": "50ms", "max_bytes": maxBytes}, slog.New(rec))
+	eventually(t, 5*time.Second, func() bool {
+		return len(rec.find("log batch reached its cap; dropping it and starting over")) >= 1
+	}, "the batch never reached its cap")
+	if err := sup.Restart("tracing-pileup", map[string]any{"fix": true, "keep": 100}); err != nil {
+		t.Fatal(err)
+	}
+	before := len(rec.find("log batch reached its cap; dropping it and starting over"))
+	time.Sleep(1500 * time.Millisecond)
+	if n := len(rec.find("log batch reached its cap; dropping it and starting over")); n > before {
+		t.Errorf("the batch reached its cap with the fix (%d times)", n-before)
+	}
 }

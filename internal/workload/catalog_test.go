@@ -22,7 +22,7 @@ var (
 		"thread-bridge", "cpu-pool", "stream", "file-stream", "recursion", "tracing", "pipeline", "web-service"}
 	brokenNames = []string{"blocking-lock", "blocking-loop", "leak", "deadlock", "contention", "starvation",
 		"busy-poll", "never-yield", "spawn-storm", "unbounded-queue", "thread-leak", "ignored-cancel",
-		"web-lock", "web-ignored-ctx"}
+		"web-lock", "web-ignored-ctx", "join-never-done", "fan-in-spin", "tracing-pileup"}
 )
 
 // testParams keeps broken workloads small enough for the race detector (which
