@@ -116,7 +116,15 @@ func listWorkloads(cmd *cobra.Command, e *env, args []string) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", wl.Name, wl.Kind, state, up, wl.Operations, wl.Panics, wl.Restarts, paramString(wl.Params))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for i := range ws {
+		if f := figureString(ws[i].Figures); f != "" {
+			fmt.Fprintf(w, "%s figures: %s\n", ws[i].Name, f)
+		}
+	}
+	return nil
 }
 
 // paramString formats parameters as k=v with their values in force.
@@ -167,12 +175,8 @@ func writeWorkload(w io.Writer, wl *api.Workload) {
 	} else if len(wl.Params) > 0 {
 		fmt.Fprintf(w, "parameters: %s\n", paramString(wl.Params))
 	}
-	if len(wl.Figures) > 0 {
-		var parts []string
-		for _, k := range slices.Sorted(maps.Keys(wl.Figures)) {
-			parts = append(parts, k+"="+figureOf(k, wl.Figures[k]))
-		}
-		fmt.Fprintf(w, "figures: %s\n", strings.Join(parts, " "))
+	if f := figureString(wl.Figures); f != "" {
+		fmt.Fprintf(w, "figures: %s\n", f)
 	}
 	if wl.LastError != "" {
 		fmt.Fprintf(w, "last error: %s\n", wl.LastError)
@@ -186,6 +190,15 @@ func ranString(ps []api.Param) string {
 		if p.Ran != nil {
 			parts = append(parts, p.Name+"="+paramValue(p.Ran))
 		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// figureString formats the figures a workload reports, sorted by name.
+func figureString(figures map[string]float64) string {
+	parts := make([]string, 0, len(figures))
+	for _, k := range slices.Sorted(maps.Keys(figures)) {
+		parts = append(parts, k+"="+figureOf(k, figures[k]))
 	}
 	return strings.Join(parts, " ")
 }
