@@ -32,7 +32,7 @@ func main() {
 
 // run executes the command line args and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	root := newRoot(&env{stdout: stdout, stderr: stderr, getenv: os.Getenv})
+	root := newRoot(&env{stdout: stdout, stderr: stderr, stdin: os.Stdin, getenv: os.Getenv})
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)

@@ -170,7 +170,9 @@ func TestCLIAgainstDaemon(t *testing.T) {
 		if code != 1 {
 			t.Errorf("unknown workload: exit %d, stderr %q; want 1", code, errs)
 		}
-		if out, errs, code = cli(t, "workloads", "stop", "leak", addr); code != 0 || !strings.Contains(out, "leak: stopped") {
+		// Stopped, it says what it ran with, not its defaults.
+		if out, errs, code = cli(t, "workloads", "stop", "leak", addr); code != 0 || !strings.Contains(out, "leak: stopped") ||
+			!strings.Contains(out, "ran with: every=50ms timeout=50ms") {
 			t.Errorf("stop: exit %d: %s%s", code, out, errs)
 		}
 	})

@@ -17,6 +17,7 @@ const DefaultTarget = "127.0.0.1:7777"
 // env is what every command shares: where to write, and the global flags.
 type env struct {
 	stdout, stderr io.Writer
+	stdin          io.Reader // keys, for lab
 	getenv         func(string) string
 	token          string
 	output         string
@@ -134,7 +135,7 @@ target that cannot be reached or read.`,
 	})
 	root.AddCommand(newTasksCmd(e), newTaskCmd(e), newSitesCmd(e), newStacksCmd(e),
 		newWorkloadsCmd(e), newProfileCmd(e), newTraceCmd(e), newTopCmd(e), newPsCmd(e), newDiagnoseCmd(e))
-	root.AddCommand(newRecordCmd(e))
+	root.AddCommand(newRecordCmd(e), newLabCmd(e))
 	return root
 }
 

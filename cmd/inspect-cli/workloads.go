@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -114,7 +116,15 @@ func listWorkloads(cmd *cobra.Command, e *env, args []string) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", wl.Name, wl.Kind, state, up, wl.Operations, wl.Panics, wl.Restarts, paramString(wl.Params))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for i := range ws {
+		if f := figureString(ws[i].Figures); f != "" {
+			fmt.Fprintf(w, "%s figures: %s\n", ws[i].Name, f)
+		}
+	}
+	return nil
 }
 
 // paramString formats parameters as k=v with their values in force.
@@ -160,10 +170,51 @@ func writeWorkload(w io.Writer, wl *api.Workload) {
 		state = "running"
 	}
 	fmt.Fprintf(w, "%s: %s (%s, lesson %s)\n", wl.Name, state, wl.Kind, wl.Lesson)
-	if len(wl.Params) > 0 {
+	if ran := ranString(wl.Params); ran != "" && !wl.Running {
+		fmt.Fprintf(w, "ran with: %s\n", ran)
+	} else if len(wl.Params) > 0 {
 		fmt.Fprintf(w, "parameters: %s\n", paramString(wl.Params))
+	}
+	if f := figureString(wl.Figures); f != "" {
+		fmt.Fprintf(w, "figures: %s\n", f)
 	}
 	if wl.LastError != "" {
 		fmt.Fprintf(w, "last error: %s\n", wl.LastError)
 	}
+}
+
+// ranString formats the parameters a stopped workload ran with.
+func ranString(ps []api.Param) string {
+	parts := make([]string, 0, len(ps))
+	for _, p := range ps {
+		if p.Ran != nil {
+			parts = append(parts, p.Name+"="+paramValue(p.Ran))
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// figureString formats the figures a workload reports, sorted by name.
+func figureString(figures map[string]float64) string {
+	parts := make([]string, 0, len(figures))
+	for _, k := range slices.Sorted(maps.Keys(figures)) {
+		parts = append(parts, k+"="+figureOf(k, figures[k]))
+	}
+	return strings.Join(parts, " ")
+}
+
+// figure writes a number with three significant digits, whole from 100 on.
+func figure(v float64) string {
+	if v >= 100 || v <= -100 {
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(v, 'g', 3, 64)
+}
+
+// figureOf writes a workload's figure: a duration for one in seconds.
+func figureOf(name string, v float64) string {
+	if strings.HasSuffix(name, "_seconds") {
+		return format.Duration(time.Duration(v * float64(time.Second)))
+	}
+	return figure(v)
 }

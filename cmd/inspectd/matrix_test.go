@@ -19,12 +19,15 @@ import (
 	"github.com/inspectd/inspectd/internal/api"
 	"github.com/inspectd/inspectd/internal/daemon"
 	"github.com/inspectd/inspectd/internal/diagnose"
+	"github.com/inspectd/inspectd/internal/workload"
 )
 
 // The acceptance matrix of the diagnosis rules: each broken workload, run
 // alone in a real daemon process, makes its rule fire within 10 seconds at
-// the right file:line and no other warning; the healthy workloads raise
-// none. INSPECTD_MATRIX_OUT=FILE writes the results as a Markdown table.
+// the right file:line and no other warning, and its fix (the parameter
+// fix: true) makes the finding go within 30 seconds (a leak kept for good
+// stays, and stops growing); the healthy workloads raise none.
+// INSPECTD_MATRIX_OUT=FILE writes the results as a Markdown table.
 
 // matrixCase is a broken workload and what must be said of it.
 type matrixCase struct {
@@ -47,9 +50,17 @@ var matrix = []matrixCase{
 	{"unbounded-queue", "unbounded-growth", "unbounded_queue.go", "item := make([]byte, size)", false},
 	{"thread-leak", "thread-growth", "thread_leak.go", "", false},
 	{"ignored-cancel", "outlived-context", "ignored_cancel.go", "time.Sleep(step)", true},
+	{"web-lock", "lock-held-blocking", "web_lock.go", "price, err := s.pricing.Quote(r.Context(), id)", false},
+	{"web-ignored-ctx", "outlived-context", "web_ignored_ctx.go", "time.Sleep(step)", false},
+	{"join-never-done", "waitgroup-stuck", "join_never_done.go", "b.wg.Wait()", false},
+	{"fan-in-spin", "select-spin", "fan_in_spin.go", "select {", false},
+	{"tracing-pileup", "unbounded-growth", "tracing_pileup.go", "line := make([]byte, 0, size)", false},
 }
 
-const detectWithin = 10 * time.Second
+const (
+	detectWithin = 10 * time.Second
+	clearWithin  = 30 * time.Second
+)
 
 var (
 	buildOnce sync.Once
@@ -165,6 +176,7 @@ type matrixResult struct {
 	detected time.Duration
 	site     string
 	others   []string
+	fixed    string // what the fix did to the finding
 }
 
 var (
@@ -234,8 +246,9 @@ func TestMatrixBroken(t *testing.T) {
 			for r := range others {
 				o = append(o, r)
 			}
+			fixed := checkFix(t, base, c, got)
 			resultsMu.Lock()
-			results = append(results, matrixResult{c: c, detected: took, site: site, others: o})
+			results = append(results, matrixResult{c: c, detected: took, site: site, others: o, fixed: fixed})
 			resultsMu.Unlock()
 		})
 	}
@@ -276,6 +289,93 @@ func TestMatrixHealthy(t *testing.T) {
 	}
 }
 
+// checkFix applies the workload's fix and checks that finding f goes within
+// clearWithin, or, for goroutines leaked for good, that it stays and stops
+// growing. It returns what happened, for the table.
+func checkFix(t *testing.T, base string, c matrixCase, f *api.Finding) string {
+	t.Helper()
+	cl := api.NewClient(base, "")
+	ctx := context.Background()
+	w, err := cl.Workload(ctx, c.workload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fix := map[string]any{"fix": true}
+	if c.stopFirst {
+		// Stopped, as its bug needs: the fixed form starts and stops.
+		if _, err := cl.StartWorkload(ctx, c.workload, fix); err != nil {
+			t.Fatalf("starting %s with the fix: %v", c.workload, err)
+		}
+		time.Sleep(3 * time.Second)
+		if _, err := cl.StopWorkload(ctx, c.workload); err != nil {
+			t.Fatalf("stopping the fixed %s: %v", c.workload, err)
+		}
+	} else if _, err := cl.ChangeParams(ctx, c.workload, fix); err != nil {
+		t.Fatalf("fix: true for %s: %v", c.workload, err)
+	}
+	fixedAt := time.Now()
+	find := func() *api.Finding {
+		for _, g := range findings(t, base) {
+			if g.ID == f.ID {
+				return &g
+			}
+		}
+		return nil
+	}
+	if w.LeaksForGood {
+		// What leaked before the fix counts once stuck for a while; then
+		// the count must stay where it is.
+		time.Sleep(5 * time.Second)
+		first := find()
+		time.Sleep(10 * time.Second)
+		then := find()
+		switch {
+		case first == nil || then == nil:
+			t.Errorf("%s: the finding of goroutines leaked for good went away after the fix", c.workload)
+			return "went away"
+		case then.TaskCount() > first.TaskCount():
+			t.Errorf("%s: the leak grew after the fix: %d goroutines, then %d 10s later", c.workload, first.TaskCount(), then.TaskCount())
+			return "grew"
+		}
+		t.Logf("%s: fixed; the finding stays at %d goroutines leaked for good", c.workload, then.TaskCount())
+		return fmt.Sprintf("stays at %d goroutines (leaked for good), no growth", then.TaskCount())
+	}
+	for find() != nil {
+		if time.Since(fixedAt) > clearWithin {
+			t.Errorf("%s: finding %q still there %v after fix: true", c.workload, f.Title, clearWithin)
+			return "stays"
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	took := time.Since(fixedAt)
+	var others []string
+	for _, g := range findings(t, base) {
+		if diagnose.AtLeastWarning(g) {
+			others = append(others, g.Rule)
+		}
+	}
+	t.Logf("%s: fixed; the finding went after %v (warnings then: %v)", c.workload, took.Round(100*time.Millisecond), others)
+	return fmt.Sprintf("gone after %.1f s", took.Seconds())
+}
+
+// Every broken workload of the catalog is in the matrix, with the rule
+// its spec names.
+func TestMatrixCoversTheCatalog(t *testing.T) {
+	for _, spec := range workload.Default.Specs() {
+		if spec.Kind != workload.Broken {
+			continue
+		}
+		i := slices.IndexFunc(matrix, func(c matrixCase) bool { return c.workload == spec.Name })
+		switch {
+		case i < 0:
+			t.Errorf("broken workload %s has no case in the matrix", spec.Name)
+		case matrix[i].rule != spec.Rule || matrix[i].stopFirst != spec.ShowsAfterStop:
+			t.Errorf("%s: the matrix expects rule %s (stop first %v), the catalog says %s (%v)",
+				spec.Name, matrix[i].rule, matrix[i].stopFirst, spec.Rule, spec.ShowsAfterStop)
+		}
+	}
+}
+
 func brokenNames() []string {
 	var n []string
 	for _, c := range matrix {
@@ -290,13 +390,13 @@ func writeMatrix(t *testing.T) {
 		return
 	}
 	var b strings.Builder
-	b.WriteString("| workload | rule | time to detect | site | other warnings |\n| --- | --- | --- | --- | --- |\n")
+	b.WriteString("| workload | rule | time to detect | site | other warnings | with `fix: true` |\n| --- | --- | --- | --- | --- | --- |\n")
 	for _, r := range results {
 		o := "none"
 		if len(r.others) > 0 {
 			o = strings.Join(r.others, ", ")
 		}
-		fmt.Fprintf(&b, "| `%s` | `%s` | %.1f s | %s | %s |\n", r.c.workload, r.c.rule, r.detected.Seconds(), r.site, o)
+		fmt.Fprintf(&b, "| `%s` | `%s` | %.1f s | %s | %s | %s |\n", r.c.workload, r.c.rule, r.detected.Seconds(), r.site, o, r.fixed)
 	}
 	if err := os.WriteFile(out, []byte(b.String()), 0o644); err != nil {
 		t.Error(err)

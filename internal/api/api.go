@@ -28,6 +28,9 @@ type Param struct {
 	Choices []string `json:"choices,omitempty"`
 	// Value is the value in force: the running one, or the default when stopped.
 	Value any `json:"value"`
+	// Ran is the value of the last run of a stopped workload (none when
+	// it runs or never ran): what `workloads stop` ran with.
+	Ran any `json:"ran,omitempty"`
 }
 
 // Workload is one workload of the lab and its state.
@@ -47,6 +50,20 @@ type Workload struct {
 	// Detached counts goroutines the workload left running on purpose
 	// (a broken workload's leak) that are still alive.
 	Detached int64 `json:"detached_goroutines,omitempty"`
+	// Rule is the diagnosis rule whose finding names a broken workload's
+	// bug; Fix says what its parameter fix (true: the corrected code of
+	// the lesson) changes.
+	Rule string `json:"rule,omitempty"`
+	Fix  string `json:"fix,omitempty"`
+	// ShowsAfterStop: the bug shows once the workload is stopped (its
+	// goroutines outlive the stop). LeaksForGood: what it leaks cannot be
+	// reclaimed, so its finding stays after the fix, no longer growing.
+	ShowsAfterStop bool `json:"shows_after_stop,omitempty"`
+	LeaksForGood   bool `json:"leaks_for_good,omitempty"`
+	// Figures are the numbers the workload reports while it runs (also on
+	// /metrics as inspectd_workload_<name>{workload}), such as a
+	// service's requests_per_second and p99_seconds.
+	Figures map[string]float64 `json:"figures,omitempty"`
 }
 
 // WorkloadList is the body of GET /api/v1/workloads.

@@ -160,6 +160,31 @@ func (c *Client) StopWorkload(ctx context.Context, name string) (Workload, error
 	return w, err
 }
 
+// Workload fetches one workload of the lab.
+func (c *Client) Workload(ctx context.Context, name string) (Workload, error) {
+	var w Workload
+	err := c.Do(ctx, "GET", "/api/v1/workloads/"+url.PathEscape(name), nil, &w)
+	return w, err
+}
+
+// ChangeParams restarts a running workload with new raw parameter values;
+// those params does not name keep theirs.
+func (c *Client) ChangeParams(ctx context.Context, name string, params map[string]any) (Workload, error) {
+	var w Workload
+	err := c.Do(ctx, "POST", "/api/v1/workloads/"+url.PathEscape(name)+"/params", StartRequest{Params: params}, &w)
+	return w, err
+}
+
+// Findings fetches GET /api/v1/findings: the findings of the target's own
+// diagnosis, now.
+func (c *Client) Findings(ctx context.Context) (*FindingList, error) {
+	var l FindingList
+	if err := c.Do(ctx, "GET", "/api/v1/findings", nil, &l); err != nil {
+		return nil, err
+	}
+	return &l, nil
+}
+
 // IsNotFound reports whether err is a 404 answer.
 func IsNotFound(err error) bool {
 	var se *StatusError

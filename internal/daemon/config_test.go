@@ -201,7 +201,7 @@ func TestLoadPublicWithToken(t *testing.T) {
 }
 
 func TestLoadWorkloadSets(t *testing.T) {
-	for arg, want := range map[string]int{"all": 27, "healthy": 15, "broken": 12, "none": 0, "": 0, "hello,hello": 1} {
+	for arg, want := range map[string]int{"all": 33, "healthy": 16, "broken": 17, "none": 0, "": 0, "hello,hello": 1} {
 		cfg, _, err := load([]string{"--workloads", arg}, nil)
 		if err != nil || len(cfg.Workloads) != want {
 			t.Errorf("--workloads %q: %d workloads (%v), want %d", arg, len(cfg.Workloads), err, want)
@@ -335,8 +335,8 @@ func TestLoadWorkloadsInFile(t *testing.T) {
 			continue
 		}
 		if want == nil {
-			if len(cfg.Workloads) != 15 {
-				t.Errorf("%q: %d workloads, want the 15 healthy ones", file, len(cfg.Workloads))
+			if len(cfg.Workloads) != 16 {
+				t.Errorf("%q: %d workloads, want the 16 healthy ones", file, len(cfg.Workloads))
 			}
 			continue
 		}

@@ -215,6 +215,8 @@ func TestDaemonProcess(t *testing.T) {
 		// From zero before any panic, so that increase() counts the first.
 		{"/metrics", `inspectd_workload_panics_total{workload="leak"} 0`},
 		{"/metrics", `inspectd_workload_restarts_total{workload="leak"} 0`},
+		// The figures a workload reports, 0 while it does not run.
+		{"/metrics", `inspectd_workload_p99_seconds{workload="web-service"} 0`},
 		{"/debug/pprof/goroutineleak?debug=1", "goroutineleak profile"},
 		{"/debug/pprof/goroutine?debug=1", `"workload":"blocking-lock"`},
 		{"/debug/fgprof?seconds=1&format=folded", "runtime.gopark"},

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -102,6 +103,7 @@ func TestWorkloadAPI(t *testing.T) {
 		{"bad parameter change keeps it running", call{method: "POST", path: "/api/v1/workloads/hello/params", body: `{"params":{"interval":"2h"}}`}, 400, `interval`},
 		{"still running", call{method: "GET", path: "/api/v1/workloads/hello"}, 200, `"value": "20ms"`},
 		{"stop", call{method: "POST", path: "/api/v1/workloads/hello/stop"}, 200, `"running": false`},
+		{"stopped: what ran", call{method: "GET", path: "/api/v1/workloads/hello"}, 200, `"ran": "20ms"`},
 		{"stop again", call{method: "POST", path: "/api/v1/workloads/hello/stop"}, 409, "not running"},
 		{"params of a stopped workload", call{method: "POST", path: "/api/v1/workloads/hello/params", body: `{"params":{"interval":"20ms"}}`}, 409, "not running"},
 		{"out of bounds", call{method: "POST", path: "/api/v1/workloads/hello/start", body: `{"params":{"interval":"2h"}}`}, 400, `parameter \"interval\": bad value \"2h\": want duration from 1ms to 1m0s`},
@@ -115,6 +117,41 @@ func TestWorkloadAPI(t *testing.T) {
 		{"unknown endpoint", call{method: "GET", path: "/api/v1/nothing"}, 404, "no endpoint"},
 		{"wrong method", call{method: "DELETE", path: "/api/v1/workloads/hello/start"}, 404, "no endpoint DELETE"},
 	}
+	// A broken workload's fix, rule and figures; the parameter fix changes it live.
+	code, body = do(t, srv, call{method: "POST", path: "/api/v1/workloads/web-lock/start", body: `{"params":{"rate":50}}`})
+	if code != 200 {
+		t.Fatalf("start web-lock: %d %s", code, body)
+	}
+	web := decode[api.Workload](t, body)
+	if web.Rule != "lock-held-blocking" || web.Fix == "" || web.Kind != "broken" {
+		t.Errorf("web-lock: rule %q, fix %q", web.Rule, web.Fix)
+	}
+	code, body = do(t, srv, call{method: "POST", path: "/api/v1/workloads/web-lock/params", body: `{"params":{"fix":true}}`})
+	if code != 200 || !strings.Contains(string(body), `"value": true`) {
+		t.Errorf("fix: %d %s", code, body)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, body = do(t, srv, call{method: "GET", path: "/api/v1/workloads/web-lock"})
+		if w := decode[api.Workload](t, body); w.Figures["requests_per_second"] > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("web-lock reports no requests per second after 10s: %s", body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	code, body = do(t, srv, call{method: "POST", path: "/api/v1/workloads/web-lock/stop"})
+	stopped := decode[api.Workload](t, body)
+	for _, p := range stopped.Params {
+		if want := map[string]any{"rate": 50.0, "fix": true}[p.Name]; want != nil && p.Ran != want {
+			t.Errorf("stopped web-lock: parameter %s ran with %v, want %v", p.Name, p.Ran, want)
+		}
+	}
+	if code != 200 || len(stopped.Figures) != 0 {
+		t.Errorf("stop web-lock: %d, figures %v after the stop", code, stopped.Figures)
+	}
+
 	for _, s := range steps {
 		code, body := do(t, srv, s.call)
 		if code != s.wantCode || !strings.Contains(string(body), s.want) {

@@ -122,12 +122,18 @@ func toAPI(st workload.Status) api.Workload {
 		Params:  make([]api.Param, 0, len(st.Spec.Params)),
 		Running: st.Running, Since: st.Since, Operations: st.Ops,
 		Panics: st.Panics, Restarts: st.Restarts, LastError: st.LastErr, Detached: st.Detached,
+		Rule: st.Spec.Rule, Fix: st.Spec.Fix, ShowsAfterStop: st.Spec.ShowsAfterStop, LeaksForGood: st.Spec.LeaksForGood,
+		Figures: st.Figures,
+	}
+	var ran map[string]any
+	if !st.Running {
+		ran = st.Ran.Map()
 	}
 	for _, p := range st.Spec.Params {
 		w.Params = append(w.Params, api.Param{
 			Name: p.Name, Type: string(p.Type), Help: p.Help,
 			Default: workload.Wire(p.Default), Min: workload.Wire(p.Min), Max: workload.Wire(p.Max), Choices: p.Choices,
-			Value: values[p.Name],
+			Value: values[p.Name], Ran: ran[p.Name],
 		})
 	}
 	return w

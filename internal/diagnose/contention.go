@@ -10,7 +10,7 @@ import (
 
 var contentionRule = &rule{
 	id:         "lock-contention",
-	lesson:     "tokio_spawn (shared state)",
+	lesson:     "beyond the talk: shared state behind a Mutex",
 	help:       "one lock wanted by many goroutines at once: short waits, but so many that much of their time goes to waiting",
 	thresholds: &contentionThresholds,
 	persist:    2,

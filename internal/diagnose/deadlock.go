@@ -11,7 +11,7 @@ import (
 
 var deadlockRule = &rule{
 	id:         "deadlock",
-	lesson:     "tokio_spawn (shared state)",
+	lesson:     "beyond the talk: shared state behind a Mutex",
 	help:       "goroutines wait on each other's locks forever: stuck in Lock with no wake-up, or marked by the goroutineleak profile",
 	thresholds: &deadlockThresholds,
 	check:      checkDeadlock,

@@ -19,14 +19,14 @@ var explosionRule = &rule{
 // The thresholds of goroutine-explosion, in the order of its docs.
 var (
 	explosionThresholds    thresholdSet
-	explosionMinGoroutines = explosionThresholds.count("min_goroutines", 1000, "live goroutines from one creation site before it can be an explosion (the most alive at once in the windows of the last 30 s, so that a storm that recurs stays one finding between its bursts)")
+	explosionMinGoroutines = explosionThresholds.count("min_goroutines", 1000, "live goroutines from one creation site before it can be an explosion (the most alive at once in the windows of the last 20 s, so that a storm that recurs stays one finding between its bursts)")
 	explosionMinRate       = explosionThresholds.perSec("min_rate", 500, "growth of that site's goroutines, per second")
 	explosionMaxGoroutines = explosionThresholds.count("max_goroutines", 20000, "live goroutines from one site that are an explosion whatever the rate")
 )
 
 // recurWithin is how long a burst of goroutines counts after its window:
 // longer than the pause between two bursts of a recurring storm.
-const recurWithin = 30 * time.Second
+const recurWithin = 20 * time.Second
 
 func checkExplosion(c *check) []found {
 	const id = "goroutine-explosion"

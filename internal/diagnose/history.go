@@ -29,6 +29,9 @@ type history struct {
 	unseenParent map[int64]time.Time
 	// Where a lock holder was seen blocking with its lock, by goroutine.
 	holderCall map[int64]api.Frame
+	// Goroutines seen creating others, by id: when one of their children
+	// was last seen alive, and where it was created.
+	parents map[int64]parentMark
 	// Profiles read within the span, a few seconds apart, oldest first, by
 	// profile name: for growth since a given time.
 	profiles map[string][]profileRead
@@ -57,6 +60,11 @@ type point struct {
 	latency *api.Histogram
 }
 
+type parentMark struct {
+	at    time.Time
+	child api.Frame
+}
+
 type stuckMark struct {
 	key   string
 	since time.Time
@@ -78,6 +86,7 @@ func (h *history) init(span time.Duration) {
 	h.unseenParent = map[int64]time.Time{}
 	h.profiles = map[string][]profileRead{}
 	h.holderCall = map[int64]api.Frame{}
+	h.parents = map[int64]parentMark{}
 }
 
 func (h *history) observe(c *check) {
@@ -127,6 +136,9 @@ func (h *history) observe(c *check) {
 			}
 		}
 		h.seen[t.ID] = s.Time
+		if t.ParentID != 0 {
+			h.parents[t.ParentID] = parentMark{at: s.Time, child: t.CreatedBy}
+		}
 		if sc := scopeOf(t.Labels); sc != "" {
 			scopes[t.ID] = scopeMark{scope: sc, parent: t.ParentID, name: t.Name, loc: t.Location}
 		}
@@ -141,6 +153,7 @@ func (h *history) observe(c *check) {
 	}
 	maps.DeleteFunc(h.seen, func(_ int64, at time.Time) bool { return s.Time.Sub(at) > h.span })
 	maps.DeleteFunc(h.unseenParent, func(_ int64, at time.Time) bool { return s.Time.Sub(at) > h.span })
+	maps.DeleteFunc(h.parents, func(_ int64, m parentMark) bool { return s.Time.Sub(m.at) > h.span })
 	maps.DeleteFunc(h.gone, func(id int64, at time.Time) bool {
 		if s.Time.Sub(at) > h.span {
 			delete(scopes, id)

@@ -10,7 +10,7 @@ import (
 
 var outlivedRule = &rule{
 	id:         "outlived-context",
-	lesson:     "tokio_select (cancellation)",
+	lesson:     "tokio_select",
 	help:       "goroutines keep running after the goroutine that started their labelled scope has returned: they ignore their context's cancellation",
 	thresholds: &outlivedThresholds,
 	check:      checkOutlived,

@@ -22,9 +22,13 @@ func init() {
 			DurationParam("hold", "how long the slow call takes while the lock is held", 200*time.Millisecond, time.Millisecond, 10*time.Second),
 			DurationParam("gap", "how long the holder goes without the lock between slow calls", 20*time.Millisecond, 0, 10*time.Second),
 			DurationParam("think", "pause of each waiter between two uses of the lock", 5*time.Millisecond, 0, 10*time.Second),
+			FixParam(),
 		},
 		Caps: "No cap needed: waiters+1 goroutines (at most 257), all of which stop with the workload.",
-		Run:  runBlockingLock,
+		Rule: "lock-held-blocking",
+		Fix: "The holder takes the lock only to update the state, unlocks, and then makes the slow call: " +
+			"the waiters get the lock within microseconds.",
+		Run: runBlockingLock,
 	})
 }
 
@@ -35,7 +39,7 @@ func runBlockingLock(ctx context.Context, env *Env) error {
 		mu    sync.Mutex
 		state int // what the lock protects: a counter every role updates
 	)
-	go env.Spawn(ctx, "holder")(func(ctx context.Context) {
+	holder := func(ctx context.Context) {
 		for ctx.Err() == nil {
 			mu.Lock()
 			state++
@@ -45,7 +49,21 @@ func runBlockingLock(ctx context.Context, env *Env) error {
 			env.Op()
 			pauseFor(ctx, gap)
 		}
-	})
+	}
+	if p.Bool("fix") {
+		holder = func(ctx context.Context) {
+			for ctx.Err() == nil {
+				mu.Lock()
+				state++
+				mu.Unlock()
+				// The fix: the slow call runs with the lock released.
+				slowCall(ctx, hold)
+				env.Op()
+				pauseFor(ctx, gap)
+			}
+		}
+	}
+	go env.Spawn(ctx, "holder")(holder)
 	for range p.Int("waiters") {
 		go env.Spawn(ctx, "waiter")(func(ctx context.Context) {
 			for ctx.Err() == nil {

@@ -22,9 +22,14 @@ func init() {
 			DurationParam("send_every", "pause of each sender between two items", 20*time.Millisecond, 0, time.Minute),
 			DurationParam("call", "the synchronous call the server makes per item", 100*time.Millisecond, time.Millisecond, 10*time.Second),
 			IntParam("queue", "capacity of the queue channel", 16, 0, 10000),
+			IntParam("pool", "workers that make the slow calls, with fix", 32, 1, 256),
+			FixParam(),
 		},
-		Caps: "No cap needed: senders+1 goroutines (at most 257) and a queue of at most 10,000 items, all released when the workload stops.",
-		Run:  runBlockingLoop,
+		Caps: "No cap needed: senders+pool+1 goroutines (at most 513) and a queue of at most 10,000 items, all released when the workload stops.",
+		Rule: "blocked-loop",
+		Fix: "The server only dispatches: each item goes to a bounded pool of pool workers that make the slow " +
+			"calls, so the queue drains as fast as the senders fill it.",
+		Run: runBlockingLoop,
 	})
 }
 
@@ -34,25 +39,63 @@ func runBlockingLoop(ctx context.Context, env *Env) error {
 	queue := make(chan int, p.Int("queue"))
 	sendersDone := make(chan struct{})
 
-	go env.Spawn(ctx, "server")(func(ctx context.Context) {
+	// drain receives until the senders are gone: senders blocked in a
+	// plain send need a receiver to leave.
+	drain := func() {
+		for {
+			select {
+			case <-queue:
+			case <-sendersDone:
+				return
+			}
+		}
+	}
+	serve := func(ctx context.Context) {
 		for {
 			select {
 			case <-ctx.Done():
-				// Senders blocked in a plain send need a receiver to leave.
-				for {
-					select {
-					case <-queue:
-					case <-sendersDone:
-						return
-					}
-				}
+				drain()
+				return
 			case <-queue:
 				// The bug: a synchronous call in the only goroutine that serves the queue.
 				slowCall(ctx, call)
 				env.Op()
 			}
 		}
-	})
+	}
+	if p.Bool("fix") {
+		serve = func(ctx context.Context) {
+			// The fix: the server hands each item to a bounded pool of
+			// workers and goes back to the queue at once.
+			work := make(chan int)
+			var workers sync.WaitGroup
+			for range p.Int("pool") {
+				workers.Add(1)
+				go env.Spawn(ctx, "worker")(func(ctx context.Context) {
+					defer workers.Done()
+					for range work {
+						slowCall(ctx, call)
+						env.Op()
+					}
+				})
+			}
+			defer workers.Wait()
+			defer close(work)
+			for {
+				select {
+				case <-ctx.Done():
+					drain()
+					return
+				case item := <-queue:
+					select {
+					case work <- item:
+					case <-ctx.Done():
+					}
+				}
+			}
+		}
+	}
+	go env.Spawn(ctx, "server")(serve)
 
 	var senders sync.WaitGroup
 	for i := range p.Int("senders") {

@@ -33,6 +33,11 @@ func init() {
 	testParams["unbounded-queue"] = map[string]any{"produce": 2000, "consume": 100, "item_size": 16 << 10, "max_bytes": 8 << 20}
 	testParams["thread-leak"] = map[string]any{"every": "5ms", "max_threads": 20, "heartbeat": "50ms"}
 	testParams["ignored-cancel"] = map[string]any{"every": "10ms", "outlive": "200ms", "step": "20ms", "max_goroutines": 10}
+	testParams["web-lock"] = map[string]any{"clients": 4, "rate": 100, "downstream": "20ms", "timeout": "1s"}
+	testParams["web-ignored-ctx"] = map[string]any{"clients": 4, "rate": 40, "work": "300ms", "step": "20ms", "timeout": "100ms", "max_goroutines": 50}
+	testParams["join-never-done"] = map[string]any{"every": "20ms", "tasks": 3, "work": "30ms", "fail_rate": 0.3, "max_stuck": 10}
+	testParams["fan-in-spin"] = map[string]any{"fast": "5ms", "slow": "5ms", "slow_messages": 2}
+	testParams["tracing-pileup"] = map[string]any{"records": 2000, "record_size": 1024, "flush": "20ms", "max_bytes": 4 << 20}
 }
 
 // goroutine is one entry of a runtime.Stack dump.

@@ -19,8 +19,11 @@ func init() {
 		Params: []ParamSpec{
 			IntParam("spinners", "goroutines polling the channel", 1, 1, maxHogs()),
 			DurationParam("every", "time between two events on the channel", 100*time.Millisecond, time.Millisecond, time.Minute),
+			FixParam(),
 		},
 		Caps: "At most GOMAXPROCS+2 spinners (default 1), each of which keeps one core busy until the workload stops.",
+		Rule: "busy-poll",
+		Fix:  "The select has no default case: the spinner blocks until an event (or ctx.Done) is ready, and uses no CPU in between.",
 		Run:  runBusyPoll,
 	})
 }
@@ -43,8 +46,12 @@ func runBusyPoll(ctx context.Context, env *Env) error {
 			}
 		}
 	})
+	poll := pollEvents
+	if p.Bool("fix") {
+		poll = waitEvents
+	}
 	for range min(p.Int("spinners"), maxHogs()) {
-		go env.Spawn(ctx, "spinner")(func(ctx context.Context) { pollEvents(ctx, env, events) })
+		go env.Spawn(ctx, "spinner")(func(ctx context.Context) { poll(ctx, env, events) })
 	}
 	<-ctx.Done()
 	return nil
@@ -60,6 +67,19 @@ func pollEvents(ctx context.Context, env *Env, events <-chan time.Time) {
 		default:
 			// The bug: nothing is ready, so poll again at once instead of blocking.
 			runtime.Gosched()
+		}
+	}
+}
+
+// waitEvents is pollEvents with the fix.
+func waitEvents(ctx context.Context, env *Env, events <-chan time.Time) {
+	for {
+		// The fix: no default case, so the select blocks until one is ready.
+		select {
+		case <-events:
+			env.Op()
+		case <-ctx.Done():
+			return
 		}
 	}
 }

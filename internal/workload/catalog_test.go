@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
+	"reflect"
 	"regexp"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,9 +19,10 @@ import (
 // The catalog of shared/workloads.md: every one must be registered.
 var (
 	healthyNames = []string{"hello", "join", "spawn", "yield", "select", "timeout", "channels", "fan-in",
-		"thread-bridge", "cpu-pool", "stream", "file-stream", "recursion", "tracing", "pipeline"}
+		"thread-bridge", "cpu-pool", "stream", "file-stream", "recursion", "tracing", "pipeline", "web-service"}
 	brokenNames = []string{"blocking-lock", "blocking-loop", "leak", "deadlock", "contention", "starvation",
-		"busy-poll", "never-yield", "spawn-storm", "unbounded-queue", "thread-leak", "ignored-cancel"}
+		"busy-poll", "never-yield", "spawn-storm", "unbounded-queue", "thread-leak", "ignored-cancel",
+		"web-lock", "web-ignored-ctx", "join-never-done", "fan-in-spin", "tracing-pileup"}
 )
 
 // testParams keeps broken workloads small enough for the race detector (which
@@ -39,6 +43,24 @@ func TestCatalogComplete(t *testing.T) {
 		}
 		if s.Kind == Broken && s.Caps == "" {
 			t.Errorf("%s: a broken workload must state its caps", s.Name)
+		}
+		if !ValidLesson(s.Lesson) {
+			t.Errorf("%s: lesson %q cites no lesson of the talk by its name (%s), nor starts with %q",
+				s.Name, s.Lesson, strings.Join(TalkLessons, ", "), BeyondTheTalk)
+		}
+		fix := slices.IndexFunc(s.Params, func(p ParamSpec) bool { return p.Name == "fix" })
+		switch {
+		case s.Kind == Broken && (fix < 0 || !reflect.DeepEqual(s.Params[fix], FixParam())):
+			t.Errorf("%s: a broken workload must declare FixParam()", s.Name)
+		case s.Kind == Broken && (s.Rule == "" || len(s.Fix) < 40):
+			t.Errorf("%s: a broken workload must name its rule and say what its fix changes (rule %q, fix %q)", s.Name, s.Rule, s.Fix)
+		case s.Kind == Healthy && (fix >= 0 || s.Rule != "" || s.Fix != "" || s.ShowsAfterStop || s.LeaksForGood):
+			t.Errorf("%s: a healthy workload has no bug: no fix, rule or leak", s.Name)
+		}
+		for _, f := range s.Figures {
+			if !regexp.MustCompile(`^[a-z][a-z0-9_]*$`).MatchString(f.Name) || f.Help == "" {
+				t.Errorf("%s: figure %q: want a metric name fragment and help", s.Name, f.Name)
+			}
 		}
 		if s.Kind == Healthy {
 			healthy = append(healthy, s.Name)
@@ -61,13 +83,29 @@ func TestCatalogComplete(t *testing.T) {
 // labelled with its name, make progress, and stop cleanly (healthy ones leave
 // nothing behind; broken ones no more than their cap).
 func TestWorkloads(t *testing.T) {
+	type run struct {
+		spec   Spec
+		name   string
+		params map[string]any
+	}
+	var runs []run
 	for _, spec := range Default.Specs() {
-		t.Run(spec.Name, func(t *testing.T) {
+		runs = append(runs, run{spec, spec.Name, testParams[spec.Name]})
+		if spec.Kind == Broken {
+			fixed := map[string]any{"fix": true}
+			maps.Copy(fixed, testParams[spec.Name])
+			fixed["fix"] = true
+			runs = append(runs, run{spec, spec.Name + "/fixed", fixed})
+		}
+	}
+	for _, r := range runs {
+		spec := r.spec
+		t.Run(r.name, func(t *testing.T) {
 			before := goleak.IgnoreCurrent()
 			// Earlier tests may have left this workload's deliberate leaks behind.
 			baseline := countLabelled(t, spec.Name)
 			sup := NewSupervisor(Default, Options{StopGrace: 2 * time.Second})
-			if err := sup.Start(spec.Name, testParams[spec.Name]); err != nil {
+			if err := sup.Start(spec.Name, r.params); err != nil {
 				t.Fatalf("start: %v", err)
 			}
 			stopped := false
@@ -92,7 +130,10 @@ func TestWorkloads(t *testing.T) {
 				goleak.VerifyNone(t, before)
 				return
 			}
-			params, err := Resolve(spec.Name, spec.Params, testParams[spec.Name])
+			if st, _ := sup.StatusOf(spec.Name); !reflect.DeepEqual(st.Ran.Map(), params(t, spec, r.params).Map()) {
+				t.Errorf("status of the stopped workload: ran with %v, want %v", st.Ran.Map(), params(t, spec, r.params).Map())
+			}
+			params, err := Resolve(spec.Name, spec.Params, r.params)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -114,6 +155,16 @@ func TestWorkloads(t *testing.T) {
 			}
 		})
 	}
+}
+
+// params resolves raw for spec.
+func params(t *testing.T, spec Spec, raw map[string]any) Params {
+	t.Helper()
+	p, err := Resolve(spec.Name, spec.Params, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // waitOps waits until the workload's operation count exceeds above.

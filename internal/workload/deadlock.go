@@ -9,7 +9,7 @@ import (
 func init() {
 	Register(Spec{
 		Name:   "deadlock",
-		Lesson: "tokio_spawn (shared state)",
+		Lesson: BeyondTheTalk + "shared state behind a Mutex",
 		Kind:   Broken,
 		Description: "Two goroutines transfer money between the same two accounts in opposite " +
 			"directions. Each locks the account it pays from, then the one it pays to: one takes A then " +
@@ -20,16 +20,23 @@ func init() {
 		Params: []ParamSpec{
 			DurationParam("every", "time between two deadlocking pairs", 5*time.Second, time.Millisecond, time.Hour),
 			IntParam("max_pairs", "pairs started per start (two goroutines each)", 5000, 1, 5000),
+			FixParam(),
 		},
 		Caps: "At most max_pairs pairs (default 5,000, so 10,000 goroutines) per start. Deadlocked " +
 			"goroutines can never be reclaimed, not even by stopping the workload: only they reference " +
 			"their mutexes, which is what lets the goroutineleak profile see them. Restart the process to free them.",
 		MaxLeft: func(p Params) int { return 2 * p.Int("max_pairs") },
-		Run:     runDeadlock,
+		Rule:    "deadlock",
+		Fix: "Both transfers take the two locks in one order, by account ID, whatever the direction: each " +
+			"pair completes. The pairs deadlocked before the fix stay stuck for good (see the caps): the " +
+			"finding stays, naming them, and stops growing.",
+		LeaksForGood: true,
+		Run:          runDeadlock,
 	})
 }
 
 type account struct {
+	id      int
 	mu      sync.Mutex
 	balance int
 }
@@ -40,7 +47,10 @@ func runDeadlock(ctx context.Context, env *Env) error {
 	t := time.NewTicker(p.Duration("every"))
 	defer t.Stop()
 	for pairs := 0; ; {
-		if pairs < maxPairs {
+		if p.Bool("fix") {
+			startOrderedPair(ctx, env)
+			env.Op()
+		} else if pairs < maxPairs {
 			startDeadlockPair(ctx, env)
 			pairs++
 			env.Op()
@@ -60,7 +70,7 @@ func runDeadlock(ctx context.Context, env *Env) error {
 // are reachable only from the two goroutines, so once they deadlock nothing
 // else can ever unlock them.
 func startDeadlockPair(ctx context.Context, env *Env) {
-	a, b := &account{balance: 100}, &account{balance: 100}
+	a, b := &account{id: 1, balance: 100}, &account{id: 2, balance: 100}
 	var bothHold sync.WaitGroup
 	bothHold.Add(2)
 	go env.SpawnDetached(ctx, "transfer")(func(context.Context) { transfer(a, b, 10, &bothHold) })
@@ -77,6 +87,34 @@ func transfer(from, to *account, amount int, bothHold *sync.WaitGroup) {
 	// The bug: the other transfer takes these two locks in the opposite order.
 	to.mu.Lock()
 	defer to.mu.Unlock()
+	from.balance -= amount
+	to.balance += amount
+}
+
+// startOrderedPair is the same two transfers with the fix: they complete,
+// and the workload waits for neither.
+func startOrderedPair(ctx context.Context, env *Env) {
+	a, b := &account{id: 1, balance: 100}, &account{id: 2, balance: 100}
+	var bothHold sync.WaitGroup
+	bothHold.Add(2)
+	go env.Spawn(ctx, "transfer")(func(context.Context) { transferOrdered(a, b, 10, &bothHold) })
+	go env.Spawn(ctx, "transfer")(func(context.Context) { transferOrdered(b, a, 10, &bothHold) })
+}
+
+// transferOrdered is transfer with the fix: the locks are taken in the order
+// of the account IDs, so two transfers between the same accounts wait for
+// each other at most for one critical section.
+func transferOrdered(from, to *account, amount int, started *sync.WaitGroup) {
+	started.Done()
+	started.Wait() // both start together, as the broken pair does
+	first, second := from, to
+	if to.id < from.id {
+		first, second = to, from
+	}
+	first.mu.Lock()
+	defer first.mu.Unlock()
+	second.mu.Lock()
+	defer second.mu.Unlock()
 	from.balance -= amount
 	to.balance += amount
 }

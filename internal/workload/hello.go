@@ -8,7 +8,7 @@ import (
 func init() {
 	Register(Spec{
 		Name:   "hello",
-		Lesson: "hello_tokio, block_on",
+		Lesson: "hello_tokio",
 		Kind:   Healthy,
 		Description: "Starts a short-lived goroutine on every tick that says hello and exits. " +
 			"Tokio needs a runtime and block_on before any async code can run; Go's scheduler is " +

@@ -15,7 +15,7 @@ import (
 func init() {
 	Register(Spec{
 		Name:   "join",
-		Lesson: "tokio_join (join!, join_all, JoinSet)",
+		Lesson: "tokio_join",
 		Kind:   Healthy,
 		Description: "Each round starts a batch of tasks and waits for all of them, twice: first with a " +
 			"sync.WaitGroup and one goroutine per task, then with an errgroup.Group whose SetLimit caps " +

@@ -2,6 +2,7 @@ package workload
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,9 +22,13 @@ func init() {
 			DurationParam("run", "length of each CPU loop", 500*time.Millisecond, time.Millisecond, 5*time.Second),
 			DurationParam("every", "time between the starts of two CPU loops", 2*time.Second, time.Millisecond, time.Hour),
 			DurationParam("request_every", "time between two requests to the server", 20*time.Millisecond, time.Millisecond, time.Minute),
+			FixParam(),
 		},
-		Caps: "No cap needed: two goroutines; the server keeps at most one core busy for run out of every every, and stops with the workload.",
-		Run:  runNeverYield,
+		Caps: "No cap needed: two goroutines (three with fix); the CPU loop keeps at most one core busy for run out of every every, and stops with the workload.",
+		Rule: "long-run",
+		Fix: "The server hands each CPU loop to a goroutine of its own (one at a time) and goes on answering: " +
+			"requests wait microseconds, not the whole loop.",
+		Run: runNeverYield,
 	})
 }
 
@@ -31,6 +36,8 @@ func runNeverYield(ctx context.Context, env *Env) error {
 	p := env.Params
 	run, every, reqEvery := p.Duration("run"), p.Duration("every"), p.Duration("request_every")
 	requests := make(chan time.Time)
+	fix := p.Bool("fix")
+	var computing atomic.Bool // with fix: a CPU loop runs
 
 	go env.Spawn(ctx, "server")(func(ctx context.Context) {
 		t := time.NewTicker(every)
@@ -42,8 +49,19 @@ func runNeverYield(ctx context.Context, env *Env) error {
 			case <-requests:
 				env.Op()
 			case <-t.C:
-				// The bug: a long CPU loop inline, in the goroutine that should answer.
-				burnCPU(ctx, run)
+				if !fix {
+					// The bug: a long CPU loop inline, in the goroutine that should answer.
+					burnCPU(ctx, run)
+					continue
+				}
+				// The fix: the loop runs in a goroutine of its own, and
+				// the server goes back to its requests at once.
+				if computing.CompareAndSwap(false, true) {
+					go env.Spawn(ctx, "compute")(func(ctx context.Context) {
+						defer computing.Store(false)
+						burnCPU(ctx, run)
+					})
+				}
 			}
 		}
 	})

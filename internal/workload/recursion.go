@@ -10,7 +10,7 @@ import (
 func init() {
 	Register(Spec{
 		Name:   "recursion",
-		Lesson: "async recursion (fib)",
+		Lesson: "async recursion",
 		Kind:   Healthy,
 		Description: "Computes Fibonacci numbers with the naive recursion, splitting each call near the " +
 			"top of the tree into two halves computed in parallel: one in a new goroutine, one in the " +

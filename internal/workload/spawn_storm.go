@@ -22,10 +22,15 @@ func init() {
 			IntParam("max_goroutines", "live goroutines at which a storm stops spawning and winds down", 100000, 1, 100000),
 			DurationParam("step", "the wait each call does before it recurses", 100*time.Millisecond, 0, 10*time.Second),
 			DurationParam("pause", "rest between two storms", 10*time.Second, 0, time.Hour),
+			IntParam("cutoff", "with fix, the depth down to which calls spawn a goroutine", 4, 0, 10),
+			FixParam(),
 		},
 		Caps: "At most max_goroutines (default 100,000) live goroutines: on reaching it a storm " +
 			"computes the rest inline and winds down; every goroutine exits at the end of its storm or " +
 			"when the workload stops.",
+		Rule: "goroutine-explosion",
+		Fix: "Calls spawn a goroutine only down to depth cutoff (default 4) and recurse plainly below it, " +
+			"as the healthy recursion workload does: a storm starts at most 2^(cutoff+1) goroutines.",
 		Run: runSpawnStorm,
 	})
 }
@@ -35,6 +40,7 @@ type storm struct {
 	env    *Env
 	step   time.Duration
 	max    int64
+	cutoff int // with fix: the depth below which calls run inline
 	live   atomic.Int64
 	capped atomic.Bool // the cap was reached: no more goroutines in this storm
 }
@@ -42,9 +48,14 @@ type storm struct {
 func runSpawnStorm(ctx context.Context, env *Env) error {
 	p := env.Params
 	for {
-		s := &storm{env: env, step: p.Duration("step"), max: int64(p.Int("max_goroutines"))}
+		s := &storm{env: env, step: p.Duration("step"), max: int64(p.Int("max_goroutines")), cutoff: p.Int("cutoff")}
 		began := time.Now()
-		fib := s.fib(ctx, p.Int("depth"))
+		var fib int
+		if p.Bool("fix") {
+			fib = s.fibCutOff(ctx, p.Int("depth"), 0)
+		} else {
+			fib = s.fib(ctx, p.Int("depth"))
+		}
 		env.Log.Debug("storm over", "fib", fib, "took", time.Since(began), "capped", s.capped.Load())
 		if !pauseFor(ctx, p.Duration("pause")) {
 			return nil
@@ -70,6 +81,25 @@ func (s *storm) fib(ctx context.Context, n int) int {
 		go s.env.Spawn(ctx, "node")(func(ctx context.Context) {
 			defer s.live.Add(-1)
 			results <- s.fib(ctx, k)
+		})
+	}
+	s.env.Op()
+	return <-results + <-results
+}
+
+// fibCutOff is fib with the fix: only the calls above the cut-off depth
+// spawn; below it the recursion is a plain loop.
+func (s *storm) fibCutOff(ctx context.Context, n, depth int) int {
+	if n < 2 || depth >= s.cutoff {
+		return fibInline(n)
+	}
+	if !pauseFor(ctx, s.step) {
+		return fibInline(n)
+	}
+	results := make(chan int, 2)
+	for _, k := range [2]int{n - 1, n - 2} {
+		go s.env.Spawn(ctx, "node")(func(ctx context.Context) {
+			results <- s.fibCutOff(ctx, k, depth+1)
 		})
 	}
 	s.env.Op()

@@ -27,9 +27,13 @@ func init() {
 			DurationParam("rest", "how long the hogs rest between bursts (0: never)", 2*time.Second, 0, time.Minute),
 			DurationParam("period", "the ticker's period", 5*time.Millisecond, 100*time.Microsecond, time.Second),
 			DurationParam("report", "how often the ticker logs its lateness", 10*time.Second, 10*time.Millisecond, time.Hour),
+			FixParam(),
 		},
 		Caps: "At most GOMAXPROCS+2 hogs (the bound of hogs, enforced again at run time), which " +
 			"compute only during bursts and stop with the workload.",
+		Rule: "sched-starvation",
+		Fix: "The CPU work runs on a pool of GOMAXPROCS-1 goroutines (at least one) instead of hogs, so one " +
+			"P is always free and the ticker runs on time.",
 		Run: runStarvation,
 	})
 }
@@ -38,6 +42,10 @@ func runStarvation(ctx context.Context, env *Env) error {
 	p := env.Params
 	burst, rest := p.Duration("burst"), p.Duration("rest")
 	hogs := min(p.Int("hogs"), maxHogs())
+	if p.Bool("fix") {
+		// The fix: fewer CPU-bound goroutines than Ps, whatever hogs asks.
+		hogs = max(1, runtime.GOMAXPROCS(0)-1)
+	}
 	for range hogs {
 		go env.Spawn(ctx, "hog")(func(ctx context.Context) {
 			for ctx.Err() == nil {

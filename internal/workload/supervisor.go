@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"runtime/pprof"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +45,8 @@ type Supervisor struct {
 	running  *prometheus.GaugeVec
 	panics   *prometheus.CounterVec
 	restarts *prometheus.CounterVec
+	// figures are the gauges of the figures the specs declare, by name.
+	figures map[string]*prometheus.GaugeVec
 
 	mu   sync.Mutex
 	inst map[string]*instance
@@ -64,13 +67,20 @@ type instance struct {
 	restarts atomic.Int64
 	lastErr  atomic.Pointer[string]
 	env      atomic.Pointer[Env]
+
+	figMu   sync.Mutex
+	figures map[string]float64
 }
 
 // Status describes one workload for listings and the API.
 type Status struct {
-	Spec     Spec
-	Running  bool
-	Params   Params // current values when running, defaults otherwise
+	Spec    Spec
+	Running bool
+	Params  Params // current values when running, defaults otherwise
+	// Ran are the values of the last run of a stopped workload (zero when
+	// it never ran).
+	Ran      Params
+	Figures  map[string]float64 // the figures it reports, while it runs
 	Since    time.Time
 	Ops      uint64
 	Panics   int64
@@ -118,7 +128,19 @@ func NewSupervisor(reg *Registry, opts Options) *Supervisor {
 			Help: "Restarts of each workload after a panic or an error.",
 		}, []string{"workload"}),
 	}
+	s.figures = map[string]*prometheus.GaugeVec{}
 	for _, spec := range reg.Specs() {
+		for _, f := range spec.Figures {
+			g := s.figures[f.Name]
+			if g == nil {
+				g = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+					Name: "inspectd_workload_" + f.Name,
+					Help: f.Help + " (a figure the workload reports while it runs; 0 when stopped).",
+				}, []string{"workload"})
+				s.figures[f.Name] = g
+			}
+			g.WithLabelValues(spec.Name).Set(0)
+		}
 		s.running.WithLabelValues(spec.Name, string(spec.Kind)).Set(0)
 		// Every series from zero, so that increase() counts a first panic.
 		s.ops.WithLabelValues(spec.Name)
@@ -127,6 +149,9 @@ func NewSupervisor(reg *Registry, opts Options) *Supervisor {
 	}
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(s.ops, s.running, s.panics, s.restarts)
+		for _, g := range s.figures {
+			opts.Registerer.MustRegister(g)
+		}
 	}
 	return s
 }
@@ -175,7 +200,10 @@ func (s *Supervisor) Stop(name string) error {
 	s.last[name] = in
 	s.mu.Unlock()
 	s.running.WithLabelValues(name, string(in.spec.Kind)).Set(0)
-	s.log.Info("workload stopped", "workload", name, "ran", time.Since(in.started).Round(time.Millisecond), "ops", in.ops.Load())
+	for _, f := range in.spec.Figures {
+		s.figures[f.Name].WithLabelValues(name).Set(0)
+	}
+	s.log.Info("workload stopped", "workload", name, "ran", time.Since(in.started).Round(time.Millisecond), "ops", in.ops.Load(), "params", in.params)
 	return nil
 }
 
@@ -244,6 +272,7 @@ func (s *Supervisor) StatusOf(name string) (Status, error) {
 		p, _ := Resolve(name, spec.Params, nil)
 		st := Status{Spec: spec, Params: p}
 		if last != nil {
+			st.Ran = last.params
 			// Its last run's: a broken workload's goroutines that outlive
 			// the stop still count, as inspectd_workload_operations_total does.
 			st.Ops, st.Panics, st.Restarts = last.ops.Load(), last.panics.Load(), last.restarts.Load()
@@ -263,6 +292,11 @@ func (s *Supervisor) StatusOf(name string) (Status, error) {
 	if env := in.env.Load(); env != nil {
 		st.Detached = env.Detached()
 	}
+	in.figMu.Lock()
+	if len(in.figures) > 0 {
+		st.Figures = maps.Clone(in.figures)
+	}
+	in.figMu.Unlock()
 	return st, nil
 }
 
@@ -327,6 +361,19 @@ func (s *Supervisor) runOnce(ctx context.Context, in *instance) error {
 		ops: func(n float64) {
 			ops.Add(n)
 			in.ops.Add(uint64(n))
+		},
+		figure: func(name string, v float64) {
+			g := s.figures[name]
+			if g == nil || !slices.ContainsFunc(in.spec.Figures, func(f FigureSpec) bool { return f.Name == name }) {
+				panic(fmt.Sprintf("workload %s: undeclared figure %q", in.spec.Name, name))
+			}
+			g.WithLabelValues(in.spec.Name).Set(v)
+			in.figMu.Lock()
+			if in.figures == nil {
+				in.figures = map[string]float64{}
+			}
+			in.figures[name] = v
+			in.figMu.Unlock()
 		},
 	}
 	in.env.Store(env)

@@ -22,9 +22,14 @@ func init() {
 			DurationParam("every", "time between two new locked sessions", 200*time.Millisecond, time.Millisecond, time.Hour),
 			IntParam("max_threads", "locked sessions, hence extra OS threads, per start", 200, 1, 200),
 			DurationParam("heartbeat", "how often each session wakes up to do a little work", time.Second, time.Millisecond, time.Hour),
+			FixParam(),
 		},
 		Caps: "At most max_threads (default 200) locked goroutines, each pinning one OS thread. They " +
 			"exit when the workload stops, still locked, and the runtime then ends their threads.",
+		Rule: "thread-growth",
+		Fix: "Each session locks its thread only around the thread-bound call and unlocks it (deferred) before " +
+			"it waits: the sessions share the runtime's threads, and the locked threads of the broken form end " +
+			"with it.",
 		Run: runThreadLeak,
 	})
 }
@@ -34,9 +39,13 @@ func runThreadLeak(ctx context.Context, env *Env) error {
 	maxThreads, heartbeat := p.Int("max_threads"), p.Duration("heartbeat")
 	t := time.NewTicker(p.Duration("every"))
 	defer t.Stop()
+	session := lockedSession
+	if p.Bool("fix") {
+		session = unlockedSession
+	}
 	for sessions := 0; ; {
 		if sessions < maxThreads {
-			go env.Spawn(ctx, "session")(func(ctx context.Context) { lockedSession(ctx, env, heartbeat) })
+			go env.Spawn(ctx, "session")(func(ctx context.Context) { session(ctx, env, heartbeat) })
 			sessions++
 			if sessions == maxThreads {
 				env.Log.Warn("thread-leak cap reached; no more locked sessions until restart", "sessions", sessions)
@@ -64,6 +73,28 @@ func lockedSession(ctx context.Context, env *Env, heartbeat time.Duration) {
 			return
 		case <-t.C:
 			env.Op()
+		}
+	}
+}
+
+// unlockedSession is lockedSession with the fix: the thread is locked only
+// for the call that needs it, and the session waits without it.
+func unlockedSession(ctx context.Context, env *Env, heartbeat time.Duration) {
+	threadBound := func() {
+		// The fix: every LockOSThread has its deferred UnlockOSThread.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		env.Op()
+	}
+	threadBound()
+	t := time.NewTicker(heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			threadBound()
 		}
 	}
 }

@@ -10,7 +10,7 @@ import (
 func init() {
 	Register(Spec{
 		Name:   "timeout",
-		Lesson: "select as timeout",
+		Lesson: "tokio_select",
 		Kind:   Healthy,
 		Description: "Calls a slow operation again and again, each call wrapped in context.WithTimeout; " +
 			"the operation takes a random time and gives up as soon as its context is done, so a call " +

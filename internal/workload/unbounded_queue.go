@@ -23,9 +23,14 @@ func init() {
 			IntParam("consume", "items consumed per second", 100, 1, 100000),
 			IntParam("item_size", "bytes per item", 4096, 16, 1<<20),
 			IntParam("max_bytes", "bytes buffered before the buffer is dropped and refilled", 256<<20, 64<<10, 256<<20),
+			IntParam("buffer", "with fix, the items the bounded buffer holds", 1000, 1, 100000),
+			FixParam(),
 		},
 		Caps: "The buffer never holds more than max_bytes (default 256 MiB) of items: on reaching it " +
 			"the workload drops the buffer, logs a warning and starts over. It is freed when the workload stops.",
+		Rule: "unbounded-growth",
+		Fix: "The buffer is a channel of buffer items (default 1,000): when the consumer lags, the producer " +
+			"sheds what does not fit, counting it, and the heap stays flat.",
 		Run: runUnboundedQueue,
 	})
 }
@@ -44,6 +49,9 @@ func runUnboundedQueue(ctx context.Context, env *Env) error {
 	template := make([]byte, size)
 	for i := range template {
 		template[i] = byte(i)
+	}
+	if p.Bool("fix") {
+		return runBoundedQueue(ctx, env, template)
 	}
 
 	go env.Spawn(ctx, "producer")(func(ctx context.Context) {
@@ -86,11 +94,54 @@ func runUnboundedQueue(ctx context.Context, env *Env) error {
 	return nil
 }
 
+// runBoundedQueue is the workload with the fix: a bounded buffer, and a
+// producer that sheds load when it is full.
+func runBoundedQueue(ctx context.Context, env *Env, template []byte) error {
+	p := env.Params
+	queue := make(chan []byte, p.Int("buffer"))
+	go env.Spawn(ctx, "producer")(func(ctx context.Context) {
+		var shed int
+		report := time.Now()
+		paced(ctx, p.Int("produce"), func() {
+			item := make([]byte, len(template))
+			copy(item, template)
+			// The fix: the buffer has a bound; what does not fit is shed.
+			select {
+			case queue <- item:
+			default:
+				shed++
+			}
+			if time.Since(report) >= 10*time.Second {
+				env.Log.Debug("bounded queue shed items the consumer could not take", "shed", shed)
+				shed, report = 0, time.Now()
+			}
+		})
+	})
+	go env.Spawn(ctx, "consumer")(func(ctx context.Context) {
+		var sum byte
+		paced(ctx, p.Int("consume"), func() {
+			select {
+			case item := <-queue:
+				for _, b := range item {
+					sum += b
+				}
+				env.Op()
+			default:
+			}
+		})
+	})
+	<-ctx.Done()
+	return nil
+}
+
 // paced calls fn perSecond times a second, in batches every 10ms, until ctx is done.
+// A caller more than 20ms behind (a machine too busy to run it) skips what
+// it missed rather than make it up in one long burst.
 func paced(ctx context.Context, perSecond int, fn func()) {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	start, done := time.Now(), 0
+	most := perSecond/50 + 1 // 20ms of calls
 	for {
 		select {
 		case <-ctx.Done():
@@ -98,6 +149,10 @@ func paced(ctx context.Context, perSecond int, fn func()) {
 		case <-t.C:
 		}
 		due := int(time.Since(start).Seconds()*float64(perSecond)) - done
+		if due > most {
+			done += due - most
+			due = most
+		}
 		for range due {
 			fn()
 		}

@@ -53,8 +53,40 @@ type Spec struct {
 	// MaxLeft is how many of its goroutines a broken workload may leave alive
 	// after it is stopped (its leak cap under these parameters); nil means none.
 	MaxLeft func(p Params) int
+	// Rule is the diagnosis rule whose finding names a broken workload's
+	// bug (a rule id of internal/diagnose).
+	Rule string
+	// Fix says, in words, what the broken workload's parameter fix (see
+	// FixParam) changes: the corrected code of its lesson, which sits
+	// beside the bug in the workload's own file.
+	Fix string
+	// ShowsAfterStop: the bug shows once the workload is stopped (its
+	// goroutines outlive the stop), not while it runs.
+	ShowsAfterStop bool
+	// LeaksForGood: what the broken form leaks can never be reclaimed, so
+	// after the fix its finding stays (and stops growing) until the
+	// process restarts.
+	LeaksForGood bool
+	// Figures are the numbers the workload reports while it runs
+	// (Env.SetFigure): a gauge inspectd_workload_<name>{workload} each on
+	// /metrics, and the workload's figures in the catalog.
+	Figures []FigureSpec
 	// Run does the work until ctx is cancelled. It returns nil on cancellation.
 	Run func(ctx context.Context, env *Env) error
+}
+
+// FigureSpec declares a number a workload reports while it runs, such as
+// a service's requests per second. Name is a Prometheus name fragment with
+// its unit (requests_per_second, read_p99_seconds).
+type FigureSpec struct {
+	Name string
+	Help string
+}
+
+// FixParam is the parameter every broken workload declares: true runs the
+// corrected code of its lesson instead of the bug.
+func FixParam() ParamSpec {
+	return BoolParam("fix", "run the corrected code of the lesson instead of the bug", false)
 }
 
 // Registry holds workload specs by name. The package has a default registry
@@ -134,6 +166,7 @@ type Env struct {
 	Log    *slog.Logger
 
 	ops      func(n float64)
+	figure   func(name string, v float64)
 	wg       sync.WaitGroup
 	detached atomic.Int64
 	panicked chan panicReport
@@ -151,6 +184,15 @@ func (e *Env) Op() { e.ops(1) }
 
 // Ops counts n operations.
 func (e *Env) Ops(n int) { e.ops(float64(n)) }
+
+// SetFigure reports the current value of one of the figures the workload's
+// spec declares. It panics on an undeclared name, a programming error the
+// catalog tests catch.
+func (e *Env) SetFigure(name string, v float64) {
+	if e.figure != nil {
+		e.figure(name, v)
+	}
+}
 
 // Spawn prepares a goroutine labelled role (the workload label is inherited)
 // and returns the function to start with a go statement:

@@ -34,6 +34,8 @@ var bugs = map[string]func(){
 	"unbounded-growth":    backlog,
 	"thread-growth":       pinnedSessions,
 	"outlived-context":    exporter,
+	"waitgroup-stuck":     batches,
+	"select-spin":         mergeFeeds,
 	"none":                func() {},
 }
 
@@ -327,4 +329,57 @@ func exporter() {
 		})
 		time.Sleep(time.Second)
 	}
+}
+
+// batches join their tasks with a WaitGroup; a task that fails returns
+// before its Done.
+func batches() {
+	for range 20 {
+		go func() {
+			var wg sync.WaitGroup
+			for i := range 3 {
+				wg.Add(1)
+				go func() {
+					time.Sleep(time.Duration(1+i) * 600 * time.Millisecond)
+					if i == 1 {
+						return // the failure path skips Done
+					}
+					wg.Done()
+				}()
+			}
+			wg.Wait() // bug: waitgroup-stuck
+		}()
+		time.Sleep(time.Second)
+	}
+}
+
+// mergeFeeds merges two feeds in a select, and does not disable the one
+// that ends: a receive from it is ready at once, every time.
+func mergeFeeds() {
+	fast, slow := make(chan int, 1), make(chan int, 1)
+	go func() {
+		for i := 0; ; i++ {
+			time.Sleep(30 * time.Millisecond)
+			fast <- i
+		}
+	}()
+	go func() {
+		for i := range 3 {
+			time.Sleep(100 * time.Millisecond)
+			slow <- i
+		}
+		close(slow)
+	}()
+	go func() {
+		var n int
+		for {
+			select { // bug: select-spin
+			case v := <-fast:
+				n += v
+			case v := <-slow:
+				n += v
+			}
+			sink.Store(uint64(n))
+		}
+	}()
 }
