@@ -31,7 +31,7 @@ func init() {
 		Description: "Handles a stream of small simulated requests and instruments each one three ways: " +
 			"a log/slog record carrying the request's trace and span IDs, rendered by a text or JSON " +
 			"handler; a runtime/trace task with regions and a trace log line, which `go tool trace` and " +
-			"the daemon's flight recorder show; and OpenTelemetry spans, exported over OTLP/HTTP when " +
+			"`inspect-cli trace` captures show; and OpenTelemetry spans, exported over OTLP/HTTP when " +
 			"OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set and otherwise " +
 			"only counted. The talk uses the tracing crate: a subscriber for text or JSON logs and " +
 			"#[instrument] for spans; Go splits the job between the standard library and OpenTelemetry, " +
