@@ -193,6 +193,9 @@ func FuzzDiffApply(f *testing.F) {
 		Apply(&state, wire(Diff(&s1, &s2)))
 		want := slices.Clone(s2.Tasks)
 		slices.SortFunc(want, func(a, b Task) int { return cmp.Compare(a.ID, b.ID) })
+		if len(state.Tasks) == 0 && len(want) == 0 {
+			return // no tasks, whether [] or null
+		}
 		if got, want := mustJSON(t, state.Tasks), mustJSON(t, want); !bytes.Equal(got, want) {
 			t.Fatalf("state after the diff:\n%s\nwant\n%s", got, want)
 		}
