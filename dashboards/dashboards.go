@@ -52,6 +52,10 @@ const (
 	// type goroutine_state_time in nanoseconds, which Pyroscope also takes
 	// as the profile's name.
 	ProfileGoroutineStates = "goroutine_state_time:goroutine_state_time:nanoseconds:goroutine_state_time:nanoseconds"
+	// ProfileGoroutineLeak is the goroutineleak profile pyroscope-go
+	// pushes (display name goroutine_leak): the goroutines the GC proved
+	// blocked for good, by stack.
+	ProfileGoroutineLeak = "goroutine_leak:goroutineleak:count:goroutineleak:count"
 )
 
 // Dashboard is one generated dashboard: its file name under grafana/ and
@@ -167,11 +171,17 @@ func Overview() (dashboard.Dashboard, error) {
 			prom("go_sched_threads_total_threads"+sel, "threads"),
 			prom("go_sched_gomaxprocs_threads"+sel, "GOMAXPROCS"),
 		)).
-		WithPanel(series("Mutex wait",
-			"Seconds goroutines spent blocked on sync.Mutex and sync.RWMutex, per second (/sync/mutex/wait/total): 2 means two goroutines waiting all the time.",
-			"s", 8,
-			prom("rate(go_sync_mutex_wait_total_seconds_total"+sel+"[$__rate_interval])", "wait"),
-		)).
+		WithPanel(series("Mutex wait: goroutines waiting on locks",
+			"Goroutines blocked on a sync.Mutex or sync.RWMutex (or threads on one of the runtime's own locks), on average: "+
+				"the seconds of waiting per second, the rate of /sync/mutex/wait/total. 2 means two goroutines waiting all the time. "+
+				"The runtime measures one wait in 8 and adds it, times 8, when it ends: a lock held long shows in spikes as it is let go, "+
+				"and goroutines that never get theirs (a deadlock) add nothing, until the goroutineleak profile is read: "+
+				"with goroutines deadlocked on locks, each read (inspectd's, every 30s; pyroscope-go's, every upload) adds "+
+				"thousands to millions of seconds at once (Go 1.27.3), a spike that is not waiting. The deadlock finding and the "+
+				"flame graphs' leaked goroutines name those goroutines.",
+			"short", 8,
+			prom("rate(go_sync_mutex_wait_total_seconds_total"+sel+"[$__rate_interval])", "goroutines waiting"),
+		).AxisLabel("goroutines waiting")).
 		WithPanel(series("GC stop-the-world pauses",
 			"Pauses of the world for the GC (/sched/pauses/total/gc).",
 			"s", 8, quantiles("go_sched_pauses_total_gc_seconds")...)).
@@ -207,6 +217,14 @@ func Overview() (dashboard.Dashboard, error) {
 			prom("rate(go_sched_goroutines_created_goroutines_total"+sel+"[$__rate_interval])", "created/s"),
 		)).
 		WithRow(dashboard.NewRowBuilder("Diagnosis")).
+		WithPanel(series("Goroutine leaks",
+			"Findings of the goroutine-leak rule (inspectd_findings{rule=\"goroutine-leak\"}): goroutines blocked for good on a channel nobody will use again, "+
+				"marked by the goroutineleak profile or stuck at one site in growing numbers; one finding per site. "+
+				"GET /api/v1/findings names the goroutines and the site; the flame graphs dashboard shows the leaked goroutines by stack.",
+			"short", 24,
+			prom("sum(inspectd_findings{job=\""+Job+"\", rule=\"goroutine-leak\", severity=~\"warning|critical\"})", "goroutine-leak findings"),
+		).Decimals(0).Thresholds(alarm()).
+			ColorScheme(dashboard.NewFieldColorBuilder().Mode(dashboard.FieldColorModeIdThresholds))).
 		WithPanel(statetimeline.NewPanelBuilder().
 			Title("Findings by rule").
 			Description("Current findings of each diagnosis rule (warning and critical; inspectd_findings): one row per rule, green while it finds nothing, red with the number of findings while it does. GET /api/v1/findings says which goroutines and sites each names.").
@@ -241,7 +259,7 @@ func pyroQuery(profileType string, queryType string, groupBy []string) *grafanap
 		RefId("A").
 		Datasource(pyroDS()).
 		ProfileTypeId(profileType).
-		LabelSelector(`{service_name="` + ServiceName + `", workload=~"$workload"}`).
+		LabelSelector(`{service_name="` + ServiceName + `", workload=~"${workload:regex}"}`).
 		QueryType(queryType).
 		GroupBy(groupBy)
 }
@@ -293,8 +311,12 @@ func FlameGraphs() (dashboard.Dashboard, error) {
 			Legend(legend()).Tooltip(tooltip()).
 			Stacking(common.NewStackingConfigBuilder().Mode(common.StackingModeNormal)).
 			Height(8).Span(24)).
-		WithPanel(flame("CPU", "On-CPU samples: process_cpu.", ProfileCPU)).
+		WithPanel(flame("CPU", "On-CPU samples: process_cpu.", ProfileCPU).Span(24)).
 		WithPanel(flame("Goroutines", "Goroutines by stack at each upload: leaks grow here.", ProfileGoroutines)).
+		WithPanel(flame("Leaked goroutines",
+			"The goroutineleak profile (goroutine_leak) at each upload: goroutines the garbage collector proved blocked for good, "+
+				"on a channel or lock nothing else can reach, by the stack where they wait. The leak and deadlock workloads fill it.",
+			ProfileGoroutineLeak)).
 		WithPanel(flame("Allocated bytes", "Bytes allocated over each upload interval: alloc_space.", ProfileAllocSpace)).
 		WithPanel(flame("In-use bytes", "Live heap bytes by allocation site at the last GC: inuse_space.", ProfileInuseSpace)).
 		WithPanel(flame("Mutex wait", "Time goroutines waited on contended mutexes, charged to the stack that unlocked (sampled, --mutex-profile-fraction).", ProfileMutexDuration)).

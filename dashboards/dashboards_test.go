@@ -25,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strings"
@@ -32,6 +33,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/pprof/profile"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/inspectd/inspectd/internal/daemon"
@@ -524,7 +526,34 @@ var pyroscopeIDs = map[string]string{
 	"ProfileMutexDuration": "mutex:delay:nanoseconds:contentions:count",
 	"ProfileBlockCount":    "block:contentions:count:contentions:count",
 	"ProfileBlockDuration": "block:delay:nanoseconds:contentions:count",
-	// ProfileGoroutineLeak has no panel: no id is known for it yet.
+	// The id of the goroutineleak profile: checked by TestPyroscopeName
+	// against the profile the runtime writes.
+	"ProfileGoroutineLeak": ProfileGoroutineLeak,
+}
+
+// leakProfileTypeID is the profile type id Pyroscope stores pyroscope-go's
+// goroutine_leak profile under: the runtime's goroutineleak profile, with
+// the display name pyroscope-go v1.5.0 gives its sample type
+// (sampleTypeConfigGoroutineLeak in its sample_types.go).
+func leakProfileTypeID(t *testing.T) string {
+	t.Helper()
+	lp := pprof.Lookup("goroutineleak")
+	if lp == nil {
+		t.Skip("no goroutineleak profile in this Go")
+	}
+	var buf bytes.Buffer
+	if err := lp.WriteTo(&buf, 0); err != nil {
+		t.Fatal(err)
+	}
+	p, err := profile.Parse(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.SampleType) != 1 || p.PeriodType == nil {
+		t.Fatalf("the goroutineleak profile has sample types %v and period type %v, want one of each", p.SampleType, p.PeriodType)
+	}
+	st := p.SampleType[0]
+	return strings.Join([]string{pyroscopeName([]string{"goroutine_leak"}), st.Type, st.Unit, p.PeriodType.Type, p.PeriodType.Unit}, ":")
 }
 
 // pushedProfileTypes reads the profile types the daemon passes to
@@ -623,6 +652,7 @@ func TestPyroscopeName(t *testing.T) {
 		{[]string{"mutex_count", "mutex_duration"}, "mutex"},
 		{[]string{"block_count", "block_duration"}, "block"},
 		{[]string{"goroutine_state_time"}, "goroutine_state_time"},
+		{[]string{"goroutine_leak"}, "goroutine_leak"},
 	} {
 		if got := pyroscopeName(tc.shown); got != tc.want {
 			t.Errorf("pyroscopeName(%q) = %q, want %q", tc.shown, got, tc.want)
@@ -630,6 +660,9 @@ func TestPyroscopeName(t *testing.T) {
 	}
 	if got := stateProfileTypeID(t); got != ProfileGoroutineStates {
 		t.Errorf("the goroutine states profile is stored as %q, the dashboards query %q", got, ProfileGoroutineStates)
+	}
+	if got := leakProfileTypeID(t); got != ProfileGoroutineLeak {
+		t.Errorf("the goroutine leak profile is stored as %q, the dashboards query %q", got, ProfileGoroutineLeak)
 	}
 }
 
@@ -641,7 +674,10 @@ func TestPyroscopeQueries(t *testing.T) {
 	if app := daemon.Defaults().PyroscopeApp; app != ServiceName {
 		t.Errorf("the daemon pushes as %q, the dashboards select service_name=%q", app, ServiceName)
 	}
-	wantSel := `{service_name="` + ServiceName + `", workload=~"$workload"}`
+	// The workload variable takes several values: in a regexp match it
+	// must be formatted as one ((a|b)), not as Grafana's default glob
+	// ({a,b}), which Pyroscope reads as a regexp that matches nothing.
+	wantSel := `{service_name="` + ServiceName + `", workload=~"${workload:regex}"}`
 	n := 0
 	for _, d := range loadDashboards(t) {
 		vars := map[string]variable{}
@@ -809,6 +845,19 @@ func TestCompose(t *testing.T) {
 	}
 	if !slices.Contains(ins.Ports, "127.0.0.1:"+port+":"+port) {
 		t.Errorf("compose.yaml: inspectd listens on %s but publishes %v", cfg.Listen, ins.Ports)
+	}
+
+	// pyroscope: a 2.x image, storing only in the v2 format, its data in a
+	// volume where the image's working directory (/data) puts it.
+	py := c.Services["pyroscope"]
+	if !regexp.MustCompile(`^grafana/pyroscope:2\.\d+\.\d+$`).MatchString(py.Image) {
+		t.Errorf("compose.yaml: pyroscope runs %s, want grafana/pyroscope:2.x.y", py.Image)
+	}
+	if !slices.Contains(py.Command, "-architecture.storage=v2") || !slices.Contains(py.Command, "-config.file=/etc/pyroscope/config.yaml") {
+		t.Errorf("compose.yaml: pyroscope's command %q: want the image's config file and -architecture.storage=v2", py.Command)
+	}
+	if src, ok := mounts(py)["/data"]; !ok || isBind(src) {
+		t.Errorf("compose.yaml: pyroscope keeps its data in %q, want a volume at /data", src)
 	}
 
 	// prometheus: its configuration is mounted where --config.file says,

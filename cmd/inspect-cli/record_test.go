@@ -17,7 +17,18 @@ import (
 	"github.com/inspectd/inspectd/internal/recording"
 )
 
-// TestRecord records a real daemon for about two seconds, interrupts the
+// recordedUpdates is how many whole updates the recording in file holds
+// so far (0 before its header is written).
+func recordedUpdates(file string) int {
+	r, err := recording.Open(file)
+	if err != nil {
+		return 0
+	}
+	defer r.Close()
+	return recording.NewPlayer(r).Len()
+}
+
+// TestRecord records a real daemon for four updates or more, interrupts the
 // recorder as ctrl+c does, and reads the file back: with the recording
 // package, and with tasks, task, sites, stacks and top.
 func TestRecord(t *testing.T) {
@@ -31,7 +42,13 @@ func TestRecord(t *testing.T) {
 	go func() {
 		done <- run(ctx, []string{"record", addr, "-o", file, "--interval", "200ms", "--window", "1s"}, &out, &errb)
 	}()
-	time.Sleep(2 * time.Second)
+	// Four updates at least, however long a loaded machine takes to build
+	// them (at best 200ms apart).
+	for deadline := time.Now().Add(time.Minute); recordedUpdates(file) < 4; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d updates recorded in a minute, want 4", recordedUpdates(file))
+		}
+	}
 	cancel() // ctrl+c
 	var code int
 	select {
@@ -42,7 +59,7 @@ func TestRecord(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("record: exit %d\n%s", code, errb.String())
 	}
-	if !regexp.MustCompile(`wrote .*rec.jsonl.gz: \d+ updates over [\d.]+s, [\d.]+ KiB\nplay it with: inspect-cli top --replay .*rec.jsonl.gz`).MatchString(out.String()) {
+	if !regexp.MustCompile(`wrote .*rec.jsonl.gz: \d+ updates over [\d.]+(ms|s|m[\d.]+s), [\d.]+ KiB\nplay it with: inspect-cli top --replay .*rec.jsonl.gz`).MatchString(out.String()) {
 		t.Errorf("stdout: %q", out.String())
 	}
 	if !strings.Contains(errb.String(), "recording "+addr+" to "+file+" (ctrl+c stops)") {
@@ -237,14 +254,7 @@ func TestReplayInTmux(t *testing.T) {
 	file := filepath.Join(dir, "rec.jsonl.gz")
 	writeTestRecording(t, file, 40, 400*time.Millisecond)
 
-	bin := filepath.Join(dir, "inspect-cli")
-	args := []string{"build", "-o", bin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := cliBinary(t)
 	sock := fmt.Sprintf("inspectd-replay-test-%d", os.Getpid())
 	tmux := func(args ...string) (string, error) {
 		out, err := exec.Command("tmux", append([]string{"-L", sock}, args...)...).CombinedOutput()
@@ -267,7 +277,7 @@ func TestReplayInTmux(t *testing.T) {
 	}
 	waitFor := func(step string, ok func(screen string) bool) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(screenWait)
 		for time.Now().Before(deadline) {
 			if out, err := tmux("capture-pane", "-p", "-t", "replay"); err == nil {
 				last = out

@@ -27,7 +27,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -38,6 +37,7 @@ import (
 	"github.com/inspectd/inspectd/agent"
 	"github.com/inspectd/inspectd/internal/api"
 	"github.com/inspectd/inspectd/internal/dump"
+	"github.com/inspectd/inspectd/internal/portfile"
 	"github.com/inspectd/inspectd/internal/recording"
 	"github.com/inspectd/inspectd/internal/source/file"
 	"github.com/inspectd/inspectd/internal/source/remote"
@@ -268,19 +268,12 @@ func (e *env) fileTarget(path string) (*target, error) {
 // agentAddr reads the port file of the embedded agent of process pid
 // (agent.PortDir), if there is one.
 func agentAddr(pid string) (string, bool) {
-	if _, err := strconv.Atoi(pid); err != nil {
+	n, err := strconv.Atoi(pid)
+	if err != nil || n <= 0 {
 		return "", false
 	}
-	dir, err := agent.PortDir()
-	if err != nil {
-		return "", false
-	}
-	b, err := os.ReadFile(filepath.Join(dir, pid))
-	if err != nil {
-		return "", false
-	}
-	addr := strings.TrimSpace(string(b))
-	return addr, addr != ""
+	addr, _, err := portfile.Read(n)
+	return addr, err == nil
 }
 
 // processAlive reports whether process pid exists (one of another user

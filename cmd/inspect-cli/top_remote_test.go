@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,14 +23,7 @@ func TestTopAgainstPprof(t *testing.T) {
 	t.Cleanup(parkCLIGoroutines())
 	addr := pprofOnly(t)
 
-	bin := filepath.Join(t.TempDir(), "inspect-cli")
-	args := []string{"build", "-o", bin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := cliBinary(t)
 	sock := fmt.Sprintf("inspectd-top-pprof-test-%d", os.Getpid())
 	tmux := func(args ...string) (string, error) {
 		out, err := exec.Command("tmux", append([]string{"-L", sock}, args...)...).CombinedOutput()
@@ -44,7 +36,7 @@ func TestTopAgainstPprof(t *testing.T) {
 	var last string
 	waitFor := func(step string, wants ...string) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(screenWait)
 		for time.Now().Before(deadline) {
 			out, err := tmux("capture-pane", "-p", "-t", "top")
 			if err == nil {

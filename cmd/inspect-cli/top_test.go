@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,14 +20,7 @@ func TestTopInTmux(t *testing.T) {
 	}
 	addr := startDaemon(t)
 
-	bin := filepath.Join(t.TempDir(), "inspect-cli")
-	args := []string{"build", "-o", bin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := cliBinary(t)
 
 	// A tmux server of our own (-L), so the test touches no other session.
 	sock := fmt.Sprintf("inspectd-top-test-%d", os.Getpid())
@@ -44,7 +36,7 @@ func TestTopInTmux(t *testing.T) {
 	var last string
 	waitFor := func(step string, ok func(screen string) bool) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(screenWait)
 		for time.Now().Before(deadline) {
 			out, err := tmux("capture-pane", "-p", "-t", "top")
 			if err == nil {

@@ -28,6 +28,12 @@ func main() {
 	}
 	if err := daemon.Run(ctx, cfg, workload.Default, daemon.NewLogger(cfg, os.Stderr)); err != nil {
 		fmt.Fprintln(os.Stderr, "inspectd:", err)
+		// A listener the machine cannot give (the port in use) is the
+		// configuration's mistake, like a bad flag.
+		var ue *daemon.UsageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Client talks to an inspectd daemon or an embedded agent.
@@ -111,6 +113,8 @@ func statusError(req *http.Request, resp *http.Response) *StatusError {
 	notAPI := json.Unmarshal(b, &e) != nil || e.Error == ""
 	if notAPI {
 		e.Error = sumUp(b)
+	} else if e.Error = printableLine(e.Error); e.Error == "" {
+		e.Error = "an error without a message"
 	}
 	return &StatusError{Code: resp.StatusCode, Message: e.Error, URL: req.URL.Redacted(), NotAPI: notAPI}
 }
@@ -118,25 +122,62 @@ func statusError(req *http.Request, resp *http.Response) *StatusError {
 // sumUp is one line for an answer body that is not the API's: an HTML
 // page's title, else its first line of text, clipped.
 func sumUp(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if i := strings.Index(strings.ToLower(s), "<title>"); i >= 0 {
-		rest := s[i+len("<title>"):]
-		if j := strings.Index(strings.ToLower(rest), "</title>"); j >= 0 {
+	s := strings.TrimSpace(strings.ToValidUTF8(string(b), "\uFFFD"))
+	// Only ASCII letters fold here, so that an index in lower is one in s
+	// (strings.ToLower may change the length of other text).
+	lower := bytes.ToLower([]byte(asciiOnly(s)))
+	if i := bytes.Index(lower, []byte("<title>")); i >= 0 {
+		rest, restLower := s[i+len("<title>"):], lower[i+len("<title>"):]
+		if j := bytes.Index(restLower, []byte("</title>")); j >= 0 {
 			s = "a page titled " + strconv.Quote(strings.Join(strings.Fields(rest[:j]), " "))
 		}
 	} else if strings.HasPrefix(s, "<") {
 		s = "an HTML page"
 	}
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = strings.TrimSpace(s[:i])
+	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+		s = s[:i]
 	}
+	s = printableLine(s)
 	if len(s) > 120 {
-		s = s[:120] + "..."
+		s = clip(s, 120) + "..."
 	}
 	if s == "" {
 		s = "an empty answer"
 	}
 	return s
+}
+
+// asciiOnly is s with every byte that is not ASCII replaced by '?': the
+// same length, and no byte of a multi-byte character can fold into ASCII.
+func asciiOnly(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 0x80 {
+			b[i] = '?'
+		}
+	}
+	return string(b)
+}
+
+// printableLine is s as one line a terminal shows as it is: control
+// characters (escape sequences, carriage returns, newlines) become spaces,
+// invalid UTF-8 the replacement character.
+func printableLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
+	return strings.TrimSpace(s)
+}
+
+// clip cuts s to at most n bytes, between two characters.
+func clip(s string, n int) string {
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // Workloads lists the lab's workloads.

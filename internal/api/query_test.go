@@ -46,14 +46,6 @@ func queryTasks() *Snapshot {
 	return s
 }
 
-func ids(ts []Task) []int64 {
-	var out []int64
-	for _, t := range ts {
-		out = append(out, t.ID)
-	}
-	return out
-}
-
 // A query answers the rows a client shows: filtered, sorted, a page, with
 // the counts beside them.
 func TestQuerySelect(t *testing.T) {

@@ -306,15 +306,12 @@ var (
 	pyroscopeTagKeyRe = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_.]*$`)
 )
 
-// validatePyroscope checks the Pyroscope settings that matter only with a
-// URL (each option checks its own range with or without one).
+// validatePyroscope checks the Pyroscope tags, and the settings that
+// matter only with a URL (each option checks its own range with or
+// without one).
 func (cfg *Config) validatePyroscope() error {
-	if cfg.PyroscopeURL == "" {
-		return nil
-	}
-	if app := lookup("pyroscope-app"); !pyroscopeAppRe.MatchString(cfg.PyroscopeApp) {
-		return usagef("pyroscope app %q %s: want a name of letters, digits, '.', '_' and '-', such as inspectd", cfg.PyroscopeApp, app.names())
-	}
+	// Tags are checked with or without a URL: the flags and variables
+	// that add to the file's could not hold some (a key with a comma).
 	for _, k := range slices.Sorted(maps.Keys(cfg.PyroscopeTags)) {
 		v := cfg.PyroscopeTags[k]
 		if !pyroscopeTagKeyRe.MatchString(k) {
@@ -323,6 +320,12 @@ func (cfg *Config) validatePyroscope() error {
 		if v == "" || strings.ContainsAny(v, "{},=\"") {
 			return usagef("pyroscope tag %s=%q: want a non-empty value without { } , = or quotes", k, v)
 		}
+	}
+	if cfg.PyroscopeURL == "" {
+		return nil
+	}
+	if app := lookup("pyroscope-app"); !pyroscopeAppRe.MatchString(cfg.PyroscopeApp) {
+		return usagef("pyroscope app %q %s: want a name of letters, digits, '.', '_' and '-', such as inspectd", cfg.PyroscopeApp, app.names())
 	}
 	if (cfg.PyroscopeUser == "") != (cfg.PyroscopePassword == "") {
 		return usagef("pyroscope basic auth: set both user and password (--pyroscope-user, --pyroscope-password), or neither")

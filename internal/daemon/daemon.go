@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/google/gops/agent"
@@ -95,7 +96,7 @@ func Start(cfg Config, reg *workload.Registry, log *slog.Logger) (*Daemon, error
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+		return nil, listenError("listen on "+cfg.Listen, "--listen", err)
 	}
 	col, err := inproc.NewCollector(inproc.CollectorOptions{
 		OverheadBudget: cfg.OverheadBudget, MaxPause: cfg.MaxPause, FlightRecorder: cfg.FlightRecorder,
@@ -175,6 +176,18 @@ func newHandler(opts server.Options, sup *workload.Supervisor, gatherer promethe
 	return server.New(opts)
 }
 
+// listenError is a listener that could not be had: the address is in use,
+// not this machine's, or not allowed. The configuration asks for what the
+// machine cannot give, so it is a UsageError (exit status 2), which says
+// which flag chooses another.
+func listenError(what, flag string, err error) error {
+	hint := "choose another address with " + flag
+	if errors.Is(err, syscall.EADDRINUSE) {
+		hint = "another program (another inspectd?) listens there: stop it, or " + hint
+	}
+	return &UsageError{Err: fmt.Errorf("%s: %w; %s", what, err, hint)}
+}
+
 // startGops starts the gops agent without its signal handling: the daemon
 // owns SIGINT/SIGTERM and removes the agent itself on shutdown.
 func (d *Daemon) startGops() error {
@@ -185,7 +198,7 @@ func (d *Daemon) startGops() error {
 	gopsMu.Lock()
 	if err := agent.Listen(agent.Options{Addr: d.cfg.GopsAddr, ConfigDir: dir, ShutdownCleanup: false}); err != nil {
 		gopsMu.Unlock()
-		return fmt.Errorf("gops agent on %s: %w", d.cfg.GopsAddr, err)
+		return listenError("gops agent on "+d.cfg.GopsAddr, "--gops-addr", err)
 	}
 	// The agent reports its port only through the port file the gops CLI reads.
 	port, err := os.ReadFile(filepath.Join(dir, strconv.Itoa(os.Getpid())))

@@ -58,7 +58,9 @@ func TestPyroscopeGoroutineStates(t *testing.T) {
 		states, waitOK, ok bool
 		runOK              bool
 	)
-	deadline := time.Now().Add(12 * time.Second)
+	// A deadline, not a time the samples take: on a loaded machine the
+	// first uploads may come before the collector has traced the waiters.
+	deadline := time.Now().Add(45 * time.Second)
 	for !ok && time.Now().Before(deadline) {
 		time.Sleep(250 * time.Millisecond)
 		for _, u := range rc.uploads() {
@@ -76,7 +78,7 @@ func TestPyroscopeGoroutineStates(t *testing.T) {
 	}
 	t.Logf("%d uploads in %v; waiter seen %v, burner seen %v", len(rc.uploads()), time.Since(began).Round(time.Millisecond), waitOK, runOK)
 	if !states {
-		t.Fatal("no goroutine_state_time profile uploaded within 12s")
+		t.Fatal("no goroutine_state_time profile uploaded within 45s")
 	}
 	if st := state.prof.SampleType[0]; st.Unit != "nanoseconds" {
 		t.Errorf("sample type %s/%s; want goroutine_state_time/nanoseconds", st.Type, st.Unit)
@@ -111,13 +113,25 @@ func TestPyroscopeGoroutineStates(t *testing.T) {
 		}
 		return n
 	}
+	// Stop a while after an upload came, so that the last push has time
+	// since it to cover (it skips less than 100ms).
+	for n, deadline := count(), time.Now().Add(10*time.Second); count() == n && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(400 * time.Millisecond)
 	before := count()
 	took := stop()
 	t.Logf("shutdown took %v", took.Round(time.Millisecond))
 	if took > 5*time.Second {
 		t.Errorf("shutdown took %v; want at most 5s", took)
 	}
-	if after := count(); after <= before {
+	switch after := count(); {
+	case after > before:
+	case took >= pyroscopeFlushTimeout:
+		// A loaded machine can take longer than the budget to build and
+		// send it: the daemon then abandons it, as it should.
+		t.Logf("the last goroutine states upload was abandoned at the %v flush timeout", pyroscopeFlushTimeout)
+	default:
 		t.Errorf("shutdown pushed no last goroutine states profile: %d before, %d after", before, after)
 	}
 	srv.CloseClientConnections()

@@ -123,13 +123,23 @@ func TestParseGo127DumpWithAndWithoutLabels(t *testing.T) {
 			}
 			go pprof.Do(context.Background(), pprof.Labels("role", "parked", "worker", fmt.Sprint(i)), func(context.Context) { parkForDump(ch) })
 		}
-		for runtime.NumGoroutine() < 9 {
-			runtime.Gosched()
-		}
-		time.Sleep(50 * time.Millisecond) // all parked
+		// Dump once all eight wait in chan receive (on a loaded machine some
+		// are still runnable a while after they start), or after 30s.
 		buf := make([]byte, 1<<20)
-		os.Stdout.Write(buf[:runtime.Stack(buf, true)])
-		os.Exit(0)
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			n := runtime.Stack(buf, true)
+			parked := 0
+			for g := range strings.SplitSeq(string(buf[:n]), "\n\n") {
+				header, _, _ := strings.Cut(g, "\n")
+				if strings.Contains(header, "[chan receive") && strings.Contains(g, "dump_test.parkForDump(") {
+					parked++
+				}
+			}
+			if parked == 8 || time.Now().After(deadline) {
+				os.Stdout.Write(buf[:n])
+				os.Exit(0)
+			}
+		}
 	}
 	dump := func(godebug string) []dump.Goroutine {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestParseGo127DumpWithAndWithoutLabels$")

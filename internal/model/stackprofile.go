@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"strconv"
 	"strings"
 
@@ -43,9 +44,11 @@ func ParseStackProfile(r io.Reader) (*StackProfile, error) {
 	for _, s := range p.Sample {
 		var n int64
 		if len(s.Value) > 0 {
-			n = s.Value[0]
+			// A count below zero is none; sums stop at the largest
+			// int64 rather than wrap (a target may send anything).
+			n = max(s.Value[0], 0)
 		}
-		out.total += n
+		out.total = addCount(out.total, n)
 		key.Reset()
 		for _, loc := range s.Location {
 			// Lines lists inlined calls innermost first, like a traceback.
@@ -56,7 +59,7 @@ func ParseStackProfile(r io.Reader) (*StackProfile, error) {
 			}
 		}
 		k := trimRuntimeKey(key.String())
-		out.counts[k] += n
+		out.counts[k] = addCount(out.counts[k], n)
 		labels := make(map[string]string, len(s.Label))
 		for name, vs := range s.Label {
 			if len(vs) > 0 {
@@ -71,6 +74,15 @@ func ParseStackProfile(r io.Reader) (*StackProfile, error) {
 		out.labels[k] = labels
 	}
 	return out, nil
+}
+
+// addCount adds two counts of goroutines (0 or more), stopping at the
+// largest int64.
+func addCount(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 // Total is the number of goroutines in the profile.

@@ -112,11 +112,15 @@ func byFunc(t *testing.T, w *Window, fn string) *GoStats {
 	return nil
 }
 
-// A window composed of slices traced 40% of the time tells what a trace
-// of all of it tells: runs per second and the busy share within 10%, its
-// times adding up to its length, and the share it observed. The slices
-// are parts of the full trace, so that what is compared is the estimate,
-// not two stretches of a program on a busy machine.
+// A window composed of slices traced 40% of the time tells what the slices
+// saw, scaled to the window: runs per second and the busy share within 10%
+// of those in the slices, its times adding up to its length, and the share
+// it observed. The slices are parts of the full trace, and where they are a
+// fair sample of it (the program ran as steadily in them as all along, as
+// it does on a quiet machine) the estimate is within 10% of the full
+// trace's figures too; on a loaded machine the program's runs come in
+// bursts, the slices need not be a fair sample, and only the estimate's
+// arithmetic is checked.
 func TestComposeMatchesAFullTrace(t *testing.T) {
 	var stop atomic.Bool
 	var wg sync.WaitGroup
@@ -141,12 +145,14 @@ func TestComposeMatchesAFullTrace(t *testing.T) {
 	// 150ms of each 375ms, from 100ms in.
 	in := NewInterner()
 	var parts []*Slice
+	var sliced []*Window
 	for i := range 8 {
 		from := full.WallStart.Add(100*time.Millisecond + time.Duration(i)*375*time.Millisecond)
 		sw, err := AnalyzeTrace(bytes.NewReader(data), WindowOptions{Sites: true, Since: from, For: 150 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
+		sliced = append(sliced, sw)
 		parts = append(parts, NewSlice(sw, in))
 	}
 	full, err = AnalyzeTrace(bytes.NewReader(data), WindowOptions{Sites: true, Since: parts[0].WallStart,
@@ -169,15 +175,27 @@ func TestComposeMatchesAFullTrace(t *testing.T) {
 	}
 	rate := func(g *GoStats) float64 { return float64(g.Polls) / float64(g.Total) * 1e9 }
 	share := func(g *GoStats) float64 { return float64(g.Busy) / float64(g.Total) }
+	// inSlices adds up a goroutine's numbers over the slices: what the
+	// composed window scales up.
+	inSlices := func(id int64) *GoStats {
+		var sum GoStats
+		for _, sw := range sliced {
+			if g := sw.Get(id); g != nil {
+				sum.Polls += g.Polls
+				sum.Busy += g.Busy
+				sum.Total += g.Total
+			}
+		}
+		return &sum
+	}
 	for _, c := range []struct {
 		fn   string
 		what string
 		of   func(*GoStats) float64
-		tol  float64
 	}{
-		{"composeSleeper", "runs per second", rate, 0.1},
-		{"composeHalfBusy", "runs per second", rate, 0.1},
-		{"composeHalfBusy", "busy share", share, 0.1},
+		{"composeSleeper", "runs per second", rate},
+		{"composeHalfBusy", "runs per second", rate},
+		{"composeHalfBusy", "busy share", share},
 	} {
 		// One trace: the same goroutine has the same ID in both.
 		ref := byFunc(t, full, c.fn)
@@ -185,9 +203,15 @@ func TestComposeMatchesAFullTrace(t *testing.T) {
 		if g == nil {
 			t.Fatalf("%s: goroutine %d is not in the composed window", c.fn, ref.ID)
 		}
-		got, want := c.of(g), c.of(ref)
-		if math.Abs(got-want) > c.tol*want {
-			t.Errorf("%s: %s %.3g composed, %.3g in the full trace: more than %.0f%% apart", c.fn, c.what, got, want, c.tol*100)
+		got, saw, all := c.of(g), c.of(inSlices(ref.ID)), c.of(ref)
+		if math.Abs(got-saw) > 0.1*saw {
+			t.Errorf("%s: %s %.3g composed, %.3g in the slices it was composed of: more than 10%% apart", c.fn, c.what, got, saw)
+		}
+		switch {
+		case math.Abs(saw-all) > 0.05*all:
+			t.Logf("%s: %s %.3g in the slices, %.3g in the full trace: the machine made the program unsteady, the slices are no fair sample of it", c.fn, c.what, saw, all)
+		case math.Abs(got-all) > 0.1*all:
+			t.Errorf("%s: %s %.3g composed, %.3g in the full trace (%.3g in the slices): more than 10%% apart", c.fn, c.what, got, all, saw)
 		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 func TestTraceFileSteps(t *testing.T) {
 	stop := make(chan struct{})
 	done := make(chan struct{})
+	began := time.Now()
 	data := recordTrace(t, func() {
 		go func() { // a sleeper: 10ms a time, all along the trace
 			defer close(done)
@@ -33,6 +34,7 @@ func TestTraceFileSteps(t *testing.T) {
 		}()
 		time.Sleep(1600 * time.Millisecond)
 	})
+	took := time.Since(began)
 	close(stop)
 	<-done
 	path := filepath.Join(t.TempDir(), "run.trace")
@@ -53,8 +55,8 @@ func TestTraceFileSteps(t *testing.T) {
 		t.Fatal(err)
 	}
 	total := time.Duration(whole.WindowNS)
-	if total < 1500*time.Millisecond || total > 3*time.Second {
-		t.Errorf("the whole trace covers %v, want about 1.6s", total)
+	if total < 1500*time.Millisecond || total > took {
+		t.Errorf("the whole trace covers %v, want 1.6s or more, within the %v tracing took", total, took)
 	}
 	if whole.Time.IsZero() || time.Since(whole.Time) > time.Minute {
 		t.Errorf("snapshot time %v: want the trace's end on the wall clock", whole.Time)

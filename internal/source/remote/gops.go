@@ -7,12 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/inspectd/inspectd/internal/source"
 )
@@ -142,6 +145,21 @@ func (g *GopsFetcher) Stats(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return Stats{}, err
 	}
+	st, err := parseGopsStats(b)
+	if err != nil {
+		return Stats{}, fmt.Errorf("gops agent %s: %w", g.Addr, err)
+	}
+	if v, err := g.ask(ctx, gopsVersion); err == nil {
+		st.GoVersion, _ = parseGopsVersion(v)
+	}
+	return st, nil
+}
+
+// parseGopsStats reads a gops agent's stats answer, lines of "name: value"
+// ("goroutines: 12", "OS threads: 9", "GOMAXPROCS: 8", "num CPU: 8"). It
+// needs a goroutine count of 1 or more; a figure that is not a count (a
+// negative one) is left out.
+func parseGopsStats(b []byte) (Stats, error) {
 	var st Stats
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
@@ -150,7 +168,7 @@ func (g *GopsFetcher) Stats(ctx context.Context) (Stats, error) {
 			continue
 		}
 		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-		if err != nil {
+		if err != nil || n < 0 {
 			continue
 		}
 		switch strings.TrimSpace(k) {
@@ -159,14 +177,13 @@ func (g *GopsFetcher) Stats(ctx context.Context) (Stats, error) {
 		case "OS threads":
 			st.Threads = n
 		case "GOMAXPROCS":
-			st.GOMAXPROCS = int(n)
+			if n <= math.MaxInt32 {
+				st.GOMAXPROCS = int(n)
+			}
 		}
 	}
 	if st.Goroutines == 0 {
-		return Stats{}, fmt.Errorf("gops agent %s: stats without a goroutine count: %q", g.Addr, clipBytes(b, 80))
-	}
-	if v, err := g.ask(ctx, gopsVersion); err == nil {
-		st.GoVersion = strings.TrimSpace(string(v))
+		return Stats{}, fmt.Errorf("stats without a goroutine count: %q", clipBytes(b, 80))
 	}
 	return st, nil
 }
@@ -195,9 +212,21 @@ func GopsVersion(ctx context.Context, addr string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	v, err := parseGopsVersion(b)
+	if err != nil {
+		return "", fmt.Errorf("%s does not answer like a gops agent: %w", addr, err)
+	}
+	return v, nil
+}
+
+// parseGopsVersion reads a gops agent's answer to the version request:
+// runtime.Version(), such as "go1.27.3" or "devel go1.28-0123abcd Tue Jan 6
+// 10:00:00 2026 +0000", on one line of printable text.
+func parseGopsVersion(b []byte) (string, error) {
 	v := strings.TrimSpace(string(b))
-	if !strings.HasPrefix(v, "go") && !strings.HasPrefix(v, "devel") || strings.ContainsAny(v, "\n<") {
-		return "", fmt.Errorf("%s does not answer like a gops agent: %q", addr, clipBytes(b, 60))
+	if !strings.HasPrefix(v, "go") && !strings.HasPrefix(v, "devel") || len(v) > 200 || !utf8.ValidString(v) ||
+		strings.ContainsFunc(v, func(r rune) bool { return !unicode.IsPrint(r) && r != ' ' || r == '<' }) {
+		return "", fmt.Errorf("%q is not a Go version", clipBytes(b, 60))
 	}
 	return v, nil
 }
@@ -233,11 +262,21 @@ func GopsAddr(pid int) (addr, file string, err error) {
 	if err != nil {
 		return "", file, err
 	}
-	port := strings.TrimSpace(string(b))
-	if _, err := strconv.Atoi(port); err != nil {
-		return "", file, fmt.Errorf("%s: not a port: %q", file, clipBytes(b, 40))
+	port, err := parseGopsPort(b)
+	if err != nil {
+		return "", file, fmt.Errorf("%s: %w", file, err)
 	}
 	return net.JoinHostPort("127.0.0.1", port), file, nil
+}
+
+// parseGopsPort reads a gops port file: the port, from 1 to 65535, in
+// decimal digits (the agent writes strconv.Itoa of its port).
+func parseGopsPort(b []byte) (string, error) {
+	port := strings.TrimSpace(string(b))
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return "", fmt.Errorf("not a port from 1 to 65535: %q", clipBytes(b, 40))
+	}
+	return port, nil
 }
 
 func clipBytes(b []byte, n int) string {
