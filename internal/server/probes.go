@@ -89,7 +89,7 @@ func durationParam(r *http.Request, name string, def, lo, hi time.Duration) (tim
 	if err != nil {
 		// A bare number means seconds, as in /debug/pprof/profile?seconds=N.
 		n, err2 := strconv.ParseFloat(v, 64)
-		if err2 != nil {
+		if err2 != nil || strings.Trim(v, "0123456789.") != "" {
 			return 0, fmt.Errorf("query parameter %s=%q: want a duration such as 5s", name, v)
 		}
 		d = time.Duration(n * float64(time.Second))

@@ -11,11 +11,10 @@ import (
 	"unicode"
 )
 
-// lenientNumbers: durationParam reads a bare number with strconv.ParseFloat,
-// which also takes Go's syntax (1_0, 0x1p4, 1e1, +5), so window=1_0 is ten
-// seconds. Until it takes digits only (issue #19), FuzzDurationParam lets
-// such numbers through.
-const lenientNumbers = true
+// lenientNumbers would let FuzzDurationParam accept bare numbers in Go's
+// syntax (1_0, 0x1p4, 1e1, +5); durationParam takes digits and a point
+// only.
+const lenientNumbers = false
 
 // plainSeconds is a bare number as people write seconds: digits, with a
 // fraction or not.
