@@ -89,10 +89,12 @@ func TestTopInTmux(t *testing.T) {
 		return rows > 0
 	})
 
-	// The daemon has diagnosed the waiters' lock before the details open.
-	waitFor("a finding", func(s string) bool {
-		return strings.Contains(s, "f findings (") && !strings.Contains(s, "f findings (0)")
-	})
+	// The daemon has diagnosed the waiters' lock before the details open
+	// (on a busy machine other findings may come first).
+	keys("f")
+	waitFor("the finding", has("lock-held-blocking", "blocking_lock.go"))
+	keys("t")
+	waitFor("tasks again", has(`filter "waiter"`, "blocking-lock/waiter", "Location"))
 	keys("Enter")
 	waitFor("details", has("blocking-lock/waiter  waiting", "wait site", "created by", "in goroutine",
 		"busy", "%", "run times", "sched delays", "stack:", "esc back",

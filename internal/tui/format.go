@@ -144,7 +144,7 @@ func WriteTask(w io.Writer, t *api.Task, noWindow string, window time.Duration) 
 		fmt.Fprintln(w, "\nnote:", noWindow)
 	} else {
 		if window > 0 {
-			fmt.Fprintf(w, "\nover the trace window (--window %s; a young target's flight recorder may hold less):\n", window)
+			fmt.Fprintf(w, "\nover the trace window (--window %s; less where the target was traced for less):\n", window)
 		} else {
 			fmt.Fprintln(w, "\nover the whole trace:")
 		}
