@@ -33,11 +33,20 @@ type check struct {
 }
 
 func newCheck(e *Engine, in Input) *check {
-	return &check{
+	c := &check{
 		e: e, in: in, snap: in.Snapshot, now: in.Snapshot.Time, window: max(in.Snapshot.WindowNS, 1),
 		claimed: map[int64]string{}, claimedSites: map[string]string{},
 		stacks: map[int64][]api.Frame{}, profiles: map[string]*profile.Profile{}, profileErrs: map[string]error{},
 	}
+	// The inspector's own goroutines (its uploads, its queued requests, its
+	// recorder) are claimed before any rule runs, so that no rule, present
+	// or future, can report the inspector as the program's bug.
+	for i := range c.snap.Tasks {
+		if t := &c.snap.Tasks[i]; inspectorTask(t) {
+			c.claimed[t.ID] = "inspector"
+		}
+	}
+	return c
 }
 
 // task returns the task with the given id, or nil.
@@ -98,10 +107,16 @@ func (c *check) isClaimed(id int64) bool { _, ok := c.claimed[id]; return ok }
 // userTask reports whether t runs user code: runtime goroutines (the
 // garbage collector's workers, finalizers) are the runtime's business.
 func userTask(t *api.Task) bool {
-	if t.Labels[source.OwnLabel] != "" || isInspectorFunc(t.Location.Function) || isInspectorFunc(t.CreatedBy.Function) {
+	if inspectorTask(t) {
 		return false
 	}
 	return !isRuntimeFunc(t.Location.Function) || t.CreatedBy.Function != "" && !isRuntimeFunc(t.CreatedBy.Function)
+}
+
+// inspectorTask reports whether t is the inspector's: labelled with its
+// role, or running or started by its code.
+func inspectorTask(t *api.Task) bool {
+	return t.Labels[source.OwnLabel] != "" || isInspectorFunc(t.Location.Function) || isInspectorFunc(t.CreatedBy.Function)
 }
 
 func isRuntimeFunc(fn string) bool {
@@ -255,7 +270,7 @@ func (c *check) stuckGroups(stuckFor time.Duration, keep func(t *api.Task) bool)
 	groups := map[string]*stuckGroup{}
 	for i := range c.snap.Tasks {
 		t := &c.snap.Tasks[i]
-		if t.State != "waiting" || !keep(t) {
+		if t.State != "waiting" || c.isClaimed(t.ID) || !keep(t) {
 			continue
 		}
 		key := siteKey(t.WaitReason, t.Location)

@@ -38,7 +38,7 @@ func checkExplosion(c *check) []found {
 	fresh := map[string]int{}
 	for i := range c.snap.Tasks {
 		t := &c.snap.Tasks[i]
-		if t.CreatedBy.Function != "" && t.Stats.TotalNS < c.window*95/100 {
+		if t.CreatedBy.Function != "" && t.Stats.TotalNS < c.window*95/100 && !c.isClaimed(t.ID) {
 			fresh[creatorKey(t.CreatedBy)]++
 		}
 	}
@@ -85,7 +85,7 @@ func checkExplosion(c *check) []found {
 		var ids []int64
 		for i := range c.snap.Tasks {
 			t := &c.snap.Tasks[i]
-			if t.CreatedBy.Function != "" && creatorKey(t.CreatedBy) == key {
+			if t.CreatedBy.Function != "" && creatorKey(t.CreatedBy) == key && !c.isClaimed(t.ID) {
 				site = t.CreatedBy
 				ids = append(ids, t.ID)
 			}
