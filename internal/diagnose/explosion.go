@@ -82,15 +82,23 @@ func checkExplosion(c *check) []found {
 			continue
 		}
 		site := sp.Site
-		var ids []int64
+		var ids, unproven []int64
+		leaked := 0
 		for i := range c.snap.Tasks {
 			t := &c.snap.Tasks[i]
 			if t.CreatedBy.Function != "" && creatorKey(t.CreatedBy) == key && !c.isClaimed(t.ID) {
 				site = t.CreatedBy
 				ids = append(ids, t.ID)
+				if t.Leaked {
+					leaked++
+				} else {
+					unproven = append(unproven, t.ID)
+				}
 			}
 		}
-		c.claim(id, ids...)
+		// A fast leak is a leak first: goroutines the leak detection proved
+		// stay for goroutine-leak to report, this finding adds the pace.
+		c.claim(id, unproven...)
 		c.exploding = append(c.exploding, site.Function)
 		sev := Warning
 		if float64(peak) >= maxN {
@@ -108,6 +116,9 @@ func checkExplosion(c *check) []found {
 		}
 		if rate > 0 {
 			msg += fmt.Sprintf(", growing by %.0f per second", rate)
+		}
+		if leaked > 0 {
+			msg += fmt.Sprintf("; the runtime's leak detection proved %d of them leaked (see goroutine-leak)", leaked)
 		}
 		out = append(out, found{key: key, finding: api.Finding{
 			Severity: sev,
