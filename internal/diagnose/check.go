@@ -220,7 +220,12 @@ var inspectorFuncs = []string{"github.com/inspectd/inspectd/internal/daemon.", "
 	"github.com/inspectd/inspectd/internal/source", "github.com/inspectd/inspectd/internal/model.",
 	"github.com/inspectd/inspectd/internal/tracewin.", "github.com/inspectd/inspectd/internal/dump.",
 	"github.com/inspectd/inspectd/internal/diagnose.", "github.com/inspectd/inspectd/internal/api.",
-	"github.com/inspectd/inspectd/agent.", "golang.org/x/exp/trace", "internal/trace"}
+	"github.com/inspectd/inspectd/agent.", "golang.org/x/exp/trace", "internal/trace",
+	// What serves the inspector in a target it attaches to: the profiles,
+	// dumps and traces it asks for cost the target goroutines and heap
+	// (a heap profile written, a trace buffered), which are the
+	// inspector's doing, not the program's.
+	"net/http/pprof.", "github.com/felixge/fgprof", "github.com/google/gops/agent"}
 
 func isInspectorFunc(fn string) bool {
 	for _, p := range inspectorFuncs {
