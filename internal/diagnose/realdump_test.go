@@ -126,7 +126,7 @@ func TestRealLeaksAreFindings(t *testing.T) {
 		t.Fatalf("the dump marks %d goroutines leaked, want at least the 5 of the three runs' sends, the lone lock, the Cond", leaked)
 	}
 	// The bug of two sites: one finding lists both of its lines.
-	send, lock := lineOf(t, "ch <- 1 // the send site"), lineOf(t, "mu.Lock() // the lock site")
+	send, lock := lineOf(t, "realdump_test.go", "ch <- 1 // the send site"), lineOf(t, "realdump_test.go", "mu.Lock() // the lock site")
 	var both []string
 	for _, f := range fs {
 		has := map[int]bool{}
@@ -157,10 +157,10 @@ func titles(fs []api.Finding) []string {
 	return out
 }
 
-// lineOf is the line of this file that contains text.
-func lineOf(t *testing.T, text string) int {
+// lineOf is the line of file (of this package) that contains text.
+func lineOf(t *testing.T, file, text string) int {
 	t.Helper()
-	b, err := os.ReadFile("realdump_test.go")
+	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
