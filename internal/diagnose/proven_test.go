@@ -133,3 +133,36 @@ func TestProvenDeadlockNamesEveryLock(t *testing.T) {
 		t.Fatalf("findings %+v, want one deadlock at both locks", fs)
 	}
 }
+
+// An explosion that happened before the inspector attached: 60,000
+// goroutines from one go statement, none created within the window, and
+// no growth between snapshots. It is reported whether the source knows
+// where they were created (a dump) or only what they run (a goroutine
+// profile of a target too large to dump).
+func TestExplosionThatAlreadyHappened(t *testing.T) {
+	worker := api.Frame{Function: "example.com/svc.worker", File: "/src/svc/worker.go", Line: 30}
+	spawn := api.Frame{Function: "example.com/svc.start", File: "/src/svc/start.go", Line: 12}
+	stack := []api.Frame{{Function: "runtime.gopark"}, {Function: "runtime.chanrecv1"}, worker, {Function: "runtime.goexit"}}
+	for _, tc := range []struct {
+		name    string
+		creator api.Frame
+		want    string
+	}{{"creators known", spawn, "start.go:12"}, {"creators unknown", api.Frame{}, "worker.go:30"}} {
+		tasks := make([]api.Task, 0, 60_000)
+		for id := range int64(60_000) {
+			tasks = append(tasks, api.Task{ID: 100 + id, Name: "svc.worker", State: "waiting", WaitReason: "chan receive",
+				Location: worker, CreatedBy: tc.creator, Stats: api.TaskStats{TotalNS: window, IdleNS: window, InStateNS: window}})
+		}
+		e := newEngine(t, Config{})
+		var fs []api.Finding
+		for i := range 3 {
+			s := &api.Snapshot{Time: t0.Add(time.Duration(i) * 5 * time.Second), WindowNS: window, Tasks: tasks,
+				Process: api.Process{GOMAXPROCS: 2, Goroutines: 60_000, Leaked: -1}}
+			fs = e.Observe(Input{Snapshot: s, Stack: func(int64) []api.Frame { return stack }})
+		}
+		if len(fs) == 0 || fs[0].Rule != "goroutine-explosion" || fs[0].Severity != Critical || !strings.Contains(fs[0].Title, "60000 goroutines") ||
+			!strings.Contains(fs[0].Title, tc.want) {
+			t.Errorf("%s: findings %+v, want a critical explosion of 60000 at %s", tc.name, fs, tc.want)
+		}
+	}
+}
