@@ -340,6 +340,18 @@ func (g *provenGroup) lockOnly() bool {
 // the same sites. The server or test harness that started them (standard
 // library code) says nothing of which bug they belong to.
 func (c *check) provenGroups() []*provenGroup {
+	var leaked []*api.Task
+	for i := range c.snap.Tasks {
+		t := &c.snap.Tasks[i]
+		if t.Leaked && !c.isClaimed(t.ID) && userTask(t) {
+			leaked = append(leaked, t)
+		}
+	}
+	return c.bugGroups(leaked)
+}
+
+// bugGroups groups stuck goroutines by bug, as provenGroups does.
+func (c *check) bugGroups(leaked []*api.Task) []*provenGroup {
 	parent := map[string]string{}
 	var find func(k string) string
 	find = func(k string) string {
@@ -363,14 +375,6 @@ func (c *check) provenGroups() []*provenGroup {
 			ra, rb = rb, ra
 		}
 		parent[rb] = ra
-	}
-	var leaked []*api.Task
-	for i := range c.snap.Tasks {
-		t := &c.snap.Tasks[i]
-		if !t.Leaked || c.isClaimed(t.ID) || !userTask(t) {
-			continue
-		}
-		leaked = append(leaked, t)
 	}
 	if len(leaked) == 0 {
 		return nil

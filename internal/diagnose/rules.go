@@ -19,4 +19,6 @@ var allRules = []*rule{
 	growthRule,
 	threadRule,
 	outlivedRule,
+	// Last: a suspicion is what no rule with evidence explained.
+	suspectRule,
 }
