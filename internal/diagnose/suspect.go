@@ -76,7 +76,7 @@ func checkSuspect(c *check) []found {
 		if isStdFunc(t.Location.Function) && (t.CreatedBy.Function == "" || isStdFunc(t.CreatedBy.Function)) {
 			continue // a server's or the standard library's own goroutine
 		}
-		if t.ParentID == 0 || c.task(t.ParentID) != nil {
+		if !c.starterReturned(t) {
 			continue // its starter lives on (or the source cannot say)
 		}
 		d := c.e.hist.stuckFor(t.ID, c.now)
@@ -149,4 +149,30 @@ func waitsForNextItem(t *api.Task, stack []api.Frame) bool {
 	}
 	// No stack to tell: a receive may be a consumer's.
 	return true
+}
+
+// starterReturned reports whether the function that started t has
+// returned: its parent goroutine is gone, or, for a goroutine that cannot
+// be waiting for work (a send, a lock, a WaitGroup), the parent no longer
+// runs that function (a request's handler that returned while its
+// connection's goroutine lives on). A receive or a select may be a
+// worker's, waiting for what its starter's caller still sends: only a
+// starter gone for good counts for those.
+func (c *check) starterReturned(t *api.Task) bool {
+	if t.ParentID == 0 {
+		return false
+	}
+	p := c.task(t.ParentID)
+	if p == nil {
+		return true
+	}
+	if t.WaitReason == "chan receive" || t.WaitReason == "select" || t.CreatedBy.Function == "" {
+		return false
+	}
+	st := c.stack(p.ID)
+	if len(st) == 0 {
+		return false
+	}
+	_, in := frameIn(st, t.CreatedBy.Function)
+	return !in
 }
