@@ -152,12 +152,9 @@ func waitsForNextItem(t *api.Task, stack []api.Frame) bool {
 }
 
 // starterReturned reports whether the function that started t has
-// returned: its parent goroutine is gone, or, for a goroutine that cannot
-// be waiting for work (a send, a lock, a WaitGroup), the parent no longer
-// runs that function (a request's handler that returned while its
-// connection's goroutine lives on). A receive or a select may be a
-// worker's, waiting for what its starter's caller still sends: only a
-// starter gone for good counts for those.
+// returned: its parent goroutine is gone, or the parent no longer runs
+// that function (a request's handler that returned while its connection's
+// goroutine lives on).
 func (c *check) starterReturned(t *api.Task) bool {
 	if t.ParentID == 0 {
 		return false
@@ -166,7 +163,14 @@ func (c *check) starterReturned(t *api.Task) bool {
 	if p == nil {
 		return true
 	}
-	if t.WaitReason == "chan receive" || t.WaitReason == "select" || t.CreatedBy.Function == "" {
+	if t.CreatedBy.Function == "" {
+		return false
+	}
+	// A receive or a select may be a worker's, waiting for what its
+	// starter's caller still sends (a pool a constructor started): only
+	// per-request work counts, started by a handler whose goroutine is
+	// back in the server's code.
+	if (t.WaitReason == "chan receive" || t.WaitReason == "select") && !isStdFunc(p.Location.Function) {
 		return false
 	}
 	st := c.stack(p.ID)
