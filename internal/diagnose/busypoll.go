@@ -91,7 +91,9 @@ func (c *check) pollsWithoutYielding(t *api.Task) (found, bool) {
 	if c.in.StretchStack != nil {
 		stacks = append(stacks, c.in.StretchStack(t.ID))
 	}
-	stacks = append(stacks, c.stack(t.ID))
+	if t.State != "waiting" {
+		stacks = append(stacks, c.stack(t.ID))
+	}
 	var site api.Frame
 	for _, st := range stacks {
 		for i, f := range st {

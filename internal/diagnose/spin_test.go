@@ -112,3 +112,22 @@ func TestBusyPollWithoutYielding(t *testing.T) {
 		}
 	}
 }
+
+// A CPU-bound goroutine that computed the whole window and has just come to
+// rest in a select (a hog between two bursts) did not spin in that select:
+// its stack is where it blocked.
+func TestNoSpinForAComputationAtRest(t *testing.T) {
+	hog := spinner(7)
+	hog.State, hog.WaitReason = "waiting", "select"
+	computing := []api.Frame{{Function: "example.com/svc.burn", File: "/src/svc/burn.go", Line: 5}}
+	e := newEngine(t, Config{})
+	for i := range 3 {
+		fs := e.Observe(Input{Snapshot: spinSnap(time.Duration(i)*time.Second, nil, hog),
+			Stack: func(int64) []api.Frame { return inSelect }, StretchStack: func(int64) []api.Frame { return computing }})
+		for _, f := range fs {
+			if f.Rule == "select-spin" || f.Rule == "busy-poll" {
+				t.Fatalf("a hog at rest in a select: %+v", f)
+			}
+		}
+	}
+}
