@@ -123,6 +123,9 @@ func checkLeak(c *check) []found {
 		}
 		out = append(out, found{key: g.key, finding: f})
 	}
+	if f, ok := c.unplacedLeaks(); ok {
+		out = append(out, f)
+	}
 	for _, key := range slicesSortedKeys(stuck) {
 		g := stuck[key]
 		if !isChanWait(g.reason) || c.claimedSites[key] != "" {
@@ -166,4 +169,38 @@ func leakedOn(reason string) string {
 		return "on channels that no running goroutine can reach"
 	}
 	return "on something that no running goroutine can reach"
+}
+
+// unplacedLeaks reports leaked goroutines that the goroutineleak profile
+// counts but the snapshot could not match to any of its goroutines (its
+// goroutines came from a source that lost them: a dump cut short). Proof is proof: the count is a finding
+// even where the goroutines cannot be named.
+func (c *check) unplacedLeaks() (found, bool) {
+	counted := c.snap.Process.Leaked
+	if counted <= 0 {
+		return found{}, false
+	}
+	marked := 0
+	for i := range c.snap.Tasks {
+		if c.snap.Tasks[i].Leaked {
+			marked++
+		}
+	}
+	// Only where the snapshot lacks goroutines: with all of them there and
+	// none marked, the count is from a read the marks have not caught up
+	// with, and the next dump carries them.
+	if marked > 0 || c.snap.Process.Goroutines <= int64(len(c.snap.Tasks)) {
+		return found{}, false
+	}
+	return found{key: "unplaced", finding: api.Finding{
+		Severity: Critical,
+		Title:    fmt.Sprintf("goroutine leak: the goroutineleak profile counts %s leaked, none of them placed", goroutines(counted)),
+		Message: fmt.Sprintf("The runtime's leak detection found %s blocked for good, but none of the goroutines in this "+
+			"snapshot carries its mark, so they cannot be named here: `inspect-cli profile goroutineleak` shows their stacks.",
+			goroutines(counted)),
+		Evidence: api.Evidence{Figures: map[string]float64{"leaked": float64(counted)},
+			Missing: []string{"which goroutines leaked: the snapshot's goroutines could not be matched to the goroutineleak profile's stacks"}},
+		Advice: "Make sure every blocked send or receive can complete: give a reply channel a buffer of one so the " +
+			"sender never waits for a receiver that has gone, or select on ctx.Done() beside the channel operation.",
+	}}, true
 }

@@ -166,3 +166,16 @@ func TestExplosionThatAlreadyHappened(t *testing.T) {
 		}
 	}
 }
+
+// Leaked goroutines the profile counts but the snapshot cannot place (its
+// goroutines lack the marks) are a finding still, with their count.
+func TestLeaksCountedButNotPlaced(t *testing.T) {
+	tk := leakedTask(7, "chan send", 20, 10)
+	tk.Leaked = false
+	s := provenSnap(0, tk)
+	s.Process.Leaked, s.Process.Goroutines = 54650, 60000 // a dump cut short
+	fs := newEngine(t, Config{}).Observe(Input{Snapshot: s})
+	if len(fs) != 1 || fs[0].Rule != "goroutine-leak" || fs[0].Severity != Critical || !strings.Contains(fs[0].Title, "54650 goroutines") {
+		t.Fatalf("findings %+v, want the 54650 leaked goroutines counted", fs)
+	}
+}
