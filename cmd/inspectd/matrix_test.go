@@ -91,7 +91,7 @@ func inspectdBinary(t *testing.T) string {
 
 // startDaemon runs the daemon with the given workloads on a free loopback
 // port and returns its base URL; it is stopped with the test.
-func startDaemon(t *testing.T, workloads string) string {
+func startDaemon(t *testing.T, workloads string, flags ...string) string {
 	t.Helper()
 	// A whole core for building snapshots: the matrix checks what the rules
 	// find and where. The default quarter core spaces builds by four times
@@ -99,8 +99,9 @@ func startDaemon(t *testing.T, workloads string) string {
 	// busy-poll's dense trace takes seconds, so its rule (which wants two
 	// snapshots in a row) could wait past the 10 s; that spacing is measured
 	// in BENCHMARKS.md, section 5.
-	cmd := exec.Command(inspectdBinary(t), "--workloads", workloads, "--listen", "127.0.0.1:0", "--gops-addr", "off",
-		"--diagnose-interval", "1s", "--cpu-budget", "1", "--log-format", "json")
+	args := append([]string{"--workloads", workloads, "--listen", "127.0.0.1:0", "--gops-addr", "off",
+		"--diagnose-interval", "1s", "--cpu-budget", "1", "--log-format", "json"}, flags...)
+	cmd := exec.Command(inspectdBinary(t), args...)
 	cmd.Env = append(os.Environ(), "GOPS_CONFIG_DIR="+t.TempDir())
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -400,5 +401,126 @@ func writeMatrix(t *testing.T) {
 	}
 	if err := os.WriteFile(out, []byte(b.String()), 0o644); err != nil {
 		t.Error(err)
+	}
+}
+
+// mixWithin is how long every rule of the broken workloads has to report
+// when they all run at once.
+const mixWithin = 90 * time.Second
+
+// All the broken workloads at once, in one daemon: each of their rules
+// reports within 90 seconds, at the workload's file (rules that give one
+// finding for the whole process, the heap's growth or the threads', at
+// one of their workloads' files). Rules compose: one that reports nothing
+// hides nothing from the others. Opt in with INSPECTD_MATRIX_MIX=1: on
+// two cores the mix (a storm of 100,000 goroutines, hogs, spinners and a
+// growing heap) takes the machine for a minute and a half.
+func TestMatrixAllBrokenAtOnce(t *testing.T) {
+	if os.Getenv("INSPECTD_MATRIX_MIX") == "" {
+		t.Skip("set INSPECTD_MATRIX_MIX=1 to run every broken workload at once for up to 90s")
+	}
+	// The storm's 100,000 goroutines make a full dump stop the world for
+	// ~0.6 s, which the default --max-pause (1 ms) never allows: without
+	// dumps the parents and labels of goroutines older than the trace are
+	// unknown, and outlived-context cannot tell whose scope has ended.
+	// The mix checks that the rules compose, given what they need.
+	base := startDaemon(t, "broken", "--max-pause", "2s")
+	began := time.Now()
+	cl := api.NewClient(base, "")
+	stopped := map[string]bool{}
+	seen := map[string]time.Duration{} // by workload
+	var last []api.Finding
+	for time.Since(began) < mixWithin && len(seen) < len(matrix) {
+		for _, c := range matrix {
+			// The bugs that show once their workload stops, stopped after
+			// 3 s as in the matrix.
+			if c.stopFirst && !stopped[c.workload] && time.Since(began) > 3*time.Second {
+				if _, err := cl.StopWorkload(context.Background(), c.workload); err != nil {
+					t.Fatalf("stopping %s: %v", c.workload, err)
+				}
+				stopped[c.workload] = true
+			}
+		}
+		last = findings(t, base)
+		for _, c := range matrix {
+			if _, ok := seen[c.workload]; ok {
+				continue
+			}
+			for _, f := range last {
+				if f.Rule == c.rule && (mixAtFile(f, c.file) || oneForTheProcess(c.rule) && (mixAtAnyFile(f, c.rule) || len(f.Evidence.Sites) == 0)) {
+					seen[c.workload] = time.Since(began)
+					t.Logf("%s: %s after %v: %s", c.workload, c.rule, seen[c.workload].Round(100*time.Millisecond), f.Title)
+					break
+				}
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	for _, c := range matrix {
+		if _, ok := seen[c.workload]; !ok {
+			t.Errorf("%s: rule %s did not report at %s within %v", c.workload, c.rule, c.file, mixWithin)
+		}
+	}
+	if t.Failed() {
+		for _, f := range last {
+			t.Logf("finding then: %s %s: %s %v", f.Rule, f.Severity, f.Title, f.Evidence.Sites)
+		}
+	}
+}
+
+// oneForTheProcess reports whether a rule gives one finding for the whole
+// process, which names only the workloads that weigh most, or none where
+// the source cannot tell (which goroutines hold threads needs a dump).
+func oneForTheProcess(rule string) bool { return rule == "unbounded-growth" || rule == "thread-growth" }
+
+func mixAtFile(f api.Finding, file string) bool {
+	return slices.ContainsFunc(f.Evidence.Sites, func(s api.Frame) bool { return filepath.Base(s.File) == file })
+}
+
+// mixAtAnyFile reports whether f names the file of any workload of rule.
+func mixAtAnyFile(f api.Finding, rule string) bool {
+	for _, c := range matrix {
+		if c.rule == rule && mixAtFile(f, c.file) {
+			return true
+		}
+	}
+	return false
+}
+
+// The healthy workloads at their defaults, all at once, beside two CPU
+// burners in other processes (a loaded machine of two cores): no finding
+// over 30 seconds. Opt in with INSPECTD_MATRIX_LOADED=1: it keeps every
+// core of the machine busy.
+func TestMatrixHealthyLoaded(t *testing.T) {
+	if os.Getenv("INSPECTD_MATRIX_LOADED") == "" {
+		t.Skip("set INSPECTD_MATRIX_LOADED=1 to run the healthy lab beside two CPU burners for 30s")
+	}
+	for range 2 {
+		burner := exec.Command(os.Args[0], "-test.run=^TestBurnHelper$")
+		burner.Env = append(os.Environ(), "INSPECTD_BURN=1")
+		if err := burner.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { burner.Process.Kill(); burner.Wait() })
+	}
+	base := startDaemon(t, "healthy")
+	seen := map[string]string{}
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(time.Second) {
+		for _, f := range findings(t, base) {
+			seen[f.Rule+" "+f.Severity] = f.Title
+		}
+	}
+	if len(seen) > 0 {
+		t.Errorf("the healthy lab on a loaded machine: findings over 30s: %v", seen)
+	}
+}
+
+// TestBurnHelper is a CPU burner of TestMatrixHealthyLoaded when run by it.
+func TestBurnHelper(t *testing.T) {
+	if os.Getenv("INSPECTD_BURN") == "" {
+		t.Skip("a CPU burner of TestMatrixHealthyLoaded")
+	}
+	for n := 0; ; n++ {
+		_ = n * n
 	}
 }

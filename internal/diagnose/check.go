@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/google/pprof/profile"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/format"
 	"github.com/inspectd/inspectd/internal/source"
 )
 
@@ -218,7 +220,12 @@ var inspectorFuncs = []string{"github.com/inspectd/inspectd/internal/daemon.", "
 	"github.com/inspectd/inspectd/internal/source", "github.com/inspectd/inspectd/internal/model.",
 	"github.com/inspectd/inspectd/internal/tracewin.", "github.com/inspectd/inspectd/internal/dump.",
 	"github.com/inspectd/inspectd/internal/diagnose.", "github.com/inspectd/inspectd/internal/api.",
-	"github.com/inspectd/inspectd/agent.", "golang.org/x/exp/trace", "internal/trace"}
+	"github.com/inspectd/inspectd/agent.", "golang.org/x/exp/trace", "internal/trace",
+	// What serves the inspector in a target it attaches to: the profiles,
+	// dumps and traces it asks for cost the target goroutines and heap
+	// (a heap profile written, a trace buffered), which are the
+	// inspector's doing, not the program's.
+	"net/http/pprof.", "github.com/felixge/fgprof", "github.com/google/gops/agent"}
 
 func isInspectorFunc(fn string) bool {
 	for _, p := range inspectorFuncs {
@@ -293,4 +300,152 @@ func (c *check) stuckGroups(stuckFor time.Duration, keep func(t *api.Task) bool)
 		}
 	}
 	return groups
+}
+
+// provenGroup is the goroutines one bug stranded, as the runtime's leak
+// detection proved: a bug often strands goroutines at several sites (a
+// lock wait in one, a channel send in another), and a finding that names
+// only one of them sends the reader to half the bug.
+type provenGroup struct {
+	key   string // stable across snapshots while the bug lasts
+	ids   []int64
+	sites []waitSite // most goroutines first
+	// Where its goroutines were created, at most a few.
+	creators []api.Frame
+	longest  time.Duration
+}
+
+// waitSite is where some of a group's goroutines wait.
+type waitSite struct {
+	reason string
+	loc    api.Frame
+	n      int
+}
+
+// lockOnly reports whether every goroutine of g waits for a lock.
+func (g *provenGroup) lockOnly() bool {
+	for _, s := range g.sites {
+		if !isLockWait(s.reason) {
+			return false
+		}
+	}
+	return true
+}
+
+// provenGroups groups the goroutines the leak detection proved leaked and
+// no rule has claimed, one group per bug. Goroutines belong to one bug when
+// they wait at the same site, share a labelled scope, were created by the
+// same user function, or one created the other: one run of a buggy
+// function strands all of its goroutines together, and each run repeats
+// the same sites. The server or test harness that started them (standard
+// library code) says nothing of which bug they belong to.
+func (c *check) provenGroups() []*provenGroup {
+	var leaked []*api.Task
+	for i := range c.snap.Tasks {
+		t := &c.snap.Tasks[i]
+		if t.Leaked && !c.isClaimed(t.ID) && userTask(t) {
+			leaked = append(leaked, t)
+		}
+	}
+	return c.bugGroups(leaked)
+}
+
+// bugGroups groups stuck goroutines by bug, as provenGroups does.
+func (c *check) bugGroups(leaked []*api.Task) []*provenGroup {
+	parent := map[string]string{}
+	var find func(k string) string
+	find = func(k string) string {
+		p, ok := parent[k]
+		if !ok || p == k {
+			parent[k] = k
+			return k
+		}
+		r := find(p)
+		parent[k] = r
+		return r
+	}
+	union := func(a, b string) {
+		ra, rb := find(a), find(b)
+		if ra == rb {
+			return
+		}
+		// The smaller key roots the set: the group's key stays the same
+		// while goroutines come and go.
+		if rb < ra {
+			ra, rb = rb, ra
+		}
+		parent[rb] = ra
+	}
+	if len(leaked) == 0 {
+		return nil
+	}
+	isLeaked := map[int64]bool{}
+	for _, t := range leaked {
+		isLeaked[t.ID] = true
+	}
+	for _, t := range leaked {
+		id := "g:" + fmt.Sprint(t.ID)
+		union(id, "site:"+siteKey(t.WaitReason, t.Location))
+		if sc := scopeOf(t.Labels); sc != "" {
+			union(id, "scope:"+sc)
+		} else if fn := t.CreatedBy.Function; fn != "" && !isStdFunc(fn) {
+			union(id, "creator:"+fn)
+		}
+		if isLeaked[t.ParentID] {
+			union(id, "g:"+fmt.Sprint(t.ParentID))
+		}
+	}
+	byRoot := map[string]*provenGroup{}
+	var out []*provenGroup
+	for _, t := range leaked {
+		root := find("g:" + fmt.Sprint(t.ID))
+		g := byRoot[root]
+		if g == nil {
+			g = &provenGroup{}
+			byRoot[root] = g
+			out = append(out, g)
+		}
+		g.ids = append(g.ids, t.ID)
+		g.longest = max(g.longest, c.e.hist.stuckFor(t.ID, c.now))
+		if i := slices.IndexFunc(g.sites, func(s waitSite) bool { return s.reason == t.WaitReason && s.loc == t.Location }); i >= 0 {
+			g.sites[i].n++
+		} else {
+			g.sites = append(g.sites, waitSite{reason: t.WaitReason, loc: t.Location, n: 1})
+		}
+		if cb := t.CreatedBy; cb.Function != "" && len(g.creators) < 4 && !slices.Contains(g.creators, cb) {
+			g.creators = append(g.creators, cb)
+		}
+	}
+	for _, g := range out {
+		slices.SortStableFunc(g.sites, func(a, b waitSite) int {
+			return cmp.Or(cmp.Compare(b.n, a.n), cmp.Compare(siteKey(a.reason, a.loc), siteKey(b.reason, b.loc)))
+		})
+		// One site: the site is the bug's name, as it was before several
+		// sites were grouped, so a finding keeps its first-seen time.
+		g.key = siteKey(g.sites[0].reason, g.sites[0].loc)
+		if len(g.sites) > 1 {
+			keys := make([]string, len(g.sites))
+			for i, s := range g.sites {
+				keys[i] = siteKey(s.reason, s.loc)
+			}
+			slices.Sort(keys)
+			g.key = "bug:" + keys[0]
+		}
+	}
+	slices.SortFunc(out, func(a, b *provenGroup) int { return cmp.Compare(a.key, b.key) })
+	return out
+}
+
+// siteList is "chan send at a.go:10, sync.Mutex.Lock at b.go:20", at most
+// n sites, with how many more.
+func siteList(sites []waitSite, n int) string {
+	var parts []string
+	for i, s := range sites {
+		if i == n {
+			parts = append(parts, fmt.Sprintf("%d more", len(sites)-n))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s in %s at %s", goroutines(s.n), s.reason, format.Frame(s.loc)))
+	}
+	return strings.Join(parts, "; ")
 }

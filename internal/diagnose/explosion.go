@@ -62,7 +62,7 @@ func checkExplosion(c *check) []found {
 	for k := range spawns {
 		keys[k] = true
 	}
-	var out []found
+	out := c.explosionByStart(maxN)
 	for key := range keys {
 		n, sp := now.creators[key], spawns[key]
 		peak := max(n, sp.Peak)
@@ -82,15 +82,23 @@ func checkExplosion(c *check) []found {
 			continue
 		}
 		site := sp.Site
-		var ids []int64
+		var ids, unproven []int64
+		leaked := 0
 		for i := range c.snap.Tasks {
 			t := &c.snap.Tasks[i]
 			if t.CreatedBy.Function != "" && creatorKey(t.CreatedBy) == key && !c.isClaimed(t.ID) {
 				site = t.CreatedBy
 				ids = append(ids, t.ID)
+				if t.Leaked {
+					leaked++
+				} else {
+					unproven = append(unproven, t.ID)
+				}
 			}
 		}
-		c.claim(id, ids...)
+		// A fast leak is a leak first: goroutines the leak detection proved
+		// stay for goroutine-leak to report, this finding adds the pace.
+		c.claim(id, unproven...)
 		c.exploding = append(c.exploding, site.Function)
 		sev := Warning
 		if float64(peak) >= maxN {
@@ -109,6 +117,9 @@ func checkExplosion(c *check) []found {
 		if rate > 0 {
 			msg += fmt.Sprintf(", growing by %.0f per second", rate)
 		}
+		if leaked > 0 {
+			msg += fmt.Sprintf("; the runtime's leak detection proved %d of them leaked (see goroutine-leak)", leaked)
+		}
 		out = append(out, found{key: key, finding: api.Finding{
 			Severity: sev,
 			Title:    title,
@@ -121,4 +132,86 @@ func checkExplosion(c *check) []found {
 		}})
 	}
 	return out
+}
+
+// explosionByStart finds an explosion among goroutines whose creation site
+// the source does not know (a heavy target's goroutines older than the
+// trace, seen in a goroutine profile rather than a dump): those started in
+// the same function, at least maxN of them, however they got there. The
+// function a goroutine was started in is the bottom of its stack.
+func (c *check) explosionByStart(maxN float64) []found {
+	const id = "goroutine-explosion"
+	var unknown []*api.Task
+	for i := range c.snap.Tasks {
+		t := &c.snap.Tasks[i]
+		if t.CreatedBy.Function == "" && !c.isClaimed(t.ID) && userTask(t) {
+			unknown = append(unknown, t)
+		}
+	}
+	if float64(len(unknown)) < maxN {
+		return nil
+	}
+	type group struct {
+		start   api.Frame
+		ids     []int64
+		leaked  int
+		unknown []int64
+	}
+	groups := map[string]*group{}
+	for _, t := range unknown {
+		start, ok := startFrame(c.stack(t.ID))
+		if !ok {
+			continue
+		}
+		g := groups[start.Function]
+		if g == nil {
+			g = &group{start: start}
+			groups[start.Function] = g
+		}
+		g.ids = append(g.ids, t.ID)
+		if t.Leaked {
+			g.leaked++
+		} else {
+			g.unknown = append(g.unknown, t.ID)
+		}
+	}
+	var out []found
+	for _, fn := range slicesSortedKeys(groups) {
+		g := groups[fn]
+		n := len(g.ids)
+		if float64(n) < maxN {
+			continue
+		}
+		c.claim(id, g.unknown...)
+		c.exploding = append(c.exploding, fn)
+		msg := fmt.Sprintf("%d goroutines alive were started in %s, %s of all goroutines. The source does not say where they "+
+			"were created (no goroutine dump of them: the target is too large for one within the pause allowed), so they "+
+			"are counted by the function they run; however they got there, that many from one go statement is an explosion.",
+			n, format.Frame(g.start), format.Percent(share(int64(n), int64(len(c.snap.Tasks)))))
+		if g.leaked > 0 {
+			msg += fmt.Sprintf(" The runtime's leak detection proved %d of them leaked (see goroutine-leak).", g.leaked)
+		}
+		out = append(out, found{key: "start:" + fn, finding: api.Finding{
+			Severity: Critical,
+			Title:    fmt.Sprintf("goroutine explosion: %d goroutines started in %s", n, format.Frame(g.start)),
+			Message:  msg,
+			Evidence: api.Evidence{Tasks: capIDs(g.ids, 100), Sites: []api.Frame{g.start},
+				Figures: map[string]float64{"goroutines": float64(n), "peak_goroutines": float64(n), "total_goroutines": float64(len(c.snap.Tasks))},
+				Missing: []string{"where the goroutines were created: a goroutine dump (the \"created by\" lines) names the go statement"}},
+			Advice: "Spawn only where the work is big enough (do small cases inline, below a cut-off), or bound the " +
+				"goroutines with a worker pool or a semaphore (errgroup.Group.SetLimit).",
+		}})
+	}
+	return out
+}
+
+// startFrame is the function a goroutine was started in: the last frame of
+// its stack outside the runtime.
+func startFrame(stack []api.Frame) (api.Frame, bool) {
+	for i := len(stack) - 1; i >= 0; i-- {
+		if !isRuntimeFunc(stack[i].Function) {
+			return stack[i], true
+		}
+	}
+	return api.Frame{}, false
 }

@@ -35,6 +35,10 @@ type history struct {
 	// Profiles read within the span, a few seconds apart, oldest first, by
 	// profile name: for growth since a given time.
 	profiles map[string][]profileRead
+	// The user functions that woke goroutines at each site (siteKey), and
+	// when last: a loop that computes for a whole window wakes nobody in
+	// it, and its waiters are still its own.
+	wokeBy map[string]map[string]time.Time
 }
 
 type profileRead struct {
@@ -87,6 +91,7 @@ func (h *history) init(span time.Duration) {
 	h.profiles = map[string][]profileRead{}
 	h.holderCall = map[int64]api.Frame{}
 	h.parents = map[int64]parentMark{}
+	h.wokeBy = map[string]map[string]time.Time{}
 }
 
 func (h *history) observe(c *check) {
@@ -98,7 +103,23 @@ func (h *history) observe(c *check) {
 		p.goroutines = int64(len(s.Tasks))
 	}
 	for _, st := range s.Sites {
-		p.sites[siteKey(st.Reason, st.Location)] += st.Waiting
+		key := siteKey(st.Reason, st.Location)
+		p.sites[key] += st.Waiting
+		for _, w := range st.Wakers {
+			if w.Location.Function == "" || isLibraryFunc(w.Location.Function) {
+				continue
+			}
+			if h.wokeBy[key] == nil {
+				h.wokeBy[key] = map[string]time.Time{}
+			}
+			h.wokeBy[key][w.Location.Function] = s.Time
+		}
+	}
+	for key, fns := range h.wokeBy {
+		maps.DeleteFunc(fns, func(_ string, at time.Time) bool { return s.Time.Sub(at) > h.span })
+		if len(fns) == 0 {
+			delete(h.wokeBy, key)
+		}
 	}
 	if len(s.Spawns) > 0 {
 		p.spawns = make(map[string]api.SpawnSite, len(s.Spawns))

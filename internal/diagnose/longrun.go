@@ -96,6 +96,16 @@ func (c *check) waitsOn(t *api.Task, stretch []api.Frame) (*api.Site, int64) {
 				break
 			}
 		}
+		if best != s {
+			// Computing the whole window, it woke nobody in it: the sites
+			// it woke before, within the history, are still its.
+			for fn := range c.e.hist.wokeBy[siteKey(s.Reason, s.Location)] {
+				if funcs[fn] {
+					best = s
+					break
+				}
+			}
+		}
 	}
 	if best == nil {
 		return nil, 0

@@ -12,11 +12,18 @@ var allRules = []*rule{
 	lockHeldRule,
 	contentionRule,
 	blockedLoopRule,
-	starvationRule,
+	// The rules that name one goroutine's own fault (a poller, a spinning
+	// select, a run that others wait on) before the one that sees many
+	// CPU-bound goroutines together: in a mix, a spinner is one of the
+	// hogs that starve the rest, and starvation naming it would hide the
+	// spinner's own finding.
 	busyPollRule,
 	spinRule,
 	longRunRule,
+	starvationRule,
 	growthRule,
 	threadRule,
 	outlivedRule,
+	// Last: a suspicion is what no rule with evidence explained.
+	suspectRule,
 }

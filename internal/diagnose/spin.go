@@ -58,7 +58,11 @@ func checkSpin(c *check) []found {
 		if c.in.StretchStack != nil {
 			stacks = append(stacks, c.in.StretchStack(t.ID))
 		}
-		stacks = append(stacks, c.stack(t.ID))
+		// Caught waiting, its stack is where it blocked, which a spinner
+		// never does: a computation that came to rest in a select.
+		if t.State != "waiting" {
+			stacks = append(stacks, c.stack(t.ID))
+		}
 		var op, site api.Frame
 		for _, st := range stacks {
 			if o, s, ok := chanOpCall(st); ok {

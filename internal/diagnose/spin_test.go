@@ -75,3 +75,59 @@ func TestSelectSpin(t *testing.T) {
 		}
 	}
 }
+
+// A poller that never yields: a select with one case and a default in a
+// loop, no Gosched. It is on CPU the whole window, preempted by the runtime
+// ~100 times a second (so it is not rescheduled thousands of times a
+// second), and caught in the non-blocking receive: busy-poll at the
+// select's line. The same goroutine caught computing is not a poller.
+func TestBusyPollWithoutYielding(t *testing.T) {
+	pollAt := api.Frame{Function: "example.com/svc.drain", File: "/src/svc/drain.go", Line: 14}
+	poller := api.Task{ID: 9, Name: "svc/drain", State: "running", Location: pollAt,
+		CreatedBy: api.Frame{Function: "example.com/svc.run", File: "/src/svc/run.go", Line: 9},
+		Stats: api.TaskStats{TotalNS: window, BusyNS: window * 97 / 100, SchedNS: window * 3 / 100, Polls: 500,
+			LongestRunNS: int64(10 * time.Millisecond), LongestStretchNS: window}}
+	polling := []api.Frame{{Function: "runtime.chanrecv", File: "/go/src/runtime/chan.go", Line: 520},
+		{Function: "runtime.selectnbrecv", File: "/go/src/runtime/chan.go", Line: 790}, pollAt,
+		{Function: "example.com/svc.run.func1", File: "/src/svc/run.go", Line: 10}}
+	computing := []api.Frame{{Function: "example.com/svc.crunch", File: "/src/svc/crunch.go", Line: 40}, pollAt}
+	for _, tc := range []struct {
+		name  string
+		stack []api.Frame
+		want  bool
+	}{{"caught in the non-blocking receive", polling, true}, {"caught computing", computing, false}} {
+		e := newEngine(t, Config{})
+		var fs []api.Finding
+		for i := range 3 {
+			fs = e.Observe(Input{Snapshot: spinSnap(time.Duration(i)*time.Second, nil, poller),
+				Stack: func(int64) []api.Frame { return tc.stack }, StretchStack: func(int64) []api.Frame { return tc.stack }})
+		}
+		got := len(fs) == 1 && fs[0].Rule == "busy-poll"
+		if got != tc.want {
+			t.Errorf("%s: findings %+v, want busy-poll %v", tc.name, fs, tc.want)
+			continue
+		}
+		if got && (!strings.Contains(fs[0].Title, "drain.go:14") || fs[0].Evidence.Figures["polls_per_second"] > 200) {
+			t.Errorf("%s: %q %v, want the select's line and ~100 runs a second", tc.name, fs[0].Title, fs[0].Evidence.Figures)
+		}
+	}
+}
+
+// A CPU-bound goroutine that computed the whole window and has just come to
+// rest in a select (a hog between two bursts) did not spin in that select:
+// its stack is where it blocked.
+func TestNoSpinForAComputationAtRest(t *testing.T) {
+	hog := spinner(7)
+	hog.State, hog.WaitReason = "waiting", "select"
+	computing := []api.Frame{{Function: "example.com/svc.burn", File: "/src/svc/burn.go", Line: 5}}
+	e := newEngine(t, Config{})
+	for i := range 3 {
+		fs := e.Observe(Input{Snapshot: spinSnap(time.Duration(i)*time.Second, nil, hog),
+			Stack: func(int64) []api.Frame { return inSelect }, StretchStack: func(int64) []api.Frame { return computing }})
+		for _, f := range fs {
+			if f.Rule == "select-spin" || f.Rule == "busy-poll" {
+				t.Fatalf("a hog at rest in a select: %+v", f)
+			}
+		}
+	}
+}

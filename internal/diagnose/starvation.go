@@ -66,11 +66,8 @@ func checkStarvation(c *check) []found {
 	if len(hogs) < procs {
 		return nil
 	}
-	// More CPU-bound goroutines than Ps: that explains their long runs,
-	// whether or not they starve anyone in this window.
-	for _, h := range hogs {
-		c.claim(id, h.ID)
-	}
+	// A rule that reports nothing claims nothing: hogs that starve nobody
+	// in this window stay for the rules after (a busy poller, a long run).
 	queue := float64(queued) / float64(c.window)
 	if queue < c.num(starvationMinQueue) {
 		return nil

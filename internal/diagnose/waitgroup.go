@@ -48,6 +48,7 @@ func checkWaitGroup(c *check) []found {
 		proven   int
 		children map[string]api.Frame // where the goroutines it waited for were created
 		longest  time.Duration
+		leaked   int
 	}
 	groups := map[string]*group{}
 	for i := range c.snap.Tasks {
@@ -67,6 +68,9 @@ func checkWaitGroup(c *check) []found {
 		}
 		g.ids = append(g.ids, t.ID)
 		g.longest = max(g.longest, d)
+		if t.Leaked {
+			g.leaked++
+		}
 		if pm, ok := h.parents[t.ID]; ok {
 			g.proven++
 			if pm.child.Function != "" {
@@ -106,6 +110,13 @@ func checkWaitGroup(c *check) []found {
 			"its Done (or an Add counted a goroutine that never started).",
 			goroutines(len(g.ids)), verb(len(g.ids), "has", "have"), format.Frame(g.loc), format.Duration(g.longest),
 			verb(len(g.ids), "it", "they"), started)
+		if g.leaked > 0 {
+			// This finding is the leak's, with its cause: goroutine-leak
+			// leaves these goroutines to it.
+			f.Severity = Critical
+			f.Evidence.Figures["leaked"] = float64(g.leaked)
+			f.Message += fmt.Sprintf(" The runtime's leak detection (the goroutineleak profile) proved %d of them leaked: they will never run again.", g.leaked)
+		}
 		if n := len(g.ids) - g.proven; n > 0 {
 			f.Message += fmt.Sprintf(" %d of them started goroutines no snapshot saw, and wait at the same place.", n)
 		}

@@ -3,6 +3,9 @@ package diagnose
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/pprof/profile"
 
 	"github.com/inspectd/inspectd/internal/api"
 )
@@ -63,5 +66,34 @@ func TestLeakCountsAgree(t *testing.T) {
 	if len(fs) != 1 || !strings.Contains(fs[0].Title, "27 goroutines blocked in chan send at app.ask ask.go:71, 13 of them proven leaked") ||
 		!strings.Contains(fs[0].Message, "14 more are stuck there") {
 		t.Errorf("findings %+v", fs)
+	}
+}
+
+// The heap a remote target spends serving the inspector's own profile
+// requests (net/http/pprof writing a profile) grows while it is watched:
+// it is not the program's growth to report.
+func TestGrowthLeavesOutServingTheInspector(t *testing.T) {
+	const mb = 1 << 20
+	serve := func(bytes int64) *profile.Profile {
+		p := &profile.Profile{SampleType: []*profile.ValueType{{Type: "inuse_objects", Unit: "count"}, {Type: "inuse_space", Unit: "bytes"}}}
+		for i, fn := range []string{"compress/flate.NewWriter", "runtime/pprof.(*profileBuilder).build", "net/http/pprof.handler.ServeHTTP", "net/http.(*conn).serve"} {
+			f := &profile.Function{ID: uint64(i + 1), Name: fn, Filename: "/go/src/net/http/pprof/pprof.go"}
+			p.Function = append(p.Function, f)
+			p.Location = append(p.Location, &profile.Location{ID: uint64(i + 1), Line: []profile.Line{{Function: f, Line: int64(273 + i)}}})
+		}
+		p.Sample = []*profile.Sample{{Location: p.Location, Value: []int64{1, bytes}}}
+		return p
+	}
+	e, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for sec := 0; sec <= 40; sec += 2 {
+		s := &api.Snapshot{Time: t0.Add(time.Duration(sec) * time.Second), WindowNS: 5e9, Process: api.Process{GOMAXPROCS: 2, Leaked: -1}}
+		// No heap figure (a remote target): the profile's bytes stand in.
+		prof := serve(int64(20*mb + sec*5*mb))
+		if fs := e.Observe(Input{Snapshot: s, Profile: func(string) (*profile.Profile, error) { return prof, nil }}); len(fs) != 0 {
+			t.Fatalf("at %ds: %+v, want nothing: the heap is net/http/pprof's, serving the inspector", sec, fs)
+		}
 	}
 }
