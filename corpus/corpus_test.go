@@ -340,6 +340,8 @@ func runOne(ctx context.Context, bin, cli string, spec bugSpec, goName, mode str
 	case <-time.After(30 * time.Second):
 	}
 	if !strings.HasPrefix(addr, "http://") {
+		_ = target.Process.Kill()
+		_ = target.Wait() // stderr is complete once it returns
 		r.err = fmt.Errorf("%s printed no pprof address within 30s (got %q; stderr: %s)", spec.name, addr, targetErr.String())
 		return r
 	}
@@ -603,6 +605,13 @@ func TestCorpus(t *testing.T) {
 	}
 }
 
+// reporter is what check needs of a *testing.T: a fake one tests check.
+type reporter interface {
+	Helper()
+	Errorf(format string, args ...any)
+	Logf(format string, args ...any)
+}
+
 // checkList holds the bugs the binary knows to the files of bugs/.
 func checkList(t *testing.T, bin string, specs []bugSpec) {
 	t.Helper()
@@ -628,7 +637,7 @@ func checkList(t *testing.T, bin string, specs []bugSpec) {
 // goroutineleak profile proves is named at all of its sites, but for the
 // known misses; and every bug of the corpus is proven there, else the
 // program does not reproduce its bug.
-func check(t *testing.T, r *result) {
+func check(t reporter, r *result) {
 	t.Helper()
 	id := r.goName + "/" + r.key()
 	if r.err != nil {
