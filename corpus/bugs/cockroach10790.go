@@ -4,9 +4,9 @@ import "context"
 
 // cockroach#10790 (select and context): beginCmds waits for each command's
 // turn on a channel, and gives up when its context is done. Giving up, it
-// returns without draining the channels that the goroutines ahead of it
-// send on once they are done: each of those blocks for good on its send.
-// The fix gave the channels a buffer of one.
+// returns without draining the channels that the goroutines ahead of it send
+// on once they are done: each of those blocks for good on its send. A buffer
+// of one on each channel would end it.
 func init() { register("cockroach10790", "select+context", cockroach10790) }
 
 func cockroach10790() {

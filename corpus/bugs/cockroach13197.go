@@ -2,11 +2,11 @@ package main
 
 import "context"
 
-// cockroach#13197 (context): a SQL transaction started a goroutine,
-// awaitDone, that waits for the transaction's context to be done and then
-// rolls it back. The context was one whose cancel function was dropped on a
-// path through begin: nothing will ever cancel it, and awaitDone waits for
-// good. The fix cancelled the context when the transaction ends.
+// cockroach#13197 (context): a SQL transaction started a goroutine, awaitDone,
+// that waits for the transaction's context to be done and then rolls it back.
+// The context was one whose cancel function was dropped on a path through
+// begin: nothing will ever cancel it, and awaitDone waits for good. Cancelling
+// the context when the transaction ends would end it.
 func init() { register("cockroach13197", "context", cockroach13197) }
 
 type c13197Tx struct {

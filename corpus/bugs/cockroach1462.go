@@ -6,8 +6,8 @@ import "sync"
 // run under a Stopper, which counts them in a WaitGroup. A worker delivers
 // events on lt.Events, which the test stopped reading when it began to stop
 // the transport: the worker blocks on its send, never calls Done, and Stop
-// waits on the WaitGroup for good. The fix selected on ShouldStop beside the
-// send.
+// waits on the WaitGroup for good. Selecting on ShouldStop beside the send
+// would end it.
 func init() { register("cockroach1462", "channel+waitgroup", cockroach1462) }
 
 type c1462Stopper struct {

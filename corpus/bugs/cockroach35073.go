@@ -2,10 +2,10 @@ package main
 
 import "errors"
 
-// cockroach#35073 (channel): the outbox of a distributed flow could fail
-// while starting and return without closing the RowChannel it feeds; the
-// consumer, ranging over that channel, waits for rows that never come. The
-// fix closed the channel on every path out of the producer.
+// cockroach#35073 (channel): the outbox of a distributed flow could fail while
+// starting and return without closing the RowChannel it feeds; the consumer,
+// ranging over that channel, waits for rows that never come. The fix closed
+// the channel on every path out of the producer.
 func init() { register("cockroach35073", "channel", cockroach35073) }
 
 func cockroach35073() {

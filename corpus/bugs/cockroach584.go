@@ -2,11 +2,11 @@ package main
 
 import "sync"
 
-// cockroach#584 (lock: missing unlock): the gossip bootstrap loop locks
-// g.mu at the top of each round and breaks out of the loop when the gossip is
-// closed, without unlocking. The next call that locks g.mu (manage) blocks
-// for good: one goroutine, alone in sync.Mutex.Lock. The fix unlocked before
-// the break.
+// cockroach#584 (lock: missing unlock): the gossip bootstrap loop locks g.mu
+// at the top of each round and breaks out of the loop when the gossip is
+// closed, without unlocking. The next call that locks g.mu (manage) blocks for
+// good: one goroutine, alone in sync.Mutex.Lock. Unlocking before the break
+// ends it.
 func init() { register("cockroach584", "lock", cockroach584) }
 
 type c584Gossip struct {

@@ -3,7 +3,7 @@ package main
 // etcd#6857 (channel): raft's node.Status asks the node's run loop for its
 // status by sending a request on n.status. Once Stop has made the run loop
 // return, nobody receives on n.status: the caller of Status blocks for good.
-// The fix selected on n.done beside the send.
+// Selecting on n.done beside the send would end it.
 func init() { register("etcd6857", "channel", etcd6857) }
 
 type e6857Node struct {

@@ -1,10 +1,10 @@
 package main
 
-// grpc#1275 (channel): a test closes a stream while a goroutine reads from
-// it, and waits on donec for the reader to finish. The reader is blocked
-// receiving from the stream's receive buffer; CloseStream should have put a
-// message there to wake it, and did not. Both goroutines block for good. The
-// fix made CloseStream send that message.
+// grpc#1275 (channel): a test closes a stream while a goroutine reads from it,
+// and waits on donec for the reader to finish. The reader is blocked receiving
+// from the stream's receive buffer; CloseStream should have put a message
+// there to wake it, and did not. Both goroutines block for good. The fix made
+// CloseStream send that message.
 func init() { register("grpc1275", "channel", grpc1275) }
 
 type g1275Stream struct{ recv chan []byte }

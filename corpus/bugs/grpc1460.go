@@ -3,10 +3,10 @@ package main
 import "sync"
 
 // grpc#1460 (lock and channel): with keepalives on, the client transport's
-// keepalive goroutine, finding no active stream, waits on awakenKeepalive
-// for NewStream to wake it, and does so holding t.mu. NewStream needs t.mu
-// before it can send the wake-up. Both block for good. The fix released
-// t.mu before waiting.
+// keepalive goroutine, finding no active stream, waits on awakenKeepalive for
+// NewStream to wake it, and does so holding t.mu. NewStream needs t.mu before
+// it can send the wake-up. Both block for good. Releasing t.mu before waiting
+// would end it.
 func init() { register("grpc1460", "lock+channel", grpc1460) }
 
 type g1460Transport struct {

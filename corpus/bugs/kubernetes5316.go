@@ -8,7 +8,8 @@ import (
 // kubernetes#5316 (channel, with a timer): finishRequest runs the request in a
 // goroutine that reports on unbuffered channels, and waits for the result or
 // for a timeout. When the timeout wins, nobody will ever receive, and the
-// goroutine blocks for good on its send. The fix gave the channels a buffer.
+// goroutine blocks for good on its send. A buffer of one on each channel ends
+// it.
 func init() { register("kubernetes5316", "channel / select+timer", kubernetes5316) }
 
 func kubernetes5316() {

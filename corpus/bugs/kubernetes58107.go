@@ -5,13 +5,13 @@ import (
 	"time"
 )
 
-// kubernetes#58107 (RWMutex and Cond): the resource quota controller's
-// workers take workerLock for reading around pulling from a queue, and wait
-// on the queue's sync.Cond when it is empty, still holding the read lock. A
-// periodic Sync takes workerLock for writing: it waits for that reader, and
-// since a waiting writer keeps new readers out, the workers of the other
-// queue block in RLock. Nothing will ever fill the first queue. The fix
-// stopped holding workerLock while pulling from a queue.
+// kubernetes#58107 (RWMutex and Cond): the resource quota controller's workers
+// take workerLock for reading around pulling from a queue, and wait on the
+// queue's sync.Cond when it is empty, still holding the read lock. A periodic
+// Sync takes workerLock for writing: it waits for that reader, and since a
+// waiting writer keeps new readers out, the workers of the other queue block
+// in RLock. Nothing will ever fill the first queue. The fix stopped holding
+// workerLock while pulling from a queue.
 func init() { register("kubernetes58107", "rwmutex+cond", kubernetes58107) }
 
 type k58107Queue struct {

@@ -10,7 +10,7 @@ import (
 // GetCPUSetOrDefault, calls GetCPUSet, which takes s.RLock again. When
 // RemoveContainer's SetDefaultCPUSet asks for s.Lock in between, the second
 // RLock waits behind the writer, and the writer waits for the first RLock to
-// be released: both block for good. The fix took the read lock once.
+// be released: both block for good. Taking the read lock once ends it.
 func init() { register("kubernetes62464", "rwmutex", kubernetes62464) }
 
 type k62464State struct {

@@ -3,10 +3,10 @@ package main
 import "sync"
 
 // kubernetes#6632 (lock and channel): an spdy stream's WriteFrame holds the
-// write lock while it sends on resetChan; when resetChan is full it waits
-// for monitor to drain it, but monitor, woken by the connection closing,
-// first takes the same write lock to close resetChan. Each waits for the
-// other. The fix did not hold the lock across the send.
+// write lock while it sends on resetChan; when resetChan is full it waits for
+// monitor to drain it, but monitor, woken by the connection closing, first
+// takes the same write lock to close resetChan. Each waits for the other. Not
+// holding the lock across the send would end it.
 func init() { register("kubernetes6632", "lock+channel", kubernetes6632) }
 
 type k6632Conn struct {

@@ -6,8 +6,8 @@ import "sync"
 // reader removes its file watcher when the log is closed, and waits on the
 // watcher's sync.Cond until the watcher's event loop acknowledges. The event
 // loop is blocked sending an event on w.Events, which the reader no longer
-// reads: neither will ever run again. The fix stopped the event loop's send
-// on close.
+// reads: neither will ever run again. Selecting on a close channel beside the
+// event loop's send would end it.
 func init() { register("moby27782", "channel+cond", moby27782) }
 
 type m27782Watcher struct {

@@ -3,10 +3,10 @@ package main
 import "sync"
 
 // moby#28462 (lock and channel): a container's state change holds the
-// container lock and stops the health monitor by sending on its stop
-// channel; the monitor, between two probes, handles a probe result, which
-// takes the container lock before it gets back to receiving on stop. Each
-// waits for the other. The fix closed the channel instead of sending on it.
+// container lock and stops the health monitor by sending on its stop channel;
+// the monitor, between two probes, handles a probe result, which takes the
+// container lock before it gets back to receiving on stop. Each waits for the
+// other. Closing the channel instead of sending on it would end it.
 func init() { register("moby28462", "lock+channel", moby28462) }
 
 type m28462Container struct {

@@ -8,7 +8,7 @@ import (
 // moby#30408 (Cond): a plugin waits on activateWait, a sync.Cond, until the
 // plugin is activated; when activation failed, nothing called Broadcast, so
 // waitActive waits for good, and so does the caller waiting for it on a
-// channel. The fix broadcast on failure too.
+// channel. Broadcasting on failure too would end it.
 func init() { register("moby30408", "cond", moby30408) }
 
 type m30408Plugin struct {

@@ -8,9 +8,9 @@ import (
 // moby#33781 (channel and context): the health monitor runs each probe in a
 // goroutine that reports on an unbuffered result channel, and waits for the
 // result, the probe's timeout or a stop. When stopped, it cancels the probe
-// and returns without draining the result channel: the probe, which
-// finishes anyway, blocks for good on its send. The fix selected on the
-// probe's context beside the send.
+// and returns without draining the result channel: the probe, which finishes
+// anyway, blocks for good on its send. Selecting on the probe's context beside
+// the send would end it.
 func init() { register("moby33781", "select+context", moby33781) }
 
 func moby33781() {

@@ -5,7 +5,7 @@ import "sync"
 // syncthing#4829 (RWMutex: read lock under its own write lock): a port
 // mapping's clearAddresses holds m.mut for writing and calls notify, which
 // takes m.mut for reading to copy the subscribers: the goroutine waits for
-// itself, alone. The fix called notify after unlocking.
+// itself, alone. Calling notify after unlocking ends it.
 func init() { register("syncthing4829", "rwmutex", syncthing4829) }
 
 type s4829Mapping struct {

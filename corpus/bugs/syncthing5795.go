@@ -4,7 +4,7 @@ package main
 // closes the connection, and Close waits on dispatcherLoopStopped for the
 // dispatcher loop to end: the loop waits for itself. Start, which handed the
 // loop a message and then waited for it to stop as well, waits for good too.
-// The fix made Close not wait when called from the loop.
+// Close must not wait when called from the loop.
 func init() { register("syncthing5795", "channel", syncthing5795) }
 
 type s5795Conn struct {
