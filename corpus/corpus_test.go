@@ -34,7 +34,7 @@ var (
 	flagFull     = flag.Bool("corpus.full", os.Getenv("CORPUS_FULL") == "1", "run every bug with every Go (Go 1.26 also built with GOEXPERIMENT=goroutineleakprofile) and mode, fewer at a time for steadier timings, and write the table (also CORPUS_FULL=1)")
 	flagTable    = flag.String("corpus.table", os.Getenv("CORPUS_TABLE"), "write the results (markdown) to this file; the full run defaults to corpus-results.md in $TMPDIR, logged")
 	flagWait     = flag.Duration("corpus.wait", 15*time.Second, "inspect-cli diagnose --wait")
-	flagParallel = flag.Int("corpus.parallel", 0, "runs at a time (0: 50 by default, 8 in the full run)")
+	flagParallel = flag.Int("corpus.parallel", 0, "runs at a time (0: 64 by default, 8 in the full run)")
 	flagBugs     = flag.String("corpus.bugs", "", "run only the bugs whose name matches this regexp")
 	flagGo126    = flag.String("corpus.go126", cmp.Or(os.Getenv("CORPUS_GO126"), "/usr/local/go/bin/go"), "the go command of Go 1.26 (also CORPUS_GO126); its runs are skipped, with a message, when it is missing")
 )
@@ -548,7 +548,7 @@ func TestCorpus(t *testing.T) {
 
 	parallel := *flagParallel
 	if parallel <= 0 {
-		parallel = 50 // the default run, all at once: its runs mostly wait
+		parallel = 64 // the default run, all at once: its runs mostly wait
 		if *flagFull {
 			parallel = 8 // timings from a quieter machine
 		}
