@@ -108,7 +108,7 @@ func (e *env) remoteOptions() remote.Options {
 	if b == 0 {
 		b = -1 // never
 	}
-	return remote.Options{DumpBudget: b}
+	return remote.Options{DumpBudget: b, Limits: e.limits}
 }
 
 func (e *env) remoteModel(t *target, f remote.Fetcher) *remoteModel {
@@ -132,7 +132,7 @@ func (e *env) pprofTarget(name string, c *api.Client, se *api.StatusError) *targ
 	t := &target{name: name, is: fmt.Sprintf("%s, which does not serve the inspection API (%s: 404: %s)", name, probePath, se.Message), http: c}
 	m := e.remoteModel(t, remote.NewPprofFetcher(c.Base, c.Token))
 	t.model, t.sites, t.watch, t.findings = m, m, m, m
-	t.dump = &httpDump{t: t, c: c}
+	t.dump = &httpDump{t: t, c: c, lim: e.limits}
 	return t
 }
 
@@ -226,7 +226,10 @@ func (m *remoteModel) goroutines(ctx context.Context, force bool) ([]dump.Gorout
 		return nil, nil, t.failRemote(err)
 	}
 	defer rc.Close()
-	gs, err := dump.ParseDump(rc)
+	gs, err := dump.ParseDump(remote.Limit(rc, m.r.Limits().Dump, remote.CapDump, "the gops agent's stack dump", remote.ParseLines))
+	if le, ok := remote.AsLimit(err); ok {
+		return nil, nil, failLimit(t.name, le)
+	}
 	if len(gs) == 0 {
 		return nil, nil, failf(2, "%s: the gops agent's stack dump gave no goroutine: %v", t.name, err)
 	}
