@@ -7,6 +7,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -140,15 +141,37 @@ func (a *apiModel) diagnose(ctx context.Context, d *diagnosis) (string, error) {
 	if len(d.o.cfg.Thresholds) > 0 && a.confirmed {
 		return "", failf(2, "--threshold applies to targets diagnosed here; %s runs its own rules (set inspectd --diagnose-threshold)", a.t.name)
 	}
+	n, tries := 0, 0
+	var lastErr error
 	for first := true; first || d.watching(); first = false {
-		var fl api.FindingList
-		if err := a.c.Do(ctx, http.MethodGet, "/api/v1/findings?window="+url.QueryEscape(d.o.window.String()), nil, &fl); err != nil {
-			return "", a.t.fail(err)
+		if ctx.Err() != nil {
+			break
 		}
-		d.add(fl.Findings)
-		if !sleepCtx(ctx, min(time.Second, d.left())) {
+		tries++
+		began, deadline := time.Now(), d.snapshotEnd()
+		fl, err := within(ctx, deadline, func(ctx context.Context) (*api.FindingList, error) {
+			var fl api.FindingList
+			err := a.c.Do(ctx, http.MethodGet, "/api/v1/findings?window="+url.QueryEscape(d.o.window.String()), nil, &fl)
+			return &fl, err
+		})
+		switch {
+		case errors.Is(ctx.Err(), context.Canceled):
+			return "", failf(exitInterrupted, "interrupted")
+		case err != nil && n == 0 && !isTimeout(err):
+			return "", a.t.fail(err)
+		case err != nil:
+			lastErr = err
+			d.miss(tries, d.missWhy(err, deadline.Sub(began), a.t.fail))
+		default:
+			n++
+			d.add(fl.Findings)
+		}
+		if !sleepCtx(ctx, min(time.Second, d.left())) && errors.Is(ctx.Err(), context.Canceled) {
 			return "", failf(exitInterrupted, "interrupted")
 		}
+	}
+	if n == 0 {
+		return "", d.nothing(a.t, lastErr, a.t.fail)
 	}
 	return "the target's own rules", nil
 }

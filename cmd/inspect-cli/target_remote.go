@@ -188,11 +188,32 @@ func (m *remoteModel) diagnose(ctx context.Context, d *diagnosis) (string, error
 		return "", err
 	}
 	progress := isTerminal(d.stderr) && d.o.wait > 0
-	n, window := 0, d.o.window
+	n, tries, window := 0, 0, d.o.window
+	var lastErr error
 	for first := true; first || d.watching(); first = false {
-		s, err := p.Snapshot(ctx, d.o.window)
+		if ctx.Err() != nil {
+			break
+		}
+		tries++
+		began, deadline := time.Now(), d.snapshotEnd()
+		s, err := within(ctx, deadline, func(ctx context.Context) (*api.Snapshot, error) { return p.Snapshot(ctx, d.o.window) })
 		if err != nil {
-			return "", m.t.failRemote(err)
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return "", failf(exitInterrupted, "interrupted")
+			}
+			if n == 0 && !isTimeout(err) {
+				// Nothing had yet, and not for want of time: the target is
+				// not what it should be, or out of reach.
+				return "", m.t.failRemote(err)
+			}
+			lastErr = err
+			why := d.missWhy(err, deadline.Sub(began), m.t.failRemote)
+			d.miss(tries, why)
+			if progress {
+				fmt.Fprintf(d.stderr, "  snapshot %d missed: %s\n", tries, why)
+			}
+			sleepCtx(ctx, min(time.Second, d.left()))
+			continue
 		}
 		n++
 		if s.WindowNS > 0 {
@@ -202,10 +223,13 @@ func (m *remoteModel) diagnose(ctx context.Context, d *diagnosis) (string, error
 		d.note(s)
 		d.add(s.Findings)
 		if progress {
-			fmt.Fprintf(d.stderr, "  snapshot %d: %d findings\n", n, len(s.Findings))
+			fmt.Fprintf(d.stderr, "  snapshot %d: %d findings\n", tries, len(s.Findings))
 		}
 	}
-	return fmt.Sprintf("rules run here on %d snapshots of %s (%s)", n, format.Duration(window), m.r.Fetcher().Kind()), nil
+	if n == 0 {
+		return "", d.nothing(m.t, lastErr, m.t.failRemote)
+	}
+	return fmt.Sprintf("rules run here on %s of %s (%s)", plural(n, "snapshot"), format.Duration(window), m.r.Fetcher().Kind()), nil
 }
 
 // goroutines reads a full dump from a gops agent after checking its cost
