@@ -133,14 +133,14 @@ the README lists them). Against inspectd, thresholds are the daemon's own
 // diagnosis is one run of diagnose: its options, and the findings seen
 // so far (the latest form of each, those that cleared included).
 type diagnosis struct {
-	o        diagnoseOptions
-	began    time.Time
+	o     diagnoseOptions
+	began time.Time
 	// missed are the snapshots that failed or took too long, by why.
 	missed     map[string][]int
-	missedWhys []string // in the order first seen
-	stderr   io.Writer // progress, on a terminal
-	seen     map[string]api.Finding
-	deadline time.Time // the end of --wait (now, after --fail-fast's warning)
+	missedWhys []string  // in the order first seen
+	stderr     io.Writer // progress, on a terminal
+	seen       map[string]api.Finding
+	deadline   time.Time // the end of --wait (now, after --fail-fast's warning)
 	// partial are the inputs cut short or corrupt, and how: the findings
 	// are of what could be read.
 	partial []string
