@@ -165,6 +165,10 @@ func notAnswer(err error) (string, bool) {
 		return u.Error(), true
 	}
 	msg := oneLine(err)
+	// tui.Stream: an event whose data is not an update.
+	if why, ok := strings.CutPrefix(msg, "decoding update: "); ok {
+		return fmt.Sprintf("answered /api/v1/watch with an event stream whose updates are not the inspection API's JSON (%s)", clip(why, 100)), true
+	}
 	// api.Client.Do: "URL: decoding answer: why".
 	if i := strings.Index(msg, ": decoding answer: "); i >= 0 {
 		path := msg[:i]

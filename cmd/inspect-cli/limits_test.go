@@ -6,10 +6,12 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,7 +22,8 @@ import (
 // until it has sent stopAfter bytes, so that a test whose cap failed ends):
 // a hostile or broken target.
 //
-//	random     random bytes
+//	random     random bytes (as updates of an event stream on /api/v1/watch)
+//	raw        random bytes, on every path
 //	json       {"tasks":[ then tasks that look real, one after the other
 //	empty      {"tasks":[ then {}, {}, ...: few bytes, a struct each
 //	string     {"target":" then one endless string
@@ -33,7 +36,7 @@ func endless(t *testing.T, mode string, stopAfter int64) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var head, unit []byte
 		switch mode {
-		case "random":
+		case "random", "raw":
 			w.Header().Set("Content-Type", "application/octet-stream")
 		case "json":
 			head, unit = []byte(`{"tasks":[`), []byte(`{"id":12345,"name":"main.worker","state":"waiting","wait_reason":"chan receive","location":{"function":"main.worker","file":"/src/main.go","line":42},"stats":{"total_ns":1000,"idle_ns":1000}},`)
@@ -62,7 +65,7 @@ func endless(t *testing.T, mode string, stopAfter int64) string {
 				head = []byte("go 1.27 trace\x00\x00\x00")
 			}
 		}
-		if strings.HasSuffix(r.URL.Path, "/api/v1/watch") && mode != "events" {
+		if strings.HasSuffix(r.URL.Path, "/api/v1/watch") && mode != "events" && mode != "raw" {
 			w.Header().Set("Content-Type", "text/event-stream")
 			head = append([]byte("event: update\ndata: "), head...)
 		}
@@ -188,5 +191,40 @@ func TestBoundedAgainstEndlessAnswers(t *testing.T) {
 				t.Errorf("kept %v after a failed download", names)
 			}
 		})
+	}
+}
+
+// A target that answered, with something else than was asked, is told
+// from one that cannot be reached.
+func TestAnsweredVersusUnreachable(t *testing.T) {
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.Write([]byte("<html><head><title>Sign in</title></head><body>sign in</body></html>"))
+	}))
+	t.Cleanup(page.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	garbage := endless(t, "random", 256<<20)
+	raw := endless(t, "raw", 256<<20)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"record", "-o", filepath.Join(t.TempDir(), "r.gz"), garbage}, "answered /api/v1/watch with an event stream whose updates are not the inspection API's JSON"},
+		{[]string{"record", "-o", filepath.Join(t.TempDir(), "r.gz"), raw}, "answered /api/v1/watch with application/octet-stream, not an event stream"},
+		{[]string{"record", "-o", filepath.Join(t.TempDir(), "r.gz"), page.URL}, "answered /api/v1/watch with text/html, not an event stream"},
+		{[]string{"tasks", page.URL}, "answered /api/v1/snapshot, but not with the inspection API's JSON"},
+		{[]string{"diagnose", "--wait", "0", garbage}, "answered /api/v1/findings, but not with the inspection API's JSON"},
+		{[]string{"tasks", closed}, "cannot reach " + closed},
+		{[]string{"record", "-o", filepath.Join(t.TempDir(), "r.gz"), closed}, "cannot reach " + closed},
+	} {
+		_, errs, code := cli(t, c.args...)
+		if code != 2 || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, c.want) {
+			t.Errorf("%s: exit %d, stderr %q; want 2 and one line with %q", strings.Join(c.args, " "), code, errs, c.want)
+		}
 	}
 }
