@@ -221,13 +221,15 @@ type limited struct {
 	n, max  int64
 	weigh   func([]byte) int64
 	records int64 // the part of n that weights added
-	// event: the count starts again after each blank line (one watch
-	// event per cap).
-	event  bool
-	lastNL bool
-	err    *LimitError
-	kind   string
-	what   string
+	// event: the count starts again after each blank line that ends an
+	// event with data (one watch event per cap); garbage with blank
+	// lines is not a stream of events, and counts whole.
+	event            bool
+	linePos, dataPos int // bytes into the line, and how many match "data:"
+	sawData          bool
+	err              *LimitError
+	kind             string
+	what             string
 }
 
 func (l *limited) Read(p []byte) (int, error) {
@@ -237,16 +239,9 @@ func (l *limited) Read(p []byte) (int, error) {
 	n, err := l.r.Read(p)
 	b := p[:n]
 	if l.event {
-		// Count from the start of the event under way.
-		for i := len(b) - 1; i >= 0; i-- {
-			if b[i] == '\n' && ((i > 0 && b[i-1] == '\n') || (i == 0 && l.lastNL)) {
-				l.n, l.records = 0, 0
-				b = b[i+1:]
-				break
-			}
-		}
-		if n > 0 {
-			l.lastNL = p[n-1] == '\n'
+		if end := l.eventEnd(b); end >= 0 {
+			l.n, l.records = 0, 0
+			b = b[end:]
 		}
 	}
 	l.n += int64(len(b))
@@ -261,6 +256,31 @@ func (l *limited) Read(p []byte) (int, error) {
 		return 0, l.err
 	}
 	return n, err
+}
+
+// eventEnd is the index in b just after the last blank line that ends
+// an event with data, or -1.
+func (l *limited) eventEnd(b []byte) int {
+	end := -1
+	for i, c := range b {
+		switch {
+		case c == '\r':
+		case c == '\n':
+			if l.linePos == 0 && l.sawData {
+				end, l.sawData = i+1, false
+			}
+			if l.dataPos == len("data:") {
+				l.sawData = true
+			}
+			l.linePos, l.dataPos = 0, 0
+		default:
+			if l.linePos < len("data:") && l.dataPos == l.linePos && c == "data:"[l.linePos] {
+				l.dataPos++
+			}
+			l.linePos++
+		}
+	}
+	return end
 }
 
 func (l *limited) Close() error {
