@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	httppprof "net/http/pprof"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/inspectd/inspectd/internal/api"
 )
 
 // boundLock is where the lock waiters of the bounded diagnose tests wait.
@@ -80,6 +83,7 @@ func diagnoseBounded(t *testing.T, args ...string) (stdout, stderr string, code 
 // the first are missed, and the run still ends within --wait, --window and
 // the margin, with the findings of the first and a partial line.
 func TestDiagnoseHangingTarget(t *testing.T) {
+	t.Parallel()
 	parkForDiagnose(t, 10)
 	var mu sync.Mutex
 	seen := map[string]bool{}
@@ -129,5 +133,49 @@ func TestDiagnoseHeavyTarget(t *testing.T) {
 	}
 	if code != 1 || !strings.Contains(out, "CRITICAL  deadlock") {
 		t.Errorf("exit %d, want 1 with the deadlock at boundLock:\n%s%s", code, out, errs)
+	}
+}
+
+// Against the inspection API: the target's findings are read once, then
+// its answers never come; the run ends within its bound with them.
+func TestDiagnoseHangingAPI(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	reads := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/v1/tasks/0":
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			w.Write([]byte(`{"error":"0 is not a goroutine id"}`))
+			return
+		case "/api/v1/findings":
+		default:
+			http.NotFound(w, r)
+			return
+		}
+		mu.Lock()
+		reads++
+		first := reads == 1
+		mu.Unlock()
+		if !first {
+			<-r.Context().Done()
+			return
+		}
+		now := time.Now()
+		fl := api.FindingList{Time: now, Findings: []api.Finding{{ID: "deadlock|x", Rule: "deadlock", Severity: "critical",
+			Title: "deadlock: 2 goroutines wait forever in sync.Mutex.Lock at main.transfer bank.go:42", FirstSeen: now, LastSeen: now}}}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(fl)
+	}))
+	t.Cleanup(srv.Close)
+	const wait, window = 3 * time.Second, time.Second
+	out, errs, code, took := diagnoseBounded(t, srv.URL, "--wait", wait.String(), "--window", window.String())
+	t.Logf("exit %d after %s\n%s%s", code, took.Round(time.Millisecond), out, errs)
+	if bound := wait + window + diagnoseMargin + 15*time.Second; took > bound {
+		t.Errorf("took %s, want under %s", took, bound)
+	}
+	if code != 1 || !strings.Contains(out, "CRITICAL  deadlock") || !strings.Contains(out, "partial input: snapshot 2 missed: ") {
+		t.Errorf("exit %d, want 1 with the finding of the first read and a partial line:\n%s%s", code, out, errs)
 	}
 }
