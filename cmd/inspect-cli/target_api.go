@@ -200,8 +200,9 @@ func (h *httpDump) goroutines(ctx context.Context, force bool) ([]dump.Goroutine
 		return nil, nil, t.fail(err)
 	}
 	defer resp.Body.Close()
-	gs, err := dump.ParseDump(remote.Limit(resp.Body, h.lim.Dump, remote.CapDump, "the goroutine dump (debug=2)", remote.ParseLines))
-	if le, ok := remote.AsLimit(err); ok {
+	body := remote.Limit(resp.Body, h.lim.Dump, remote.CapDump, "the goroutine dump (debug=2)", remote.ParseLines)
+	gs, err := dump.ParseDump(body)
+	if le, ok := remote.Exceeded(body); ok {
 		return nil, nil, failLimit(t.name, le)
 	}
 	if len(gs) == 0 {

@@ -250,8 +250,9 @@ func (m *remoteModel) goroutines(ctx context.Context, force bool) ([]dump.Gorout
 		return nil, nil, t.failRemote(err)
 	}
 	defer rc.Close()
-	gs, err := dump.ParseDump(remote.Limit(rc, m.r.Limits().Dump, remote.CapDump, "the gops agent's stack dump", remote.ParseLines))
-	if le, ok := remote.AsLimit(err); ok {
+	body := remote.Limit(rc, m.r.Limits().Dump, remote.CapDump, "the gops agent's stack dump", remote.ParseLines)
+	gs, err := dump.ParseDump(body)
+	if le, ok := remote.Exceeded(body); ok {
 		return nil, nil, failLimit(t.name, le)
 	}
 	if len(gs) == 0 {

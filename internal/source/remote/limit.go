@@ -318,6 +318,15 @@ func Limit(rc io.ReadCloser, max int64, kind, what string, p Parse) io.ReadClose
 	return l
 }
 
+// Exceeded returns the *LimitError of rc, a Limit reader, once it passed
+// its cap: a parser may wrap or swallow the error it read.
+func Exceeded(rc io.Reader) (*LimitError, bool) {
+	if l, ok := rc.(*limited); ok && l.err != nil {
+		return l.err, true
+	}
+	return nil, false
+}
+
 // AsLimit returns the *LimitError in err's chain, if any.
 func AsLimit(err error) (*LimitError, bool) {
 	var le *LimitError

@@ -331,7 +331,7 @@ func (r *Remote) trace(ctx context.Context, window time.Duration) (*tracewin.Win
 		r.goVersion = v + "+"
 		notes = append(notes, fmt.Sprintf("Go version from the trace format: %s or later", v))
 	}
-	if le, ok := AsLimit(err); ok {
+	if le, ok := Exceeded(rc); ok {
 		return nil, nil, le
 	}
 	if err != nil && len(win.Goroutines) == 0 {
