@@ -100,6 +100,14 @@ A host:port or URL is asked what it is once, before the command runs; one that
 does not answer is taken for inspectd (top then waits for it).
 With a token-protected target, pass --token or set INSPECT_TOKEN.
 
+What is read from a target is capped per download (--max-bytes): a snapshot or
+a watch update 64MiB, a profile 64MiB, a goroutine dump 96MiB, a trace 128MiB a
+second, counting what JSON, dump and proto records cost to parse, so that a
+target that answers without end costs at most about 512MB here. Past a cap the
+command stops with one line naming the cap and the flag, exit status 2, and keeps
+no file. A target that answers with something else than was asked (a page,
+garbage) is told from one that cannot be reached.
+
 Exit codes: 0 success, 1 an error answered by the target, 2 a usage error or a
 target that cannot be reached or read.`,
 		Example: `  go run ./cmd/inspectd &
