@@ -95,6 +95,10 @@ the README lists them). Against inspectd, thresholds are the daemon's own
 			if isTerminal(e.stderr) && o.wait > 0 && !t.saved {
 				fmt.Fprintf(e.stderr, "diagnosing %s for %s...\n", t.name, o.wait)
 			}
+			if t.saved {
+				// A file is read to its end, however long that takes.
+				ctx = cmd.Context()
+			}
 			source, err := t.findings.diagnose(ctx, d)
 			if err != nil {
 				return err
