@@ -3,8 +3,10 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -44,8 +46,16 @@ does not apply): a rule that waits for goroutines stuck for N (deadlock,
 goroutine-leak: 3s) needs a trace longer than N. A trace has no labels, heap
 or mutex profile: the rules that need them say what is missing.
 
+A live target is given a bounded time: diagnose ends within --wait, plus
+--window, plus a margin of 30s, however many goroutines the target has and
+however slowly it answers. Each snapshot (or, against inspectd, each read of
+its findings) may take its window and 30s; one that fails or takes longer is
+dropped, and the run goes on: the findings of the others are printed, with a
+"partial input:" line that says which snapshots were missed and why.
+
 Exit status: 0 when no finding is a warning or critical, 1 when one is (for
-scripts and CI), 2 when the target cannot be reached or read.
+scripts and CI), 2 when the target cannot be reached or read (not one
+snapshot could be had).
 
 Rules: ` + strings.Join(diagnose.Rules(), ", ") + `.
 --allow and --deny pick rules by id, --threshold sets one (rule.name=value;
@@ -70,21 +80,30 @@ the README lists them). Against inspectd, thresholds are the daemon's own
 			if o.wait < 0 {
 				return failf(2, "--wait %v: want 0 or more", o.wait)
 			}
-			t, err := e.resolve(cmd.Context(), args, 0)
+			d := newDiagnosis(o, e.stderr)
+			// The whole run, asking what the target is included, ends by
+			// d.end: a target that hangs costs its snapshots, not more.
+			ctx, cancel := context.WithDeadline(cmd.Context(), d.end())
+			defer cancel()
+			t, err := e.resolve(ctx, args, 0)
 			if err != nil {
 				return err
 			}
 			if t.findings == nil {
 				return t.lacks("diagnose", needModel)
 			}
-			d := newDiagnosis(o, e.stderr)
 			if isTerminal(e.stderr) && o.wait > 0 && !t.saved {
 				fmt.Fprintf(e.stderr, "diagnosing %s for %s...\n", t.name, o.wait)
 			}
-			source, err := t.findings.diagnose(cmd.Context(), d)
+			if t.saved {
+				// A file is read to its end, however long that takes.
+				ctx = cmd.Context()
+			}
+			source, err := t.findings.diagnose(ctx, d)
 			if err != nil {
 				return err
 			}
+			d.partial = append(d.partial, d.missedLines()...)
 			fs := sortFindings(d.seen)
 			if e.output == "json" {
 				if err := writeJSON(e.stdout, api.FindingList{Time: time.Now(), Findings: fs, Partial: d.partial}); err != nil {
@@ -118,17 +137,129 @@ the README lists them). Against inspectd, thresholds are the daemon's own
 // diagnosis is one run of diagnose: its options, and the findings seen
 // so far (the latest form of each, those that cleared included).
 type diagnosis struct {
-	o        diagnoseOptions
-	stderr   io.Writer // progress, on a terminal
-	seen     map[string]api.Finding
-	deadline time.Time // the end of --wait (now, after --fail-fast's warning)
+	o     diagnoseOptions
+	began time.Time
+	// missed are the snapshots that failed or took too long, by why.
+	missed     map[string][]int
+	missedWhys []string  // in the order first seen
+	stderr     io.Writer // progress, on a terminal
+	seen       map[string]api.Finding
+	deadline   time.Time // the end of --wait (now, after --fail-fast's warning)
 	// partial are the inputs cut short or corrupt, and how: the findings
 	// are of what could be read.
 	partial []string
 }
 
 func newDiagnosis(o diagnoseOptions, stderr io.Writer) *diagnosis {
-	return &diagnosis{o: o, stderr: stderr, seen: map[string]api.Finding{}, deadline: time.Now().Add(o.wait)}
+	now := time.Now()
+	return &diagnosis{o: o, stderr: stderr, seen: map[string]api.Finding{}, deadline: now.Add(o.wait), began: now, missed: map[string][]int{}}
+}
+
+// diagnoseMargin is what a snapshot of a live target may take beyond its
+// window (the requests, the dump, the parsing here, the rules), and what
+// the run may take beyond --wait and one window: the target's goroutine
+// count and speed change how many snapshots fit, not when the run ends.
+const diagnoseMargin = 30 * time.Second
+
+// end is when the run ends, whatever the target does.
+func (d *diagnosis) end() time.Time { return d.began.Add(d.o.wait + d.o.window + diagnoseMargin) }
+
+// snapshotEnd is the deadline of a snapshot that starts now.
+func (d *diagnosis) snapshotEnd() time.Time {
+	return minTime(time.Now().Add(d.o.window+diagnoseMargin), d.end())
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// miss records that snapshot n was not had, and why.
+func (d *diagnosis) miss(n int, why string) {
+	if _, ok := d.missed[why]; !ok {
+		d.missedWhys = append(d.missedWhys, why)
+	}
+	d.missed[why] = append(d.missed[why], n)
+}
+
+// missedLines say which snapshots were missed, one line per reason.
+func (d *diagnosis) missedLines() []string {
+	var out []string
+	for _, why := range d.missedWhys {
+		ns := d.missed[why]
+		ids := make([]string, len(ns))
+		for i, n := range ns {
+			ids[i] = fmt.Sprint(n)
+		}
+		what := "snapshot " + ids[0]
+		if len(ns) > 1 {
+			what = "snapshots " + strings.Join(ids, ", ")
+		}
+		out = append(out, fmt.Sprintf("%s missed: %s; the findings are of the others", what, why))
+	}
+	return out
+}
+
+// isTimeout says err is a want of time: the snapshot's deadline, or a
+// target that took the request and did not answer in time.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || api.IsAnswerTimeout(err) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// missWhy says why a snapshot that took up to bound failed; fail is the
+// target's one line for other errors.
+func (d *diagnosis) missWhy(err error, bound time.Duration, fail func(error) error) string {
+	if errors.Is(err, context.DeadlineExceeded) {
+		if time.Now().Before(d.end()) && bound >= d.o.window+diagnoseMargin {
+			return fmt.Sprintf("no answer within %s (the snapshot's %s window and %s)", format.Duration(bound), format.Duration(d.o.window), format.Duration(diagnoseMargin))
+		}
+		return fmt.Sprintf("cut at the run's end (--wait %s, --window %s and %s) after %s", d.o.wait, d.o.window, format.Duration(diagnoseMargin), format.Duration(bound))
+	}
+	var ce *cliError
+	if errors.As(fail(err), &ce) {
+		return ce.msg
+	}
+	return oneLine(err)
+}
+
+// nothing is the error of a run that had not one snapshot: err is why the
+// last one was missed.
+func (d *diagnosis) nothing(t *target, err error, fail func(error) error) error {
+	if err == nil {
+		return failf(2, "%s: no snapshot within %s", t.name, format.Duration(time.Since(d.began)))
+	}
+	if isTimeout(err) {
+		return failf(2, "%s gave no snapshot in %s: %s", t.name, format.Duration(time.Since(d.began).Round(time.Second)), d.missWhy(err, time.Since(d.began), fail))
+	}
+	return fail(err)
+}
+
+// within runs f under deadline, and stops waiting for it then, whatever
+// it is stuck in (a request, a parse, the rules on a huge snapshot): it
+// costs that snapshot, not the run. f must only touch what is safe to
+// touch after within returned.
+func within[T any](ctx context.Context, deadline time.Time, f func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := f(ctx)
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		var zero T
+		return zero, ctx.Err()
+	}
 }
 
 // add records findings seen, as --allow and --deny pick them.

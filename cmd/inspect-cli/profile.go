@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +23,8 @@ import (
 	"github.com/inspectd/inspectd/internal/api"
 	"github.com/inspectd/inspectd/internal/format"
 	"github.com/inspectd/inspectd/internal/pprofui"
+	"github.com/inspectd/inspectd/internal/source/remote"
+	"github.com/inspectd/inspectd/internal/tracewin"
 )
 
 // profiles are the profiles `profile` downloads, with their default duration
@@ -116,7 +119,7 @@ go tool pprof -http, and as the daemon's /ui/.`,
 			if err != nil {
 				return err
 			}
-			n, err := download(cmd, e, t, path, p.name+" profile", secs, f)
+			n, err := download(cmd, e, t, path, p.name+" profile", secs, f, false)
 			if err != nil {
 				return err
 			}
@@ -145,8 +148,11 @@ func newTraceCmd(e *env) *cobra.Command {
 		Short: "Download an execution trace, then print how to open it",
 		Long: `trace records an execution trace of the target for --seconds (from
 /debug/pprof/trace?seconds=N) into a file and prints the command that opens it:
-go tool trace FILE. A busy program writes tens of MB of trace per second.
-The default file name is trace-<time>.out.`,
+go tool trace FILE. A busy program writes tens of MB of trace per second:
+the download is capped per second traced (--max-bytes trace=SIZE, default
+128MiB a second), and an answer that does not start as a Go execution trace
+("go 1.NN trace") is refused. Either way nothing is kept, and the exit status
+is 2. The default file name is trace-<time>.out.`,
 		Example: `  inspect-cli trace --seconds 2
   inspect-cli trace http://service:6060 --seconds 5 -o service.trace
   go tool trace service.trace`,
@@ -166,7 +172,7 @@ The default file name is trace-<time>.out.`,
 			if err != nil {
 				return err
 			}
-			n, err := download(cmd, e, t, fmt.Sprintf("/debug/pprof/trace?seconds=%d", seconds), "execution trace", seconds, f)
+			n, err := download(cmd, e, t, fmt.Sprintf("/debug/pprof/trace?seconds=%d", seconds), "execution trace", seconds, f, true)
 			if err != nil {
 				return err
 			}
@@ -216,8 +222,9 @@ func written(cmd *cobra.Command, e *env, file string, n int64, open string) erro
 }
 
 // download GETs path from t into the file out, reporting progress on stderr,
-// and returns the bytes written.
-func download(cmd *cobra.Command, e *env, t *target, path, what string, secs int, out *outputFile) (n int64, err error) {
+// and returns the bytes written; trace: the answer must be an execution
+// trace. It reads at most the cap of its kind (--max-bytes).
+func download(cmd *cobra.Command, e *env, t *target, path, what string, secs int, out *outputFile, trace bool) (n int64, err error) {
 	defer func() {
 		if err == nil {
 			err = out.commit()
@@ -285,10 +292,30 @@ func download(cmd *cobra.Command, e *env, t *target, path, what string, secs int
 			return t.fail(err)
 		}
 		defer resp.Body.Close()
+		body := remote.Limit(resp.Body, e.limits.Profile, remote.CapProfile, "the "+what, remote.ParseBytes)
+		if trace {
+			body = remote.Limit(resp.Body, e.limits.Trace(float64(secs)), remote.CapTrace, fmt.Sprintf("the execution trace of %ds", secs), remote.ParseBytes)
+			var head [16]byte
+			k, err := io.ReadFull(body, head[:])
+			if _, ok := tracewin.GoVersion(head[:k]); !ok && (err == nil || err == io.ErrUnexpectedEOF || err == io.EOF) {
+				return failf(2, "%s answered %s with %s, not a Go execution trace (which starts \"go 1.NN trace\"): nothing kept",
+					t.name, strings.SplitN(path, "?", 2)[0], startOf(head[:k], resp.Header.Get("Content-Type")))
+			}
+			if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+				return failf(2, "receiving %s from %s: %v", what, t.name, err)
+			}
+			cw.w = out.f
+			if _, err := cw.Write(head[:k]); err != nil {
+				return failf(2, "writing %s: %v", out.name, err)
+			}
+		}
 		cw.w = out.f
-		if _, err = io.Copy(cw, resp.Body); err != nil {
+		if _, err = io.Copy(cw, body); err != nil {
 			if cmd.Context().Err() != nil {
 				return failf(exitInterrupted, "interrupted: no %s written", what)
+			}
+			if le, ok := remote.AsLimit(err); ok {
+				return failLimit(t.name, le)
 			}
 			return failf(2, "receiving %s from %s: %v", what, t.name, err)
 		}
@@ -457,4 +484,25 @@ func serveWeb(cmd *cobra.Command, file string) error {
 	defer cancel()
 	srv.Shutdown(ctx)
 	return nil
+}
+
+// startOf says what an answer that is not what was asked for starts with:
+// a page, text or bytes.
+func startOf(b []byte, contentType string) string {
+	switch {
+	case len(b) == 0:
+		return "nothing"
+	case bytes.HasPrefix(bytes.TrimSpace(b), []byte("<")):
+		return "a page (" + contentType + ")"
+	}
+	printable := true
+	for _, c := range b {
+		if c < ' ' && c != '\n' && c != '\r' && c != '\t' || c >= 0x7f {
+			printable = false
+		}
+	}
+	if printable {
+		return fmt.Sprintf("text starting %q", b)
+	}
+	return fmt.Sprintf("bytes starting %x", b)
 }

@@ -139,9 +139,9 @@ func record(cmd *cobra.Command, e *env, t *target, o recordOptions) error {
 		}
 		fmt.Fprintf(e.stderr, format+"\n", args...)
 	}
-	if !tty {
-		say("recording %s to %s (ctrl+c stops)", t.name, o.out)
-	}
+	// Said once the target answered: a target that fails at once gets its
+	// one error line only.
+	started := false
 
 	var werr error
 loop:
@@ -153,6 +153,10 @@ loop:
 			}
 			switch msg := msg.(type) {
 			case tui.UpdateMsg:
+				if !started && !tty {
+					say("recording %s to %s (ctrl+c stops)", t.name, o.out)
+				}
+				started = true
 				if werr = r.update(msg.Update); werr != nil {
 					cancel()
 					break loop

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/inspectd/inspectd/internal/api"
+	"github.com/inspectd/inspectd/internal/source/remote"
 )
 
 // DefaultTarget is the daemon's default address.
@@ -22,6 +23,8 @@ type env struct {
 	token          string
 	output         string
 	dumpBudget     float64 // --dump-budget, for net/http/pprof and gops targets
+	maxBytes       []string
+	limits         remote.Limits // --max-bytes
 }
 
 // cliError is a failure reported as one line on stderr with an exit code.
@@ -97,6 +100,14 @@ A host:port or URL is asked what it is once, before the command runs; one that
 does not answer is taken for inspectd (top then waits for it).
 With a token-protected target, pass --token or set INSPECT_TOKEN.
 
+What is read from a target is capped per download (--max-bytes): a snapshot or
+a watch update 64MiB, a profile 64MiB, a goroutine dump 96MiB, a trace 128MiB a
+second, counting what JSON, dump and proto records cost to parse, so that a
+target that answers without end costs at most about 512MB here. Past a cap the
+command stops with one line naming the cap and the flag, exit status 2, and keeps
+no file. A target that answers with something else than was asked (a page,
+garbage) is told from one that cannot be reached.
+
 Exit codes: 0 success, 1 an error answered by the target, 2 a usage error or a
 target that cannot be reached or read.`,
 		Example: `  go run ./cmd/inspectd &
@@ -117,6 +128,7 @@ target that cannot be reached or read.`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&e.token, "token", "", "bearer token of the target (default $INSPECT_TOKEN)")
 	pf.StringVarP(&e.output, "output", "", "table", "output format: table or json")
+	pf.StringSliceVar(&e.maxBytes, "max-bytes", nil, maxBytesHelp)
 	pf.Float64Var(&e.dumpBudget, "dump-budget", 0.01, "net/http/pprof and gops targets: the share of wall time full goroutine dumps may stop the target's world for (0: never dump)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
 		if e.token == "" {
@@ -128,7 +140,9 @@ target that cannot be reached or read.`,
 		if e.dumpBudget < 0 || e.dumpBudget > 1 || e.dumpBudget != e.dumpBudget {
 			return failf(2, "--dump-budget %v: want a share of wall time from 0 (never dump) to 1", e.dumpBudget)
 		}
-		return nil
+		var err error
+		e.limits, err = parseMaxBytes(e.maxBytes)
+		return err
 	}
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return failf(2, "%v (see %s --help)", err, cmd.CommandPath())

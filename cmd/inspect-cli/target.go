@@ -186,7 +186,7 @@ func (e *env) resolve(ctx context.Context, args []string, i int) (*target, error
 			return nil, failf(2, "no process %d: it has exited (its port file, for %s, is left from it)", pid, addr)
 		}
 		// Its port file says it serves the inspection API.
-		return e.apiTarget(name+" ("+addr+")", api.NewClient(addr, e.token), true), nil
+		return e.apiTarget(name+" ("+addr+")", e.client(addr), true), nil
 	}
 	if pid, err := strconv.Atoi(name); err == nil {
 		addr, portFile, err := remote.GopsAddr(pid)
@@ -217,7 +217,7 @@ func (e *env) resolve(ctx context.Context, args []string, i int) (*target, error
 			break
 		}
 	}
-	return e.probe(ctx, name, api.NewClient(base, e.token))
+	return e.probe(ctx, name, e.client(base))
 }
 
 // probe asks the HTTP target c for task 0, which inspectd and its agent
@@ -295,6 +295,12 @@ func closedUnanswered(err error) bool {
 
 // fail turns an error of an HTTP request to t into a one-line cliError.
 func (t *target) fail(err error) error {
+	if le, ok := remote.AsLimit(err); ok {
+		return failLimit(t.name, le)
+	}
+	if why, ok := notAnswer(err); ok {
+		return failf(2, "%s %s: is it inspectd, or a program with its agent?", t.name, why)
+	}
 	var se *api.StatusError
 	switch {
 	case errors.As(err, &se) && se.Code == 401:
@@ -336,6 +342,9 @@ func (t *target) fail(err error) error {
 func (t *target) failRemote(err error) error {
 	if errors.Is(err, context.Canceled) {
 		return failf(exitInterrupted, "interrupted")
+	}
+	if le, ok := remote.AsLimit(err); ok {
+		return failLimit(t.name, le)
 	}
 	var se *api.StatusError
 	if errors.As(err, &se) {

@@ -7,6 +7,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/inspectd/inspectd/internal/api"
 	"github.com/inspectd/inspectd/internal/dump"
 	"github.com/inspectd/inspectd/internal/format"
+	"github.com/inspectd/inspectd/internal/source/remote"
 	"github.com/inspectd/inspectd/internal/tui"
 )
 
@@ -30,14 +32,15 @@ type apiModel struct {
 	// confirmed: the target answered the probe as the API does (else it
 	// gave no answer that tells, and is taken for the API).
 	confirmed bool
+	stream    *http.Client // the watch stream's, capped per event
 }
 
 // apiTarget is the inspection API at c.
 func (e *env) apiTarget(name string, c *api.Client, confirmed bool) *target {
 	t := &target{name: name, is: name, http: c, lab: c}
-	a := &apiModel{t: t, c: c, confirmed: confirmed, stderr: e.stderr}
+	a := &apiModel{t: t, c: c, confirmed: confirmed, stderr: e.stderr, stream: e.streamClient()}
 	t.model, t.sites, t.watch, t.findings = a, a, a, a
-	t.dump = &httpDump{t: t, c: c}
+	t.dump = &httpDump{t: t, c: c, lim: e.limits}
 	return t
 }
 
@@ -104,6 +107,7 @@ func (a *apiModel) sites(ctx context.Context, window time.Duration) (*siteList, 
 // itself: a target that cannot be reached yet is waited for.
 func (a *apiModel) watch(ctx context.Context, interval, window time.Duration, page *api.Query) (*feed, error) {
 	s := tui.NewStream(a.c.Base, a.c.Token, interval, window)
+	s.HTTP = a.stream
 	f := &feed{updates: s.C, fetch: a.c.Task, name: a.t.name, fail: a.streamFail}
 	if page != nil {
 		s.SetQuery(*page)
@@ -117,6 +121,12 @@ func (a *apiModel) watch(ctx context.Context, interval, window time.Duration, pa
 // update (the stream's errors are plain: it reports them to the screen).
 func (a *apiModel) streamFail(err error) error {
 	t, msg := a.t, err.Error()
+	if le, ok := remote.AsLimit(err); ok {
+		return failLimit(t.name, le)
+	}
+	if why, ok := notAnswer(err); ok {
+		return failf(2, "%s %s: is it inspectd, or a program with its agent?", t.name, why)
+	}
 	switch {
 	case strings.Contains(msg, ": 401"):
 		return failf(2, "%s needs a token: pass --token TOKEN or set INSPECT_TOKEN (%s)", t.name, msg)
@@ -131,15 +141,37 @@ func (a *apiModel) diagnose(ctx context.Context, d *diagnosis) (string, error) {
 	if len(d.o.cfg.Thresholds) > 0 && a.confirmed {
 		return "", failf(2, "--threshold applies to targets diagnosed here; %s runs its own rules (set inspectd --diagnose-threshold)", a.t.name)
 	}
+	n, tries := 0, 0
+	var lastErr error
 	for first := true; first || d.watching(); first = false {
-		var fl api.FindingList
-		if err := a.c.Do(ctx, http.MethodGet, "/api/v1/findings?window="+url.QueryEscape(d.o.window.String()), nil, &fl); err != nil {
-			return "", a.t.fail(err)
+		if ctx.Err() != nil {
+			break
 		}
-		d.add(fl.Findings)
-		if !sleepCtx(ctx, min(time.Second, d.left())) {
+		tries++
+		began, deadline := time.Now(), d.snapshotEnd()
+		fl, err := within(ctx, deadline, func(ctx context.Context) (*api.FindingList, error) {
+			var fl api.FindingList
+			err := a.c.Do(ctx, http.MethodGet, "/api/v1/findings?window="+url.QueryEscape(d.o.window.String()), nil, &fl)
+			return &fl, err
+		})
+		switch {
+		case errors.Is(ctx.Err(), context.Canceled):
+			return "", failf(exitInterrupted, "interrupted")
+		case err != nil && n == 0 && !isTimeout(err):
+			return "", a.t.fail(err)
+		case err != nil:
+			lastErr = err
+			d.miss(tries, d.missWhy(err, deadline.Sub(began), a.t.fail))
+		default:
+			n++
+			d.add(fl.Findings)
+		}
+		if !sleepCtx(ctx, min(time.Second, d.left())) && errors.Is(ctx.Err(), context.Canceled) {
 			return "", failf(exitInterrupted, "interrupted")
 		}
+	}
+	if n == 0 {
+		return "", d.nothing(a.t, lastErr, a.t.fail)
 	}
 	return "the target's own rules", nil
 }
@@ -147,8 +179,9 @@ func (a *apiModel) diagnose(ctx context.Context, d *diagnosis) (string, error) {
 // httpDump is the goroutine dump of net/http/pprof:
 // /debug/pprof/goroutine?debug=2, after checking its cost.
 type httpDump struct {
-	t *target
-	c *api.Client
+	t   *target
+	c   *api.Client
+	lim remote.Limits
 }
 
 func (h *httpDump) goroutines(ctx context.Context, force bool) ([]dump.Goroutine, []string, error) {
@@ -167,7 +200,11 @@ func (h *httpDump) goroutines(ctx context.Context, force bool) ([]dump.Goroutine
 		return nil, nil, t.fail(err)
 	}
 	defer resp.Body.Close()
-	gs, err := dump.ParseDump(resp.Body)
+	body := remote.Limit(resp.Body, h.lim.Dump, remote.CapDump, "the goroutine dump (debug=2)", remote.ParseLines)
+	gs, err := dump.ParseDump(body)
+	if le, ok := remote.Exceeded(body); ok {
+		return nil, nil, failLimit(t.name, le)
+	}
 	if len(gs) == 0 {
 		return nil, nil, failf(2, "%s: /debug/pprof/goroutine?debug=2 gave no goroutine dump: %v", t.name, err)
 	}

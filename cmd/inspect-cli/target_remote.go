@@ -108,7 +108,7 @@ func (e *env) remoteOptions() remote.Options {
 	if b == 0 {
 		b = -1 // never
 	}
-	return remote.Options{DumpBudget: b}
+	return remote.Options{DumpBudget: b, Limits: e.limits}
 }
 
 func (e *env) remoteModel(t *target, f remote.Fetcher) *remoteModel {
@@ -132,7 +132,7 @@ func (e *env) pprofTarget(name string, c *api.Client, se *api.StatusError) *targ
 	t := &target{name: name, is: fmt.Sprintf("%s, which does not serve the inspection API (%s: 404: %s)", name, probePath, se.Message), http: c}
 	m := e.remoteModel(t, remote.NewPprofFetcher(c.Base, c.Token))
 	t.model, t.sites, t.watch, t.findings = m, m, m, m
-	t.dump = &httpDump{t: t, c: c}
+	t.dump = &httpDump{t: t, c: c, lim: e.limits}
 	return t
 }
 
@@ -188,11 +188,32 @@ func (m *remoteModel) diagnose(ctx context.Context, d *diagnosis) (string, error
 		return "", err
 	}
 	progress := isTerminal(d.stderr) && d.o.wait > 0
-	n, window := 0, d.o.window
+	n, tries, window := 0, 0, d.o.window
+	var lastErr error
 	for first := true; first || d.watching(); first = false {
-		s, err := p.Snapshot(ctx, d.o.window)
+		if ctx.Err() != nil {
+			break
+		}
+		tries++
+		began, deadline := time.Now(), d.snapshotEnd()
+		s, err := within(ctx, deadline, func(ctx context.Context) (*api.Snapshot, error) { return p.Snapshot(ctx, d.o.window) })
 		if err != nil {
-			return "", m.t.failRemote(err)
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return "", failf(exitInterrupted, "interrupted")
+			}
+			if n == 0 && !isTimeout(err) {
+				// Nothing had yet, and not for want of time: the target is
+				// not what it should be, or out of reach.
+				return "", m.t.failRemote(err)
+			}
+			lastErr = err
+			why := d.missWhy(err, deadline.Sub(began), m.t.failRemote)
+			d.miss(tries, why)
+			if progress {
+				fmt.Fprintf(d.stderr, "  snapshot %d missed: %s\n", tries, why)
+			}
+			sleepCtx(ctx, min(time.Second, d.left()))
+			continue
 		}
 		n++
 		if s.WindowNS > 0 {
@@ -202,10 +223,13 @@ func (m *remoteModel) diagnose(ctx context.Context, d *diagnosis) (string, error
 		d.note(s)
 		d.add(s.Findings)
 		if progress {
-			fmt.Fprintf(d.stderr, "  snapshot %d: %d findings\n", n, len(s.Findings))
+			fmt.Fprintf(d.stderr, "  snapshot %d: %d findings\n", tries, len(s.Findings))
 		}
 	}
-	return fmt.Sprintf("rules run here on %d snapshots of %s (%s)", n, format.Duration(window), m.r.Fetcher().Kind()), nil
+	if n == 0 {
+		return "", d.nothing(m.t, lastErr, m.t.failRemote)
+	}
+	return fmt.Sprintf("rules run here on %s of %s (%s)", plural(n, "snapshot"), format.Duration(window), m.r.Fetcher().Kind()), nil
 }
 
 // goroutines reads a full dump from a gops agent after checking its cost
@@ -226,7 +250,11 @@ func (m *remoteModel) goroutines(ctx context.Context, force bool) ([]dump.Gorout
 		return nil, nil, t.failRemote(err)
 	}
 	defer rc.Close()
-	gs, err := dump.ParseDump(rc)
+	body := remote.Limit(rc, m.r.Limits().Dump, remote.CapDump, "the gops agent's stack dump", remote.ParseLines)
+	gs, err := dump.ParseDump(body)
+	if le, ok := remote.Exceeded(body); ok {
+		return nil, nil, failLimit(t.name, le)
+	}
 	if len(gs) == 0 {
 		return nil, nil, failf(2, "%s: the gops agent's stack dump gave no goroutine: %v", t.name, err)
 	}

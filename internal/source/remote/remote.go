@@ -32,6 +32,7 @@ package remote
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -94,6 +95,8 @@ type Options struct {
 	// that spins writes millions of events a second: past the bound the
 	// window ends early, and a note says so.
 	MaxEvents int64
+	// Limits cap what is read from the target (zero: DefaultLimits).
+	Limits Limits
 }
 
 // Remote builds the task model of a remote target in the client.
@@ -137,6 +140,9 @@ func New(f Fetcher, opts Options) *Remote {
 	if opts.MaxEvents == 0 {
 		opts.MaxEvents = 2_000_000
 	}
+	if opts.Limits == (Limits{}) {
+		opts.Limits = DefaultLimits()
+	}
 	if opts.LeakInterval < 30*time.Second {
 		opts.LeakInterval = 30 * time.Second
 	}
@@ -145,6 +151,9 @@ func New(f Fetcher, opts Options) *Remote {
 
 // Fetcher returns the fetcher r reads from.
 func (r *Remote) Fetcher() Fetcher { return r.f }
+
+// Limits are the caps r reads within.
+func (r *Remote) Limits() Limits { return r.opts.Limits }
 
 // Snapshot builds the task model over a trace of window, which it takes now:
 // it returns after about window.
@@ -216,6 +225,9 @@ func (r *Remote) build(ctx context.Context, window time.Duration, reuse time.Dur
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
+	if _, ok := AsLimit(traceErr); ok {
+		return nil, traceErr
+	}
 	notes = append(notes, traceNotes...)
 	now := time.Now()
 
@@ -236,9 +248,12 @@ func (r *Remote) build(ctx context.Context, window time.Duration, reuse time.Dur
 	}
 
 	// 4. A full dump, within the budget.
-	gs, dumpNote, dumped := r.maybeDump(ctx, now, count, prof != nil)
+	gs, dumpNote, dumped, dumpErr := r.maybeDump(ctx, now, count, prof != nil)
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
+	}
+	if dumpErr != nil {
+		return nil, dumpErr
 	}
 	if dumped {
 		parts = append(parts, "dump")
@@ -282,7 +297,11 @@ func (r *Remote) goroutineProfile(ctx context.Context) (*model.StackProfile, err
 		return nil, err
 	}
 	defer rc.Close()
-	p, err := model.ParseStackProfile(rc)
+	data, err := readProto(Limit(rc, r.opts.Limits.Profile, CapProfile, "the goroutine profile", ParseBytes), r.opts.Limits.Profile, "the goroutine profile")
+	if err != nil {
+		return nil, err
+	}
+	p, err := model.ParseStackProfile(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("%s: the goroutine profile (debug=0) is not a pprof profile: %w", r.f.Target(), err)
 	}
@@ -299,6 +318,7 @@ func (r *Remote) trace(ctx context.Context, window time.Duration) (*tracewin.Win
 		return nil, []string{"no execution trace: " + err.Error()}, err
 	}
 	defer rc.Close()
+	rc = Limit(rc, r.opts.Limits.Trace(traced.Seconds()), CapTrace, fmt.Sprintf("the execution trace of %s", format.Duration(traced)), ParseBytes)
 	wo := tracewin.WindowOptions{Sites: true, Parallel: true}
 	if r.opts.MaxEvents > 0 {
 		wo.MaxEvents = r.opts.MaxEvents
@@ -310,6 +330,9 @@ func (r *Remote) trace(ctx context.Context, window time.Duration) (*tracewin.Win
 	if v, ok := tracewin.GoVersion(hr.head); ok && r.goVersion == "" {
 		r.goVersion = v + "+"
 		notes = append(notes, fmt.Sprintf("Go version from the trace format: %s or later", v))
+	}
+	if le, ok := Exceeded(rc); ok {
+		return nil, nil, le
 	}
 	if err != nil && len(win.Goroutines) == 0 {
 		return nil, []string{"no usable execution trace: " + err.Error()}, err
@@ -356,7 +379,11 @@ func (r *Remote) readLeaks(ctx context.Context, now time.Time) string {
 		return "no goroutineleak profile: " + err.Error()
 	}
 	defer rc.Close()
-	p, err := model.ParseStackProfile(rc)
+	data, err := readProto(Limit(rc, r.opts.Limits.Profile, CapProfile, "the goroutineleak profile", ParseBytes), r.opts.Limits.Profile, "the goroutineleak profile")
+	if err != nil {
+		return "no goroutineleak profile: " + err.Error()
+	}
+	p, err := model.ParseStackProfile(bytes.NewReader(data))
 	if err != nil {
 		return "the goroutineleak profile is not a pprof profile: " + err.Error()
 	}
@@ -385,8 +412,8 @@ func (r *Remote) dumpDue(now time.Time, count int64) (due bool, expected time.Du
 
 // maybeDump takes a full dump if the budget allows it and returns its
 // goroutines, the note that says where labels and wait minutes come from,
-// and whether it dumped.
-func (r *Remote) maybeDump(ctx context.Context, now time.Time, count int64, haveProfile bool) ([]dump.Goroutine, string, bool) {
+// and whether it dumped; err is a dump past its cap.
+func (r *Remote) maybeDump(ctx context.Context, now time.Time, count int64, haveProfile bool) (_ []dump.Goroutine, _ string, _ bool, err error) {
 	budget := fmt.Sprintf("dumps stop the target's world for ~6µs per goroutine: they take at most %s of the time since attaching", format.Percent(r.opts.DumpBudget))
 	between := "labels are from the goroutine profile by stack"
 	if !haveProfile {
@@ -400,10 +427,10 @@ func (r *Remote) maybeDump(ctx context.Context, now time.Time, count int64, have
 			format.Duration(now.Sub(r.dumpAt)), why, budget, between)
 	}
 	if r.opts.DumpBudget < 0 {
-		return nil, older("dumps are off (--dump-budget 0)"), false
+		return nil, older("dumps are off (--dump-budget 0)"), false, nil
 	}
 	if count < 0 {
-		return nil, older("the goroutine count is unknown, so is a dump's pause"), false
+		return nil, older("the goroutine count is unknown, so is a dump's pause"), false, nil
 	}
 	due, expected, at := r.dumpDue(now, count)
 	if !due {
@@ -412,17 +439,21 @@ func (r *Remote) maybeDump(ctx context.Context, now time.Time, count int64, have
 			next = "next in ~" + format.Duration(at.Sub(now))
 		}
 		return nil, older(fmt.Sprintf("one would stop the target's world for ~%s (%d goroutines), more than %s of the %s since attaching allows; %s",
-			format.Duration(expected), count, format.Percent(r.opts.DumpBudget), format.Duration(now.Sub(r.attached)), next)), false
+			format.Duration(expected), count, format.Percent(r.opts.DumpBudget), format.Duration(now.Sub(r.attached)), next)), false, nil
 	}
 	// The target answers once the dump is written: it stopped the world
 	// for part of the time the request takes.
 	began := time.Now()
 	rc, err := r.f.Dump(ctx)
 	if err != nil {
-		return nil, older("the dump failed: " + err.Error()), false
+		return nil, older("the dump failed: " + err.Error()), false, nil
 	}
-	data, rerr := io.ReadAll(rc)
+	data, rerr := io.ReadAll(Limit(rc, r.opts.Limits.Dump, CapDump, "the goroutine dump (debug=2)", ParseLines))
 	rc.Close()
+	if le, ok := AsLimit(rerr); ok {
+		r.dumpAt, r.dumps, r.dumpTotal = now, r.dumps+1, r.dumpTotal+time.Since(began)
+		return nil, "", false, le
+	}
 	cost := time.Since(began)
 	// It stopped the world whatever came of it.
 	r.dumpAt, r.dumps, r.dumpTotal = now, r.dumps+1, r.dumpTotal+cost
@@ -435,7 +466,7 @@ func (r *Remote) maybeDump(ctx context.Context, now time.Time, count int64, have
 		} else if perr != nil {
 			why += ": " + perr.Error()
 		}
-		return nil, older(why), false
+		return nil, older(why), false, nil
 	}
 	r.dumpCost = cost
 	r.dumpNSPerG = float64(cost) / float64(len(gs))
@@ -454,7 +485,7 @@ func (r *Remote) maybeDump(ctx context.Context, now time.Time, count int64, have
 	if rerr != nil || perr != nil {
 		note += fmt.Sprintf("; the dump has problems, read as far as it goes: %v", errors.Join(rerr, perr))
 	}
-	return gs, note, true
+	return gs, note, true, nil
 }
 
 // traceEnd is when win ended on the wall clock: its clock's, else now.

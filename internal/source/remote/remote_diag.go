@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -53,7 +54,12 @@ func (r *Remote) Profile(ctx context.Context, name string) (*profile.Profile, er
 		return nil, err
 	}
 	defer rc.Close()
-	p, err := profile.Parse(rc)
+	what := "the " + name + " profile"
+	data, err := readProto(Limit(rc, r.opts.Limits.Profile, CapProfile, what, ParseBytes), r.opts.Limits.Profile, what)
+	if err != nil {
+		return nil, err
+	}
+	p, err := profile.Parse(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("%s profile of %s: %w", name, r.f.Target(), err)
 	}

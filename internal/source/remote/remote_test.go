@@ -556,3 +556,27 @@ func TestGopsFetcher(t *testing.T) {
 		t.Error("GopsAddr of a process without agent: no error")
 	}
 }
+
+// A trace past its cap, per second of window, fails the snapshot with a
+// LimitError, whatever the dump could have given.
+func TestRemoteTraceCap(t *testing.T) {
+	parkGoroutines(t)
+	url, _ := pprofServer(t)
+	data, err := os.ReadFile("../../tracewin/testdata/traces/gens.trace")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := remote.DefaultLimits()
+	lim.TracePerSecond = int64(len(data)) / 4
+	r := remote.New(cutTrace{remote.NewPprofFetcher(url, ""), data}, remote.Options{DumpBudget: 1, Limits: lim})
+	_, err = r.Snapshot(t.Context(), time.Second)
+	if le, ok := remote.AsLimit(err); !ok || le.Kind != remote.CapTrace {
+		t.Errorf("a trace of %d bytes under a cap of %d a second: %v; want a trace LimitError", len(data), lim.TracePerSecond, err)
+	}
+	// Within the cap, the same trace is read.
+	lim.TracePerSecond = int64(len(data))
+	r = remote.New(cutTrace{remote.NewPprofFetcher(url, ""), data}, remote.Options{DumpBudget: 1, Limits: lim})
+	if _, err = r.Snapshot(t.Context(), time.Second); err != nil {
+		t.Errorf("within the cap: %v", err)
+	}
+}
