@@ -22,8 +22,9 @@
 //   - agent-idle: the workload with agent.Listen(agent.Options{}), the
 //     default options, and nobody asking;
 //   - agent-watched: the same, with a client following
-//     GET /api/v1/watch?interval=1s&window=5s as `inspect-cli top` does (it
-//     reads the events, counts their bytes and discards them);
+//     GET /api/v1/watch?interval=1s&window=5s&limit=120 as `inspect-cli top`
+//     does, a page of three 40-row screens (it reads the events, counts their
+//     bytes and discards them);
 //   - pprof: the workload with net/http/pprof served on a loopback port,
 //     nobody asking.
 //
