@@ -118,8 +118,15 @@ func userTask(t *api.Task) bool {
 // inspectorTask reports whether t is the inspector's: labelled with its
 // role, or running or started by its code.
 func inspectorTask(t *api.Task) bool {
-	return t.Labels[source.OwnLabel] != "" || isInspectorFunc(t.Location.Function) || isInspectorFunc(t.CreatedBy.Function)
+	return t.Labels[source.OwnLabel] != "" || isInspectorFunc(t.Location.Function) || isInspectorFunc(t.CreatedBy.Function) ||
+		strings.HasPrefix(t.Location.Function, supervisorFuncs)
 }
+
+// supervisorFuncs are the lab's supervisor: the daemon's goroutine that
+// waits on each workload while it runs. Only where a goroutine waits
+// marks it: the workloads the supervisor starts are the program under
+// inspection.
+const supervisorFuncs = "github.com/inspectd/inspectd/internal/workload.(*Supervisor)."
 
 func isRuntimeFunc(fn string) bool {
 	return fn == "" || strings.HasPrefix(fn, "runtime.") || strings.HasPrefix(fn, "internal/") || strings.HasPrefix(fn, "runtime/")

@@ -36,6 +36,7 @@ var bugs = map[string]func(){
 	"outlived-context":    exporter,
 	"waitgroup-stuck":     batches,
 	"select-spin":         mergeFeeds,
+	"leak-suspect":        flushShards,
 	"none":                func() {},
 }
 
@@ -83,6 +84,20 @@ func leakyFetch() {
 		case <-time.After(10 * time.Millisecond):
 		}
 		time.Sleep(40 * time.Millisecond)
+	}
+}
+
+// flushShards asks three shards to flush and returns without reading their
+// acknowledgements: each shard waits for good to send its own. It happens
+// once and never grows: without the runtime's leak detection (Go 1.26),
+// only a suspect.
+func flushShards() {
+	acks := make(chan error)
+	for shard := range 3 {
+		go func() {
+			time.Sleep(time.Duration(shard) * time.Millisecond)
+			acks <- nil // bug: leak-suspect
+		}()
 	}
 }
 
