@@ -46,3 +46,39 @@ func TestLongRunThatFillsTheWindow(t *testing.T) {
 		t.Fatalf("findings %+v, want long-run with the requests it left waiting", fs)
 	}
 }
+
+// In an overloaded process the starved are runnable much of the time too:
+// goroutines that run for microseconds and queue for the rest (tickers,
+// goroutines that yield) are not among the CPU-bound, and the finding
+// names neither their sites nor them as its evidence.
+func TestStarvationNamesTheHogsNotTheStarved(t *testing.T) {
+	burn := api.Frame{Function: "example.com/app.burn", File: "/src/app/hog.go", Line: 33}
+	tick := api.Frame{Function: "example.com/app.tick", File: "/src/app/tick.go", Line: 12}
+	var tasks []api.Task
+	for id := range int64(3) {
+		tasks = append(tasks, api.Task{ID: 1 + id, Name: "hog", State: "runnable", Location: burn,
+			Stats: api.TaskStats{TotalNS: window, BusyNS: window * 6 / 10, SchedNS: window * 4 / 10, Polls: 300}})
+	}
+	for id := range int64(5) {
+		tasks = append(tasks, api.Task{ID: 10 + id, Name: "ticker", State: "waiting", WaitReason: "select", Location: tick,
+			Stats: api.TaskStats{TotalNS: window, BusyNS: window / 100, SchedNS: window / 2, IdleNS: window * 49 / 100, Polls: 2000}})
+	}
+	e := newEngine(t, Config{})
+	var fs []api.Finding
+	for i := range 3 {
+		fs = e.Observe(Input{Snapshot: spinSnap(time.Duration(i)*time.Second, nil, tasks...)})
+	}
+	if len(fs) != 1 || fs[0].Rule != "sched-starvation" || !strings.Contains(fs[0].Title, "3 CPU-bound goroutines") {
+		t.Fatalf("findings %+v, want starvation by the three hogs", fs)
+	}
+	for _, s := range fs[0].Evidence.Sites {
+		if s == tick {
+			t.Errorf("sites %v: the starved ticker named", fs[0].Evidence.Sites)
+		}
+	}
+	for _, id := range fs[0].Evidence.Tasks {
+		if id >= 10 {
+			t.Errorf("tasks %v: a starved ticker among the evidence", fs[0].Evidence.Tasks)
+		}
+	}
+}
