@@ -551,6 +551,9 @@ func healthyWorkloadFiles(t *testing.T) map[string]bool {
 			files[name] = true
 		}
 	}
+	// The fan-in lesson's producers feed fan-in-spin too: a finding about
+	// that broken workload may name them as its victims.
+	delete(files, "fan_in.go")
 	if !files["cpu_pool.go"] {
 		t.Fatalf("healthy workload files %v: want cpu_pool.go among them", files)
 	}

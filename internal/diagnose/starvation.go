@@ -79,13 +79,23 @@ func checkStarvation(c *check) []found {
 		return nil
 	}
 	slices.SortFunc(victims, func(a, b *api.Task) int { return cmp.Compare(b.Stats.SchedNS, a.Stats.SchedNS) })
-	// The heaviest first: the sites named are where most CPU goes.
-	slices.SortStableFunc(hogs, func(a, b *api.Task) int { return cmp.Compare(b.Stats.BusyNS, a.Stats.BusyNS) })
+	// The hungriest first: the sites named are of the goroutines that
+	// want the CPU all the time (within a tenth of the hungriest), not of
+	// one that also rests (a pool's worker between its chunks), which is
+	// counted among the hogs but starves nobody by itself.
+	want := func(t *api.Task) int64 { return t.Stats.BusyNS + t.Stats.SchedNS }
+	slices.SortStableFunc(hogs, func(a, b *api.Task) int { return cmp.Compare(want(b), want(a)) })
+	hungriest := hogs[:1]
+	for _, h := range hogs[1:] {
+		if want(h) >= want(hogs[0])*9/10 {
+			hungriest = append(hungriest, h)
+		}
+	}
 	var ids []int64
 	for _, h := range hogs {
 		ids = append(ids, h.ID)
 	}
-	hogSites := c.hogSites(hogs)
+	hogSites := c.hogSites(hungriest)
 	procsText := fmt.Sprintf("%d Ps (GOMAXPROCS)", procs)
 	if !procsKnown {
 		procsText = "the Ps"
