@@ -58,16 +58,18 @@ func TestStarvationNamesTheHogsNotTheStarved(t *testing.T) {
 	var tasks []api.Task
 	for id := range int64(3) {
 		tasks = append(tasks, api.Task{ID: 1 + id, Name: "hog", State: "runnable", Location: burn,
-			Stats: api.TaskStats{TotalNS: window, BusyNS: window * 6 / 10, SchedNS: window * 4 / 10, Polls: 300}})
+			Stats: api.TaskStats{TotalNS: window, BusyNS: window * 6 / 10, SchedNS: window * 4 / 10, Polls: 300, LongestStretchNS: window / 2}})
 	}
 	for id := range int64(5) {
 		tasks = append(tasks, api.Task{ID: 10 + id, Name: "ticker", State: "waiting", WaitReason: "select", Location: tick,
 			Stats: api.TaskStats{TotalNS: window, BusyNS: window / 100, SchedNS: window / 2, IdleNS: window * 49 / 100, Polls: 2000}})
 	}
-	// A pool's worker that computes in chunks and rests between them.
+	// A pool's worker that computes in chunks and rests between them, as
+	// hungry as the hogs over the window (a loaded machine stretches its
+	// chunks) but never on CPU for long without a break.
 	pool := api.Frame{Function: "example.com/app.countPrimes", File: "/src/app/pool.go", Line: 109}
 	tasks = append(tasks, api.Task{ID: 20, Name: "pool/worker", State: "waiting", WaitReason: "select", Location: pool,
-		Stats: api.TaskStats{TotalNS: window, BusyNS: window * 4 / 10, SchedNS: window / 10, IdleNS: window / 2, Polls: 400}})
+		Stats: api.TaskStats{TotalNS: window, BusyNS: window * 5 / 10, SchedNS: window * 4 / 10, IdleNS: window / 10, Polls: 400, LongestStretchNS: int64(6 * time.Millisecond)}})
 	e := newEngine(t, Config{})
 	var fs []api.Finding
 	for i := range 3 {

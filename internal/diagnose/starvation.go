@@ -79,15 +79,19 @@ func checkStarvation(c *check) []found {
 		return nil
 	}
 	slices.SortFunc(victims, func(a, b *api.Task) int { return cmp.Compare(b.Stats.SchedNS, a.Stats.SchedNS) })
-	// The hungriest first: the sites named are of the goroutines that
-	// want the CPU all the time (within a tenth of the hungriest), not of
-	// one that also rests (a pool's worker between its chunks), which is
-	// counted among the hogs but starves nobody by itself.
+	// The hungriest first: the sites named are of the goroutines that hold
+	// the CPU longest without a break (their longest stretch, within a
+	// quarter of the longest), else that want it most, not of one that
+	// rests every few milliseconds (a pool's worker between its chunks),
+	// which is counted among the hogs but starves nobody by itself.
 	want := func(t *api.Task) int64 { return t.Stats.BusyNS + t.Stats.SchedNS }
-	slices.SortStableFunc(hogs, func(a, b *api.Task) int { return cmp.Compare(want(b), want(a)) })
+	slices.SortStableFunc(hogs, func(a, b *api.Task) int {
+		return cmp.Or(cmp.Compare(b.Stats.LongestStretchNS, a.Stats.LongestStretchNS), cmp.Compare(want(b), want(a)))
+	})
 	hungriest := hogs[:1]
 	for _, h := range hogs[1:] {
-		if want(h) >= want(hogs[0])*9/10 {
+		if top := hogs[0].Stats.LongestStretchNS; top >= int64(20*time.Millisecond) && h.Stats.LongestStretchNS >= top/4 ||
+			top < int64(20*time.Millisecond) && want(h) >= want(hogs[0])*9/10 {
 			hungriest = append(hungriest, h)
 		}
 	}
