@@ -408,11 +408,12 @@ func writeMatrix(t *testing.T) {
 // when they all run at once.
 const mixWithin = 90 * time.Second
 
-// All the broken workloads at once, in one daemon: each of their rules
+// All the workloads at once, in one daemon: each rule of the broken ones
 // reports within 90 seconds, at the workload's file (rules that give one
 // finding for the whole process, the heap's growth or the threads', at
-// one of their workloads' files). Rules compose: one that reports nothing
-// hides nothing from the others. Opt in with INSPECTD_MATRIX_MIX=1: on
+// one of their workloads' files), and no finding names a healthy
+// workload's file. Rules compose: one that reports nothing hides nothing
+// from the others. Opt in with INSPECTD_MATRIX_MIX=1: on
 // two cores the mix (a storm of 100,000 goroutines, hogs, spinners and a
 // growing heap) takes the machine for a minute and a half.
 func TestMatrixAllBrokenAtOnce(t *testing.T) {
@@ -424,8 +425,10 @@ func TestMatrixAllBrokenAtOnce(t *testing.T) {
 	// dumps the parents and labels of goroutines older than the trace are
 	// unknown, and outlived-context cannot tell whose scope has ended.
 	// The mix checks that the rules compose, given what they need.
-	base := startDaemon(t, "broken", "--max-pause", "2s")
+	base := startDaemon(t, "all", "--max-pause", "2s")
 	began := time.Now()
+	healthyFiles := healthyWorkloadFiles(t)
+	named := map[string]string{} // healthy files named, with the finding
 	cl := api.NewClient(base, "")
 	stopped := map[string]bool{}
 	seen := map[string]time.Duration{} // by workload
@@ -442,6 +445,13 @@ func TestMatrixAllBrokenAtOnce(t *testing.T) {
 			}
 		}
 		last = findings(t, base)
+		for _, f := range last {
+			for _, st := range f.Evidence.Sites {
+				if healthyFiles[filepath.Base(st.File)] {
+					named[filepath.Base(st.File)] = f.Rule + ": " + f.Title
+				}
+			}
+		}
 		for _, c := range matrix {
 			if _, ok := seen[c.workload]; ok {
 				continue
@@ -460,6 +470,9 @@ func TestMatrixAllBrokenAtOnce(t *testing.T) {
 		if _, ok := seen[c.workload]; !ok {
 			t.Errorf("%s: rule %s did not report at %s within %v", c.workload, c.rule, c.file, mixWithin)
 		}
+	}
+	for file, f := range named {
+		t.Errorf("healthy workload %s named in the mix: %s", file, f)
 	}
 	if t.Failed() {
 		for _, f := range last {
@@ -523,4 +536,26 @@ func TestBurnHelper(t *testing.T) {
 	for n := 0; ; n++ {
 		_ = n * n
 	}
+}
+
+// healthyWorkloadFiles are the source files of the healthy workloads.
+func healthyWorkloadFiles(t *testing.T) map[string]bool {
+	t.Helper()
+	files := map[string]bool{}
+	for _, spec := range workload.Default.Specs() {
+		if spec.Kind != workload.Healthy {
+			continue
+		}
+		name := strings.ReplaceAll(spec.Name, "-", "_") + ".go"
+		if _, err := os.Stat(filepath.Join("..", "..", "internal", "workload", name)); err == nil {
+			files[name] = true
+		}
+	}
+	// The fan-in lesson's producers feed fan-in-spin too: a finding about
+	// that broken workload may name them as its victims.
+	delete(files, "fan_in.go")
+	if !files["cpu_pool.go"] {
+		t.Fatalf("healthy workload files %v: want cpu_pool.go among them", files)
+	}
+	return files
 }

@@ -46,3 +46,46 @@ func TestLongRunThatFillsTheWindow(t *testing.T) {
 		t.Fatalf("findings %+v, want long-run with the requests it left waiting", fs)
 	}
 }
+
+// In an overloaded process the starved are runnable much of the time too:
+// goroutines that run for microseconds and queue for the rest (tickers,
+// goroutines that yield) are not among the CPU-bound, and the finding
+// names neither their sites nor them as its evidence; a pool's worker that
+// rests between chunks is counted, but its site is not the hogs'.
+func TestStarvationNamesTheHogsNotTheStarved(t *testing.T) {
+	burn := api.Frame{Function: "example.com/app.burn", File: "/src/app/hog.go", Line: 33}
+	tick := api.Frame{Function: "example.com/app.tick", File: "/src/app/tick.go", Line: 12}
+	var tasks []api.Task
+	for id := range int64(3) {
+		tasks = append(tasks, api.Task{ID: 1 + id, Name: "hog", State: "runnable", Location: burn,
+			Stats: api.TaskStats{TotalNS: window, BusyNS: window * 6 / 10, SchedNS: window * 4 / 10, Polls: 300, LongestStretchNS: window / 2}})
+	}
+	for id := range int64(5) {
+		tasks = append(tasks, api.Task{ID: 10 + id, Name: "ticker", State: "waiting", WaitReason: "select", Location: tick,
+			Stats: api.TaskStats{TotalNS: window, BusyNS: window / 100, SchedNS: window / 2, IdleNS: window * 49 / 100, Polls: 2000}})
+	}
+	// A pool's worker that computes in chunks and rests between them, as
+	// hungry as the hogs over the window (a loaded machine stretches its
+	// chunks) but never on CPU for long without a break.
+	pool := api.Frame{Function: "example.com/app.countPrimes", File: "/src/app/pool.go", Line: 109}
+	tasks = append(tasks, api.Task{ID: 20, Name: "pool/worker", State: "waiting", WaitReason: "select", Location: pool,
+		Stats: api.TaskStats{TotalNS: window, BusyNS: window * 5 / 10, SchedNS: window * 4 / 10, IdleNS: window / 10, Polls: 400, LongestStretchNS: int64(6 * time.Millisecond)}})
+	e := newEngine(t, Config{})
+	var fs []api.Finding
+	for i := range 3 {
+		fs = e.Observe(Input{Snapshot: spinSnap(time.Duration(i)*time.Second, nil, tasks...)})
+	}
+	if len(fs) != 1 || fs[0].Rule != "sched-starvation" || !strings.Contains(fs[0].Title, "4 CPU-bound goroutines") {
+		t.Fatalf("findings %+v, want starvation by the three hogs", fs)
+	}
+	for _, s := range fs[0].Evidence.Sites {
+		if s == tick || s == pool {
+			t.Errorf("sites %v: the starved ticker or the resting pool named", fs[0].Evidence.Sites)
+		}
+	}
+	for _, id := range fs[0].Evidence.Tasks {
+		if id >= 10 && id < 20 {
+			t.Errorf("tasks %v: a starved ticker among the evidence", fs[0].Evidence.Tasks)
+		}
+	}
+}

@@ -27,6 +27,7 @@ var (
 	starvationMinSched   = starvationThresholds.ratio("min_sched", 0.02, "share of the window a starved goroutine (not CPU-bound) spends waiting for a P")
 	starvationMinDelay   = starvationThresholds.duration("min_delay", 200*time.Microsecond, "mean scheduling delay per run of a starved goroutine")
 	starvationMinPolls   = starvationThresholds.count("min_polls", 20, "runs in the window of a goroutine for its delay to count")
+	starvationMinHold    = starvationThresholds.duration("min_hold", time.Millisecond, "mean run of a CPU-bound goroutine: what runs shorter gives its P back, and is starved rather than starving")
 )
 
 func checkStarvation(c *check) []found {
@@ -56,7 +57,12 @@ func checkStarvation(c *check) []found {
 		}
 		// A goroutine that waits for a lock longer than it runs is bound by
 		// the lock, not the CPU (lock-contention's business).
-		if share(t.Stats.BusyNS+t.Stats.SchedNS, c.window) >= hogShare && lockWait < t.Stats.BusyNS {
+		// A hog holds its P for long once it has one; a goroutine that runs
+		// for microseconds and queues for the rest of its time is starved,
+		// not starving (a ticker, a goroutine that yields): in an
+		// overloaded process every goroutine is runnable much of the time.
+		holds := t.Stats.Polls == 0 || t.Stats.BusyNS/t.Stats.Polls >= int64(c.dur(starvationMinHold))
+		if share(t.Stats.BusyNS+t.Stats.SchedNS, c.window) >= hogShare && lockWait < t.Stats.BusyNS && holds {
 			hogs = append(hogs, t)
 		} else if t.Stats.Polls >= minPolls &&
 			float64(t.Stats.SchedNS)/float64(t.Stats.Polls) >= minDelay && share(t.Stats.SchedNS, c.window) >= minSched {
@@ -73,11 +79,27 @@ func checkStarvation(c *check) []found {
 		return nil
 	}
 	slices.SortFunc(victims, func(a, b *api.Task) int { return cmp.Compare(b.Stats.SchedNS, a.Stats.SchedNS) })
+	// The hungriest first: the sites named are of the goroutines that hold
+	// the CPU longest without a break (their longest stretch, within a
+	// quarter of the longest), else that want it most, not of one that
+	// rests every few milliseconds (a pool's worker between its chunks),
+	// which is counted among the hogs but starves nobody by itself.
+	want := func(t *api.Task) int64 { return t.Stats.BusyNS + t.Stats.SchedNS }
+	slices.SortStableFunc(hogs, func(a, b *api.Task) int {
+		return cmp.Or(cmp.Compare(b.Stats.LongestStretchNS, a.Stats.LongestStretchNS), cmp.Compare(want(b), want(a)))
+	})
+	hungriest := hogs[:1]
+	for _, h := range hogs[1:] {
+		if top := hogs[0].Stats.LongestStretchNS; top >= int64(20*time.Millisecond) && h.Stats.LongestStretchNS >= top/4 ||
+			top < int64(20*time.Millisecond) && want(h) >= want(hogs[0])*9/10 {
+			hungriest = append(hungriest, h)
+		}
+	}
 	var ids []int64
 	for _, h := range hogs {
 		ids = append(ids, h.ID)
 	}
-	hogSites := c.hogSites(hogs)
+	hogSites := c.hogSites(hungriest)
 	procsText := fmt.Sprintf("%d Ps (GOMAXPROCS)", procs)
 	if !procsKnown {
 		procsText = "the Ps"
@@ -101,11 +123,10 @@ func checkStarvation(c *check) []found {
 		}
 		f.Message += fmt.Sprintf(" %s starved, %s (%d) %s %s per run on average over %d runs.",
 			countOf(len(victims), "other goroutine"), v.Name, v.ID, worst, format.Nanos(v.Stats.SchedNS/v.Stats.Polls), v.Stats.Polls)
-		f.Evidence.Sites = append(f.Evidence.Sites, v.Location)
+		// The starved are named in the message, not among the evidence's
+		// sites and tasks: they suffer the bug, they are not its cause.
 		f.Evidence.Figures["victim_mean_delay_ms"] = float64(v.Stats.SchedNS) / float64(v.Stats.Polls) / 1e6
-		for _, t := range victims {
-			ids = append(ids, t.ID)
-		}
+		f.Evidence.Figures["victims"] = float64(len(victims))
 	}
 	if !procsKnown {
 		f.Evidence.Missing = append(f.Evidence.Missing, "GOMAXPROCS (runtime/metrics): the target does not serve it; the queue for Ps tells instead")

@@ -76,3 +76,15 @@ func TestWaitGroupWaiterWithoutChildren(t *testing.T) {
 		}
 	}
 }
+
+// A snapshot that lacks goroutines of the process cannot show that a
+// joiner's goroutines are all gone: no finding from it.
+func TestWaitGroupNotFromAnIncompleteSnapshot(t *testing.T) {
+	e := newEngine(t, Config{})
+	e.Observe(Input{Snapshot: wgSnap(0, joiner(10, time.Second), child(11, 10))})
+	s := wgSnap(3*time.Second, joiner(10, 4*time.Second))
+	s.Process.Goroutines = 50000 // the snapshot holds one of them
+	if fs := e.Observe(Input{Snapshot: s}); len(fs) != 0 {
+		t.Errorf("findings %+v from a snapshot of 1 of 50000 goroutines, want none", fs)
+	}
+}
