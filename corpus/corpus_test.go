@@ -483,9 +483,12 @@ func readLeaks(ctx context.Context, addr string) (sites []site, served bool, err
 	top := false
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "#\t") {
+		if !strings.HasPrefix(line, "#") {
 			top = strings.Contains(line, " @ ")
 			continue
+		}
+		if !strings.HasPrefix(line, "#\t") {
+			continue // "# labels: ..." of the record
 		}
 		if !top {
 			continue
@@ -687,8 +690,12 @@ func check(t reporter, r *result) {
 	case !r.detected() && known:
 		t.Logf("%s: known miss, sites %v not named: %s", id, r.missing(), reason)
 	case !r.detected():
-		t.Errorf("%s: the goroutineleak profile proved the bug at %v in %s, but no warning names %v; findings:\n\t%s",
-			id, r.bug.sites, r.leakTime().Round(100*time.Millisecond), r.missing(), strings.Join(r.findings, "\n\t"))
+		found := "none"
+		if len(r.findings) > 0 {
+			found = "\n\t" + strings.Join(r.findings, "\n\t")
+		}
+		t.Errorf("%s: the goroutineleak profile proved the bug at %v in %s, but no warning names %v; findings: %s",
+			id, r.bug.sites, r.leakTime().Round(100*time.Millisecond), r.missing(), found)
 	}
 }
 
