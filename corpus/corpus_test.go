@@ -306,7 +306,7 @@ func runOne(ctx context.Context, bin, cli string, spec bugSpec, goName, mode str
 	r := &result{bug: spec, goName: goName, mode: mode, named: map[site]time.Duration{}, leakAt: map[site]time.Duration{}}
 	ctx, cancel := context.WithTimeout(ctx, wait+90*time.Second)
 	defer cancel()
-	args := []string{"-bug", spec.name}
+	args := []string{"-bug", spec.name, "-lifetime", (wait + 3*time.Minute).String()}
 	if mode == "repeat" {
 		args = append(args, "-every", "100ms")
 	}

@@ -51,7 +51,11 @@ func main() {
 	every := flag.Duration("every", 0, "run the bug again every this long (0: once)")
 	addr := flag.String("addr", "127.0.0.1:0", "where to serve net/http/pprof")
 	list := flag.Bool("list", false, "print the bugs, one per line: name and category")
+	lifetime := flag.Duration("lifetime", 0, "exit after this long (0: never), so that a harness killed before it could clean up leaves nothing running for long")
 	flag.Parse()
+	if *lifetime > 0 {
+		time.AfterFunc(*lifetime, func() { os.Exit(0) })
+	}
 	if *list {
 		names := make([]string, 0, len(bugs))
 		for n := range bugs {
