@@ -672,6 +672,12 @@ func check(t reporter, r *result) {
 	for _, f := range r.falseFindings {
 		t.Errorf("%s: a finding names no line of the bug's file: %s", id, f)
 	}
+	if len(r.named) > 0 && r.exitCode != 1 {
+		t.Errorf("%s: inspect-cli diagnose exited %d, though a warning named %v: a warning is exit status 1", id, r.exitCode, r.named)
+	}
+	if len(r.partial) > 0 {
+		t.Logf("%s: inspect-cli read the target in part: %s", id, strings.Join(r.partial, "; "))
+	}
 	if len(r.leakOther) > 0 {
 		t.Errorf("%s: the goroutineleak profile lists goroutines of the bug at %v, which are not marked // want: stuck", id, r.leakOther)
 	}
