@@ -36,6 +36,7 @@ var (
 	flagWait     = flag.Duration("corpus.wait", 15*time.Second, "inspect-cli diagnose --wait")
 	flagParallel = flag.Int("corpus.parallel", 0, "runs at a time (0: 64 by default, 8 in the full run)")
 	flagBugs     = flag.String("corpus.bugs", "", "run only the bugs whose name matches this regexp")
+	flagCopies   = flag.Int("corpus.copies", 1, "copies of the bug each program runs each time (bugs -copies): more makes heavy targets")
 	flagGo126    = flag.String("corpus.go126", cmp.Or(os.Getenv("CORPUS_GO126"), "/usr/local/go/bin/go"), "the go command of Go 1.26 (also CORPUS_GO126); its runs are skipped, with a message, when it is missing")
 )
 
@@ -306,7 +307,7 @@ func runOne(ctx context.Context, bin, cli string, spec bugSpec, goName, mode str
 	r := &result{bug: spec, goName: goName, mode: mode, named: map[site]time.Duration{}, leakAt: map[site]time.Duration{}}
 	ctx, cancel := context.WithTimeout(ctx, wait+90*time.Second)
 	defer cancel()
-	args := []string{"-bug", spec.name, "-lifetime", (wait + 3*time.Minute).String()}
+	args := []string{"-bug", spec.name, "-lifetime", (wait + 3*time.Minute).String(), "-copies", strconv.Itoa(*flagCopies)}
 	if mode == "repeat" {
 		args = append(args, "-every", "100ms")
 	}
