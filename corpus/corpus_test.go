@@ -534,7 +534,11 @@ func TestCorpus(t *testing.T) {
 
 	toolchains := []toolchain{go127(t, root)}
 	if v, err := goVersion(*flagGo126); err != nil || !strings.Contains(v, "go1.26") {
-		t.Logf("SKIP Go 1.26 runs: no Go 1.26 at %s (-corpus.go126 or CORPUS_GO126 names one): %v %s", *flagGo126, err, v)
+		why := v // another version
+		if err != nil {
+			why = err.Error()
+		}
+		t.Logf("SKIP Go 1.26 runs: no Go 1.26 at %s (-corpus.go126 or CORPUS_GO126 names one): %s", *flagGo126, why)
 	} else {
 		toolchains = append(toolchains, toolchain{name: "go1.26", goBin: *flagGo126, goLine: "1.26"})
 		if *flagFull {
