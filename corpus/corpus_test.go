@@ -52,6 +52,10 @@ func (s site) String() string { return fmt.Sprintf("%s:%d", s.file, s.line) }
 type bugSpec struct {
 	name, category string
 	sites          []site
+	// starts are the lines of main.go marked "starts the bug": the go
+	// statements that start each copy of it, which a finding may name (as
+	// goroutine-explosion does) and still be about the bug.
+	starts []site
 }
 
 // knownMisses are the bugs the goroutineleak profile proves (Go 1.27, or
@@ -76,6 +80,9 @@ const lockAlone = "a single goroutine stuck in a lock wait is reported by no rul
 // each kind of wait, to keep the default run short; -corpus.full runs all.
 var go126Default = []string{"kubernetes5316", "cockroach10214", "moby25384", "moby30408", "kubernetes62464"}
 
+// startsRe marks the go statements of main.go that start a bug.
+var startsRe = regexp.MustCompile(`//\s*starts the bug\b`)
+
 // wantRe is the marker of a site: the line's comment says the bug's
 // goroutines stay blocked there.
 var wantRe = regexp.MustCompile(`//\s*want: stuck\b`)
@@ -88,6 +95,19 @@ func readSpecs(t *testing.T) []bugSpec {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no bug files in bugs/ (%v): run from the corpus directory", err)
 	}
+	main, err := os.ReadFile(filepath.Join("bugs", "main.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var starts []site
+	for i, line := range strings.Split(string(main), "\n") {
+		if startsRe.MatchString(line) {
+			starts = append(starts, site{"main.go", i + 1})
+		}
+	}
+	if len(starts) == 0 {
+		t.Errorf("bugs/main.go: no go statement is marked // starts the bug")
+	}
 	var specs []bugSpec
 	for _, f := range files {
 		base := filepath.Base(f)
@@ -98,7 +118,7 @@ func readSpecs(t *testing.T) []bugSpec {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := bugSpec{name: strings.TrimSuffix(base, ".go")}
+		s := bugSpec{name: strings.TrimSuffix(base, ".go"), starts: starts}
 		for i, line := range strings.Split(string(data), "\n") {
 			if wantRe.MatchString(line) {
 				s.sites = append(s.sites, site{base, i + 1})
@@ -239,7 +259,8 @@ type result struct {
 	// named: each expected site a warning or critical finding named, and
 	// when it was first seen, from the start of diagnose.
 	named map[site]time.Duration
-	// falseFindings are findings that name no line of the bug's file.
+	// falseFindings are findings that name no line of the bug's file, nor
+	// the go statement that starts it.
 	falseFindings []string
 	findings      []string // every finding, for the log
 
@@ -385,6 +406,10 @@ func runOne(ctx context.Context, bin, cli string, spec bugSpec, goName, mode str
 		namesOne := false
 		for _, fs := range f.Evidence.Sites {
 			sites = append(sites, fmt.Sprintf("%s:%d", filepath.Base(fs.File), fs.Line))
+			if slices.Contains(spec.starts, site{filepath.Base(fs.File), fs.Line}) && strings.Contains(filepath.ToSlash(fs.File), "corpus/bugs/") {
+				namesOne = true // where each copy of the bug starts
+				continue
+			}
 			s, ok := bugSite(fs.File, fs.Line)
 			if !ok || s.file != spec.name+".go" {
 				continue
@@ -675,7 +700,7 @@ func check(t reporter, r *result) {
 		return
 	}
 	for _, f := range r.falseFindings {
-		t.Errorf("%s: a finding names no line of the bug's file: %s", id, f)
+		t.Errorf("%s: a finding names no line of the bug's file, nor where it starts: %s", id, f)
 	}
 	if len(r.named) > 0 && r.exitCode != 1 {
 		t.Errorf("%s: inspect-cli diagnose exited %d, though a warning named %v: a warning is exit status 1", id, r.exitCode, r.named)
@@ -696,6 +721,8 @@ func check(t reporter, r *result) {
 	}
 	reason, known := knownMisses[r.key()]
 	switch {
+	case r.detected() && known && *flagCopies > 1:
+		t.Logf("%s: caught with %d copies, in %s (alone: %s)", id, *flagCopies, r.reportTime().Round(100*time.Millisecond), reason)
 	case r.detected() && known:
 		t.Logf("%s: caught now, in %s: take it off knownMisses (%s)", id, r.reportTime().Round(100*time.Millisecond), reason)
 	case !r.detected() && known:
@@ -804,7 +831,7 @@ func renderTable(results []*result, toolchains []toolchain, specs []bugSpec) str
 		}
 	}
 	if len(falses) > 0 {
-		fmt.Fprintf(&b, "\nFalse findings (naming no line of the bug's file):\n\n%s\n", strings.Join(falses, "\n"))
+		fmt.Fprintf(&b, "\nFalse findings (naming no line of the bug's file, nor where it starts):\n\n%s\n", strings.Join(falses, "\n"))
 	}
 	return b.String()
 }

@@ -90,7 +90,7 @@ func main() {
 	}
 	run := func() {
 		for range *copies {
-			go b.run()
+			go b.run() // starts the bug
 		}
 	}
 	if *every <= 0 {
