@@ -164,7 +164,10 @@ func goVersion(goBin string) (string, error) {
 	cmd.Env = goEnv()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("%s version: %v: %s", goBin, err, strings.TrimSpace(string(out)))
+		if msg := strings.TrimSpace(string(out)); msg != "" {
+			err = fmt.Errorf("%v: %s", err, msg)
+		}
+		return "", fmt.Errorf("%s version: %v", goBin, err)
 	}
 	return strings.TrimSpace(string(out)), nil
 }
