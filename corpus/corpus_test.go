@@ -70,10 +70,10 @@ var knownMisses = map[string]string{
 	"moby28462/once":      lockAlone,
 }
 
-// lockAlone is issue #20's miss 2: deadlock needs two goroutines in Lock,
-// and goroutine-leak leaves lock waits to it, so a goroutine alone in
-// sync.Mutex.Lock or RWMutex.RLock is named by no rule, though the leak
-// profile marks it.
+// lockAlone is issue #20's miss 2: a goroutine alone in sync.Mutex.Lock or
+// RWMutex.RLock (the only one stuck there) is named by no rule, though the
+// leak profile marks it: goroutine-leak leaves lock waits to deadlock, which
+// wants more than one.
 const lockAlone = "a single goroutine stuck in a lock wait is reported by no rule, though the goroutineleak profile marks it (issue #20, miss 2)"
 
 // go126Default are the bugs the default run builds with Go 1.26 too: one of
