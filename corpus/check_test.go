@@ -28,12 +28,13 @@ func TestCheck(t *testing.T) {
 		r    result
 		want string // in the one error; "" for none
 	}{
-		{"named", result{goName: "go1.27", named: map[site]time.Duration{a: 3 * time.Second, b: 4 * time.Second}, leakServed: true, leakAt: proven}, ""},
-		{"one site unnamed", result{goName: "go1.27", named: map[site]time.Duration{a: 3 * time.Second}, leakServed: true, leakAt: proven}, "no warning names [chanbug.go:20]"},
+		{"named", result{goName: "go1.27", exitCode: 1, named: map[site]time.Duration{a: 3 * time.Second, b: 4 * time.Second}, leakServed: true, leakAt: proven}, ""},
+		{"exit 0 on a warning", result{goName: "go1.27", named: map[site]time.Duration{a: 3 * time.Second, b: 4 * time.Second}, leakServed: true, leakAt: proven}, "exit status 1"},
+		{"one site unnamed", result{goName: "go1.27", exitCode: 1, named: map[site]time.Duration{a: 3 * time.Second}, leakServed: true, leakAt: proven}, "no warning names [chanbug.go:20]"},
 		{"not proven", result{goName: "go1.27", named: map[site]time.Duration{}, leakServed: true, leakAt: map[site]time.Duration{a: 0}}, "does not reproduce its bug"},
 		{"no profile, unnamed", result{goName: "go1.26", named: map[site]time.Duration{}}, ""},
 		{"false finding", result{goName: "go1.26", named: map[site]time.Duration{}, falseFindings: []string{"warning long-run [main.go:70]"}}, "names no line of the bug's file"},
-		{"leak elsewhere", result{goName: "go1.27", named: map[site]time.Duration{a: 0, b: 0}, leakServed: true, leakAt: proven, leakOther: []site{{"chanbug.go", 30}}}, "not marked"},
+		{"leak elsewhere", result{goName: "go1.27", exitCode: 1, named: map[site]time.Duration{a: 0, b: 0}, leakServed: true, leakAt: proven, leakOther: []site{{"chanbug.go", 30}}}, "not marked"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := tc.r

@@ -36,6 +36,7 @@ var (
 	flagWait     = flag.Duration("corpus.wait", 15*time.Second, "inspect-cli diagnose --wait")
 	flagParallel = flag.Int("corpus.parallel", 0, "runs at a time (0: 64 by default, 8 in the full run)")
 	flagBugs     = flag.String("corpus.bugs", "", "run only the bugs whose name matches this regexp")
+	flagCopies   = flag.Int("corpus.copies", 1, "copies of the bug each program runs each time (bugs -copies): more makes heavy targets")
 	flagGo126    = flag.String("corpus.go126", cmp.Or(os.Getenv("CORPUS_GO126"), "/usr/local/go/bin/go"), "the go command of Go 1.26 (also CORPUS_GO126); its runs are skipped, with a message, when it is missing")
 )
 
@@ -51,6 +52,10 @@ func (s site) String() string { return fmt.Sprintf("%s:%d", s.file, s.line) }
 type bugSpec struct {
 	name, category string
 	sites          []site
+	// starts are the lines of main.go marked "starts the bug": the go
+	// statements that start each copy of it, which a finding may name (as
+	// goroutine-explosion does) and still be about the bug.
+	starts []site
 }
 
 // knownMisses are the bugs the goroutineleak profile proves (Go 1.27, or
@@ -65,15 +70,18 @@ var knownMisses = map[string]string{
 	"moby28462/once":      lockAlone,
 }
 
-// lockAlone is issue #20's miss 2: deadlock needs two goroutines in Lock,
-// and goroutine-leak leaves lock waits to it, so a goroutine alone in
-// sync.Mutex.Lock or RWMutex.RLock is named by no rule, though the leak
-// profile marks it.
+// lockAlone is issue #20's miss 2: a goroutine alone in sync.Mutex.Lock or
+// RWMutex.RLock (the only one stuck there) is named by no rule, though the
+// leak profile marks it: goroutine-leak leaves lock waits to deadlock, which
+// wants more than one.
 const lockAlone = "a single goroutine stuck in a lock wait is reported by no rule, though the goroutineleak profile marks it (issue #20, miss 2)"
 
 // go126Default are the bugs the default run builds with Go 1.26 too: one of
 // each kind of wait, to keep the default run short; -corpus.full runs all.
 var go126Default = []string{"kubernetes5316", "cockroach10214", "moby25384", "moby30408", "kubernetes62464"}
+
+// startsRe marks the go statements of main.go that start a bug.
+var startsRe = regexp.MustCompile(`//\s*starts the bug\b`)
 
 // wantRe is the marker of a site: the line's comment says the bug's
 // goroutines stay blocked there.
@@ -87,6 +95,19 @@ func readSpecs(t *testing.T) []bugSpec {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no bug files in bugs/ (%v): run from the corpus directory", err)
 	}
+	main, err := os.ReadFile(filepath.Join("bugs", "main.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var starts []site
+	for i, line := range strings.Split(string(main), "\n") {
+		if startsRe.MatchString(line) {
+			starts = append(starts, site{"main.go", i + 1})
+		}
+	}
+	if len(starts) == 0 {
+		t.Errorf("bugs/main.go: no go statement is marked // starts the bug")
+	}
 	var specs []bugSpec
 	for _, f := range files {
 		base := filepath.Base(f)
@@ -97,7 +118,7 @@ func readSpecs(t *testing.T) []bugSpec {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := bugSpec{name: strings.TrimSuffix(base, ".go")}
+		s := bugSpec{name: strings.TrimSuffix(base, ".go"), starts: starts}
 		for i, line := range strings.Split(string(data), "\n") {
 			if wantRe.MatchString(line) {
 				s.sites = append(s.sites, site{base, i + 1})
@@ -143,7 +164,10 @@ func goVersion(goBin string) (string, error) {
 	cmd.Env = goEnv()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("%s version: %v: %s", goBin, err, strings.TrimSpace(string(out)))
+		if msg := strings.TrimSpace(string(out)); msg != "" {
+			err = fmt.Errorf("%v: %s", err, msg)
+		}
+		return "", fmt.Errorf("%s version: %v", goBin, err)
 	}
 	return strings.TrimSpace(string(out)), nil
 }
@@ -184,35 +208,34 @@ func go127(t *testing.T, root string) toolchain {
 }
 
 // buildBugs builds bugs/ with tc in a module of its own under dir.
-func buildBugs(t *testing.T, tc toolchain, dir string) string {
-	t.Helper()
+func buildBugs(tc toolchain, dir string) (string, error) {
 	src := filepath.Join(dir, "src")
 	pkg := filepath.Join(src, "corpus", "bugs")
 	if err := os.MkdirAll(pkg, 0o755); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	files, _ := filepath.Glob(filepath.Join("bugs", "*.go"))
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
-			t.Fatal(err)
+			return "", err
 		}
 		if err := os.WriteFile(filepath.Join(pkg, filepath.Base(f)), data, 0o644); err != nil {
-			t.Fatal(err)
+			return "", err
 		}
 	}
 	mod := "module corpusbugs\n\ngo " + tc.goLine + "\n"
 	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte(mod), 0o644); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	bin := filepath.Join(dir, "bugs")
 	cmd := exec.Command(tc.goBin, "build", "-o", bin, "./corpus/bugs")
 	cmd.Dir = src
 	cmd.Env = append(append(goEnv(), "GOWORK=off", "CGO_ENABLED=0"), tc.env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the bugs with %s: %v\n%s", tc.name, err, out)
+		return "", fmt.Errorf("building the bugs with %s: %v\n%s", tc.name, err, out)
 	}
-	return bin
+	return bin, nil
 }
 
 func buildCLI(t *testing.T, root, dir string) string {
@@ -239,7 +262,8 @@ type result struct {
 	// named: each expected site a warning or critical finding named, and
 	// when it was first seen, from the start of diagnose.
 	named map[site]time.Duration
-	// falseFindings are findings that name no line of the bug's file.
+	// falseFindings are findings that name no line of the bug's file, nor
+	// the go statement that starts it.
 	falseFindings []string
 	findings      []string // every finding, for the log
 
@@ -307,7 +331,7 @@ func runOne(ctx context.Context, bin, cli string, spec bugSpec, goName, mode str
 	r := &result{bug: spec, goName: goName, mode: mode, named: map[site]time.Duration{}, leakAt: map[site]time.Duration{}}
 	ctx, cancel := context.WithTimeout(ctx, wait+90*time.Second)
 	defer cancel()
-	args := []string{"-bug", spec.name}
+	args := []string{"-bug", spec.name, "-lifetime", (wait + 3*time.Minute).String(), "-copies", strconv.Itoa(*flagCopies)}
 	if mode == "repeat" {
 		args = append(args, "-every", "100ms")
 	}
@@ -385,6 +409,10 @@ func runOne(ctx context.Context, bin, cli string, spec bugSpec, goName, mode str
 		namesOne := false
 		for _, fs := range f.Evidence.Sites {
 			sites = append(sites, fmt.Sprintf("%s:%d", filepath.Base(fs.File), fs.Line))
+			if slices.Contains(spec.starts, site{filepath.Base(fs.File), fs.Line}) && strings.Contains(filepath.ToSlash(fs.File), "corpus/bugs/") {
+				namesOne = true // where each copy of the bug starts
+				continue
+			}
 			s, ok := bugSite(fs.File, fs.Line)
 			if !ok || s.file != spec.name+".go" {
 				continue
@@ -484,9 +512,12 @@ func readLeaks(ctx context.Context, addr string) (sites []site, served bool, err
 	top := false
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "#\t") {
+		if !strings.HasPrefix(line, "#") {
 			top = strings.Contains(line, " @ ")
 			continue
+		}
+		if !strings.HasPrefix(line, "#\t") {
+			continue // "# labels: ..." of the record
 		}
 		if !top {
 			continue
@@ -531,7 +562,11 @@ func TestCorpus(t *testing.T) {
 
 	toolchains := []toolchain{go127(t, root)}
 	if v, err := goVersion(*flagGo126); err != nil || !strings.Contains(v, "go1.26") {
-		t.Logf("SKIP Go 1.26 runs: no Go 1.26 at %s (-corpus.go126 or CORPUS_GO126 names one): %v %s", *flagGo126, err, v)
+		why := v // another version
+		if err != nil {
+			why = err.Error()
+		}
+		t.Logf("SKIP Go 1.26 runs: no Go 1.26 at %s (-corpus.go126 or CORPUS_GO126 names one): %s", *flagGo126, why)
 	} else {
 		toolchains = append(toolchains, toolchain{name: "go1.26", goBin: *flagGo126, goLine: "1.26"})
 		if *flagFull {
@@ -539,12 +574,12 @@ func TestCorpus(t *testing.T) {
 				env: []string{"GOEXPERIMENT=goroutineleakprofile"}})
 		}
 	}
-	bins := map[string]string{}
-	for _, tc := range toolchains {
-		d := filepath.Join(dir, tc.name)
-		bins[tc.name] = buildBugs(t, tc, d)
+	bin127, err := buildBugs(toolchains[0], filepath.Join(dir, toolchains[0].name))
+	if err != nil {
+		t.Fatal(err)
 	}
-	checkList(t, bins["go1.27"], specs)
+	checkList(t, bin127, specs)
+	t.Logf("built inspect-cli and the bugs with Go 1.27 in %s", time.Since(began).Round(100*time.Millisecond))
 
 	parallel := *flagParallel
 	if parallel <= 0 {
@@ -553,7 +588,6 @@ func TestCorpus(t *testing.T) {
 			parallel = 8 // timings from a quieter machine
 		}
 	}
-	t.Logf("built inspect-cli and the bugs with %d Go versions in %s", len(toolchains), time.Since(began).Round(100*time.Millisecond))
 	ctx := t.Context()
 	var (
 		mu      sync.Mutex
@@ -561,7 +595,7 @@ func TestCorpus(t *testing.T) {
 		wg      sync.WaitGroup
 		sem     = make(chan struct{}, parallel)
 	)
-	for _, tc := range toolchains {
+	launch := func(tc toolchain, bin string) {
 		for _, mode := range []string{"once", "repeat"} {
 			for _, spec := range specs {
 				if tc.name == "go1.26" && !*flagFull && *flagBugs == "" && !slices.Contains(go126Default, spec.name) {
@@ -572,13 +606,30 @@ func TestCorpus(t *testing.T) {
 					defer wg.Done()
 					sem <- struct{}{}
 					defer func() { <-sem }()
-					r := runOne(ctx, bins[tc.name], cli, spec, tc.name, mode, *flagWait)
+					r := runOne(ctx, bin, cli, spec, tc.name, mode, *flagWait)
 					mu.Lock()
 					results = append(results, r)
 					mu.Unlock()
 				}()
 			}
 		}
+	}
+	launch(toolchains[0], bin127)
+	// The other Go versions build while Go 1.27's runs wait: with a cold
+	// cache, Go 1.26 compiles its standard library for a minute or more.
+	for _, tc := range toolchains[1:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t0 := time.Now()
+			bin, err := buildBugs(tc, filepath.Join(dir, tc.name))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			t.Logf("built the bugs with %s in %s", tc.name, time.Since(t0).Round(100*time.Millisecond))
+			launch(tc, bin)
+		}()
 	}
 	wg.Wait()
 	slices.SortFunc(results, func(a, b *result) int {
@@ -652,7 +703,13 @@ func check(t reporter, r *result) {
 		return
 	}
 	for _, f := range r.falseFindings {
-		t.Errorf("%s: a finding names no line of the bug's file: %s", id, f)
+		t.Errorf("%s: a finding names no line of the bug's file, nor where it starts: %s", id, f)
+	}
+	if len(r.named) > 0 && r.exitCode != 1 {
+		t.Errorf("%s: inspect-cli diagnose exited %d, though a warning named %v: a warning is exit status 1", id, r.exitCode, r.named)
+	}
+	if len(r.partial) > 0 {
+		t.Logf("%s: inspect-cli read the target in part: %s", id, strings.Join(r.partial, "; "))
 	}
 	if len(r.leakOther) > 0 {
 		t.Errorf("%s: the goroutineleak profile lists goroutines of the bug at %v, which are not marked // want: stuck", id, r.leakOther)
@@ -667,13 +724,19 @@ func check(t reporter, r *result) {
 	}
 	reason, known := knownMisses[r.key()]
 	switch {
+	case r.detected() && known && *flagCopies > 1:
+		t.Logf("%s: caught with %d copies, in %s (alone: %s)", id, *flagCopies, r.reportTime().Round(100*time.Millisecond), reason)
 	case r.detected() && known:
 		t.Logf("%s: caught now, in %s: take it off knownMisses (%s)", id, r.reportTime().Round(100*time.Millisecond), reason)
 	case !r.detected() && known:
 		t.Logf("%s: known miss, sites %v not named: %s", id, r.missing(), reason)
 	case !r.detected():
-		t.Errorf("%s: the goroutineleak profile proved the bug at %v in %s, but no warning names %v; findings:\n\t%s",
-			id, r.bug.sites, r.leakTime().Round(100*time.Millisecond), r.missing(), strings.Join(r.findings, "\n\t"))
+		found := "none"
+		if len(r.findings) > 0 {
+			found = "\n\t" + strings.Join(r.findings, "\n\t")
+		}
+		t.Errorf("%s: the goroutineleak profile proved the bug at %v in %s, but no warning names %v; findings: %s",
+			id, r.bug.sites, r.leakTime().Round(100*time.Millisecond), r.missing(), found)
 	}
 }
 
@@ -771,7 +834,7 @@ func renderTable(results []*result, toolchains []toolchain, specs []bugSpec) str
 		}
 	}
 	if len(falses) > 0 {
-		fmt.Fprintf(&b, "\nFalse findings (naming no line of the bug's file):\n\n%s\n", strings.Join(falses, "\n"))
+		fmt.Fprintf(&b, "\nFalse findings (naming no line of the bug's file, nor where it starts):\n\n%s\n", strings.Join(falses, "\n"))
 	}
 	return b.String()
 }

@@ -4,6 +4,7 @@
 //
 //	go run ./corpus/bugs -bug kubernetes5316            # the bug happens once
 //	go run ./corpus/bugs -bug kubernetes5316 -every 100ms # and again every 100ms
+//	go run ./corpus/bugs -bug kubernetes5316 -every 100ms -copies 1000 # a heavy target
 //	go run ./corpus/bugs -list
 //
 // It prints "pprof http://127.0.0.1:PORT" once it listens. Each bug lives in a
@@ -49,9 +50,14 @@ func register(name, category string, run func()) {
 func main() {
 	name := flag.String("bug", "", "the bug to run (see -list)")
 	every := flag.Duration("every", 0, "run the bug again every this long (0: once)")
+	copies := flag.Int("copies", 1, "run this many copies of the bug each time: a heavy target strands thousands of goroutines")
 	addr := flag.String("addr", "127.0.0.1:0", "where to serve net/http/pprof")
 	list := flag.Bool("list", false, "print the bugs, one per line: name and category")
+	lifetime := flag.Duration("lifetime", 0, "exit after this long (0: never), so that a harness killed before it could clean up leaves nothing running for long")
 	flag.Parse()
+	if *lifetime > 0 {
+		time.AfterFunc(*lifetime, func() { os.Exit(0) })
+	}
 	if *list {
 		names := make([]string, 0, len(bugs))
 		for n := range bugs {
@@ -78,10 +84,19 @@ func main() {
 		os.Exit(2)
 	}
 	fmt.Printf("pprof http://%s\n", ln.Addr())
+	if *copies < 1 {
+		fmt.Fprintf(os.Stderr, "bugs: -copies %d: want 1 or more\n", *copies)
+		os.Exit(2)
+	}
+	run := func() {
+		for range *copies {
+			go b.run() // starts the bug
+		}
+	}
 	if *every <= 0 {
-		go b.run()
+		run()
 	} else {
-		go repeat(b.run, *every)
+		go repeat(run, *every)
 	}
 	// The main goroutine waits in Accept (IO wait), which no rule and no
 	// leak detection takes for a stuck goroutine.
@@ -93,7 +108,7 @@ func main() {
 func repeat(run func(), every time.Duration) {
 	t := time.NewTicker(every)
 	for {
-		go run()
+		run()
 		<-t.C
 	}
 }
