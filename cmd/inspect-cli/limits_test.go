@@ -63,6 +63,8 @@ func endless(t *testing.T, mode string, stopAfter int64) string {
 			}
 			if r.URL.Path == "/debug/pprof/trace" {
 				head = []byte("go 1.27 trace\x00\x00\x00")
+			} else {
+				head = []byte{0x1f, 0x8b} // as a profile starts
 			}
 		}
 		if strings.HasSuffix(r.URL.Path, "/api/v1/watch") && mode != "events" && mode != "raw" {
@@ -147,7 +149,8 @@ func TestBoundedAgainstEndlessAnswers(t *testing.T) {
 		{"json", []string{"record", "-o", "rec.jsonl.gz"}, "--max-bytes event="},
 		{"pprof", []string{"trace", "--seconds", "1", "-o", "t.out"}, "--max-bytes trace="},
 		{"random", []string{"trace", "--seconds", "1", "-o", "t.out"}, "not a Go execution trace"},
-		{"random", []string{"profile", "goroutine", "-o", "g.pb.gz"}, "--max-bytes profile="},
+		{"random", []string{"profile", "goroutine", "-o", "g.pb.gz"}, "not a pprof profile (gzipped protobuf): nothing kept"},
+		{"pprof", []string{"profile", "goroutine", "-o", "g.pb.gz"}, "--max-bytes profile="},
 		{"pprof", []string{"tasks", "--window", "1s"}, "--max-bytes profile="},
 		{"pprof", []string{"diagnose", "--wait", "0", "--window", "1s"}, "--max-bytes profile="},
 		{"pprof", []string{"stacks", "--force"}, "--max-bytes dump="},
