@@ -126,8 +126,8 @@ func (e *LimitError) Error() string {
 // with its slices.
 const (
 	weightJSONObject  = 384 // an object in an array: at least this in all
-	weightJSONElement = 32
-	weightJSONMember  = 16
+	weightJSONElement = 16
+	weightJSONMember  = 8
 	weightLine        = 96
 	weightProtoMsg    = 160
 )
