@@ -141,7 +141,8 @@ type diagnosis struct {
 	began time.Time
 	// missed are the snapshots that failed or took too long, by why.
 	missed     map[string][]int
-	missedWhys []string  // in the order first seen
+	missedWhys []string // in the order first seen
+	lastWhy    string
 	stderr     io.Writer // progress, on a terminal
 	seen       map[string]api.Finding
 	deadline   time.Time // the end of --wait (now, after --fail-fast's warning)
@@ -178,6 +179,7 @@ func minTime(a, b time.Time) time.Time {
 
 // miss records that snapshot n was not had, and why.
 func (d *diagnosis) miss(n int, why string) {
+	d.lastWhy = why
 	if _, ok := d.missed[why]; !ok {
 		d.missedWhys = append(d.missedWhys, why)
 	}
@@ -209,14 +211,18 @@ func isTimeout(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || api.IsAnswerTimeout(err) || errors.As(err, &ne) && ne.Timeout()
 }
 
-// missWhy says why a snapshot that took up to bound failed; fail is the
+// missWhy says why a snapshot that took up to bound failed; stuck is
+// what it waited on then ("" if nothing: it was parsing); fail is the
 // target's one line for other errors.
-func (d *diagnosis) missWhy(err error, bound time.Duration, fail func(error) error) string {
+func (d *diagnosis) missWhy(err error, bound time.Duration, stuck string, fail func(error) error) string {
 	if errors.Is(err, context.DeadlineExceeded) {
-		if time.Now().Before(d.end()) && bound >= d.o.window+diagnoseMargin {
-			return fmt.Sprintf("no answer within %s (the snapshot's %s window and %s)", format.Duration(bound), format.Duration(d.o.window), format.Duration(diagnoseMargin))
+		if stuck == "" {
+			stuck = "no request under way: reading what came"
 		}
-		return fmt.Sprintf("cut at the run's end (--wait %s, --window %s and %s) after %s", d.o.wait, d.o.window, format.Duration(diagnoseMargin), format.Duration(bound))
+		if bound >= d.o.window+diagnoseMargin {
+			return fmt.Sprintf("not done within %s (its %s window and %s): %s", format.Duration(bound), format.Duration(d.o.window), format.Duration(diagnoseMargin), stuck)
+		}
+		return fmt.Sprintf("cut at the run's end (--wait %s, --window %s and %s) after %s: %s", d.o.wait, d.o.window, format.Duration(diagnoseMargin), format.Duration(bound), stuck)
 	}
 	var ce *cliError
 	if errors.As(fail(err), &ce) {
@@ -232,17 +238,20 @@ func (d *diagnosis) nothing(t *target, err error, fail func(error) error) error 
 		return failf(2, "%s: no snapshot within %s", t.name, format.Duration(time.Since(d.began)))
 	}
 	if isTimeout(err) {
-		return failf(2, "%s gave no snapshot in %s: %s", t.name, format.Duration(time.Since(d.began).Round(time.Second)), d.missWhy(err, time.Since(d.began), fail))
+		return failf(2, "%s gave no snapshot in %s: %s", t.name, format.Duration(time.Since(d.began).Round(time.Second)), d.lastWhy)
 	}
 	return fail(err)
 }
 
 // within runs f under deadline, and stops waiting for it then, whatever
 // it is stuck in (a request, a parse, the rules on a huge snapshot): it
-// costs that snapshot, not the run. f must only touch what is safe to
-// touch after within returned.
-func within[T any](ctx context.Context, deadline time.Time, f func(context.Context) (T, error)) (T, error) {
-	ctx, cancel := context.WithDeadline(ctx, deadline)
+// costs that snapshot, not the run. late, if not nil, runs at the deadline
+// while f's requests still wait (to say which). f must only touch what is
+// safe to touch after within returned.
+func within[T any](ctx context.Context, deadline time.Time, f func(context.Context) (T, error), late func()) (T, error) {
+	// f's own deadline comes a little later, so that what it waits on is
+	// still there for late to see.
+	fctx, cancel := context.WithDeadline(ctx, deadline.Add(time.Second))
 	defer cancel()
 	type result struct {
 		v   T
@@ -250,15 +259,25 @@ func within[T any](ctx context.Context, deadline time.Time, f func(context.Conte
 	}
 	done := make(chan result, 1)
 	go func() {
-		v, err := f(ctx)
+		v, err := f(fctx)
 		done <- result{v, err}
 	}()
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	var zero T
 	select {
 	case r := <-done:
 		return r.v, r.err
 	case <-ctx.Done():
-		var zero T
+		if late != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			late() // the run's end
+		}
 		return zero, ctx.Err()
+	case <-timer.C:
+		if late != nil {
+			late()
+		}
+		return zero, context.DeadlineExceeded
 	}
 }
 

@@ -109,8 +109,9 @@ func TestDiagnoseHangingTarget(t *testing.T) {
 	if !strings.Contains(out, "CRITICAL  deadlock") || !strings.Contains(out, "boundLock") {
 		t.Errorf("no deadlock finding at boundLock in:\n%s", out)
 	}
-	if !strings.Contains(out, "partial input: snapshot 2 missed: ") {
-		t.Errorf("no partial line for snapshot 2 in:\n%s", out)
+	// The second snapshot waits on the goroutine profile, its first request.
+	if !strings.Contains(out, "partial input: snapshot 2 missed: not done within 31s (its 1s window and 30s): GET /debug/pprof/goroutine?debug=0 unanswered after") {
+		t.Errorf("no partial line for snapshot 2 naming its request in:\n%s", out)
 	}
 }
 
@@ -175,7 +176,7 @@ func TestDiagnoseHangingAPI(t *testing.T) {
 	if bound := wait + window + diagnoseMargin + 15*time.Second; took > bound {
 		t.Errorf("took %s, want under %s", took, bound)
 	}
-	if code != 1 || !strings.Contains(out, "CRITICAL  deadlock") || !strings.Contains(out, "partial input: snapshot 2 missed: ") {
+	if code != 1 || !strings.Contains(out, "CRITICAL  deadlock") || !strings.Contains(out, "partial input: snapshot 2 missed: not done within 31s (its 1s window and 30s): GET /api/v1/findings unanswered") {
 		t.Errorf("exit %d, want 1 with the finding of the first read and a partial line:\n%s%s", code, out, errs)
 	}
 }

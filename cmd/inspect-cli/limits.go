@@ -86,18 +86,14 @@ func capHint(e *remote.LimitError) string {
 
 // failLimit is the one line of a download past its cap.
 func failLimit(target string, e *remote.LimitError) error {
-	what := e.What
+	how := e.Kind + " cap"
 	if e.Kind == remote.CapTrace {
-		what += " (the trace cap is per second traced)"
+		how += ", per second traced"
 	}
-	return failf(2, "%s: %s passed its cap of %s (%s cap%s): %s", target, what, format.Bytes(e.Limit), e.Kind, records(e), capHint(e))
-}
-
-func records(e *remote.LimitError) string {
 	if e.Records {
-		return ", counting what its records cost to parse"
+		how += ", counting what its records cost to parse"
 	}
-	return ""
+	return failf(2, "%s: %s passed its cap of %s (%s): %s", target, e.What, format.Bytes(e.Limit), how, capHint(e))
 }
 
 // unexpected is an answer of the target that is not what was asked for:

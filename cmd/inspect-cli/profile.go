@@ -70,6 +70,9 @@ file, and prints the command that opens it: go tool pprof -http : FILE.
 goroutine, mutex and block give the current profile by default, and with N a
 delta profile over N seconds. goroutineleak forces a full GC on the target.
 While it waits, a progress line on stderr shows the seconds and bytes received.
+An answer that is not a gzipped profile (a page, garbage) is refused, and a
+profile past --max-bytes profile=SIZE (default 64MiB) is cut: either way
+nothing is kept, and the exit status is 2.
 The default file name is <name>-<time>.pb.gz (with -2, -3, ... added when that
 file exists); -o FILE will not overwrite FILE unless --force.
 
@@ -292,22 +295,32 @@ func download(cmd *cobra.Command, e *env, t *target, path, what string, secs int
 			return t.fail(err)
 		}
 		defer resp.Body.Close()
+		// What is kept must be what was asked for: an execution trace
+		// starts "go 1.NN trace"; a pprof profile, as net/http/pprof and
+		// fgprof write it, is gzipped (a page or garbage is neither).
 		body := remote.Limit(resp.Body, e.limits.Profile, remote.CapProfile, "the "+what, remote.ParseBytes)
+		head := make([]byte, 2)
+		is, want := func(b []byte) bool { return b[0] == 0x1f && b[1] == 0x8b }, "a pprof profile (gzipped protobuf)"
 		if trace {
 			body = remote.Limit(resp.Body, e.limits.Trace(float64(secs)), remote.CapTrace, fmt.Sprintf("the execution trace of %ds", secs), remote.ParseBytes)
-			var head [16]byte
-			k, err := io.ReadFull(body, head[:])
-			if _, ok := tracewin.GoVersion(head[:k]); !ok && (err == nil || err == io.ErrUnexpectedEOF || err == io.EOF) {
-				return failf(2, "%s answered %s with %s, not a Go execution trace (which starts \"go 1.NN trace\"): nothing kept",
-					t.name, strings.SplitN(path, "?", 2)[0], startOf(head[:k], resp.Header.Get("Content-Type")))
+			head = make([]byte, 16)
+			is = func(b []byte) bool { _, ok := tracewin.GoVersion(b); return ok }
+			want = "a Go execution trace (which starts \"go 1.NN trace\")"
+		}
+		k, err := io.ReadFull(body, head)
+		if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+			if le, ok := remote.AsLimit(err); ok {
+				return failLimit(t.name, le)
 			}
-			if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-				return failf(2, "receiving %s from %s: %v", what, t.name, err)
-			}
-			cw.w = out.f
-			if _, err := cw.Write(head[:k]); err != nil {
-				return failf(2, "writing %s: %v", out.name, err)
-			}
+			return failf(2, "receiving %s from %s: %v", what, t.name, err)
+		}
+		if k < len(head) || !is(head) {
+			return failf(2, "%s answered %s with %s, not %s: nothing kept",
+				t.name, strings.SplitN(path, "?", 2)[0], startOf(head[:k], resp.Header.Get("Content-Type")), want)
+		}
+		cw.w = out.f
+		if _, err := cw.Write(head[:k]); err != nil {
+			return failf(2, "writing %s: %v", out.name, err)
 		}
 		cw.w = out.f
 		if _, err = io.Copy(cw, body); err != nil {

@@ -357,6 +357,10 @@ func (t *target) failRemote(err error) error {
 		return failf(1, "%s: %v", t.name, oneLine(err))
 	}
 	var ue *url.Error
+	if errors.As(err, &ue) && ue.Timeout() {
+		// It may have taken the request and be stuck: not "cannot reach".
+		return failf(2, "%s gave no answer in time to %s %s (stuck, overloaded, or out of reach)", t.name, ue.Op, ue.URL)
+	}
 	if errors.As(err, &ue) {
 		return failf(2, "cannot reach %s: %s %s: %s", t.name, ue.Op, ue.URL, cause(ue.Err))
 	}

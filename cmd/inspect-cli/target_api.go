@@ -153,7 +153,7 @@ func (a *apiModel) diagnose(ctx context.Context, d *diagnosis) (string, error) {
 			var fl api.FindingList
 			err := a.c.Do(ctx, http.MethodGet, "/api/v1/findings?window="+url.QueryEscape(d.o.window.String()), nil, &fl)
 			return &fl, err
-		})
+		}, nil)
 		switch {
 		case errors.Is(ctx.Err(), context.Canceled):
 			return "", failf(exitInterrupted, "interrupted")
@@ -161,7 +161,7 @@ func (a *apiModel) diagnose(ctx context.Context, d *diagnosis) (string, error) {
 			return "", a.t.fail(err)
 		case err != nil:
 			lastErr = err
-			d.miss(tries, d.missWhy(err, deadline.Sub(began), a.t.fail))
+			d.miss(tries, d.missWhy(err, deadline.Sub(began), "GET /api/v1/findings unanswered", a.t.fail))
 		default:
 			n++
 			d.add(fl.Findings)

@@ -196,7 +196,12 @@ func (m *remoteModel) diagnose(ctx context.Context, d *diagnosis) (string, error
 		}
 		tries++
 		began, deadline := time.Now(), d.snapshotEnd()
-		s, err := within(ctx, deadline, func(ctx context.Context) (*api.Snapshot, error) { return p.Snapshot(ctx, d.o.window) })
+		stuck := ""
+		s, err := within(ctx, deadline, func(ctx context.Context) (*api.Snapshot, error) { return p.Snapshot(ctx, d.o.window) }, func() {
+			if what, since, ok := m.r.Pending(); ok {
+				stuck = fmt.Sprintf("%s unanswered after %s", what, format.Duration(since.Round(100*time.Millisecond)))
+			}
+		})
 		if err != nil {
 			if errors.Is(ctx.Err(), context.Canceled) {
 				return "", failf(exitInterrupted, "interrupted")
@@ -207,7 +212,7 @@ func (m *remoteModel) diagnose(ctx context.Context, d *diagnosis) (string, error
 				return "", m.t.failRemote(err)
 			}
 			lastErr = err
-			why := d.missWhy(err, deadline.Sub(began), m.t.failRemote)
+			why := d.missWhy(err, deadline.Sub(began), stuck, m.t.failRemote)
 			d.miss(tries, why)
 			if progress {
 				fmt.Fprintf(d.stderr, "  snapshot %d missed: %s\n", tries, why)

@@ -16,6 +16,9 @@ func TestMain(m *testing.M) {
 	if cliBin.dir != "" {
 		os.RemoveAll(cliBin.dir)
 	}
+	if plainBin.dir != "" {
+		os.RemoveAll(plainBin.dir)
+	}
 	os.Exit(code)
 }
 

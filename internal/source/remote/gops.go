@@ -38,6 +38,7 @@ const gopsTraceLength = 5 * time.Second
 // goroutineleak profile.
 type GopsFetcher struct {
 	Addr string // host:port
+	tracker
 }
 
 // NewGopsFetcher returns the fetcher of the gops agent at addr (host:port).
@@ -52,9 +53,11 @@ func (g *GopsFetcher) Kind() string { return KindGops }
 // request sends sig and returns the connection to read the answer from. The
 // agent must start answering within first, and finish within total.
 func (g *GopsFetcher) request(ctx context.Context, sig byte, first, total time.Duration) (io.ReadCloser, error) {
+	done := g.start(fmt.Sprintf("gops request 0x%x", sig))
 	d := net.Dialer{Timeout: 5 * time.Second}
 	conn, err := d.DialContext(ctx, "tcp", g.Addr)
 	if err != nil {
+		done()
 		return nil, fmt.Errorf("gops agent %s: %w", g.Addr, err)
 	}
 	deadline := time.Now().Add(total)
@@ -67,11 +70,12 @@ func (g *GopsFetcher) request(ctx context.Context, sig byte, first, total time.D
 	}
 	conn.SetDeadline(firstDeadline)
 	if _, err := conn.Write([]byte{sig}); err != nil {
+		done()
 		conn.Close()
 		return nil, fmt.Errorf("gops agent %s: %w", g.Addr, err)
 	}
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
-	return &gopsConn{conn: conn, deadline: deadline, stop: stop, addr: g.Addr, sig: sig}, nil
+	return &gopsConn{conn: conn, deadline: deadline, stop: stop, done: done, addr: g.Addr, sig: sig}, nil
 }
 
 // gopsConn reads an answer: the first byte within the first deadline, the
@@ -80,6 +84,7 @@ type gopsConn struct {
 	conn     net.Conn
 	deadline time.Time
 	stop     func() bool
+	done     func()
 	addr     string
 	sig      byte
 	started  bool
@@ -109,6 +114,7 @@ func (c *gopsConn) Read(p []byte) (int, error) {
 
 func (c *gopsConn) Close() error {
 	c.stop()
+	c.done()
 	return c.conn.Close()
 }
 

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
+	"time"
 
 	"github.com/inspectd/inspectd/internal/format"
 )
@@ -124,8 +126,8 @@ func (e *LimitError) Error() string {
 // with its slices.
 const (
 	weightJSONObject  = 384 // an object in an array: at least this in all
-	weightJSONElement = 32
-	weightJSONMember  = 16
+	weightJSONElement = 16
+	weightJSONMember  = 8
 	weightLine        = 96
 	weightProtoMsg    = 160
 )
@@ -417,4 +419,42 @@ func uvarint(b []byte) (uint64, int) {
 		}
 	}
 	return 0, -1
+}
+
+// tracker remembers the request a fetcher waits on, so that a snapshot
+// given up can say where it was stuck.
+type tracker struct {
+	p atomic.Pointer[pending]
+}
+
+type pending struct {
+	what  string
+	since time.Time
+}
+
+// start records what as pending; done ends it.
+func (t *tracker) start(what string) (done func()) {
+	p := &pending{what: what, since: time.Now()}
+	t.p.Store(p)
+	return func() { t.p.CompareAndSwap(p, nil) }
+}
+
+// Pending is the request under way, and for how long, if any.
+func (t *tracker) Pending() (what string, since time.Duration, ok bool) {
+	p := t.p.Load()
+	if p == nil {
+		return "", 0, false
+	}
+	return p.what, time.Since(p.since), true
+}
+
+// Pending is the request to the target r waits on, and for how long: a
+// request whose answer is not all read yet counts.
+func (r *Remote) Pending() (what string, since time.Duration, ok bool) {
+	if p, is := r.f.(interface {
+		Pending() (string, time.Duration, bool)
+	}); is {
+		return p.Pending()
+	}
+	return "", 0, false
 }

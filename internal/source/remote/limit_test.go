@@ -58,7 +58,7 @@ func TestLimitJSONWeights(t *testing.T) {
 		`"location":{"function":"main.worker","file":"/src/main.go","line":42},"stats":{"total_ns":1000,"idle_ns":1000,"polls":3,"longest_run_ns":20000},"labels":{"workload":"web","role":"worker"}}`
 	real := []byte(`{"tasks":[` + strings.Repeat(task+",", 999) + task + `]}`)
 	// ~400 bytes each, longer than a struct: their bytes, 17 members of
-	// 16 and an element of 32, within 1.75x.
+	// 8 and an element of 16, within 1.75x.
 	if _, err := readAllLimited(t, real, int64(len(real))*175/100, ParseJSON); err != nil {
 		t.Errorf("1000 real tasks (%d bytes) under 1.75x their size: %v", len(real), err)
 	}

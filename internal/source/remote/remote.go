@@ -520,6 +520,7 @@ const (
 // PprofFetcher reads a program's net/http/pprof endpoints.
 type PprofFetcher struct {
 	c *api.Client
+	tracker
 }
 
 // NewPprofFetcher returns the fetcher of the program at base (host:port or
@@ -540,12 +541,14 @@ func (p *PprofFetcher) Kind() string { return KindPprof }
 // open GETs path within timeout; a 404 wraps source.ErrUnsupported when unsupported.
 func (p *PprofFetcher) open(ctx context.Context, path string, timeout time.Duration) (io.ReadCloser, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
+	done := p.start("GET " + path)
 	resp, err := p.c.Open(ctx, path)
 	if err != nil {
+		done()
 		cancel()
 		return nil, err
 	}
-	return &cancelBody{ReadCloser: resp.Body, cancel: cancel}, nil
+	return &cancelBody{ReadCloser: resp.Body, cancel: func() { done(); cancel() }}, nil
 }
 
 type cancelBody struct {
