@@ -62,19 +62,7 @@ type bugSpec struct {
 // Go 1.26 with the experiment) whose sites today's rules do not all name, by
 // bug and mode ("once", "repeat"), with the reason. The default run fails on any other such miss, and says
 // when one of these is caught after all, so that it can be taken off.
-var knownMisses = map[string]string{
-	"cockroach584/once":   lockAlone,
-	"syncthing4829/once":  lockAlone,
-	"grpc1460/once":       lockAlone,
-	"kubernetes6632/once": lockAlone,
-	"moby28462/once":      lockAlone,
-}
-
-// lockAlone is issue #20's miss 2: a goroutine alone in sync.Mutex.Lock or
-// RWMutex.RLock (the only one stuck there) is named by no rule, though the
-// leak profile marks it: goroutine-leak leaves lock waits to deadlock, which
-// wants more than one.
-const lockAlone = "a single goroutine stuck in a lock wait is reported by no rule, though the goroutineleak profile marks it (issue #20, miss 2)"
+var knownMisses = map[string]string{}
 
 // go126Default are the bugs the default run builds with Go 1.26 too: one of
 // each kind of wait, to keep the default run short; -corpus.full runs all.
