@@ -12,9 +12,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -140,11 +140,17 @@ func runBounded(t *testing.T, dir string, args ...string) (stdout, stderr string
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, plainBinary(t), args...)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rssFile := filepath.Join(t.TempDir(), "rss")
+	cmd := exec.CommandContext(ctx, self, append([]string{plainBinary(t)}, args...)...)
+	cmd.Env = append(os.Environ(), rssWrapEnv+"="+rssFile)
 	cmd.Dir = dir
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
+	err = cmd.Run()
 	if ctx.Err() != nil {
 		t.Fatalf("inspect-cli %s: still running after 3 minutes", strings.Join(args, " "))
 	}
@@ -152,11 +158,15 @@ func runBounded(t *testing.T, dir string, args ...string) (stdout, stderr string
 	if err != nil && code < 0 {
 		t.Fatalf("inspect-cli %s: %v", strings.Join(args, " "), err)
 	}
-	// Linux counts in KiB, and at exec keeps the high-water mark of the
-	// memory the child shared with this process until then: a bound
-	// above the child's own, never below.
-	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	return out.String(), errb.String(), code, ru.Maxrss * 1024
+	b, err := os.ReadFile(rssFile)
+	if err != nil {
+		t.Fatalf("inspect-cli %s: its peak RSS: %v (stderr: %s)", strings.Join(args, " "), err, errb.String())
+	}
+	rss, err = strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		t.Fatalf("inspect-cli %s: its peak RSS: %v", strings.Join(args, " "), err)
+	}
+	return out.String(), errb.String(), code, rss
 }
 
 // TestBoundedAgainstEndlessAnswers runs every command that reads from a

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -12,6 +16,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if file := os.Getenv(rssWrapEnv); file != "" {
+		os.Exit(rssWrap(file, os.Args[1:]))
+	}
 	code := portfile.RunIsolated(m)
 	if cliBin.dir != "" {
 		os.RemoveAll(cliBin.dir)
@@ -65,3 +72,39 @@ type buildError struct {
 }
 
 func (e *buildError) Error() string { return "go build: " + e.err.Error() + "\n" + string(e.out) }
+
+// rssWrapEnv makes the test binary a small wrapper: it runs its arguments
+// and writes the child's peak RSS, in bytes, to the file the variable
+// names. Linux keeps, at exec, the high-water mark of the memory a child
+// shared with its parent (os/exec starts children sharing it until they
+// exec): started from the test process, grown large with its endless
+// servers, a child would report the test's size, not its own. Started from
+// the wrapper, small and fresh, it reports its own.
+const rssWrapEnv = "INSPECT_CLI_TEST_RSS_FILE"
+
+func rssWrap(file string, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, "rss wrapper: no command")
+		return 125
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, rssWrapEnv+"=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	// The child ends with the wrapper, which the test kills on a timeout.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	err := cmd.Run()
+	if cmd.ProcessState == nil {
+		fmt.Fprintln(os.Stderr, "rss wrapper:", err)
+		return 125
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if err := os.WriteFile(file, []byte(strconv.FormatInt(ru.Maxrss*1024, 10)), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "rss wrapper:", err)
+		return 125
+	}
+	return cmd.ProcessState.ExitCode()
+}
