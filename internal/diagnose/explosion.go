@@ -2,6 +2,8 @@ package diagnose
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/inspectd/inspectd/internal/api"
@@ -184,10 +186,18 @@ func (c *check) explosionByStart(maxN float64) []found {
 		}
 		c.claim(id, g.unknown...)
 		c.exploding = append(c.exploding, fn)
+		sites := []api.Frame{g.start}
+		missing := []string{"where the goroutines were created: a goroutine dump (the \"created by\" lines) names the go statement"}
+		if creator, ok := c.creatorOf(fn); ok {
+			sites, missing = []api.Frame{creator, g.start}, nil
+		}
 		msg := fmt.Sprintf("%d goroutines alive were started in %s, %s of all goroutines. The source does not say where they "+
 			"were created (no goroutine dump of them: the target is too large for one within the pause allowed), so they "+
 			"are counted by the function they run; however they got there, that many from one go statement is an explosion.",
 			n, format.Frame(g.start), format.Percent(share(int64(n), int64(len(c.snap.Tasks)))))
+		if len(missing) == 0 {
+			msg += fmt.Sprintf(" Goroutines started the same way whose creation the window saw were created at %s.", format.Frame(sites[0]))
+		}
 		if g.leaked > 0 {
 			msg += fmt.Sprintf(" The runtime's leak detection proved %d of them leaked (see goroutine-leak).", g.leaked)
 		}
@@ -195,9 +205,9 @@ func (c *check) explosionByStart(maxN float64) []found {
 			Severity: Critical,
 			Title:    fmt.Sprintf("goroutine explosion: %d goroutines started in %s", n, format.Frame(g.start)),
 			Message:  msg,
-			Evidence: api.Evidence{Tasks: capIDs(g.ids, 100), Sites: []api.Frame{g.start},
+			Evidence: api.Evidence{Tasks: capIDs(g.ids, 100), Sites: sites,
 				Figures: map[string]float64{"goroutines": float64(n), "peak_goroutines": float64(n), "total_goroutines": float64(len(c.snap.Tasks))},
-				Missing: []string{"where the goroutines were created: a goroutine dump (the \"created by\" lines) names the go statement"}},
+				Missing: missing},
 			Advice: "Spawn only where the work is big enough (do small cases inline, below a cut-off), or bound the " +
 				"goroutines with a worker pool or a semaphore (errgroup.Group.SetLimit).",
 		}})
@@ -206,11 +216,36 @@ func (c *check) explosionByStart(maxN float64) []found {
 }
 
 // startFrame is the function a goroutine was started in: the last frame of
-// its stack outside the runtime.
+// its stack outside the runtime and the wrappers that run a function handed
+// to them (pprof.Do, errgroup, the lab's Spawn), which start goroutines of
+// every kind.
 func startFrame(stack []api.Frame) (api.Frame, bool) {
 	for i := len(stack) - 1; i >= 0; i-- {
-		if !isRuntimeFunc(stack[i].Function) {
+		if fn := stack[i].Function; !isRuntimeFunc(fn) && !isStartWrapper(fn) {
 			return stack[i], true
+		}
+	}
+	return api.Frame{}, false
+}
+
+var startWrappers = []string{"runtime/pprof.", "github.com/grafana/pyroscope-go.", "golang.org/x/sync/errgroup.",
+	"github.com/inspectd/inspectd/internal/workload.(*Env)."}
+
+func isStartWrapper(fn string) bool {
+	return slices.ContainsFunc(startWrappers, func(p string) bool { return strings.HasPrefix(fn, p) })
+}
+
+// creatorOf returns where goroutines started in fn were created, as the
+// snapshot's goroutines whose creation it knows tell (those created within
+// the window, say): the go statement behind the ones it does not know.
+func (c *check) creatorOf(fn string) (api.Frame, bool) {
+	for i := range c.snap.Tasks {
+		t := &c.snap.Tasks[i]
+		if t.CreatedBy.Function == "" || c.isClaimed(t.ID) && c.claimed[t.ID] != "goroutine-explosion" {
+			continue
+		}
+		if start, ok := startFrame(c.stack(t.ID)); ok && start.Function == fn {
+			return t.CreatedBy, true
 		}
 	}
 	return api.Frame{}, false

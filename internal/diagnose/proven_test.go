@@ -167,6 +167,42 @@ func TestExplosionThatAlreadyHappened(t *testing.T) {
 	}
 }
 
+// Goroutines started through a wrapper (pprof.Do, a spawn helper) are
+// counted by the function the wrapper runs, not the wrapper's, and where
+// the window saw some of them created, the finding names that go
+// statement.
+func TestExplosionThroughAWrapper(t *testing.T) {
+	body := api.Frame{Function: "example.com/svc.(*storm).fib.func1", File: "/src/svc/storm.go", Line: 83}
+	spawn := api.Frame{Function: "example.com/svc.(*storm).fib", File: "/src/svc/storm.go", Line: 81}
+	stack := []api.Frame{{Function: "runtime.gopark"}, {Function: "runtime.chanrecv1"}, body,
+		{Function: "github.com/inspectd/inspectd/internal/workload.(*Env).run", File: "/src/workload/workload.go", Line: 240},
+		{Function: "runtime/pprof.Do", File: "/go/src/runtime/pprof/runtime.go", Line: 57},
+		{Function: "github.com/inspectd/inspectd/internal/workload.(*Env).Spawn.func1", File: "/src/workload/workload.go", Line: 210},
+		{Function: "runtime.goexit"}}
+	tasks := make([]api.Task, 0, 60_010)
+	for id := range int64(60_010) {
+		task := api.Task{ID: 100 + id, Name: "svc.node", State: "waiting", WaitReason: "chan receive",
+			Location: body, Stats: api.TaskStats{TotalNS: window, IdleNS: window, InStateNS: window}}
+		if id >= 60_000 { // the few the window saw created
+			task.CreatedBy, task.Stats.TotalNS, task.Stats.IdleNS = spawn, window/2, window/2
+		}
+		tasks = append(tasks, task)
+	}
+	e := newEngine(t, Config{})
+	var fs []api.Finding
+	for i := range 3 {
+		s := &api.Snapshot{Time: t0.Add(time.Duration(i) * 5 * time.Second), WindowNS: window, Tasks: tasks,
+			Process: api.Process{GOMAXPROCS: 2, Goroutines: 60_010, Leaked: -1}}
+		fs = e.Observe(Input{Snapshot: s, Stack: func(int64) []api.Frame { return stack }})
+	}
+	if len(fs) == 0 || fs[0].Rule != "goroutine-explosion" || !strings.Contains(fs[0].Title, "fib.func1 storm.go:83") {
+		t.Fatalf("findings %+v, want an explosion of the goroutines fib.func1 runs", fs)
+	}
+	if sites := fs[0].Evidence.Sites; len(sites) == 0 || sites[0] != spawn {
+		t.Errorf("sites %+v, want the go statement %+v first", sites, spawn)
+	}
+}
+
 // Leaked goroutines the profile counts but the snapshot cannot place (its
 // goroutines lack the marks) are a finding still, with their count.
 func TestLeaksCountedButNotPlaced(t *testing.T) {
