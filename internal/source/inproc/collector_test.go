@@ -3,6 +3,7 @@ package inproc
 import (
 	"context"
 	"errors"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -54,6 +55,14 @@ func TestCollectorKnownGoroutines(t *testing.T) {
 		mu.Unlock()
 		wg.Wait()
 	}()
+	// The locker must be waiting before tracing starts: on a busy machine
+	// it may take its first steps late, within the window.
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "[sync.Mutex.Lock"); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the locker never waited in sync.Mutex.Lock")
+		}
+	}
 	asked := time.Now()
 	snap, err := c.Snapshot(ctx, 2*time.Second)
 	if err != nil {
