@@ -138,16 +138,8 @@ func NewSlice(w *Window, in *Interner) *Slice {
 // numbers, sharing stacks and strings through in; kinds indexes s.kinds.
 func (s *Slice) add(g *GoStats, d int64, in *Interner, kinds map[kindKey]int32) {
 	if isQuiet(g, d) {
-		k := quietKind{reason: in.str(g.WaitReason), inferred: g.ReasonInferred, stack: in.stack(g.Stack),
-			createdBy: in.frame(g.CreatedBy), startFunc: in.str(g.StartFunc)}
-		kk := kindKey{k.reason, k.inferred, unsafe.SliceData(k.stack), len(k.stack), k.createdBy, k.startFunc}
-		i, ok := kinds[kk]
-		if !ok {
-			i = int32(len(s.kinds))
-			s.kinds = append(s.kinds, k)
-			kinds[kk] = i
-		}
-		s.quiet = append(s.quiet, quietRec{id: g.ID, parent: g.ParentID, kind: i})
+		s.addQuiet(g.ID, g.ParentID, quietKind{reason: in.str(g.WaitReason), inferred: g.ReasonInferred, stack: in.stack(g.Stack),
+			createdBy: in.frame(g.CreatedBy), startFunc: in.str(g.StartFunc)}, kinds)
 		return
 	}
 	c := *g
@@ -209,16 +201,8 @@ func (b *WindowBuilder) slice(in *Interner) *Slice {
 func (b *WindowBuilder) quiet(s *Slice, g *goState, sites []SiteStats, d int64, in *Interner, kinds map[kindKey]int32) {
 	var gs GoStats
 	b.origin(&gs, g)
-	k := quietKind{reason: in.str(b.reasons[g.reason]), inferred: g.inferred, stack: in.stack(gs.Stack),
-		createdBy: in.frame(gs.CreatedBy), startFunc: in.str(gs.StartFunc)}
-	kk := kindKey{k.reason, k.inferred, unsafe.SliceData(k.stack), len(k.stack), k.createdBy, k.startFunc}
-	i, ok := kinds[kk]
-	if !ok {
-		i = int32(len(s.kinds))
-		s.kinds = append(s.kinds, k)
-		kinds[kk] = i
-	}
-	s.quiet = append(s.quiet, quietRec{id: int64(g.id), parent: gs.ParentID, kind: i})
+	s.addQuiet(int64(g.id), gs.ParentID, quietKind{reason: in.str(b.reasons[g.reason]), inferred: g.inferred, stack: in.stack(gs.Stack),
+		createdBy: in.frame(gs.CreatedBy), startFunc: in.str(gs.StartFunc)}, kinds)
 	if g.site >= 0 {
 		b.sites[g.site].waitNS += d
 		site := &sites[g.site]
@@ -227,6 +211,20 @@ func (b *WindowBuilder) quiet(s *Slice, g *goState, sites []SiteStats, d int64, 
 			site.Tasks = append(site.Tasks, int64(g.id))
 		}
 	}
+}
+
+// addQuiet keeps goroutine id as a quiet record of kind k (its strings and
+// stack interned), the kind shared with the slice's other goroutines of it;
+// kinds indexes s.kinds.
+func (s *Slice) addQuiet(id, parent int64, k quietKind, kinds map[kindKey]int32) {
+	kk := kindKey{k.reason, k.inferred, unsafe.SliceData(k.stack), len(k.stack), k.createdBy, k.startFunc}
+	i, ok := kinds[kk]
+	if !ok {
+		i = int32(len(s.kinds))
+		s.kinds = append(s.kinds, k)
+		kinds[kk] = i
+	}
+	s.quiet = append(s.quiet, quietRec{id: id, parent: parent, kind: i})
 }
 
 // kindKey is a quietKind as a map key: its stack, interned, by identity.

@@ -22,3 +22,18 @@ func pauseFor(ctx context.Context, d time.Duration) bool {
 		return true
 	}
 }
+
+// everyTick calls fn every d until ctx is done: the figures and shipments
+// of a workload, beside its lesson.
+func everyTick(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn()
+		}
+	}
+}

@@ -136,19 +136,12 @@ func runTracingPileup(ctx context.Context, env *Env) error {
 	}
 	headers := string(payload)
 	go env.Spawn(ctx, "shipper")(func(ctx context.Context) {
-		t := time.NewTicker(p.Duration("flush"))
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := h.ship(); err != nil {
-					env.Log.Debug("log shipment failed; records kept for the next try", "err", err,
-						"records", h.size(), "dropped", h.droppedCount())
-				}
+		everyTick(ctx, p.Duration("flush"), func() {
+			if err := h.ship(); err != nil {
+				env.Log.Debug("log shipment failed; records kept for the next try", "err", err,
+					"records", h.size(), "dropped", h.droppedCount())
 			}
-		}
+		})
 	})
 	go env.Spawn(ctx, "requests")(func(ctx context.Context) {
 		id := 0

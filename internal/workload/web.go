@@ -265,19 +265,12 @@ func runWebLoad(ctx context.Context, env *Env, base string, ops []webOp, pause t
 		})
 	}
 	go env.Spawn(ctx, "figures")(func(ctx context.Context) {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				f := stats.rotate()
-				for _, spec := range webFigures {
-					env.SetFigure(spec.Name, f[spec.Name])
-				}
+		everyTick(ctx, time.Second, func() {
+			f := stats.rotate()
+			for _, spec := range webFigures {
+				env.SetFigure(spec.Name, f[spec.Name])
 			}
-		}
+		})
 	})
 }
 

@@ -89,16 +89,9 @@ func runWebIgnoredCtx(ctx context.Context, env *Env) error {
 		return err
 	}
 	go env.Spawn(ctx, "figures")(func(ctx context.Context) {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				env.SetFigure("outliving_goroutines", float64(max(0, outliving.Load())))
-			}
-		}
+		everyTick(ctx, time.Second, func() {
+			env.SetFigure("outliving_goroutines", float64(max(0, outliving.Load())))
+		})
 	})
 	runWebLoad(ctx, env, base, []webOp{webRead.with(0.8), webReport.with(0.2)}, 0)
 	<-ctx.Done()
