@@ -197,6 +197,18 @@ func TestMatrixBroken(t *testing.T) {
 			if c.stopFirst {
 				time.Sleep(3 * time.Second)
 				cl := api.NewClient(base, "")
+				// The rule knows a scope ended when it saw its starter alive
+				// (or its goroutines created while it watched): on a loaded
+				// machine the daemon's first snapshots may come after the
+				// 3s, so the stop waits for two of its diagnosis rounds
+				// over the workload's goroutines.
+				seen := awaitSeen(t, cl, c.workload)
+				for snap := seen; snap.Time.Before(seen.Time.Add(2 * time.Second)); {
+					var err error
+					if snap, err = cl.Snapshot(context.Background(), time.Second); err != nil {
+						t.Fatalf("snapshot: %v", err)
+					}
+				}
 				if _, err := cl.StopWorkload(context.Background(), c.workload); err != nil {
 					t.Fatalf("stopping %s: %v", c.workload, err)
 				}
@@ -558,4 +570,28 @@ func healthyWorkloadFiles(t *testing.T) map[string]bool {
 		t.Fatalf("healthy workload files %v: want cpu_pool.go among them", files)
 	}
 	return files
+}
+
+// awaitSeen returns the first snapshot that holds workload's main goroutine
+// and one it started, within a minute.
+func awaitSeen(t *testing.T, cl *api.Client, workload string) *api.Snapshot {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
+		snap, err := cl.Snapshot(context.Background(), time.Second)
+		if err != nil {
+			t.Fatalf("snapshot: %v", err)
+		}
+		main, started := false, false
+		for _, task := range snap.Tasks {
+			if task.Labels["workload"] == workload {
+				main = main || task.Labels["role"] == "main"
+				started = started || task.Labels["role"] != "main"
+			}
+		}
+		if main && started {
+			return snap
+		}
+	}
+	t.Fatalf("no snapshot held %s's goroutines within a minute", workload)
+	return nil
 }
