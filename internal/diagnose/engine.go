@@ -14,6 +14,8 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -209,8 +211,40 @@ type rule struct {
 	persist int
 }
 
+// siteKey names a wait site: "reason@file:line". Keys are interned: a
+// snapshot asks for one per waiting goroutine, and the history keeps one per
+// goroutine, so 100,000 goroutines at a few sites would otherwise hold
+// 100,000 copies of a few strings.
 func siteKey(reason string, f api.Frame) string {
-	return fmt.Sprintf("%s@%s:%d", reason, f.File, f.Line)
+	ref := siteRef{reason, f.File, f.Line}
+	siteKeys.Lock()
+	defer siteKeys.Unlock()
+	if k, ok := siteKeys.m[ref]; ok {
+		return k
+	}
+	if len(siteKeys.m) >= maxSiteKeys {
+		clear(siteKeys.m) // a program's sites are few; this bounds a hostile target's
+	}
+	if siteKeys.m == nil {
+		siteKeys.m = map[siteRef]string{}
+	}
+	// Cloned: the frame's strings may point into a whole dump's buffer.
+	ref = siteRef{strings.Clone(reason), strings.Clone(f.File), f.Line}
+	k := ref.reason + "@" + ref.file + ":" + strconv.Itoa(f.Line)
+	siteKeys.m[ref] = k
+	return k
+}
+
+type siteRef struct {
+	reason, file string
+	line         int
+}
+
+const maxSiteKeys = 1 << 16
+
+var siteKeys struct {
+	sync.Mutex
+	m map[siteRef]string
 }
 
 // countOf is "1 goroutine", "2 goroutines".
