@@ -39,10 +39,25 @@ func checkLongRun(c *check) []found {
 		if inspectorStack(stretch) || inspectorStack(c.stack(t.ID)) {
 			continue // the inspector's own work, building a snapshot
 		}
+		if _, _, ok := chanOpCall(stretch); ok {
+			// Preempted inside a channel operation in its longest stretch: a
+			// loop that polls channels (select-spin's and busy-poll's to
+			// name, even in a window where their thresholds fall short), or
+			// a goroutine the OS stopped mid-select on a loaded machine; a
+			// computation is preempted where it computes.
+			continue
+		}
 		// A goroutine meant to compute (a worker of a pool) may run long;
 		// the bug is one that others wait on: a site whose waiters it wakes.
-		victim, waited := c.waitsOn(t, stretch)
+		victim, waited, servedNow := c.waitsOn(t, stretch)
 		if victim == nil {
+			continue
+		}
+		if servedNow && share(t.Stats.IdleNS, t.Stats.TotalNS) < c.ratio(spinMaxIdle) {
+			// It never blocked in the window, yet woke its waiters in it: it
+			// served them all along (a consumer kept busy, or a spinning
+			// select whose producers wait while the OS runs something
+			// else), not a computation that keeps them waiting.
 			continue
 		}
 		sites := topUserFrames(stretch, 2)
@@ -75,8 +90,10 @@ func checkLongRun(c *check) []found {
 }
 
 // waitsOn returns a site whose waiters t wakes (its code is among the
-// site's wakers) and that waited at least the rule's stretch in the window.
-func (c *check) waitsOn(t *api.Task, stretch []api.Frame) (*api.Site, int64) {
+// site's wakers) and that waited at least the rule's stretch in the window,
+// and whether t woke them within the window (not only before, within the
+// history).
+func (c *check) waitsOn(t *api.Task, stretch []api.Frame) (*api.Site, int64, bool) {
 	// Only the innermost user code counts: wrappers further down the stack
 	// (a supervisor's run loop, say) are shared by every goroutine.
 	funcs := map[string]bool{}
@@ -85,6 +102,7 @@ func (c *check) waitsOn(t *api.Task, stretch []api.Frame) (*api.Site, int64) {
 	}
 	minStretch := int64(c.dur(longRunMinStretch))
 	var best *api.Site
+	var now bool
 	for i := range c.snap.Sites {
 		s := &c.snap.Sites[i]
 		if s.WaitNS < minStretch || (best != nil && s.WaitNS <= best.WaitNS) {
@@ -92,7 +110,7 @@ func (c *check) waitsOn(t *api.Task, stretch []api.Frame) (*api.Site, int64) {
 		}
 		for _, w := range s.Wakers {
 			if funcs[w.Location.Function] && !isLibraryFunc(w.Location.Function) {
-				best = s
+				best, now = s, true
 				break
 			}
 		}
@@ -101,16 +119,16 @@ func (c *check) waitsOn(t *api.Task, stretch []api.Frame) (*api.Site, int64) {
 			// it woke before, within the history, are still its.
 			for fn := range c.e.hist.wokeBy[siteKey(s.Reason, s.Location)] {
 				if funcs[fn] {
-					best = s
+					best, now = s, false
 					break
 				}
 			}
 		}
 	}
 	if best == nil {
-		return nil, 0
+		return nil, 0, false
 	}
-	return best, best.WaitNS
+	return best, best.WaitNS, now
 }
 
 // inspectorStack reports whether a stack runs the inspector's own code.

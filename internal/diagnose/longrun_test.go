@@ -12,39 +12,87 @@ import (
 // machine stretches it) wakes nobody in them: the requests it answered
 // before, within the history, are still its waiters, and long-run names it.
 func TestLongRunThatFillsTheWindow(t *testing.T) {
-	serve := api.Frame{Function: "example.com/svc.serve", File: "/src/svc/serve.go", Line: 20}
-	burn := api.Frame{Function: "example.com/svc.burn", File: "/src/svc/serve.go", Line: 40}
-	ask := api.Frame{Function: "example.com/svc.ask", File: "/src/svc/ask.go", Line: 9}
-	server := func(computing bool) api.Task {
+	computing := api.TaskStats{TotalNS: window, BusyNS: window / 2, SchedNS: window / 2, Polls: 40, LongestStretchNS: window / 2}
+	fs := observeLongRun(t, computing, []api.Frame{burn, serve}, false)
+	if len(fs) != 1 || fs[0].Rule != "long-run" || !strings.Contains(fs[0].Message, "ask.go:9") {
+		t.Fatalf("findings %+v, want long-run with the requests it left waiting", fs)
+	}
+}
+
+// On a loaded machine the OS may stop a thread for hundreds of
+// milliseconds while its goroutine, in the trace, runs: a computation
+// stays a long run however the OS splits it, but one preempted in a select
+// was polling (or stopped there by the OS), not computing; a goroutine that
+// never blocks but answers its waiters in the same window serves them
+// (their wait is the OS's), while one that answers nobody in it keeps them
+// waiting.
+func TestLongRunLeavesTheOSAndSpinnersAlone(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		stats   api.TaskStats
+		stretch []api.Frame
+		served  bool
+		want    bool
+	}{
+		{"runs of 200ms on a loaded machine, seconds in all", api.TaskStats{TotalNS: window, BusyNS: window / 2, SchedNS: window / 2, Polls: 40,
+			LongestRunNS: int64(200 * time.Millisecond), LongestStretchNS: window / 2}, []api.Frame{burn, serve}, false, true},
+		{"preempted in a select", api.TaskStats{TotalNS: window, BusyNS: window / 2, SchedNS: window / 4, IdleNS: window / 4, Polls: 40, LongestStretchNS: window / 2},
+			[]api.Frame{{Function: "runtime.selectgo", File: "/go/src/runtime/select.go", Line: 351}, serve}, false, false},
+		{"never blocking, serving its waiters all along", api.TaskStats{TotalNS: window, BusyNS: window * 3 / 4, SchedNS: window / 4, Polls: 400, LongestStretchNS: window},
+			[]api.Frame{burn, serve}, true, false},
+		{"never blocking, keeping them waiting", api.TaskStats{TotalNS: window, BusyNS: window * 3 / 4, SchedNS: window / 4, Polls: 400, LongestStretchNS: window},
+			[]api.Frame{burn, serve}, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := observeLongRun(t, tc.stats, tc.stretch, tc.served)
+			if got := len(fs) == 1 && fs[0].Rule == "long-run"; got != tc.want {
+				t.Errorf("findings %+v, want long-run: %v", fs, tc.want)
+			}
+		})
+	}
+}
+
+var (
+	serve = api.Frame{Function: "example.com/svc.serve", File: "/src/svc/serve.go", Line: 20}
+	burn  = api.Frame{Function: "example.com/svc.burn", File: "/src/svc/serve.go", Line: 40}
+	ask   = api.Frame{Function: "example.com/svc.ask", File: "/src/svc/ask.go", Line: 9}
+)
+
+// observeLongRun observes a server that first answers an asker, then runs
+// with computing's figures for three windows, preempted in stretch, while
+// the asker waits (and is still answered in them, if served): the findings
+// after.
+func observeLongRun(t *testing.T, computing api.TaskStats, stretch []api.Frame, served bool) []api.Finding {
+	t.Helper()
+	server := func(computes bool) api.Task {
 		tk := api.Task{ID: 5, Name: "svc/server", State: "waiting", WaitReason: "select", Location: serve,
 			Stats: api.TaskStats{TotalNS: window, BusyNS: window / 10, IdleNS: window * 9 / 10, Polls: 200, LongestStretchNS: int64(time.Millisecond)}}
-		if computing {
-			tk.State, tk.WaitReason, tk.Location = "running", "", burn
-			tk.Stats = api.TaskStats{TotalNS: window, BusyNS: window / 2, SchedNS: window / 2, Polls: 40, LongestStretchNS: window / 2}
+		if computes {
+			tk.State, tk.WaitReason, tk.Location, tk.Stats = "running", "", burn, computing
 		}
 		return tk
 	}
 	asker := api.Task{ID: 6, Name: "svc/asker", State: "waiting", WaitReason: "chan send", Location: ask,
 		Stats: api.TaskStats{TotalNS: window, IdleNS: window}}
-	site := func(computing bool) api.Site {
+	site := func(computes bool) api.Site {
 		s := api.Site{Reason: "chan send", Location: ask, Waiting: 1, WaitNS: window / 50, Wakeups: 200, Tasks: []int64{6},
 			Wakers: []api.WakerSite{{Location: serve, Count: 200}}}
-		if computing {
+		if computes && !served {
 			s.WaitNS, s.Wakeups, s.Wakers = window, 0, nil
+		} else if computes {
+			s.WaitNS = window / 2 // served, but kept waiting in between
 		}
 		return s
 	}
-	stretch := func(int64) []api.Frame { return []api.Frame{burn, serve} }
 	e := newEngine(t, Config{})
 	var fs []api.Finding
-	for i, computing := range []bool{false, true, true, true} {
-		s := &api.Snapshot{Time: t0.Add(time.Duration(i) * 5 * time.Second), WindowNS: window, Tasks: []api.Task{server(computing), asker},
-			Sites: []api.Site{site(computing)}, Process: api.Process{GOMAXPROCS: 2, Goroutines: 2, Leaked: -1}}
-		fs = e.Observe(Input{Snapshot: s, Stack: func(int64) []api.Frame { return []api.Frame{serve} }, StretchStack: stretch})
+	for i, computes := range []bool{false, true, true, true} {
+		s := &api.Snapshot{Time: t0.Add(time.Duration(i) * 5 * time.Second), WindowNS: window, Tasks: []api.Task{server(computes), asker},
+			Sites: []api.Site{site(computes)}, Process: api.Process{GOMAXPROCS: 2, Goroutines: 2, Leaked: -1}}
+		fs = e.Observe(Input{Snapshot: s, Stack: func(int64) []api.Frame { return []api.Frame{serve} },
+			StretchStack: func(int64) []api.Frame { return stretch }})
 	}
-	if len(fs) != 1 || fs[0].Rule != "long-run" || !strings.Contains(fs[0].Message, "ask.go:9") {
-		t.Fatalf("findings %+v, want long-run with the requests it left waiting", fs)
-	}
+	return fs
 }
 
 // In an overloaded process the starved are runnable much of the time too:
