@@ -77,10 +77,10 @@ func checkLongRun(c *check) []found {
 		out = append(out, found{key: fmt.Sprint(t.ID), finding: api.Finding{
 			Title: fmt.Sprintf("long run without blocking: %s on CPU in %s", format.Nanos(t.Stats.LongestStretchNS), t.Name),
 			Message: fmt.Sprintf("Goroutine %d (%s, at %s) ran for %s without blocking once (the scheduler preempted it, "+
-				"so no run was longer than %s, but it never waited), while goroutines at %s, which it serves, waited "+
+				"so no run was longer than %s, but it never waited), while goroutines %s, which it serves, waited "+
 				"%s in the window.", t.ID, t.Name, format.Frame(sites[0]), format.Nanos(t.Stats.LongestStretchNS), format.Nanos(t.Stats.LongestRunNS),
-				format.Frame(victim.Location), format.Nanos(waited)),
-			Evidence: api.Evidence{Tasks: append([]int64{t.ID}, victim.Tasks...), Sites: append(sites, victim.Location),
+				victimPlace(victim), format.Nanos(waited)),
+			Evidence: api.Evidence{Tasks: append([]int64{t.ID}, victim.Tasks...), Sites: append(sites, knownSites(victim.Location)...),
 				Figures: map[string]float64{"longest_stretch_ms": float64(t.Stats.LongestStretchNS) / 1e6, "busy_share": share(t.Stats.BusyNS, t.Stats.TotalNS)}},
 			Advice: "Move the long computation off the goroutine that must stay responsive (a worker goroutine or pool that " +
 				"sends the result back), or split it into chunks between which the loop serves its channels.",
@@ -139,4 +139,22 @@ func inspectorStack(stack []api.Frame) bool {
 		}
 	}
 	return false
+}
+
+// victimPlace is where a long run's victims wait, for its message. Waits
+// that began before the trace window have no stack in it: their reason is
+// all the window knows.
+func victimPlace(s *api.Site) string {
+	if s.Location.Function == "" && s.Location.File == "" {
+		return fmt.Sprintf("waiting in %s (since before the window: the trace did not record where)", s.Reason)
+	}
+	return "at " + format.Frame(s.Location)
+}
+
+// knownSites is f as evidence, or nothing when f is unknown.
+func knownSites(f api.Frame) []api.Frame {
+	if f.Function == "" && f.File == "" {
+		return nil
+	}
+	return []api.Frame{f}
 }

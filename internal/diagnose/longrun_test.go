@@ -137,3 +137,30 @@ func TestStarvationNamesTheHogsNotTheStarved(t *testing.T) {
 		}
 	}
 }
+
+// Waiters that began to wait before the trace window have no place in it:
+// the finding says what they wait in and names no empty site.
+func TestLongRunVictimsOfUnknownPlace(t *testing.T) {
+	server := api.Task{ID: 5, Name: "svc/server", State: "running", Location: burn,
+		Stats: api.TaskStats{TotalNS: window, BusyNS: window / 2, SchedNS: window / 4, IdleNS: window / 4, Polls: 40, LongestStretchNS: window / 2}}
+	asker := api.Task{ID: 6, Name: "svc/asker", State: "waiting", WaitReason: "chan send", Location: ask,
+		Stats: api.TaskStats{TotalNS: window, IdleNS: window}}
+	unknown := api.Site{Reason: "chan send", Waiting: 1, WaitNS: window, Wakeups: 3,
+		Wakers: []api.WakerSite{{Location: serve, Count: 3}}}
+	e := newEngine(t, Config{})
+	var fs []api.Finding
+	for i := range 3 {
+		s := &api.Snapshot{Time: t0.Add(time.Duration(i) * 5 * time.Second), WindowNS: window, Tasks: []api.Task{server, asker},
+			Sites: []api.Site{unknown}, Process: api.Process{GOMAXPROCS: 2, Goroutines: 2, Leaked: -1}}
+		fs = e.Observe(Input{Snapshot: s, Stack: func(int64) []api.Frame { return []api.Frame{burn, serve} },
+			StretchStack: func(int64) []api.Frame { return []api.Frame{burn, serve} }})
+	}
+	if len(fs) != 1 || fs[0].Rule != "long-run" || !strings.Contains(fs[0].Message, "waiting in chan send (since before the window") {
+		t.Fatalf("findings %+v, want long-run naming the victims by what they wait in", fs)
+	}
+	for _, s := range fs[0].Evidence.Sites {
+		if s.Function == "" && s.File == "" {
+			t.Errorf("evidence sites %v: an empty site", fs[0].Evidence.Sites)
+		}
+	}
+}
