@@ -398,6 +398,30 @@ func (c *composition) get(id int64) *GoStats {
 	return g
 }
 
+// stack is get(id)'s Stack, or its StretchStack, as merge sets them: the
+// last stack a slice recorded; the stack of the first slice's longest
+// stretch, the longest of all.
+func (c *composition) stack(id int64, stretch bool) []stack.Frame {
+	var stk []stack.Frame
+	var longest int64
+	for _, p := range c.parts {
+		if j, ok := slices.BinarySearchFunc(p.active, id, func(g GoStats, id int64) int { return cmp.Compare(g.ID, id) }); ok {
+			g := &p.active[j]
+			switch {
+			case stretch && g.LongestStretch > longest:
+				longest, stk = g.LongestStretch, g.StretchStack
+			case !stretch && len(g.Stack) > 0:
+				stk = g.Stack
+			}
+		} else if j, ok := slices.BinarySearchFunc(p.quiet, id, func(q quietRec, id int64) int { return cmp.Compare(q.id, id) }); ok && !stretch {
+			if k := p.kinds[p.quiet[j].kind].stack; len(k) > 0 {
+				stk = k
+			}
+		}
+	}
+	return stk
+}
+
 // count is how many goroutines the last slice saw: about the window's.
 func (c *composition) count() int {
 	return c.parts[len(c.parts)-1].Goroutines()

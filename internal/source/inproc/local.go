@@ -21,11 +21,7 @@ func (c *Collector) StackOf(id int64) []api.Frame {
 	if c.last == nil {
 		return nil
 	}
-	g := c.last.win.Get(id)
-	if g == nil {
-		return nil
-	}
-	return c.last.apiStack(g.Stack)
+	return c.last.apiStack(c.last.win.Stack(id, false))
 }
 
 // StretchStackOf returns where goroutine id computed during its longest
@@ -37,11 +33,7 @@ func (c *Collector) StretchStackOf(id int64) []api.Frame {
 	if c.last == nil {
 		return nil
 	}
-	g := c.last.win.Get(id)
-	if g == nil {
-		return nil
-	}
-	return c.last.apiStack(g.StretchStack)
+	return c.last.apiStack(c.last.win.Stack(id, true))
 }
 
 // apiStack is stk, one of the window's stacks, in the API's form: made
