@@ -167,8 +167,20 @@ func (b *WindowBuilder) slice(in *Interner) *Slice {
 	kinds := map[kindKey]int32{}
 	var gs GoStats
 	var idle []ReasonTime
+	quiet := func(g *goState) bool {
+		return g.act == nil && !g.exited && g.state == trace.GoWaiting && g.created <= start && g.since <= start
+	}
+	// Sized once: most of a large program's goroutines are quiet, and a
+	// record list grown by append allocates some five times its size.
+	n := 0
 	for _, g := range b.all {
-		if g.act == nil && !g.exited && g.state == trace.GoWaiting && g.created <= start && g.since <= start {
+		if quiet(g) {
+			n++
+		}
+	}
+	s.quiet = make([]quietRec, 0, n)
+	for _, g := range b.all {
+		if quiet(g) {
 			// Seen in a status event only, waiting all along: its record
 			// without its numbers.
 			b.quiet(s, g, sites, d, in, kinds)

@@ -310,6 +310,9 @@ func TestAnalyzeSliceIsNewSlice(t *testing.T) {
 	if len(s.quiet) < 20 {
 		t.Errorf("%d quiet goroutines, want the 20 parked at least", len(s.quiet))
 	}
+	if cap(s.quiet) > len(s.quiet)+len(s.quiet)/8 {
+		t.Errorf("room for %d quiet records kept for %d: a slice keeps what it needs", cap(s.quiet), len(s.quiet))
+	}
 	b := Compose([]*Slice{s}, time.Minute)
 	var n int
 	for g := range a.All() {

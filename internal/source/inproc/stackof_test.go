@@ -40,7 +40,9 @@ func TestCollectorStackOfSharesStacks(t *testing.T) {
 		t.Fatalf("%d tasks wait in parkedAlike, want 20", len(stacks))
 	}
 	for i, s := range stacks {
-		if !slices.ContainsFunc(s, func(f api.Frame) bool { return f.Function == "github.com/inspectd/inspectd/internal/source/inproc.parkedAlike" }) {
+		if !slices.ContainsFunc(s, func(f api.Frame) bool {
+			return f.Function == "github.com/inspectd/inspectd/internal/source/inproc.parkedAlike"
+		}) {
 			t.Fatalf("stack %d does not name parkedAlike: %+v", i, s)
 		}
 		if unsafe.SliceData(s) != unsafe.SliceData(stacks[0]) || len(s) != len(stacks[0]) {
