@@ -39,7 +39,9 @@
 //   - parked: N goroutines (-parked) waiting on channels, half of them
 //     labelled with pprof.Do. With the agent: the time, bytes, longest
 //     stop-the-world pause and added RSS of the first snapshot
-//     (GET /api/v1/snapshot?window=5s), of later ones, and of watch updates.
+//     (GET /api/v1/snapshot?window=5s), of later ones, and of watch updates;
+//     and, in a target of its own asked nothing else, the RSS a watch alone
+//     adds (the steady state of inspect-cli top).
 //     With net/http/pprof (plus /debug/fgprof and a gops agent): the same
 //     for goroutine?debug=2, goroutine?debug=0, a gops stack dump and
 //     fgprof?seconds=1, each in a target of its own.

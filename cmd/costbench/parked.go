@@ -76,6 +76,9 @@ func (b *bench) runParked(ctx context.Context, n int) (*parked, error) {
 		if err := b.parkedAgent(ctx, res); err != nil {
 			return nil, fmt.Errorf("parked %d, agent: %w", n, err)
 		}
+		if err := b.parkedWatchOnly(ctx, res); err != nil {
+			return nil, fmt.Errorf("parked %d, agent, watch only: %w", n, err)
+		}
 	}
 	if slices.Contains(b.opts.configs, cfgPprof) {
 		kinds := []struct{ what, path string }{
@@ -289,6 +292,48 @@ func (b *bench) parkedAgent(ctx context.Context, res *parked) error {
 		what: "agent, the whole inspection", pauses: pausesBetween(p.ready, sRest, sWatched), rssAdded: sWatched.RSSBytes - sRest.RSSBytes,
 		note: note,
 	})
+	return nil
+}
+
+// parkedWatchOnly follows the watch stream for -watch in a fresh target
+// with the agent, asked nothing before: what a program pays while
+// inspect-cli top watches it, without the full snapshots before.
+func (b *bench) parkedWatchOnly(ctx context.Context, res *parked) error {
+	p, sRest, _, err := b.startParked(ctx, res.n, "agent, watch only", "-inspect", target.InspectAgent)
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	b.progress("parked %d, agent, watch only: watching for %v", res.n, b.opts.watch)
+	w, err := startWatch(ctx, "http://"+p.ready.AgentAddr+"/api/v1/watch?"+watchQuery)
+	if err != nil {
+		return err
+	}
+	if err := sleep(ctx, b.opts.watch); err != nil {
+		w.stop()
+		return err
+	}
+	sWatched, err := p.stat(ctx)
+	if err != nil {
+		w.stop()
+		return err
+	}
+	failed := w.failure()
+	updates := w.stop()
+	if failed != nil {
+		return fmt.Errorf("the watch stream ended: %w", failed)
+	}
+	if len(updates) == 0 {
+		return fmt.Errorf("no watch update in %v", b.opts.watch)
+	}
+	row := parkedRow{
+		what: "agent, watch only", pauses: pausesBetween(p.ready, sRest, sWatched), rssAdded: sWatched.RSSBytes - sRest.RSSBytes,
+		note: fmt.Sprintf("a fresh target asked nothing before; %d updates in %v, the first after %v; RSS: at the end of the watch", len(updates), b.opts.watch, updates[0].at.Sub(w.began).Round(time.Millisecond)),
+	}
+	for _, u := range updates {
+		row.bytes = append(row.bytes, int64(u.bytes))
+	}
+	res.rows = append(res.rows, row)
 	return nil
 }
 

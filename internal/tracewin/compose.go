@@ -167,8 +167,20 @@ func (b *WindowBuilder) slice(in *Interner) *Slice {
 	kinds := map[kindKey]int32{}
 	var gs GoStats
 	var idle []ReasonTime
+	quiet := func(g *goState) bool {
+		return g.act == nil && !g.exited && g.state == trace.GoWaiting && g.created <= start && g.since <= start
+	}
+	// Sized once: most of a large program's goroutines are quiet, and a
+	// record list grown by append allocates some five times its size.
+	n := 0
 	for _, g := range b.all {
-		if g.act == nil && !g.exited && g.state == trace.GoWaiting && g.created <= start && g.since <= start {
+		if quiet(g) {
+			n++
+		}
+	}
+	s.quiet = make([]quietRec, 0, n)
+	for _, g := range b.all {
+		if quiet(g) {
 			// Seen in a status event only, waiting all along: its record
 			// without its numbers.
 			b.quiet(s, g, sites, d, in, kinds)
@@ -396,6 +408,30 @@ func (c *composition) get(id int64) *GoStats {
 	g := new(GoStats)
 	c.merge(id, recs, g, nil)
 	return g
+}
+
+// stack is get(id)'s Stack, or its StretchStack, as merge sets them: the
+// last stack a slice recorded; the stack of the first slice's longest
+// stretch, the longest of all.
+func (c *composition) stack(id int64, stretch bool) []stack.Frame {
+	var stk []stack.Frame
+	var longest int64
+	for _, p := range c.parts {
+		if j, ok := slices.BinarySearchFunc(p.active, id, func(g GoStats, id int64) int { return cmp.Compare(g.ID, id) }); ok {
+			g := &p.active[j]
+			switch {
+			case stretch && g.LongestStretch > longest:
+				longest, stk = g.LongestStretch, g.StretchStack
+			case !stretch && len(g.Stack) > 0:
+				stk = g.Stack
+			}
+		} else if j, ok := slices.BinarySearchFunc(p.quiet, id, func(q quietRec, id int64) int { return cmp.Compare(q.id, id) }); ok && !stretch {
+			if k := p.kinds[p.quiet[j].kind].stack; len(k) > 0 {
+				stk = k
+			}
+		}
+	}
+	return stk
 }
 
 // count is how many goroutines the last slice saw: about the window's.

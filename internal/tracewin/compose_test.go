@@ -310,6 +310,9 @@ func TestAnalyzeSliceIsNewSlice(t *testing.T) {
 	if len(s.quiet) < 20 {
 		t.Errorf("%d quiet goroutines, want the 20 parked at least", len(s.quiet))
 	}
+	if cap(s.quiet) > len(s.quiet)+len(s.quiet)/8 {
+		t.Errorf("room for %d quiet records kept for %d: a slice keeps what it needs", cap(s.quiet), len(s.quiet))
+	}
 	b := Compose([]*Slice{s}, time.Minute)
 	var n int
 	for g := range a.All() {
@@ -331,5 +334,53 @@ func TestAnalyzeSliceIsNewSlice(t *testing.T) {
 	cut, err := AnalyzeSlice(bytes.NewReader(buf.Bytes()[:buf.Len()/2]), NewInterner(), nil)
 	if err == nil || !cut.Truncated {
 		t.Errorf("a cut trace: %v, truncated %v", err, cut.Truncated)
+	}
+}
+
+// Stack says what Get says of a goroutine's stacks, for every goroutine of
+// a composed window, without making its numbers.
+func TestComposeStackIsGets(t *testing.T) {
+	var stop atomic.Bool
+	parked := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { composeSleeper(&stop) })
+	wg.Go(func() { composeHalfBusy(&stop) })
+	wg.Go(func() {
+		// Runs long enough to be preempted: a stretch stack.
+		for !stop.Load() {
+			for t := time.Now(); time.Since(t) < 30*time.Millisecond; {
+				spin(1000)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+	for range 10 {
+		wg.Go(func() { composeParked(parked) })
+	}
+	defer func() { stop.Store(true); close(parked); wg.Wait() }()
+	waitParked(t, 10)
+	w := Compose(slicesOf(t, 3, 150*time.Millisecond, 100*time.Millisecond), 10*time.Second)
+	same := func(a, b []stack.Frame) bool {
+		return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+	}
+	n, stretched := 0, 0
+	for g := range w.All() {
+		got := w.Get(g.ID)
+		if s := w.Stack(g.ID, false); !same(s, got.Stack) {
+			t.Errorf("goroutine %d: Stack %v, Get's %v", g.ID, s, got.Stack)
+		}
+		if s := w.Stack(g.ID, true); !same(s, got.StretchStack) {
+			t.Errorf("goroutine %d: stretch stack %v, Get's %v", g.ID, s, got.StretchStack)
+		}
+		n++
+		if len(got.StretchStack) > 0 {
+			stretched++
+		}
+	}
+	if n < 12 || stretched == 0 {
+		t.Errorf("%d goroutines, %d with a stretch stack: want the sleeper, the busy ones and the parked ones", n, stretched)
+	}
+	if w.Stack(1<<40, false) != nil || w.Stack(1<<40, true) != nil {
+		t.Error("a stack for a goroutine no slice saw")
 	}
 }

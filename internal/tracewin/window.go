@@ -310,12 +310,23 @@ func (w *Window) StackOf(id int64, stretch bool) []api.Frame {
 	if w == nil {
 		return nil
 	}
-	g := w.Get(id)
-	switch {
-	case g == nil:
-		return nil
-	case stretch:
-		return stack.APIFrames(g.StretchStack)
+	return stack.APIFrames(w.Stack(id, stretch))
+}
+
+// Stack returns what Get(id) says of goroutine id's Stack, or of its
+// StretchStack, without making the rest of its numbers: a composed window
+// makes a goroutine's numbers anew at each Get, and the diagnosis asks
+// for the stack of every goroutine. Shared: read-only.
+func (w *Window) Stack(id int64, stretch bool) []stack.Frame {
+	if w.composed == nil {
+		g := w.Goroutines[id]
+		switch {
+		case g == nil:
+			return nil
+		case stretch:
+			return g.StretchStack
+		}
+		return g.Stack
 	}
-	return stack.APIFrames(g.Stack)
+	return w.composed.stack(id, stretch)
 }

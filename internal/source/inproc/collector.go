@@ -158,6 +158,8 @@ type built struct {
 	slices uint64 // the last slice it was built with (Collector.sliceSeq)
 	snap   *api.Snapshot
 	win    *tracewin.Window
+	// stacks are the window's stacks in the API's form (apiStack).
+	stacks map[stackRef][]api.Frame
 }
 
 // budgetWait is how long a request for another window than the last
