@@ -167,8 +167,8 @@ func sendSnap(at time.Duration, tasks []api.Task) *api.Snapshot {
 }
 
 // Without the leak profile, goroutines stuck at one channel send in growing
-// numbers are a leak; as many stuck there without growth (an idle pool) are
-// not.
+// numbers are a leak, and stay one once they stop growing; as many stuck
+// there that never grew (an idle pool) are not.
 func TestLeakFallback(t *testing.T) {
 	e := newEngine(t, Config{})
 	var fs []api.Finding
@@ -182,6 +182,17 @@ func TestLeakFallback(t *testing.T) {
 	if len(fs) != 1 || fs[0].Rule != "goroutine-leak" || fs[0].Severity != Warning || !strings.Contains(fs[0].Title, "leak.go:71") ||
 		len(fs[0].Evidence.Missing) == 0 || fs[0].Evidence.Figures["growth"] < 3 {
 		t.Fatalf("growing senders: %+v", fs)
+	}
+	// The pile stops growing (the bug fixed): what is stuck stays a leak.
+	for i := 6; i < 20; i++ {
+		var tasks []api.Task
+		for id := range 4 + 3*5 {
+			tasks = append(tasks, sender(int64(100+id), time.Duration(i+5-id/3)*time.Second))
+		}
+		fs = e.Observe(Input{Snapshot: sendSnap(time.Duration(i)*time.Second, tasks)})
+	}
+	if len(fs) != 1 || fs[0].Rule != "goroutine-leak" || !strings.Contains(fs[0].Title, "no longer growing") {
+		t.Fatalf("senders stuck after the growth stopped: %+v", fs)
 	}
 
 	e = newEngine(t, Config{})

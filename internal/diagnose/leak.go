@@ -132,12 +132,20 @@ func checkLeak(c *check) []found {
 			continue
 		}
 		grown, dt, known := grownAt(key)
-		if len(g.ids) < int(c.num(leakMinGoroutines)) || !known || float64(grown) < c.num(leakMinGrowth) {
+		// Reported before from its growth: goroutines that piled up there
+		// and are still stuck stay a leak once the pile stops growing (the
+		// bug fixed, or its traffic gone), until they are woken or proven.
+		reported := c.e.active[id+"|"+key] != nil
+		if len(g.ids) < int(c.num(leakMinGoroutines)) || !known || (float64(grown) < c.num(leakMinGrowth) && !reported) {
 			continue
+		}
+		more := "and more each time"
+		if float64(grown) < c.num(leakMinGrowth) {
+			more = "no longer growing"
 		}
 		f := api.Finding{
 			Severity: Warning,
-			Title:    fmt.Sprintf("goroutine leak: %d goroutines stuck in %s at %s, and more each time", len(g.ids), g.reason, format.Frame(g.loc)),
+			Title:    fmt.Sprintf("goroutine leak: %d goroutines stuck in %s at %s, %s", len(g.ids), g.reason, format.Frame(g.loc), more),
 			Message: fmt.Sprintf("%d goroutines have been blocked in %s at %s for %s or more with no wake-up (%d more wait there than %s ago): "+
 				"whoever should complete the operation has gone.", len(g.ids), g.reason, format.Frame(g.loc),
 				format.Duration(g.longest), grown, format.Duration(dt)),
