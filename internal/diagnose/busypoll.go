@@ -3,7 +3,6 @@ package diagnose
 import (
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/inspectd/inspectd/internal/api"
@@ -13,7 +12,7 @@ import (
 var busyPollRule = &rule{
 	id:         "busy-poll",
 	lesson:     "tokio_yield",
-	help:       "a goroutine polls in a loop (select with default, runtime.Gosched): very many tiny runs and no blocking, tokio-console's self-wake (fewer where a long run queue slows each yield, when caught in runtime.Gosched); or, never yielding, on CPU all the time and caught in a select with a default case",
+	help:       "a goroutine polls in a loop (select with default, runtime.Gosched): very many tiny runs and no blocking, tokio-console's self-wake; or, never yielding, on CPU all the time and caught in a select with a default case",
 	thresholds: &busyPollThresholds,
 	persist:    2,
 	check:      checkBusyPoll,
@@ -43,7 +42,7 @@ func checkBusyPoll(c *check) []found {
 		if idle > c.ratio(busyPollMaxIdle) {
 			continue
 		}
-		if (rate < c.num(busyPollMinPolls) && !c.yieldsInAQueue(t, meanRun)) || meanRun > float64(c.dur(busyPollMaxRun)) {
+		if rate < c.num(busyPollMinPolls) || meanRun > float64(c.dur(busyPollMaxRun)) {
 			// A poller that never yields is not rescheduled thousands of
 			// times a second: it keeps its P until the runtime preempts it
 			// (every 10ms, ~100 runs a second), so its runs are long. What
@@ -75,33 +74,6 @@ func checkBusyPoll(c *check) []found {
 		}})
 	}
 	return out
-}
-
-// yieldsInAQueue reports a poller whose rate the scheduler holds down: it
-// yields after tiny runs, and every yield puts it at the back of a long run
-// queue (many goroutines want the CPU), so it runs a few hundred times a
-// second, not thousands, and is runnable most of the time, never blocked. A
-// starved goroutine that waits for a ticker looks alike but is not caught
-// in runtime.Gosched.
-func (c *check) yieldsInAQueue(t *api.Task, meanRun float64) bool {
-	if meanRun > float64(c.dur(busyPollMaxRun)) || t.Stats.SchedNS < t.Stats.TotalNS/2 {
-		return false
-	}
-	stacks := [][]api.Frame{c.stack(t.ID)}
-	if c.in.StretchStack != nil {
-		stacks = append(stacks, c.in.StretchStack(t.ID))
-	}
-	for _, st := range stacks {
-		for _, f := range st {
-			if f.Function == "runtime.Gosched" {
-				return true
-			}
-			if !strings.HasPrefix(f.Function, "runtime.") {
-				break // the runtime's frames above user code only
-			}
-		}
-	}
-	return false
 }
 
 // nonBlockingOps are the runtime's calls for a select with one case and a

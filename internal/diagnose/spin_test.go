@@ -131,37 +131,3 @@ func TestNoSpinForAComputationAtRest(t *testing.T) {
 		}
 	}
 }
-
-// A Gosched poller among many goroutines that want the CPU runs a few
-// hundred times a second, not thousands: each yield puts it at the back of
-// a long run queue. Caught in runtime.Gosched, it is still busy-poll; a
-// starved ticker with the same figures, caught receiving, is not.
-func TestBusyPollInALongRunQueue(t *testing.T) {
-	pollAt := api.Frame{Function: "example.com/svc.poll", File: "/src/svc/poll.go", Line: 30}
-	poller := api.Task{ID: 9, Name: "svc/poller", State: "runnable", Location: pollAt,
-		CreatedBy: api.Frame{Function: "example.com/svc.run", File: "/src/svc/run.go", Line: 9},
-		Stats: api.TaskStats{TotalNS: window, BusyNS: window / 500, SchedNS: window - window/500, Polls: 300 * window / 1e9,
-			LongestRunNS: int64(50 * time.Microsecond), LongestStretchNS: int64(50 * time.Microsecond)}}
-	yielding := []api.Frame{{Function: "runtime.Gosched", File: "/go/src/runtime/proc.go", Line: 353}, pollAt,
-		{Function: "example.com/svc.run.func1", File: "/src/svc/run.go", Line: 10}}
-	receiving := []api.Frame{{Function: "runtime.chanrecv1", File: "/go/src/runtime/chan.go", Line: 506}, pollAt}
-	for _, tc := range []struct {
-		name  string
-		stack []api.Frame
-		want  bool
-	}{{"caught in Gosched", yielding, true}, {"caught receiving", receiving, false}} {
-		e := newEngine(t, Config{})
-		var fs []api.Finding
-		for i := range 3 {
-			fs = e.Observe(Input{Snapshot: spinSnap(time.Duration(i)*time.Second, nil, poller),
-				Stack: func(int64) []api.Frame { return tc.stack }, StretchStack: func(int64) []api.Frame { return tc.stack }})
-		}
-		got := len(fs) == 1 && fs[0].Rule == "busy-poll"
-		if got != tc.want {
-			t.Errorf("%s: findings %+v, want busy-poll %v", tc.name, fs, tc.want)
-		}
-		if got && !strings.Contains(fs[0].Title, "poll.go:30") {
-			t.Errorf("%s: %q, want the poll's line", tc.name, fs[0].Title)
-		}
-	}
-}
