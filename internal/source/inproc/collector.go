@@ -148,7 +148,8 @@ type Collector struct {
 	profDone       chan struct{} // closed when the read in flight ends
 	bg             sync.WaitGroup
 	lastLeak       time.Time
-	leaked         int
+	leaked         int          // -1: not read (the profile's pause would pass MaxPause)
+	leaksRead      bool         // a read of the goroutineleak profile has completed
 	traceBuf       bytes.Buffer // the flight recorder's snapshot
 }
 
@@ -216,7 +217,7 @@ func (c *Collector) Close() {
 		r.halt()
 		<-r.done
 	}
-	c.bg.Wait() // a profile read in flight
+	c.bg.Wait() // a profile or leak read in flight
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.fr != nil && c.fr.Enabled() {
@@ -580,7 +581,7 @@ func (c *Collector) expectedLeakPause() time.Duration {
 	return time.Duration(leakNSPerGoroutine * runtime.NumGoroutine())
 }
 
-// readLeaks runs the leak detector when its pause fits MaxPause: the
+// readLeaks starts the leak detector when its pause fits MaxPause: the
 // goroutineleak profile forces a GC that marks leaked goroutines, which it
 // lists by stack (and a dump shows as "(leaked)"). It returns a note when
 // it does not. Called without c.mu, which it takes.
@@ -605,24 +606,35 @@ func (c *Collector) readLeaks(now time.Time) string {
 			"allowed (--max-pause): leaks are found by their growth and how long goroutines wait",
 			pause.Round(10*time.Microsecond), n, c.opts.MaxPause)
 	}
+	if c.closed {
+		c.mu.Unlock()
+		return ""
+	}
+	// In the background, for the snapshots to come: the GC it forces takes
+	// seconds in a program whose goroutines keep every core busy, and a
+	// snapshot must not wait for it.
+	c.bg.Go(func() { source.Own("leaks", func() { c.readLeaksNow(p) }) })
 	c.mu.Unlock()
-	// Without the lock: the GC it forces may take long in a busy program,
-	// and the recorder keeps its slices meanwhile.
+	return ""
+}
+
+// readLeaksNow reads the goroutineleak profile p for readLeaks.
+func (c *Collector) readLeaksNow(p *pprof.Profile) {
 	var buf bytes.Buffer
 	if err := p.WriteTo(&buf, 0); err != nil {
 		c.opts.Logger.Warn("reading the goroutine leak profile", "err", err)
-		return ""
+		return
 	}
 	leaks, err := model.ParseStackProfile(&buf)
 	if err != nil {
 		c.opts.Logger.Warn("reading the goroutine leak profile", "err", err)
-		return ""
+		return
 	}
 	c.mu.Lock()
 	c.m.SetLeaks(leaks)
 	c.leaked = int(leaks.Total())
+	c.leaksRead = true
 	c.mu.Unlock()
-	return ""
 }
 
 // Dump takes a full goroutine dump now, whatever the budgets, so that the
@@ -716,7 +728,7 @@ func (c *Collector) model(win *tracewin.Window, end, now time.Time) *api.Snapsho
 	snap := c.m.Snapshot(win, end)
 	snap.Time = now
 	snap.Process = ReadProcess()
-	if !c.lastLeak.IsZero() {
+	if c.leaksRead || c.leaked < 0 {
 		snap.Process.Leaked = c.leaked
 	}
 	return snap
