@@ -296,6 +296,16 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 	cold := c.coldAt
 	c.mu.Unlock()
 
+	// The waits below (for a slice to end and be analysed, for a build in
+	// flight) take turns the program's goroutines may not leave: in one
+	// whose goroutines keep every core busy, each can take seconds. A
+	// request to be answered by a time waits until then at most.
+	wctx := ctx
+	if by, ok := source.AnswerDeadline(ctx); ok {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithDeadline(ctx, by)
+		defer cancel()
+	}
 	// A process nobody watched: what the window covers is recorded from
 	// the first request on.
 	if c.fr == nil && !cold.IsZero() {
@@ -303,9 +313,12 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 		if source.PartialAccepted(ctx) {
 			until = cold
 		}
-		if err := c.waitSlice(ctx, until); err != nil && !c.haveSlices() {
+		if err := c.waitSlice(wctx, until); err != nil && !c.haveSlices() {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
+			}
+			if wctx.Err() != nil {
+				return nil, &source.NotRecorded{Snapshot: c.recording(cold, window)}
 			}
 			return nil, err
 		}
@@ -314,7 +327,7 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 	shared := c.budgetShared(now, window) != nil
 	c.mu.Unlock()
 	if !shared {
-		c.freshen(ctx)
+		c.freshen(wctx)
 	}
 	for {
 		c.mu.Lock()
@@ -330,6 +343,16 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-wctx.Done():
+			// The build in flight is late: the last snapshot, which
+			// says how old it is, if there is one.
+			c.mu.Lock()
+			last := c.last
+			c.mu.Unlock()
+			if last != nil {
+				return last, nil
+			}
+			return nil, &source.NotRecorded{Snapshot: c.recording(cold, window)}
 		case <-ch:
 		}
 	}
@@ -342,6 +365,49 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 	close(done)
 	c.mu.Unlock()
 	return b, err
+}
+
+// recording is what a request to be answered by a time (source.AnswerBy)
+// gets before the first snapshot of the trace is built: no tasks, the
+// process' figures, and why. The recorder's first slice may take long to end and to
+// be analysed in a program whose goroutines keep every core busy: the
+// runtime's tracer stops in steps that each wait for a turn, and the
+// analysis has the share of the CPU the scheduler leaves it.
+func (c *Collector) recording(cold time.Time, window time.Duration) *api.Snapshot {
+	now := time.Now()
+	c.mu.Lock()
+	tracing, analysing, recErr := c.tracing, c.analysing, c.recErr
+	building := c.building != nil && len(c.slices) > 0
+	leaked := -1
+	if c.leaksRead {
+		leaked = c.leaked
+	}
+	c.mu.Unlock()
+	if cold.IsZero() {
+		cold = now
+	}
+	proc := ReadProcess()
+	proc.Leaked = leaked
+	var doing string
+	switch {
+	case building:
+		doing = "its first snapshot is being built"
+	case recErr != "":
+		doing = "the recorder cannot trace: " + recErr
+	case analysing:
+		doing = "its first slice has ended and is being analysed"
+	case !tracing.IsZero():
+		doing = fmt.Sprintf("its first slice has traced %s", now.Sub(tracing).Round(time.Millisecond))
+	default:
+		doing = "the tracer is starting"
+	}
+	return &api.Snapshot{
+		Time: now, Source: "trace-slices", RecordingSince: cold,
+		Tasks: []api.Task{}, Sites: []api.Site{}, Findings: []api.Finding{}, Process: proc,
+		Notes: []string{fmt.Sprintf("recording since %s ago, nothing traced before (nobody asked): %s; the tasks of the %s window "+
+			"come with the next updates (a program whose goroutines keep every core busy leaves the tracer and its analysis little of the CPU)",
+			now.Sub(cold).Round(time.Millisecond), doing, window)},
+	}
 }
 
 // haveSlices says some slice is kept.
