@@ -185,8 +185,8 @@ func (c *Collector) record(r *recorder) {
 		started := time.Now()
 		cpu0 := processCPU()
 		buf.Reset()
-		st := &stopper{done: make(chan struct{})}
-		w := &capWriter{buf: &buf, max: maxSliceBytes, full: st.stop}
+		st := &stopper{running: make(chan struct{}), done: make(chan struct{})}
+		w := &capWriter{buf: &buf, max: maxSliceBytes, full: st.stop, running: st.running}
 		if err := trace.Start(w); err != nil {
 			// Another trace runs (the program's own, or a gops agent's).
 			c.failed("starting the execution trace", err)
@@ -277,6 +277,8 @@ type capWriter struct {
 	max     int
 	n       int // bytes written, kept or dropped
 	full    func()
+	running <-chan struct{} // closed once the goroutine that stops the trace runs; nil: none to wait for
+	waited  bool
 	dropped bool // past max, a generation has ended: the rest is dropped
 }
 
@@ -291,6 +293,17 @@ func (w *capWriter) Write(p []byte) (int, error) {
 	}
 	if w.n >= w.max {
 		w.full()
+		if !w.waited && w.running != nil {
+			// The scheduler runs the trace reader ahead of every other
+			// goroutine while the tracer has data for it, which in a
+			// busy program is all the time: the goroutine that stops
+			// the trace, started from here, waited seconds for a turn
+			// while the tracer wrote hundreds of megabytes. The reader
+			// waits for it to run (it closes running before it stops the
+			// trace, which waits for the reader).
+			w.waited = true
+			<-w.running
+		}
 		if len(p) == 1 && p[0] == endOfGeneration {
 			w.dropped = true
 		}
@@ -300,9 +313,10 @@ func (w *capWriter) Write(p []byte) (int, error) {
 
 // stopper stops a slice's trace once, however many ask.
 type stopper struct {
-	once sync.Once
-	done chan struct{} // closed when the trace has stopped
-	cpu  time.Duration // the CPU time stopping took (set before done closes)
+	once    sync.Once
+	running chan struct{} // closed when the goroutine that stops the trace runs
+	done    chan struct{} // closed when the trace has stopped
+	cpu     time.Duration // the CPU time stopping took (set before done closes)
 }
 
 // stop stops the trace from a new goroutine: the runtime's trace reader
@@ -312,6 +326,7 @@ type stopper struct {
 func (s *stopper) stop() {
 	s.once.Do(func() {
 		go source.Own("recorder", func() {
+			close(s.running)
 			s.cpu = onThread(trace.Stop)
 			close(s.done)
 		})
