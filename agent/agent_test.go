@@ -1,8 +1,10 @@
 package agent
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -193,5 +195,120 @@ func TestAgentPortInUse(t *testing.T) {
 	_, err = Listen(Options{Addr: ln.Addr().String(), NoPortFile: true})
 	if err == nil || strings.Contains(err.Error(), "Token") || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("Listen on a taken port: %v", err)
+	}
+}
+
+// A watcher of a program whose goroutines keep every core busy switching on
+// channels gets updates from the first on, each saying what it covers: a
+// window of trace, or that the agent records and has no window yet. (The
+// runtime's tracer stops in steps that each wait for a turn, and a turn
+// comes seldom there: the first window may take seconds.) Then the
+// program's goroutines come, as tasks.
+func TestWatchBusyPingPong(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	const pairs = 50
+	for range pairs {
+		ping, pong := make(chan int), make(chan int)
+		wg.Go(func() {
+			for v := range ping {
+				pong <- v + 1
+			}
+		})
+		wg.Go(func() {
+			defer close(ping)
+			v := 0
+			for {
+				select {
+				case <-stop:
+					return
+				case ping <- v:
+				}
+				v = <-pong
+			}
+		})
+	}
+	defer func() {
+		close(stop)
+		wg.Wait()
+	}()
+	a, err := Listen(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	resp, err := api.NewClient(a.Addr(), "").Open(ctx, "/api/v1/watch?interval=200ms&window=1s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	events := make(chan api.Update)
+	go func() {
+		defer close(events)
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 16<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			if strings.HasPrefix(line, "event: ") && line != "event: update" {
+				t.Errorf("watch stream: %s", line)
+			}
+			data, ok := strings.CutPrefix(line, "data: ")
+			if !ok {
+				continue
+			}
+			var u api.Update
+			if err := json.Unmarshal([]byte(data), &u); err != nil {
+				t.Errorf("update %q: %v", data, err)
+				return
+			}
+			select {
+			case events <- u:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	var state api.Snapshot
+	for n := 1; ; n++ {
+		var u api.Update
+		select {
+		case <-ctx.Done():
+			t.Fatalf("after %d updates: no update with the ping-pong goroutines as tasks", n-1)
+		case got, ok := <-events:
+			if !ok {
+				t.Fatalf("the stream ended after %d updates", n-1)
+			}
+			u = got
+		}
+		if u.Seq != int64(n) {
+			t.Fatalf("update %d has seq %d", n, u.Seq)
+		}
+		if u.WindowNS == 0 {
+			// No window yet: it says why, and that it records.
+			if !u.Full || u.RecordingSince.IsZero() || len(u.Tasks) != 0 || len(u.Notes) == 0 || u.Process.Goroutines < 2*pairs {
+				t.Fatalf("update %d without a window: full %v, recording since %v, %d tasks, %d goroutines, notes %q", n, u.Full,
+					u.RecordingSince, len(u.Tasks), u.Process.Goroutines, u.Notes)
+			}
+			t.Logf("update %d: recording for %s: %s", n, u.Time.Sub(u.RecordingSince).Round(time.Millisecond), u.Notes[0])
+			state = api.Snapshot{}
+			continue
+		}
+		api.Apply(&state, u)
+		busy := 0
+		for _, tk := range state.Tasks {
+			if strings.HasSuffix(tk.Location.File, "agent_test.go") && (tk.Stats.BusyNS > 0 || tk.Stats.SchedNS > 0) {
+				busy++
+			}
+		}
+		t.Logf("update %d: window %s (traced %s), %d tasks, %d of them ping-pong's, busy or runnable", n,
+			time.Duration(u.WindowNS), time.Duration(u.ObservedNS), len(state.Tasks), busy)
+		if busy >= pairs {
+			return
+		}
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -191,7 +193,13 @@ type watchUpdate struct {
 	full   bool   // the update says "full": every task
 	source string // what the snapshot behind it was built from
 	time   string // the snapshot's time: updates that share one carry the same
+	// window: it has a window of trace (window_ns above 0); without one,
+	// it says that the target records and has none yet.
+	window bool
 }
+
+// updateWindow reads an update's window_ns off its start.
+var updateWindow = regexp.MustCompile(`"window_ns":\s*([0-9]+)`)
 
 // startWatch connects to url and follows it until stop.
 func startWatch(ctx context.Context, url string) (*watcher, error) {
@@ -277,7 +285,8 @@ func (w *watcher) event(name string, size int, head []byte) {
 	defer w.mu.Unlock()
 	switch name {
 	case "update":
-		w.updates = append(w.updates, watchUpdate{at: time.Now(), bytes: size, full: bytes.Contains(head, []byte(`"full":true`)), source: headField(snapshotSource, head), time: headField(snapshotTime, head)})
+		w.updates = append(w.updates, watchUpdate{at: time.Now(), bytes: size, full: bytes.Contains(head, []byte(`"full":true`)), source: headField(snapshotSource, head), time: headField(snapshotTime, head),
+			window: strings.TrimLeft(headField(updateWindow, head), "0") != ""})
 	case "error":
 		w.lastErr = clip(string(head), 200)
 	}
@@ -298,6 +307,32 @@ func (w *watcher) first() time.Duration {
 		return 0
 	}
 	return w.updates[0].at.Sub(w.began)
+}
+
+// firstWindow is how long after connecting the first update with a
+// window of trace came, 0 if none has.
+func (w *watcher) firstWindow() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, u := range w.updates {
+		if u.window {
+			return u.at.Sub(w.began)
+		}
+	}
+	return 0
+}
+
+// longestGap is the longest time without an update, from connecting to
+// now.
+func (w *watcher) longestGap() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	last, gap := w.began, time.Duration(0)
+	for _, u := range w.updates {
+		gap = max(gap, u.at.Sub(last))
+		last = u.at
+	}
+	return max(gap, time.Since(last))
 }
 
 // failure says why the stream ended before stop, if it did.

@@ -126,7 +126,7 @@ func (b *bench) printHeader() {
 	}}
 	if slices.ContainsFunc(b.opts.workloads, func(w string) bool { return w != target.Parked }) {
 		t.notes = append(t.notes,
-			fmt.Sprintf("Throughput workloads: each configuration %s, alternating (%s), each run a fresh target, %v of warm-up, then %v measured. Per configuration: median [min-max] of the runs; ratio: the median over none's median (below 1 for operations, above 1 for latency, is a cost). RSS: the target's VmRSS at the end of the measurement, and how fast it grew during it (medians). Watch stream: bytes a second and updates during the measurement (medians), and how long after connecting the first update came, in each run (never: not within the warm-up and measurement).",
+			fmt.Sprintf("Throughput workloads: each configuration %s, alternating (%s), each run a fresh target, %v of warm-up, then %v measured. Per configuration: median [min-max] of the runs; ratio: the median over none's median (below 1 for operations, above 1 for latency, is a cost). RSS: the target's VmRSS at the end of the measurement, and how fast it grew during it (medians). Watch stream: bytes a second and updates during the measurement (medians), and in each run: how long after connecting the first update came, and the first with a window of trace (before it, updates say that the agent records and has none yet; never: not within the warm-up and measurement), and the longest time without an update, from connecting to the end of the measurement.",
 				times(b.opts.repeats), strings.Join(b.opts.configs, ", "), b.opts.warmup, b.opts.measure),
 			fmt.Sprintf("Spin calibrated at the start: a pool task of %v is %d rounds, a request of %v %d rounds.", b.opts.task, b.taskIters, b.opts.handler, b.handlerIters))
 	}
@@ -232,15 +232,20 @@ func (b *bench) printThroughput(t *throughput, loadBefore string) {
 			rate := get(func(r runResult) float64 { return r.watchRate })
 			updates := get(func(r runResult) float64 { return float64(r.watchUpdates) })
 			watch = fmt.Sprintf("%s/s, %.0f updates", byteSize(median(rate)), median(updates))
-			var firsts []string
-			for _, r := range runs {
-				if r.watchFirst == 0 {
-					firsts = append(firsts, "never")
-				} else {
-					firsts = append(firsts, duration(r.watchFirst))
+			after := func(d time.Duration) string {
+				if d == 0 {
+					return "never"
 				}
+				return duration(d)
 			}
-			watch += "; first after " + strings.Join(firsts, ", ")
+			var firsts, windows, gaps []string
+			for _, r := range runs {
+				firsts = append(firsts, after(r.watchFirst))
+				windows = append(windows, after(r.watchWindow))
+				gaps = append(gaps, duration(r.watchGap))
+			}
+			watch += "; first after " + strings.Join(firsts, ", ") + "; first with a window after " + strings.Join(windows, ", ") +
+				"; longest without an update " + strings.Join(gaps, ", ")
 		}
 		row = append(row, watch)
 		tab.rows = append(tab.rows, row)

@@ -21,10 +21,14 @@ type runResult struct {
 	growth  float64 // of VmRSS over the measurement, bytes a second
 	p99     time.Duration
 	// agent-watched: what the watch stream brought during the measurement,
-	// and how long after connecting its first update came (0: none came).
+	// how long after connecting its first update came, and its first with
+	// a window of trace (0: none came), and the longest time without one
+	// from connecting to the end of the measurement.
 	watchUpdates int
 	watchRate    float64 // bytes a second
 	watchFirst   time.Duration
+	watchWindow  time.Duration
+	watchGap     time.Duration
 }
 
 // throughput is a workload's runs, by configuration, in run order.
@@ -137,7 +141,7 @@ func (b *bench) throughputRun(ctx context.Context, workload, cfg string) (runRes
 		}
 		u1, n1 := w.counts()
 		r.watchUpdates, r.watchRate = u1-u0, float64(n1-n0)/wall
-		r.watchFirst = w.first()
+		r.watchFirst, r.watchWindow, r.watchGap = w.first(), w.firstWindow(), w.longestGap()
 	}
 	if load != nil {
 		lat := load.take()

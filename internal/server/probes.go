@@ -205,18 +205,32 @@ func (s *server) watch(w http.ResponseWriter, r *http.Request) {
 	// An update does not wait for a whole window on a program nobody
 	// watched: the first comes with what is recorded so far.
 	sctx := source.AcceptPartial(ctx)
+	// Nor for new numbers past its time: the first within an interval of
+	// the request, the next within half of one after their tick, with what
+	// the source has by then (a snapshot says how old it is).
+	due := time.Now().Add(interval)
 	for {
 		began := time.Now()
-		snap, err := s.probe.Snapshot(sctx, window)
+		snap, err := s.probe.Snapshot(source.AnswerBy(sctx, due), window)
 		built := time.Since(began)
 		if ctx.Err() != nil {
 			return
 		}
 		var event string
 		var payload any
-		if err != nil {
+		var nr *source.NotRecorded
+		switch {
+		case errors.As(err, &nr):
+			// Nothing recorded yet: an update that says so, and the
+			// next one is whole.
+			u := api.Diff(nil, q.Select(nr.Snapshot))
+			seq++
+			u.Seq, u.Missed, u.MissedBuilding = seq, missed, building
+			event, payload, snap = "update", u, nil
+			prev = nil
+		case err != nil:
 			event, payload = "error", api.Error{Error: "building the snapshot: " + err.Error()}
-		} else {
+		default:
 			snap = q.Select(snap)
 			u := api.Diff(prev, snap)
 			seq++
@@ -250,6 +264,7 @@ func (s *server) watch(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
+		due = time.Now().Add(interval / 2)
 		// The ticker drops the ticks that passed while we built or wrote,
 		// and the ones above went without an update.
 		missed = max(0, int64(time.Since(began)/interval)-1)

@@ -63,6 +63,36 @@ func PartialAccepted(ctx context.Context) bool {
 	return v
 }
 
+type answerByKey struct{}
+
+// AnswerBy marks ctx as a request to be answered by t: a watch stream's
+// update, due every interval. A source that would wait past t for its data
+// (a slice of the trace to end and be analysed, a build in flight) answers
+// with what it has: its last snapshot, which says how old it is, or, when
+// it has none yet, a NotRecorded error.
+func AnswerBy(ctx context.Context, t time.Time) context.Context {
+	return context.WithValue(ctx, answerByKey{}, t)
+}
+
+// AnswerDeadline is the time ctx is to be answered by (AnswerBy).
+func AnswerDeadline(ctx context.Context) (time.Time, bool) {
+	t, ok := ctx.Value(answerByKey{}).(time.Time)
+	return t, ok
+}
+
+// NotRecorded is the error of a source asked for an answer by a time
+// (AnswerBy) that has recorded nothing it can show yet: its tracer has just
+// started, and no part of the trace is analysed. Snapshot says what is
+// known without it (no tasks; the process' figures, RecordingSince and a
+// note saying why), for a watch stream to send rather than nothing.
+type NotRecorded struct {
+	Snapshot *api.Snapshot
+}
+
+func (e *NotRecorded) Error() string {
+	return "nothing recorded yet: the execution trace of the window is not analysed yet"
+}
+
 // OwnLabel is the pprof label that marks the inspector's own goroutines in
 // the process it inspects (the daemon, or a program embedding the agent):
 // its HTTP server and the connections it serves, the recorder, the

@@ -43,9 +43,10 @@ func AnalyzeTrace(r io.Reader, opts WindowOptions) (w *Window, err error) {
 // Sites), and keeps it as a Slice to compose windows from, sharing stacks
 // and strings through in. It never makes the numbers of a goroutine that
 // waited all of it (most of a large program's): the Slice keeps 24 bytes
-// of each. pace, if not nil, is WindowOptions.Pace.
-func AnalyzeSlice(r io.Reader, in *Interner, pace func()) (s *Slice, err error) {
-	b := NewWindowBuilder(WindowOptions{Sites: true, Pace: pace})
+// of each. pace, if not nil, is WindowOptions.Pace; maxEvents, if above
+// 0, is WindowOptions.MaxEvents: the slice then ends at its last event read.
+func AnalyzeSlice(r io.Reader, in *Interner, pace func(), maxEvents int64) (s *Slice, err error) {
+	b := NewWindowBuilder(WindowOptions{Sites: true, Pace: pace, MaxEvents: maxEvents})
 	err, panicked := b.readAll(r)
 	if panicked {
 		return NewSlice(b.safeFinalize(), in), err

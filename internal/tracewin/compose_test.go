@@ -303,7 +303,7 @@ func TestAnalyzeSliceIsNewSlice(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := Compose([]*Slice{NewSlice(w, NewInterner())}, time.Minute)
-	s, err := AnalyzeSlice(bytes.NewReader(buf.Bytes()), NewInterner(), nil)
+	s, err := AnalyzeSlice(bytes.NewReader(buf.Bytes()), NewInterner(), nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +331,7 @@ func TestAnalyzeSliceIsNewSlice(t *testing.T) {
 		t.Errorf("%d goroutines, %d and %d counted, %d and %d sites", n, a.Count(), b.Count(), len(a.Sites), len(b.Sites))
 	}
 	// A cut trace gives what it could read, and says so.
-	cut, err := AnalyzeSlice(bytes.NewReader(buf.Bytes()[:buf.Len()/2]), NewInterner(), nil)
+	cut, err := AnalyzeSlice(bytes.NewReader(buf.Bytes()[:buf.Len()/2]), NewInterner(), nil, 0)
 	if err == nil || !cut.Truncated {
 		t.Errorf("a cut trace: %v, truncated %v", err, cut.Truncated)
 	}

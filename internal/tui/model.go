@@ -425,7 +425,8 @@ func (m Model) header() string {
 	}
 	parts = append(parts, conn)
 	window := time.Duration(s.WindowNS)
-	if window == 0 {
+	if window == 0 && s.RecordingSince.IsZero() {
+		// No window (a dump); a recording that has none yet shows 0s.
 		window = m.cfg.Window
 	}
 	w := "window " + format.Duration(window)

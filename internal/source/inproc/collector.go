@@ -148,7 +148,8 @@ type Collector struct {
 	profDone       chan struct{} // closed when the read in flight ends
 	bg             sync.WaitGroup
 	lastLeak       time.Time
-	leaked         int
+	leaked         int          // -1: not read (the profile's pause would pass MaxPause)
+	leaksRead      bool         // a read of the goroutineleak profile has completed
 	traceBuf       bytes.Buffer // the flight recorder's snapshot
 }
 
@@ -218,7 +219,7 @@ func (c *Collector) Close() {
 		r.halt()
 		<-r.done
 	}
-	c.bg.Wait() // a profile read in flight
+	c.bg.Wait() // a profile or leak read in flight
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.fr != nil && c.fr.Enabled() {
@@ -297,6 +298,16 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 	cold := c.coldAt
 	c.mu.Unlock()
 
+	// The waits below (for a slice to end and be analysed, for a build in
+	// flight) take turns the program's goroutines may not leave: in one
+	// whose goroutines keep every core busy, each can take seconds. A
+	// request to be answered by a time waits until then at most.
+	wctx := ctx
+	if by, ok := source.AnswerDeadline(ctx); ok {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithDeadline(ctx, by)
+		defer cancel()
+	}
 	// A process nobody watched: what the window covers is recorded from
 	// the first request on.
 	if c.fr == nil && !cold.IsZero() {
@@ -304,9 +315,12 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 		if source.PartialAccepted(ctx) {
 			until = cold
 		}
-		if err := c.waitSlice(ctx, until); err != nil && !c.haveSlices() {
+		if err := c.waitSlice(wctx, until); err != nil && !c.haveSlices() {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
+			}
+			if wctx.Err() != nil {
+				return nil, &source.NotRecorded{Snapshot: c.recording(cold, window)}
 			}
 			return nil, err
 		}
@@ -315,7 +329,7 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 	shared := c.budgetShared(now, window) != nil
 	c.mu.Unlock()
 	if !shared {
-		c.freshen(ctx)
+		c.freshen(wctx)
 	}
 	for {
 		c.mu.Lock()
@@ -331,6 +345,16 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-wctx.Done():
+			// The build in flight is late: the last snapshot, which
+			// says how old it is, if there is one.
+			c.mu.Lock()
+			last := c.last
+			c.mu.Unlock()
+			if last != nil {
+				return last, nil
+			}
+			return nil, &source.NotRecorded{Snapshot: c.recording(cold, window)}
 		case <-ch:
 		}
 	}
@@ -343,6 +367,49 @@ func (c *Collector) build(ctx context.Context, window time.Duration) (*built, er
 	close(done)
 	c.mu.Unlock()
 	return b, err
+}
+
+// recording is what a request to be answered by a time (source.AnswerBy)
+// gets before the first snapshot of the trace is built: no tasks, the
+// process' figures, and why. The recorder's first slice may take long to end and to
+// be analysed in a program whose goroutines keep every core busy: the
+// runtime's tracer stops in steps that each wait for a turn, and the
+// analysis has the share of the CPU the scheduler leaves it.
+func (c *Collector) recording(cold time.Time, window time.Duration) *api.Snapshot {
+	now := time.Now()
+	c.mu.Lock()
+	tracing, analysing, recErr := c.tracing, c.analysing, c.recErr
+	building := c.building != nil && len(c.slices) > 0
+	leaked := -1
+	if c.leaksRead {
+		leaked = c.leaked
+	}
+	c.mu.Unlock()
+	if cold.IsZero() {
+		cold = now
+	}
+	proc := ReadProcess()
+	proc.Leaked = leaked
+	var doing string
+	switch {
+	case building:
+		doing = "its first snapshot is being built"
+	case recErr != "":
+		doing = "the recorder cannot trace: " + recErr
+	case analysing:
+		doing = "its first slice has ended and is being analysed"
+	case !tracing.IsZero():
+		doing = fmt.Sprintf("its first slice has traced %s", now.Sub(tracing).Round(time.Millisecond))
+	default:
+		doing = "the tracer is starting"
+	}
+	return &api.Snapshot{
+		Time: now, Source: "trace-slices", RecordingSince: cold,
+		Tasks: []api.Task{}, Sites: []api.Site{}, Findings: []api.Finding{}, Process: proc,
+		Notes: []string{fmt.Sprintf("recording since %s ago, nothing traced before (nobody asked): %s; the tasks of the %s window "+
+			"come with the next updates (a program whose goroutines keep every core busy leaves the tracer and its analysis little of the CPU)",
+			now.Sub(cold).Round(time.Millisecond), doing, window)},
+	}
 }
 
 // haveSlices says some slice is kept.
@@ -582,7 +649,7 @@ func (c *Collector) expectedLeakPause() time.Duration {
 	return time.Duration(leakNSPerGoroutine * runtime.NumGoroutine())
 }
 
-// readLeaks runs the leak detector when its pause fits MaxPause: the
+// readLeaks starts the leak detector when its pause fits MaxPause: the
 // goroutineleak profile forces a GC that marks leaked goroutines, which it
 // lists by stack (and a dump shows as "(leaked)"). It returns a note when
 // it does not. Called without c.mu, which it takes.
@@ -607,24 +674,35 @@ func (c *Collector) readLeaks(now time.Time) string {
 			"allowed (--max-pause): leaks are found by their growth and how long goroutines wait",
 			pause.Round(10*time.Microsecond), n, c.opts.MaxPause)
 	}
+	if c.closed {
+		c.mu.Unlock()
+		return ""
+	}
+	// In the background, for the snapshots to come: the GC it forces takes
+	// seconds in a program whose goroutines keep every core busy, and a
+	// snapshot must not wait for it.
+	c.bg.Go(func() { source.Own("leaks", func() { c.readLeaksNow(p) }) })
 	c.mu.Unlock()
-	// Without the lock: the GC it forces may take long in a busy program,
-	// and the recorder keeps its slices meanwhile.
+	return ""
+}
+
+// readLeaksNow reads the goroutineleak profile p for readLeaks.
+func (c *Collector) readLeaksNow(p *pprof.Profile) {
 	var buf bytes.Buffer
 	if err := p.WriteTo(&buf, 0); err != nil {
 		c.opts.Logger.Warn("reading the goroutine leak profile", "err", err)
-		return ""
+		return
 	}
 	leaks, err := model.ParseStackProfile(&buf)
 	if err != nil {
 		c.opts.Logger.Warn("reading the goroutine leak profile", "err", err)
-		return ""
+		return
 	}
 	c.mu.Lock()
 	c.m.SetLeaks(leaks)
 	c.leaked = int(leaks.Total())
+	c.leaksRead = true
 	c.mu.Unlock()
-	return ""
 }
 
 // Dump takes a full goroutine dump now, whatever the budgets, so that the
@@ -718,7 +796,7 @@ func (c *Collector) model(win *tracewin.Window, end, now time.Time) *api.Snapsho
 	snap := c.m.Snapshot(win, end)
 	snap.Time = now
 	snap.Process = ReadProcess()
-	if !c.lastLeak.IsZero() {
+	if c.leaksRead || c.leaked < 0 {
 		snap.Process.Leaked = c.leaked
 	}
 	return snap

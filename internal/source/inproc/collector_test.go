@@ -460,13 +460,15 @@ func TestCollectorKeepsUpWithABusyProgram(t *testing.T) {
 		}
 	}
 	c.mu.Lock()
-	cost := c.cost
+	cost, s := c.cost, c.slices[len(c.slices)-1]
 	c.mu.Unlock()
 	// A slice ends once it holds maxSliceBytes; what the runtime writes
-	// while it stops comes on top.
-	if cost.bytes > 8*maxSliceBytes {
-		t.Errorf("the last slice wrote %d bytes of trace, want about %d", cost.bytes, maxSliceBytes)
+	// while it stops (seconds of it, on a loaded machine) is kept to the
+	// end of its generation, and analysed up to maxSliceEvents.
+	if s.Events > maxSliceEvents {
+		t.Errorf("the last slice analysed %d events (of %d bytes of trace written), want at most %d", s.Events, cost.bytes, maxSliceEvents)
 	}
+	t.Logf("the last slice: %d bytes of trace written, %d events analysed, %s traced", cost.bytes, s.Events, time.Duration(s.Duration()))
 }
 
 // pingPong sends on a and waits for the answer on b until stop closes.

@@ -54,6 +54,11 @@ const (
 	// runnable goroutines leave the recorder a small share of the CPU: a
 	// longer slice would take it minutes to analyse.
 	maxSliceBytes = 256 << 10
+	// maxSliceEvents bounds the analysis of a slice that overran
+	// maxSliceBytes: the tracer writes until it has stopped, which in a
+	// program whose goroutines keep every core busy can take seconds (and
+	// megabytes). Some three times what maxSliceBytes holds.
+	maxSliceEvents = 150_000
 	// minCapped is the shortest slice maxSliceBytes plans for.
 	minCapped = time.Millisecond
 	// freshWait bounds how long a request waits for a slice to end.
@@ -180,8 +185,8 @@ func (c *Collector) record(r *recorder) {
 		started := time.Now()
 		cpu0 := processCPU()
 		buf.Reset()
-		st := &stopper{done: make(chan struct{})}
-		w := &capWriter{buf: &buf, max: maxSliceBytes, full: st.stop}
+		st := &stopper{running: make(chan struct{}), done: make(chan struct{})}
+		w := &capWriter{buf: &buf, max: maxSliceBytes, full: st.stop, running: st.running}
 		if err := trace.Start(w); err != nil {
 			// Another trace runs (the program's own, or a gops agent's).
 			c.failed("starting the execution trace", err)
@@ -223,6 +228,7 @@ func (c *Collector) record(r *recorder) {
 		if in == nil {
 			return
 		}
+		traced := time.Since(started)
 		s, analysis, err := analyse(&buf, in)
 		if err != nil {
 			c.failed("analysing the execution trace", err)
@@ -232,6 +238,11 @@ func (c *Collector) record(r *recorder) {
 		}
 		cost := costs{on: s.Duration(), cycle: time.Since(started), analysis: stopCPU + analysis, events: s.Events, bytes: int64(w.n),
 			goroutines: s.Goroutines(), progCPU: processCPU() - cpu0}
+		if d := s.Duration(); d > 0 && (w.dropped || s.Events >= maxSliceEvents) && traced > d {
+			// The tracer ran on past what was kept or analysed, at the
+			// program's cost: the plan counts all of it.
+			cost.on, cost.events = traced, int64(float64(s.Events)*float64(traced)/float64(d))
+		}
 		c.mu.Lock()
 		c.analysing = false
 		if c.rec == r && c.in == in {
@@ -257,26 +268,55 @@ func (c *Collector) record(r *recorder) {
 
 // capWriter keeps a slice's trace, and ends the slice once it holds max
 // bytes. The runtime's trace reader calls Write, ahead of other goroutines.
+// Past max, it keeps the generation in flight to its end and drops what
+// follows: the tracer writes on until it has stopped, which in a program
+// whose goroutines keep every core busy can take seconds, and the whole
+// generations kept make a trace of their own.
 type capWriter struct {
-	buf  *bytes.Buffer
-	max  int
-	n    int // bytes written
-	full func()
+	buf     *bytes.Buffer
+	max     int
+	n       int // bytes written, kept or dropped
+	full    func()
+	running <-chan struct{} // closed once the goroutine that stops the trace runs; nil: none to wait for
+	waited  bool
+	dropped bool // past max, a generation has ended: the rest is dropped
 }
+
+// endOfGeneration is the byte the runtime writes alone after each
+// generation of a trace (tracev2.EvEndOfGeneration, Go 1.26 on).
+const endOfGeneration = 52
 
 func (w *capWriter) Write(p []byte) (int, error) {
 	w.n += len(p)
+	if w.dropped {
+		return len(p), nil
+	}
 	if w.n >= w.max {
 		w.full()
+		if !w.waited && w.running != nil {
+			// The scheduler runs the trace reader ahead of every other
+			// goroutine while the tracer has data for it, which in a
+			// busy program is all the time: the goroutine that stops
+			// the trace, started from here, waited seconds for a turn
+			// while the tracer wrote hundreds of megabytes. The reader
+			// waits for it to run (it closes running before it stops the
+			// trace, which waits for the reader).
+			w.waited = true
+			<-w.running
+		}
+		if len(p) == 1 && p[0] == endOfGeneration {
+			w.dropped = true
+		}
 	}
 	return w.buf.Write(p)
 }
 
 // stopper stops a slice's trace once, however many ask.
 type stopper struct {
-	once sync.Once
-	done chan struct{} // closed when the trace has stopped
-	cpu  time.Duration // the CPU time stopping took (set before done closes)
+	once    sync.Once
+	running chan struct{} // closed when the goroutine that stops the trace runs
+	done    chan struct{} // closed when the trace has stopped
+	cpu     time.Duration // the CPU time stopping took (set before done closes)
 }
 
 // stop stops the trace from a new goroutine: the runtime's trace reader
@@ -286,6 +326,7 @@ type stopper struct {
 func (s *stopper) stop() {
 	s.once.Do(func() {
 		go source.Own("recorder", func() {
+			close(s.running)
 			s.cpu = onThread(trace.Stop)
 			close(s.done)
 		})
@@ -314,7 +355,10 @@ func analyse(buf *bytes.Buffer, in *tracewin.Interner) (*tracewin.Slice, time.Du
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	t0 := threadCPU()
-	s, err := tracewin.AnalyzeSlice(buf, in, pace)
+	s, err := tracewin.AnalyzeSlice(buf, in, pace, maxSliceEvents)
+	if err == nil && s.Events >= maxSliceEvents {
+		s.Truncated = false // ended at its last event read, on purpose
+	}
 	return s, threadCPU() - t0, err
 }
 

@@ -1,6 +1,7 @@
 package inproc
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"runtime/trace"
@@ -169,5 +170,23 @@ func TestNextPlan(t *testing.T) {
 		if p.on < minCapped || p.on > maxSlice || p.on+p.off > maxCycle {
 			t.Errorf("%s: %+v: slices of %v to %v, cycles of at most %v", c.name, p, minCapped, maxSlice, maxCycle)
 		}
+	}
+}
+
+// Past its cap, a slice's writer keeps the generation in flight to its end
+// and drops the rest, so that what it keeps is a trace of whole generations
+// however long the tracer takes to stop.
+func TestCapWriterKeepsWholeGenerations(t *testing.T) {
+	var buf bytes.Buffer
+	fulls := 0
+	w := &capWriter{buf: &buf, max: 10, full: func() { fulls++ }}
+	for _, p := range [][]byte{[]byte("header"), {endOfGeneration}, []byte("gen 2 batch"), []byte("more"), {endOfGeneration}, []byte("gen 3"), {endOfGeneration}} {
+		if n, err := w.Write(p); n != len(p) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v", p, n, err)
+		}
+	}
+	want := "header\x34gen 2 batchmore\x34"
+	if buf.String() != want || !w.dropped || w.n != 29 || fulls == 0 {
+		t.Errorf("kept %q (dropped %v, %d bytes written, full called %d times), want %q", buf.String(), w.dropped, w.n, fulls, want)
 	}
 }
