@@ -239,26 +239,9 @@ func (b *bench) parkedAgent(ctx context.Context, res *parked) error {
 
 	b.progress("parked %d, agent: watching for %v", res.n, b.opts.watch)
 	began := time.Now()
-	w, err := startWatch(ctx, "http://"+p.ready.AgentAddr+"/api/v1/watch?"+watchQuery)
+	updates, sWatched, err := b.watchFor(ctx, p)
 	if err != nil {
 		return err
-	}
-	if err := sleep(ctx, b.opts.watch); err != nil {
-		w.stop()
-		return err
-	}
-	sWatched, err := p.stat(ctx)
-	if err != nil {
-		w.stop()
-		return err
-	}
-	failed := w.failure()
-	updates := w.stop()
-	if failed != nil {
-		return fmt.Errorf("the watch stream ended: %w", failed)
-	}
-	if len(updates) == 0 {
-		return fmt.Errorf("no watch update in %v", b.opts.watch)
 	}
 	watched := pausesBetween(p.ready, sSteady, sWatched)
 	first := updates[0]
@@ -305,30 +288,14 @@ func (b *bench) parkedWatchOnly(ctx context.Context, res *parked) error {
 	}
 	defer p.stop()
 	b.progress("parked %d, agent, watch only: watching for %v", res.n, b.opts.watch)
-	w, err := startWatch(ctx, "http://"+p.ready.AgentAddr+"/api/v1/watch?"+watchQuery)
+	began := time.Now()
+	updates, sWatched, err := b.watchFor(ctx, p)
 	if err != nil {
 		return err
-	}
-	if err := sleep(ctx, b.opts.watch); err != nil {
-		w.stop()
-		return err
-	}
-	sWatched, err := p.stat(ctx)
-	if err != nil {
-		w.stop()
-		return err
-	}
-	failed := w.failure()
-	updates := w.stop()
-	if failed != nil {
-		return fmt.Errorf("the watch stream ended: %w", failed)
-	}
-	if len(updates) == 0 {
-		return fmt.Errorf("no watch update in %v", b.opts.watch)
 	}
 	row := parkedRow{
 		what: "agent, watch only", pauses: pausesBetween(p.ready, sRest, sWatched), rssAdded: sWatched.RSSBytes - sRest.RSSBytes,
-		note: fmt.Sprintf("a fresh target asked nothing before; %d updates in %v, the first after %v; RSS: at the end of the watch", len(updates), b.opts.watch, updates[0].at.Sub(w.began).Round(time.Millisecond)),
+		note: fmt.Sprintf("a fresh target asked nothing before; %d updates in %v, the first after %v; RSS: at the end of the watch", len(updates), b.opts.watch, updates[0].at.Sub(began).Round(time.Millisecond)),
 	}
 	for _, u := range updates {
 		row.bytes = append(row.bytes, int64(u.bytes))
@@ -393,4 +360,31 @@ func (b *bench) parkedPprof(ctx context.Context, res *parked, what, path string)
 	}
 	res.rows = append(res.rows, row)
 	return nil
+}
+
+// watchFor follows p's watch stream as top asks it for -watch: its updates,
+// and the target's figures at the end, while the stream is still open.
+func (b *bench) watchFor(ctx context.Context, p *targetProc) ([]watchUpdate, target.Stat, error) {
+	w, err := startWatch(ctx, "http://"+p.ready.AgentAddr+"/api/v1/watch?"+watchQuery)
+	if err != nil {
+		return nil, target.Stat{}, err
+	}
+	if err := sleep(ctx, b.opts.watch); err != nil {
+		w.stop()
+		return nil, target.Stat{}, err
+	}
+	st, err := p.stat(ctx)
+	if err != nil {
+		w.stop()
+		return nil, target.Stat{}, err
+	}
+	failed := w.failure()
+	updates := w.stop()
+	if failed != nil {
+		return nil, target.Stat{}, fmt.Errorf("the watch stream ended: %w", failed)
+	}
+	if len(updates) == 0 {
+		return nil, target.Stat{}, fmt.Errorf("no watch update in %v", b.opts.watch)
+	}
+	return updates, st, nil
 }
