@@ -438,6 +438,11 @@ func (m Model) header() string {
 		// The target was not traced before this client asked: the window
 		// fills as it records.
 		w = warnStyle.Render(fmt.Sprintf("recording: %s of the %s window", format.Duration(window), format.Duration(m.cfg.Window)))
+		if window == 0 && s.Time.After(s.RecordingSince) {
+			// Nothing analysed yet: how long the target has been at it
+			// tells a slow start (a busy target) from a fresh one.
+			w = warnStyle.Render(fmt.Sprintf("recording for %s: no window yet", format.Duration(s.Time.Sub(s.RecordingSince).Round(time.Second))))
+		}
 	}
 	parts = append(parts, w)
 	if age := time.Since(m.freshAt); m.conn == Connected && !m.cfg.Saved && !m.freshAt.IsZero() && age >= staleAfter {

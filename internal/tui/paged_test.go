@@ -116,6 +116,12 @@ func TestHeaderRecordingAndTraced(t *testing.T) {
 	if s := screen(m); !strings.Contains(s, "recording: 1s of the 5s window") {
 		t.Errorf("header of a window being recorded:\n%s", s)
 	}
+	// Before the first window: how long it has recorded.
+	u.WindowNS, u.Time = 0, u.RecordingSince.Add(9*time.Second)
+	m, _ = send(t, m, UpdateMsg{Update: u})
+	if s := screen(m); !strings.Contains(s, "recording for 9s: no window yet") {
+		t.Errorf("header before the first window:\n%s", s)
+	}
 	u.WindowNS, u.ObservedNS = 5e9, 4e8
 	m, _ = send(t, m, UpdateMsg{Update: u})
 	if s := screen(m); !strings.Contains(s, "window 5s (traced 8%)") {
