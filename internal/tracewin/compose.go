@@ -311,6 +311,19 @@ type composition struct {
 	scale      float64
 }
 
+// cutAfter reports whether every part after part j was cut short: a
+// goroutine that had no event before a cut is not in that part (a quiet
+// one is told at the end of its generation, which the cut left out), and
+// its absence says nothing of its exit.
+func (c *composition) cutAfter(j int) bool {
+	for _, p := range c.parts[j+1:] {
+		if !p.Truncated {
+			return false
+		}
+	}
+	return true
+}
+
 // rec is one slice's record of a goroutine: its GoStats, or a quiet one.
 type rec struct {
 	part  int
@@ -501,7 +514,7 @@ func (c *composition) merge(id int64, recs []rec, g *GoStats, idle []ReasonTime)
 	g.RunTimes, g.SchedDelays = runs, delays
 	lastRec := &recs[len(recs)-1]
 	last := c.stats(lastRec)
-	if lastRec.part != lastPart || last.Exited {
+	if (lastRec.part != lastPart && !c.cutAfter(lastRec.part)) || last.Exited {
 		// It exited: in its last slice, or in the gap after it.
 		end := c.parts[lastRec.part].WallEnd
 		if last.Exited {

@@ -390,3 +390,55 @@ func TestComposeStackIsGets(t *testing.T) {
 		t.Error("a stack for a goroutine no slice saw")
 	}
 }
+
+// A slice whose analysis stopped at its event cap lacks the goroutines
+// that had no event before the cut (quiet ones are told at the end of
+// their generation): composed after a whole slice, they are not taken for
+// exited; after a whole slice that lacks them, they are.
+func TestComposeCutSliceKeepsQuietGoroutines(t *testing.T) {
+	parked := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 5 {
+		wg.Go(func() { composeParked(parked) })
+	}
+	defer func() { close(parked); wg.Wait() }()
+	waitParked(t, 5)
+	record := func() []byte {
+		var buf bytes.Buffer
+		if err := trace.Start(&buf); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		trace.Stop()
+		return buf.Bytes()
+	}
+	in := NewInterner()
+	whole, err := AnalyzeSlice(bytes.NewReader(record()), in, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for _, q := range whole.quiet {
+		ids = append(ids, q.id)
+	}
+	if len(ids) < 5 {
+		t.Fatalf("%d quiet goroutines in a whole slice, want the 5 parked at least", len(ids))
+	}
+	cut, _ := AnalyzeSlice(bytes.NewReader(record()), in, nil, 20)
+	if !cut.Truncated {
+		t.Fatalf("a slice analysed up to 20 events is not marked cut")
+	}
+	cut.WallStart, cut.WallEnd = whole.WallEnd.Add(time.Millisecond), whole.WallEnd.Add(101*time.Millisecond)
+	w := Compose([]*Slice{whole, cut}, time.Minute)
+	for _, id := range ids {
+		if g := w.Get(id); g == nil || g.Exited {
+			t.Errorf("goroutine %d, quiet in the whole slice, absent from the cut one: %+v, want alive", id, g)
+		}
+	}
+	// The same absence from a whole slice is an exit.
+	cut.Truncated = false
+	w = Compose([]*Slice{whole, cut}, time.Minute)
+	if g := w.Get(ids[0]); g == nil || !g.Exited {
+		t.Errorf("goroutine %d absent from a whole last slice: %+v, want exited", ids[0], g)
+	}
+}

@@ -355,10 +355,10 @@ func analyse(buf *bytes.Buffer, in *tracewin.Interner) (*tracewin.Slice, time.Du
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	t0 := threadCPU()
+	// A slice whose analysis stopped at maxSliceEvents stays Truncated:
+	// its quiet goroutines, told at the end of the generation, are not in
+	// it, and a window must not take them for gone.
 	s, err := tracewin.AnalyzeSlice(buf, in, pace, maxSliceEvents)
-	if err == nil && s.Events >= maxSliceEvents {
-		s.Truncated = false // ended at its last event read, on purpose
-	}
 	return s, threadCPU() - t0, err
 }
 
