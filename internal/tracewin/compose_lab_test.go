@@ -127,6 +127,10 @@ func TestComposeEstimatesLabWorkloads(t *testing.T) {
 			continue
 		}
 		ref := labFigures{b.polls + a.polls, b.busy + a.busy, b.sched + a.sched, b.total + a.total}
+		// A workload whose full traces before and after disagree on how
+		// often it ran was disturbed by the machine in between: none of
+		// its figures is a fair reference.
+		steady := within(b.rate(), a.rate(), false, 0.05)
 		for _, c := range []struct {
 			what  string
 			of    func(labFigures) float64
@@ -138,6 +142,8 @@ func TestComposeEstimatesLabWorkloads(t *testing.T) {
 		} {
 			g, r := c.of(*got), c.of(ref)
 			switch {
+			case !steady:
+				t.Logf("%s: %s not held: it ran %.3g times a second before the slices, %.3g after: the machine made the workload unsteady", name, c.what, b.rate(), a.rate())
 			case !within(c.of(*b), c.of(*a), false, 0.05):
 				t.Logf("%s: %s %.3g before the slices, %.3g after: the machine made the workload unsteady, no sample of it is fair", name, c.what, c.of(*b), c.of(*a))
 			case !within(g, r, c.share, 0.1):
