@@ -87,14 +87,5 @@ func unlockedSession(ctx context.Context, env *Env, heartbeat time.Duration) {
 		env.Op()
 	}
 	threadBound()
-	t := time.NewTicker(heartbeat)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			threadBound()
-		}
-	}
+	everyTick(ctx, heartbeat, threadBound)
 }
