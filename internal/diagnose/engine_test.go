@@ -210,25 +210,30 @@ func TestLeakFallback(t *testing.T) {
 // A lock whose waiters wait long is held across a blocking call only when
 // the goroutine that unlocks it blocks inside the critical section: one
 // that sleeps after its Unlock (contending workers pausing between two
-// critical sections, long on a loaded machine) is not the holder.
+// critical sections, long on a loaded machine) is not the holder. The
+// finding names the holder's call inside the section, even when it was
+// caught waiting for something other than what it mostly waits for (a
+// handler in the select of its client call, mostly waiting on the network).
 func TestLockHeldNeedsTheHolderInside(t *testing.T) {
 	const fn, file = "example.com/app.worker", "/src/app/work.go"
 	lockAt := api.Frame{Function: fn, File: file, Line: 10}
 	unlockAt := api.Frame{Function: fn, File: file, Line: 12}
 	for _, tc := range []struct {
-		line int // where the sleeper is blocked in fn
-		want bool
+		line   int    // where the sleeper is blocked in fn
+		reason string // what it waits for there; it mostly sleeps
+		want   bool
 	}{
-		{11, true},  // between Lock and Unlock
-		{14, false}, // after the Unlock
-		{8, false},  // before the Lock
+		{11, "sleep", true},  // between Lock and Unlock
+		{11, "select", true}, // there, but not at its usual wait
+		{14, "sleep", false}, // after the Unlock
+		{8, "sleep", false},  // before the Lock
 	} {
 		var tasks []api.Task
 		for id := range int64(4) {
 			tasks = append(tasks, api.Task{ID: 10 + id, Name: "app/worker", State: "waiting", WaitReason: "sync.Mutex.Lock",
 				Location: lockAt, Stats: api.TaskStats{TotalNS: window, IdleNS: window, IdleByReason: map[string]int64{"sync.Mutex.Lock": window}}})
 		}
-		sleeper := api.Task{ID: 20, Name: "app/worker", State: "waiting", WaitReason: "sleep",
+		sleeper := api.Task{ID: 20, Name: "app/worker", State: "waiting", WaitReason: tc.reason,
 			Location: api.Frame{Function: fn, File: file, Line: tc.line},
 			Stats:    api.TaskStats{TotalNS: window, IdleNS: window * 7 / 10, IdleByReason: map[string]int64{"sleep": window * 7 / 10}}}
 		tasks = append(tasks, sleeper)
@@ -244,10 +249,16 @@ func TestLockHeldNeedsTheHolderInside(t *testing.T) {
 		}
 		got := false
 		for _, f := range newEngine(t, Config{}).Observe(Input{Snapshot: s, Stack: stack}) {
-			got = got || f.Rule == "lock-held-blocking"
+			if f.Rule != "lock-held-blocking" {
+				continue
+			}
+			got = true
+			if !strings.HasSuffix(f.Title, "work.go:11") {
+				t.Errorf("the holder in %s at line 11: %q, want the call at work.go:11 named", tc.reason, f.Title)
+			}
 		}
 		if got != tc.want {
-			t.Errorf("the unlocking goroutine asleep at line %d (Lock at 10, Unlock at 12): lock-held-blocking %v, want %v", tc.line, got, tc.want)
+			t.Errorf("the unlocking goroutine in %s at line %d (Lock at 10, Unlock at 12): lock-held-blocking %v, want %v", tc.reason, tc.line, got, tc.want)
 		}
 	}
 }

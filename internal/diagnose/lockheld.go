@@ -105,7 +105,18 @@ func (c *check) lockHolder(s api.Site) (holder *api.Task, unlock, call api.Frame
 	}
 	call, ok := c.e.hist.holderCall[holder.ID]
 	if !ok {
+		// Not yet seen at its usual wait (say, a handler caught in the
+		// select of the client call it makes, where it mostly waits on the
+		// network). Where Lock and Unlock are in one function, its frame
+		// now lies between them, and that is the call made with the lock
+		// held; elsewhere it may be a pause between two critical sections,
+		// so the finding names the unlocking site until a later snapshot
+		// catches the call.
 		call = unlock
+		if f, ok := frameIn(c.stack(holder.ID), unlock.Function); ok && s.Location.Function == unlock.Function &&
+			f.File == unlock.File && f.Line > s.Location.Line && f.Line < unlock.Line {
+			call = f
+		}
 	}
 	if reason == "syscall" {
 		reason = "a system call"
