@@ -45,8 +45,15 @@ func AnalyzeTrace(r io.Reader, opts WindowOptions) (w *Window, err error) {
 // waited all of it (most of a large program's): the Slice keeps 24 bytes
 // of each. pace, if not nil, is WindowOptions.Pace; maxEvents, if above
 // 0, is WindowOptions.MaxEvents: the slice then ends at its last event read.
-func AnalyzeSlice(r io.Reader, in *Interner, pace func(), maxEvents int64) (s *Slice, err error) {
-	b := NewWindowBuilder(WindowOptions{Sites: true, Pace: pace, MaxEvents: maxEvents})
+// prev, if not nil, is the slice traced just before: goroutines waiting
+// since then that the trace tells nothing of are placed where prev left
+// them (WindowOptions.WaitingAt).
+func AnalyzeSlice(r io.Reader, in *Interner, prev *Slice, pace func(), maxEvents int64) (s *Slice, err error) {
+	opts := WindowOptions{Sites: true, Pace: pace, MaxEvents: maxEvents}
+	if prev != nil {
+		opts.WaitingAt = prev.WaitingAt
+	}
+	b := NewWindowBuilder(opts)
 	err, panicked := b.readAll(r)
 	if panicked {
 		return NewSlice(b.safeFinalize(), in), err

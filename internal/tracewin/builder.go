@@ -418,6 +418,9 @@ func (b *WindowBuilder) transition(ev *trace.Event, st *trace.StateTransition, t
 			b.act(g).polls++
 		}
 	case trace.GoWaiting:
+		if stk == trace.NoStack && from == trace.GoUndetermined && b.opts.WaitingAt != nil && b.waitingBefore(g, id) {
+			break
+		}
 		b.block(g, st.Reason, stk)
 	case trace.GoNotExist:
 		g.exited = true
@@ -577,6 +580,22 @@ func (b *WindowBuilder) wakeup(g *goState, ev *trace.Event) {
 		s.lastWaker, s.lastIdx = ws, b.infos[b.stackInfo(ws)].frames
 	}
 	s.addWaker(s.lastIdx)
+}
+
+// waitingBefore sets the wait reason and site of g, found waiting with
+// neither in a status event, to where WindowOptions.WaitingAt last saw it
+// wait, and says whether it knew.
+func (b *WindowBuilder) waitingBefore(g *goState, id trace.GoID) bool {
+	reason, frames, ok := b.opts.WaitingAt(int64(id))
+	if !ok || reason == "" || len(frames) == 0 {
+		return false
+	}
+	g.inferred = true
+	g.reason, g.site = b.intern(reason), -1
+	if b.opts.Sites {
+		g.site = b.site(g.reason, frames)
+	}
+	return true
 }
 
 // block sets g's wait reason and site as it starts waiting.

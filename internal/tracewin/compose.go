@@ -115,6 +115,22 @@ func (in *Interner) stack(frames []stack.Frame) []stack.Frame {
 	return s
 }
 
+// WaitingAt says where goroutine id waited at the end of s: its wait
+// reason and stack, top first; false when it was not waiting then or s
+// does not know where. It is what WindowOptions.WaitingAt asks of the
+// slice before.
+func (s *Slice) WaitingAt(id int64) (reason string, frames []stack.Frame, ok bool) {
+	if i, found := slices.BinarySearchFunc(s.quiet, id, func(q quietRec, id int64) int { return cmp.Compare(q.id, id) }); found {
+		k := &s.kinds[s.quiet[i].kind]
+		return k.reason, k.stack, k.reason != "" && len(k.stack) > 0
+	}
+	if i, found := slices.BinarySearchFunc(s.active, id, func(g GoStats, id int64) int { return cmp.Compare(g.ID, id) }); found {
+		g := &s.active[i]
+		return g.WaitReason, g.Stack, g.State == stack.Waiting && !g.Exited && g.WaitReason != "" && len(g.Stack) > 0
+	}
+	return "", nil, false
+}
+
 // NewSlice keeps what window w, the analysis of one whole trace, says of
 // the program, sharing stacks and strings through in. The window needs
 // its wall clock (traces of Go 1.25 and later carry it).

@@ -2,6 +2,7 @@ package tracewin
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"runtime"
 	"runtime/trace"
@@ -303,7 +304,7 @@ func TestAnalyzeSliceIsNewSlice(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := Compose([]*Slice{NewSlice(w, NewInterner())}, time.Minute)
-	s, err := AnalyzeSlice(bytes.NewReader(buf.Bytes()), NewInterner(), nil, 0)
+	s, err := AnalyzeSlice(bytes.NewReader(buf.Bytes()), NewInterner(), nil, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +332,7 @@ func TestAnalyzeSliceIsNewSlice(t *testing.T) {
 		t.Errorf("%d goroutines, %d and %d counted, %d and %d sites", n, a.Count(), b.Count(), len(a.Sites), len(b.Sites))
 	}
 	// A cut trace gives what it could read, and says so.
-	cut, err := AnalyzeSlice(bytes.NewReader(buf.Bytes()[:buf.Len()/2]), NewInterner(), nil, 0)
+	cut, err := AnalyzeSlice(bytes.NewReader(buf.Bytes()[:buf.Len()/2]), NewInterner(), nil, nil, 0)
 	if err == nil || !cut.Truncated {
 		t.Errorf("a cut trace: %v, truncated %v", err, cut.Truncated)
 	}
@@ -413,7 +414,7 @@ func TestComposeCutSliceKeepsQuietGoroutines(t *testing.T) {
 		return buf.Bytes()
 	}
 	in := NewInterner()
-	whole, err := AnalyzeSlice(bytes.NewReader(record()), in, nil, 0)
+	whole, err := AnalyzeSlice(bytes.NewReader(record()), in, nil, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,7 +425,7 @@ func TestComposeCutSliceKeepsQuietGoroutines(t *testing.T) {
 	if len(ids) < 5 {
 		t.Fatalf("%d quiet goroutines in a whole slice, want the 5 parked at least", len(ids))
 	}
-	cut, _ := AnalyzeSlice(bytes.NewReader(record()), in, nil, 20)
+	cut, _ := AnalyzeSlice(bytes.NewReader(record()), in, nil, nil, 20)
 	if !cut.Truncated {
 		t.Fatalf("a slice analysed up to 20 events is not marked cut")
 	}
@@ -440,5 +441,78 @@ func TestComposeCutSliceKeepsQuietGoroutines(t *testing.T) {
 	w = Compose([]*Slice{whole, cut}, time.Minute)
 	if g := w.Get(ids[0]); g == nil || !g.Exited {
 		t.Errorf("goroutine %d absent from a whole last slice: %+v, want exited", ids[0], g)
+	}
+}
+
+// waitForWake blocks its goroutine on wake, then on done: the site of the
+// first wait is what TestSliceWaitsSinceTheSliceBefore looks for.
+func waitForWake(wake, done chan struct{}) {
+	<-wake
+	<-done
+}
+
+// A goroutine waiting since before a slice and woken in it has a status
+// event without stack or reason: with the slice before, its wait is at
+// the site where that slice saw it wait, not at a site of no place.
+func TestSliceWaitsSinceTheSliceBefore(t *testing.T) {
+	wake, done := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { waitForWake(wake, done) })
+	defer func() { close(done); wg.Wait() }()
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(string(buf[:runtime.Stack(buf, true)]), ".waitForWake("); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the goroutine never waited in waitForWake")
+		}
+	}
+	record := func(during func()) []byte {
+		t.Helper()
+		var buf bytes.Buffer
+		if err := trace.Start(&buf); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+		during()
+		time.Sleep(50 * time.Millisecond)
+		trace.Stop()
+		return buf.Bytes()
+	}
+	first, err := AnalyzeSlice(bytes.NewReader(record(func() {})), NewInterner(), nil, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := record(func() { close(wake) })
+	sites := func(s *Slice) (placed, unplaced *SiteStats, all []string) {
+		for _, st := range s.sites {
+			all = append(all, fmt.Sprintf("%s at %s:%d (woken %d)", st.Reason, st.Location.Func, st.Location.Line, st.Wakeups))
+			if st.Wakeups == 0 {
+				continue
+			}
+			switch {
+			case strings.HasSuffix(st.Location.Func, "tracewin.waitForWake") && st.Reason == "chan receive":
+				placed = st
+			case st.Location.Func == "":
+				unplaced = st
+			}
+		}
+		return placed, unplaced, all
+	}
+	alone, err := AnalyzeSlice(bytes.NewReader(second), NewInterner(), nil, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, unplaced, all := sites(alone); unplaced == nil {
+		t.Logf("alone, the second slice placed the wake-up: %q", all) // the runtime gave the status a stack
+	}
+	s, err := AnalyzeSlice(bytes.NewReader(second), NewInterner(), first, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	placed, unplaced, all := sites(s)
+	if placed == nil || unplaced != nil {
+		t.Fatalf("the goroutine woken from its wait in waitForWake: sites %q, want its wake-up there, none at a site of no place", all)
+	}
+	if placed.WaitNS < int64(10*time.Millisecond) {
+		t.Errorf("waitForWake's site: %v of waiting, want its wait from the slice's start to the wake-up", time.Duration(placed.WaitNS))
 	}
 }

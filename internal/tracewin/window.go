@@ -44,6 +44,18 @@ type WindowOptions struct {
 	// woke before the others, so that the analysis ends in good time even
 	// when the program keeps every core busy (its CPU time is the same).
 	Pace func()
+	// WaitingAt, if not nil, says where goroutine id waited when the
+	// program was last traced before this trace began: its wait reason
+	// and its stack, top first. A goroutine already waiting when a trace
+	// begins and woken before the runtime sweeps the statuses of the
+	// goroutines it has not seen has a status event without a stack or a
+	// reason (the runtime cannot read a parked goroutine's stack there).
+	// Without this, such waits all land at one site of unknown place per
+	// reason; with it, at the site where the goroutine was seen waiting.
+	// For traces taken in slices a moment apart, as the in-process
+	// collector takes them: the goroutine may have moved between them,
+	// but a wait that spans the gap is most of what such events are.
+	WaitingAt func(id int64) (reason string, frames []stack.Frame, ok bool)
 }
 
 // paceEvents is how often WindowOptions.Pace is called: about a

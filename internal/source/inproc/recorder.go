@@ -63,6 +63,11 @@ const (
 	minCapped = time.Millisecond
 	// freshWait bounds how long a request waits for a slice to end.
 	freshWait = 2 * time.Second
+	// maxSliceGap is how soon after the slice before a slice must begin
+	// for its goroutines, waiting since, to be placed where that one left
+	// them (tracewin.WindowOptions.WaitingAt): the recorder's pause
+	// between slices is a second or less.
+	maxSliceGap = 3 * time.Second
 )
 
 // plan is how the recorder traces: slices of on, each followed by off.
@@ -224,12 +229,16 @@ func (c *Collector) record(r *recorder) {
 		if in == nil {
 			c.analysing = false
 		}
+		var prev *tracewin.Slice
+		if n := len(c.slices); n > 0 && started.Sub(c.slices[n-1].WallEnd) < maxSliceGap {
+			prev = c.slices[n-1]
+		}
 		c.mu.Unlock()
 		if in == nil {
 			return
 		}
 		traced := time.Since(started)
-		s, analysis, err := analyse(&buf, in)
+		s, analysis, err := analyse(&buf, in, prev)
 		if err != nil {
 			c.failed("analysing the execution trace", err)
 		}
@@ -351,14 +360,14 @@ func onThread(f func()) time.Duration {
 
 // analyse analyses one slice on a thread of its own, and says how much CPU
 // time that took. Only the recorder uses in while it runs.
-func analyse(buf *bytes.Buffer, in *tracewin.Interner) (*tracewin.Slice, time.Duration, error) {
+func analyse(buf *bytes.Buffer, in *tracewin.Interner, prev *tracewin.Slice) (*tracewin.Slice, time.Duration, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	t0 := threadCPU()
 	// A slice whose analysis stopped at maxSliceEvents stays Truncated:
 	// its quiet goroutines, told at the end of the generation, are not in
 	// it, and a window must not take them for gone.
-	s, err := tracewin.AnalyzeSlice(buf, in, pace, maxSliceEvents)
+	s, err := tracewin.AnalyzeSlice(buf, in, prev, pace, maxSliceEvents)
 	return s, threadCPU() - t0, err
 }
 
