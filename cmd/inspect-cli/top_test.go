@@ -1,12 +1,16 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/inspectd/inspectd/internal/api"
 )
 
 // TestTopInTmux runs `inspect-cli top` in a real terminal (a detached tmux
@@ -46,6 +50,9 @@ func TestTopInTmux(t *testing.T) {
 				}
 			}
 			time.Sleep(150 * time.Millisecond)
+		}
+		if step == "the finding" {
+			explainLockHeld(t, addr)
 		}
 		t.Fatalf("%s: the screen never showed what was expected:\n%s", step, last)
 	}
@@ -130,5 +137,37 @@ func TestTopNeedsALiveTarget(t *testing.T) {
 	_, errs, code = cli(t, "top", "127.0.0.1:7777", "--interval", "10ms")
 	if code != 2 || !strings.Contains(errs, "--interval 10ms") {
 		t.Errorf("exit %d, stderr %q; want 2 for a too short interval", code, errs)
+	}
+}
+
+// explainLockHeld logs what the daemon at addr sees of blocking-lock's
+// mutex and its holder, for a failure where lock-held-blocking never came.
+func explainLockHeld(t *testing.T, addr string) {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/api/v1/snapshot?window=2s")
+	if err != nil {
+		t.Logf("the daemon's snapshot: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	var s api.Snapshot
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		t.Logf("the daemon's snapshot: %v", err)
+		return
+	}
+	for _, st := range s.Sites {
+		if strings.Contains(st.Reason, "Mutex") || st.Location.Function == "" {
+			t.Logf("site %s at %s: waiting %d, waited %v, woken %d, wakers %+v", st.Reason, st.Location.Function, st.Waiting,
+				time.Duration(st.WaitNS), st.Wakeups, st.Wakers)
+		}
+	}
+	for _, tk := range s.Tasks {
+		if strings.HasSuffix(tk.Name, "/holder") {
+			t.Logf("holder %d: %s %s at %s:%d, idle %v of %v by reason %v", tk.ID, tk.State, tk.WaitReason, tk.Location.Function, tk.Location.Line,
+				time.Duration(tk.Stats.IdleNS), time.Duration(tk.Stats.TotalNS), tk.Stats.IdleByReason)
+		}
+	}
+	for _, f := range s.Findings {
+		t.Logf("finding %s: %s", f.Rule, f.Title)
 	}
 }
