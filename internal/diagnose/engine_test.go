@@ -205,6 +205,24 @@ func TestLeakFallback(t *testing.T) {
 			t.Fatalf("a steady pool: %+v", fs)
 		}
 	}
+
+	// Servers started together, each leaving a goroutine waiting for its
+	// shutdown: six at once, then no more.
+	e = newEngine(t, Config{})
+	other := api.Task{ID: 1, Name: "svc/main", State: "running", Stats: api.TaskStats{TotalNS: window}}
+	for i := range 20 {
+		tasks := []api.Task{other}
+		if i >= 3 {
+			for id := range 6 {
+				tasks = append(tasks, sender(int64(100+id), time.Duration(i-3)*time.Second))
+			}
+		}
+		s := sendSnap(time.Duration(i)*time.Second, tasks)
+		s.Sites[0].Location = tasks[len(tasks)-1].Location
+		if fs := e.Observe(Input{Snapshot: s}); len(fs) != 0 {
+			t.Fatalf("%ds: six goroutines that came at once: %+v", i, fs)
+		}
+	}
 }
 
 // A lock whose waiters wait long is held across a blocking call only when

@@ -42,6 +42,15 @@ func checkLeak(c *check) []found {
 		}
 		return now.sites[key] - before.sites[key], now.at.Sub(before.at), true
 	}
+	// A leak piles up over time; goroutines that came at once (servers
+	// started together, each with its goroutine waiting for shutdown) and
+	// then stayed are not a pile that grows. Growth must show in both
+	// halves of the 10s, where the history has a point between them.
+	mid, hasMid := c.e.hist.ago(5 * time.Second)
+	hasMid = hasMid && hasBefore && mid.at.After(before.at) && now.at.After(mid.at)
+	growing := func(key string) bool {
+		return !hasMid || now.sites[key] > mid.sites[key] && mid.sites[key] > before.sites[key]
+	}
 	var out []found
 	for _, g := range c.provenGroups() {
 		proven := len(g.ids)
@@ -136,7 +145,8 @@ func checkLeak(c *check) []found {
 		// and are still stuck stay a leak once the pile stops growing (the
 		// bug fixed, or its traffic gone), until they are woken or proven.
 		reported := c.e.active[id+"|"+key] != nil
-		if len(g.ids) < int(c.num(leakMinGoroutines)) || !known || (float64(grown) < c.num(leakMinGrowth) && !reported) {
+		if len(g.ids) < int(c.num(leakMinGoroutines)) || !known ||
+			(!reported && (float64(grown) < c.num(leakMinGrowth) || !growing(key))) {
 			continue
 		}
 		more := "and more each time"
