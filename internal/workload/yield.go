@@ -18,7 +18,9 @@ func init() {
 			".await, or call yield_now, before another task on its thread can run. Go preempts " +
 			"goroutines anyway, so Gosched is rarely needed: it matters only when more goroutines " +
 			"want to run than there are Ps (GOMAXPROCS), which raising players beyond GOMAXPROCS shows. " +
-			"Rounds are short and end in a rest, so the yielding never turns into busy polling.",
+			"A player whose turn is slow to come (the program's Ps busy with others) stops yielding after " +
+			"a few tries and sleeps until the player before it moves, as sync.Mutex spins and then parks; " +
+			"rounds are short and end in a rest: the yielding never turns into busy polling.",
 		Params: []ParamSpec{
 			IntParam("players", "goroutines taking turns; more than GOMAXPROCS makes them contend for Ps", 2, 2, 16),
 			IntParam("turns", "moves each player makes per round", 20, 1, 10000),
@@ -27,6 +29,11 @@ func init() {
 		Run: runYield,
 	})
 }
+
+// yieldTries is how many times a player yields while waiting for its turn
+// before it sleeps until the player before it moves. With a free P the
+// other player moves within a few yields.
+const yieldTries = 100
 
 func runYield(ctx context.Context, env *Env) error {
 	p := env.Params
@@ -39,9 +46,16 @@ func runYield(ctx context.Context, env *Env) error {
 	// its round early could take another player's start and wait forever for
 	// a turn that never comes.
 	starts := make([]chan struct{}, players)
+	// moved[p] tells player p that the player before it moved: it may be
+	// its turn. Buffered, so that a move made between a player's look at
+	// the counter and its sleep still wakes it.
+	moved := make([]chan struct{}, players)
+	for p := range players {
+		starts[p], moved[p] = make(chan struct{}, 1), make(chan struct{}, 1)
+	}
 	done := make(chan struct{}, players)
 	for me := range players {
-		starts[me] = make(chan struct{}, 1)
+		next := moved[(me+1)%players]
 		go env.Spawn(ctx, "player")(func(ctx context.Context) {
 			for {
 				select {
@@ -51,15 +65,29 @@ func runYield(ctx context.Context, env *Env) error {
 				}
 				for k := range turns {
 					mine := int64(k*players + me)
-					for turn.Load() != mine {
+					for tries := 0; turn.Load() != mine; tries++ {
 						if ctx.Err() != nil {
 							return
 						}
-						runtime.Gosched()
-						yields.Add(1)
+						if tries < yieldTries {
+							runtime.Gosched()
+							yields.Add(1)
+							continue
+						}
+						// The turn is slow to come: yielding on would be
+						// busy polling. Sleep until the player before moves.
+						select {
+						case <-ctx.Done():
+							return
+						case <-moved[me]:
+						}
 					}
 					env.Op()
 					turn.Store(mine + 1)
+					select {
+					case next <- struct{}{}:
+					default: // a wake-up is already pending
+					}
 				}
 				done <- struct{}{} // buffered for every player: never blocks
 			}
