@@ -502,7 +502,7 @@ func TestMatrixAllBrokenAtOnce(t *testing.T) {
 // oneForTheProcess reports whether a rule gives one finding for the whole
 // process, which names only the workloads that weigh most, or none where
 // the source cannot tell (which goroutines hold threads needs a dump).
-func oneForTheProcess(rule string) bool { return rule == "unbounded-growth" || rule == "thread-growth" }
+func oneForTheProcess(rule string) bool { return rule == "thread-growth" }
 
 func mixAtFile(f api.Finding, file string) bool {
 	return slices.ContainsFunc(f.Evidence.Sites, func(s api.Frame) bool { return filepath.Base(s.File) == file })

@@ -359,6 +359,23 @@ func TestGrowthOfALargeHeap(t *testing.T) {
 	if len(fs) != 1 || fs[0].Rule != "unbounded-growth" || !strings.Contains(fs[0].Title, "queue.go:42") {
 		t.Fatalf("after 40s of growth: %+v, want unbounded growth at queue.go:42", fs)
 	}
+	// A second queue grows beside it as fast: a finding of its own.
+	e2 := newEngine(t, Config{})
+	for sec := 0; sec <= 40; sec += 2 {
+		s := snap(time.Duration(sec) * time.Second)
+		s.Process.HeapLiveBytes = uint64(100*mb + sec*8*mb)
+		s.Process.HeapBytes = s.Process.HeapLiveBytes
+		prof := heapAt(map[string]int64{"example.com/app.(*queue).push": int64(sec * 4 * mb), "example.com/app.(*log).append": int64(sec * 4 * mb),
+			"example.com/app.other": 20 * mb})
+		fs = e2.Observe(Input{Snapshot: s, Profile: func(string) (*profile.Profile, error) { return prof, nil }})
+	}
+	var titles []string
+	for _, f := range fs {
+		titles = append(titles, f.Title)
+	}
+	if len(fs) != 2 || !strings.Contains(strings.Join(titles, "|"), "push queue.go:42") || !strings.Contains(strings.Join(titles, "|"), "append queue.go:42") {
+		t.Fatalf("two queues growing: %q, want a finding at each", titles)
+	}
 	// The queue is freed and grows again from 50 MiB: judged from the drop.
 	fs = grow(42, 72, func(sec int) uint64 { return uint64(50*mb + (sec-42)*7*mb/2) }, 30*mb)
 	if len(fs) != 1 || fs[0].Evidence.Figures["growth_bytes"] > 120*mb || fs[0].Evidence.Figures["growth_bytes"] < 40*mb {

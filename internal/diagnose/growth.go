@@ -3,6 +3,7 @@ package diagnose
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 var growthRule = &rule{
 	id:         "unbounded-growth",
 	lesson:     "tokio_streams, tokio_channels",
-	help:       "the heap in use keeps growing, most of it at one allocation site: a buffer or queue without backpressure",
+	help:       "the heap in use keeps growing, most of it at one allocation site (a finding for each site that holds a good part of it): a buffer or queue without backpressure",
 	thresholds: &growthThresholds,
 	check:      checkGrowth,
 }
@@ -161,19 +162,31 @@ func checkGrowth(c *check) []found {
 		// The growth is the inspector's own, or spread thin: no one site to blame.
 		return nil
 	}
-	top := sites[:min(3, len(sites))]
-	for _, s := range top {
-		f.Evidence.Sites = append(f.Evidence.Sites, s.frame)
+	// Each site that holds a good part of the growth is a bug of its own
+	// (two queues without a limit are two fixes): a finding each, the
+	// rate shared out by the profile's shares.
+	var out []found
+	for i, st := range sites[:min(3, len(sites))] {
+		if i > 0 && st.bytes < total/4 {
+			break
+		}
+		sh := share(st.bytes, total)
+		g := f
+		g.Evidence.Sites = []api.Frame{st.frame}
+		g.Evidence.Figures = maps.Clone(f.Evidence.Figures)
+		g.Evidence.Figures["site_bytes"] = float64(st.bytes)
+		g.Evidence.Figures["site_share"] = sh
+		g.Title = fmt.Sprintf("unbounded growth at %s: heap +%s/s", format.Frame(st.frame), format.Bytes(int64(rate*sh)))
+		// The profile samples allocations and is read a few seconds apart
+		// from the growth's start: its bytes are its own count, given as a
+		// share.
+		g.Message = fmt.Sprintf("The live heap grew from %s to %s in %s (%s/s) and kept growing through garbage collections; "+
+			"the heap profile puts %s of its growth over that time at %s.",
+			format.Bytes(int64(size(first))), format.Bytes(int64(size(last))), format.Duration(span), format.Bytes(int64(rate)),
+			format.Percent(sh), format.Frame(st.frame))
+		out = append(out, found{key: "heap|" + format.Frame(st.frame), finding: g})
 	}
-	f.Evidence.Figures["site_bytes"] = float64(top[0].bytes)
-	f.Title = fmt.Sprintf("unbounded growth at %s: heap +%s/s", format.Frame(top[0].frame), format.Bytes(int64(rate)))
-	// The profile samples allocations and is read a few seconds apart from
-	// the growth's start: its bytes are its own count, given as a share.
-	f.Message = fmt.Sprintf("The live heap grew from %s to %s in %s (%s/s) and kept growing through garbage collections; "+
-		"the heap profile puts %s of its growth over that time at %s.",
-		format.Bytes(int64(size(first))), format.Bytes(int64(size(last))), format.Duration(span), format.Bytes(int64(rate)),
-		format.Percent(share(top[0].bytes, total)), format.Frame(top[0].frame))
-	return []found{{key: "heap", finding: f}}
+	return out
 }
 
 func inspector(stack []api.Frame) bool {
