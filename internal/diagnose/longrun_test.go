@@ -1,6 +1,7 @@
 package diagnose
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -135,6 +136,41 @@ func TestStarvationNamesTheHogsNotTheStarved(t *testing.T) {
 		if id >= 10 && id < 20 {
 			t.Errorf("tasks %v: a starved ticker among the evidence", fs[0].Evidence.Tasks)
 		}
+	}
+}
+
+// Starved Ps and a server that computes inline among the hogs: the
+// starvation is reported, and the server's long runs, which keep its
+// requester waiting, too (long-run looks before starvation claims).
+func TestStarvationLeavesTheLongRunToLongRun(t *testing.T) {
+	hog := api.Frame{Function: "example.com/app.burn", File: "/src/app/hog.go", Line: 33}
+	var tasks []api.Task
+	for id := range int64(3) {
+		tasks = append(tasks, api.Task{ID: 1 + id, Name: "hog", State: "runnable", Location: hog,
+			Stats: api.TaskStats{TotalNS: window, BusyNS: window * 6 / 10, SchedNS: window * 4 / 10, Polls: 300, LongestStretchNS: window / 2}})
+	}
+	server := api.Task{ID: 5, Name: "svc/server", State: "running", Location: burn,
+		Stats: api.TaskStats{TotalNS: window, BusyNS: window / 2, SchedNS: window * 4 / 10, IdleNS: window / 10, Polls: 40, LongestStretchNS: window / 2}}
+	asker := api.Task{ID: 6, Name: "svc/asker", State: "waiting", WaitReason: "chan send", Location: ask,
+		Stats: api.TaskStats{TotalNS: window, IdleNS: window}}
+	site := api.Site{Reason: "chan send", Location: ask, Waiting: 1, WaitNS: window / 2, Wakeups: 2, Tasks: []int64{6},
+		Wakers: []api.WakerSite{{Location: serve, Count: 2}}}
+	e := newEngine(t, Config{})
+	var fs []api.Finding
+	for i := range 3 {
+		fs = e.Observe(Input{Snapshot: spinSnap(time.Duration(i)*5*time.Second, []api.Site{site}, append(slices.Clone(tasks), server, asker)...),
+			Stack:        func(id int64) []api.Frame { return []api.Frame{serve} },
+			StretchStack: func(id int64) []api.Frame { return []api.Frame{burn, serve} }})
+	}
+	rules := map[string]api.Finding{}
+	for _, f := range fs {
+		rules[f.Rule] = f
+	}
+	if _, ok := rules["sched-starvation"]; !ok {
+		t.Errorf("findings %+v: want sched-starvation", fs)
+	}
+	if f, ok := rules["long-run"]; !ok || !strings.Contains(f.Title, "svc/server") {
+		t.Errorf("findings %+v: want long-run naming the server", fs)
 	}
 }
 
