@@ -42,5 +42,8 @@
 // and the wait reason of a goroutine blocked since before the window: its
 // status event has its stack but no reason, so the reason is read off the
 // top frames (chanrecv: "chan receive", selectgo: "select", time.Sleep:
-// "sleep", ...) and GoStats.ReasonInferred says so.
+// "sleep", ...) and GoStats.ReasonInferred says so. One woken before the
+// runtime wrote the statuses of the goroutines it had not seen has neither
+// stack nor reason: WindowOptions.WaitingAt places it where an earlier
+// trace saw it wait (AnalyzeSlice, from the slice before).
 package tracewin
