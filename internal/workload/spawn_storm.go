@@ -42,7 +42,8 @@ type storm struct {
 	max    int64
 	cutoff int // with fix: the depth below which calls run inline
 	live   atomic.Int64
-	capped atomic.Bool // the cap was reached: no more goroutines in this storm
+	peak   atomic.Int64 // the most goroutines live at once in this storm
+	capped atomic.Bool  // the cap was reached: no more goroutines in this storm
 }
 
 func runSpawnStorm(ctx context.Context, env *Env) error {
@@ -56,7 +57,7 @@ func runSpawnStorm(ctx context.Context, env *Env) error {
 		} else {
 			fib = s.fib(ctx, p.Int("depth"))
 		}
-		env.Log.Debug("storm over", "fib", fib, "took", time.Since(began), "capped", s.capped.Load())
+		env.Log.Debug("storm over", "fib", fib, "took", time.Since(began), "capped", s.capped.Load(), "peak", s.peak.Load())
 		if !pauseFor(ctx, p.Duration("pause")) {
 			return nil
 		}
@@ -112,10 +113,13 @@ func (s *storm) reserve() bool {
 	if s.capped.Load() {
 		return false
 	}
-	if s.live.Add(1) > s.max {
+	n := s.live.Add(1)
+	if n > s.max {
 		s.live.Add(-1)
 		s.capped.Store(true)
 		return false
+	}
+	for p := s.peak.Load(); n > p && !s.peak.CompareAndSwap(p, n); p = s.peak.Load() {
 	}
 	return true
 }
