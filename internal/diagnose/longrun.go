@@ -108,6 +108,12 @@ func (c *check) waitsOn(t *api.Task, stretch []api.Frame) (*api.Site, int64, boo
 		if s.WaitNS < minStretch || (best != nil && s.WaitNS <= best.WaitNS) {
 			continue
 		}
+		if s.Location.Function != "" && isRuntimeFunc(s.Location.Function) {
+			// The runtime's own goroutines (the scavenger, the GC's
+			// workers), woken by whatever ran at the time: nobody's
+			// victims.
+			continue
+		}
 		for _, w := range s.Wakers {
 			if funcs[w.Location.Function] && !isLibraryFunc(w.Location.Function) {
 				best, now = s, true
