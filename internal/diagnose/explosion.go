@@ -241,7 +241,7 @@ func isStartWrapper(fn string) bool {
 func (c *check) creatorOf(fn string) (api.Frame, bool) {
 	for i := range c.snap.Tasks {
 		t := &c.snap.Tasks[i]
-		if t.CreatedBy.Function == "" || c.isClaimed(t.ID) && c.claimed[t.ID] != "goroutine-explosion" {
+		if t.CreatedBy.Function == "" || c.isClaimed(t.ID) && c.claimedBy(t.ID) != "goroutine-explosion" {
 			continue
 		}
 		if start, ok := startFrame(c.stack(t.ID)); ok && start.Function == fn {
