@@ -84,7 +84,7 @@ func TestCollectorKnownGoroutines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if task.RunTimes == nil || task.RunTimes.Count == 0 || task.SchedDelay == nil || len(task.Stack) == 0 {
+	if task.RunTimes() == nil || task.RunTimes().Count == 0 || task.SchedDelay() == nil || len(task.Stack()) == 0 {
 		t.Errorf("task detail lacks histograms or stack: %+v", task)
 	}
 	// The locker waited all the window: no run, but histograms all the same.
@@ -92,8 +92,8 @@ func TestCollectorKnownGoroutines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if locker.RunTimes == nil || locker.RunTimes.Count != 0 || locker.SchedDelay == nil || len(locker.Stack) == 0 {
-		t.Errorf("the locker's detail: run times %+v, sched delays %+v, %d frames; want empty histograms and a stack", locker.RunTimes, locker.SchedDelay, len(locker.Stack))
+	if locker.RunTimes() == nil || locker.RunTimes().Count != 0 || locker.SchedDelay() == nil || len(locker.Stack()) == 0 {
+		t.Errorf("the locker's detail: run times %+v, sched delays %+v, %d frames; want empty histograms and a stack", locker.RunTimes(), locker.SchedDelay(), len(locker.Stack()))
 	}
 	if _, err := c.Task(ctx, 1<<40, 2*time.Second); !errors.Is(err, api.ErrNoTask) {
 		t.Errorf("unknown task: %v", err)
@@ -137,10 +137,10 @@ func TestCollectorPlacesALeafHogFromTheDump(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.ContainsFunc(detail.Stack, func(f api.Frame) bool {
+	if !slices.ContainsFunc(detail.Stack(), func(f api.Frame) bool {
 		return f.Function == "github.com/inspectd/inspectd/internal/source/inproc.leafHog"
 	}) {
-		t.Errorf("hog's stack %+v, want leafHog in it", detail.Stack)
+		t.Errorf("hog's stack %+v, want leafHog in it", detail.Stack())
 	}
 }
 
