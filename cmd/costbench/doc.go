@@ -41,7 +41,10 @@
 //     stop-the-world pause and added RSS of the first snapshot
 //     (GET /api/v1/snapshot?window=5s), of later ones, and of watch updates;
 //     and, in a target of its own asked nothing else, the RSS a watch alone
-//     adds (the steady state of inspect-cli top).
+//     adds (the steady state of inspect-cli top), with the target's heap
+//     (live at the last GC, and the goal) read twice a second over the
+//     watch. -heap-profiles DIR writes the agent targets' heap profiles
+//     there at the end of each watch.
 //     With net/http/pprof (plus /debug/fgprof and a gops agent): the same
 //     for goroutine?debug=2, goroutine?debug=0, a gops stack dump and
 //     fgprof?seconds=1, each in a target of its own.

@@ -56,6 +56,8 @@ type options struct {
 	steady     time.Duration
 	watch      time.Duration
 
+	heapProfiles string // parked: where the agent targets' heap profiles go; "": none
+
 	quick    bool
 	markdown bool
 	args     []string // as given, for the tables' headings
@@ -102,6 +104,7 @@ Flags:
 	parkedReps := fs.Int("parked-reps", defaults.parkedReps, "parked: requests of each pprof kind")
 	steady := fs.Duration("steady", defaults.steady, "parked: how long to ask for a snapshot each second after the first")
 	watch := fs.Duration("watch", defaults.watch, "parked: how long to follow the watch stream")
+	fs.StringVar(&o.heapProfiles, "heap-profiles", "", "parked: write the agent targets' heap profiles (live at the last GC, and allocated since the start) to this directory at the end of each watch")
 	fs.BoolVar(&o.quick, "quick", false, "a fast smoke run: -warmup 500ms -measure 1s -repeats 1 -parked 10k -parked-reps 1 -steady 2s -watch 2s (flags given override)")
 	fs.BoolVar(&o.markdown, "markdown", false, "print Markdown tables for BENCHMARKS.md")
 	if err := fs.Parse(args); err != nil {

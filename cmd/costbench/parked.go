@@ -239,8 +239,11 @@ func (b *bench) parkedAgent(ctx context.Context, res *parked) error {
 
 	b.progress("parked %d, agent: watching for %v", res.n, b.opts.watch)
 	began := time.Now()
-	updates, sWatched, err := b.watchFor(ctx, p)
+	updates, sWatched, _, err := b.watchFor(ctx, p)
 	if err != nil {
+		return err
+	}
+	if err := b.writeHeapProfile(ctx, p, res.n, "agent"); err != nil {
 		return err
 	}
 	watched := pausesBetween(p.ready, sSteady, sWatched)
@@ -289,18 +292,39 @@ func (b *bench) parkedWatchOnly(ctx context.Context, res *parked) error {
 	defer p.stop()
 	b.progress("parked %d, agent, watch only: watching for %v", res.n, b.opts.watch)
 	began := time.Now()
-	updates, sWatched, err := b.watchFor(ctx, p)
+	updates, sWatched, heap, err := b.watchFor(ctx, p)
 	if err != nil {
+		return err
+	}
+	if err := b.writeHeapProfile(ctx, p, res.n, "watch-only"); err != nil {
 		return err
 	}
 	row := parkedRow{
 		what: "agent, watch only", pauses: pausesBetween(p.ready, sRest, sWatched), rssAdded: sWatched.RSSBytes - sRest.RSSBytes,
-		note: fmt.Sprintf("a fresh target asked nothing before; %d updates in %v, the first after %v; RSS: at the end of the watch", len(updates), b.opts.watch, updates[0].at.Sub(began).Round(time.Millisecond)),
+		note: fmt.Sprintf("a fresh target asked nothing before; %d updates in %v, the first after %v; RSS: at the end of the watch; %s",
+			len(updates), b.opts.watch, updates[0].at.Sub(began).Round(time.Millisecond), heap.String(sRest)),
 	}
 	for _, u := range updates {
 		row.bytes = append(row.bytes, int64(u.bytes))
 	}
 	res.rows = append(res.rows, row)
+	return nil
+}
+
+// writeHeapProfile writes p's heap profile to -heap-profiles, if given, at
+// the end of one of the parked agent parts (what).
+func (b *bench) writeHeapProfile(ctx context.Context, p *targetProc, n int, what string) error {
+	if b.opts.heapProfiles == "" {
+		return nil
+	}
+	path, err := filepath.Abs(filepath.Join(b.opts.heapProfiles, fmt.Sprintf("parked-%d-%s.heap.pb.gz", n, what)))
+	if err != nil {
+		return err
+	}
+	if _, err := p.heapProfile(ctx, path); err != nil {
+		return err
+	}
+	b.progress("parked %d, %s: heap profile in %s", n, what, path)
 	return nil
 }
 
@@ -363,28 +387,68 @@ func (b *bench) parkedPprof(ctx context.Context, res *parked, what, path string)
 }
 
 // watchFor follows p's watch stream as top asks it for -watch: its updates,
-// and the target's figures at the end, while the stream is still open.
-func (b *bench) watchFor(ctx context.Context, p *targetProc) ([]watchUpdate, target.Stat, error) {
+// the target's figures at the end, while the stream is still open, and its
+// heap's over the watch.
+func (b *bench) watchFor(ctx context.Context, p *targetProc) ([]watchUpdate, target.Stat, heapSamples, error) {
 	w, err := startWatch(ctx, "http://"+p.ready.AgentAddr+"/api/v1/watch?"+watchQuery)
 	if err != nil {
-		return nil, target.Stat{}, err
+		return nil, target.Stat{}, heapSamples{}, err
 	}
-	if err := sleep(ctx, b.opts.watch); err != nil {
-		w.stop()
-		return nil, target.Stat{}, err
+	// The heap, twice a second: one reading at the end says little of a
+	// heap that rises and falls with each snapshot.
+	var hs heapSamples
+	began := time.Now()
+	for time.Since(began) < b.opts.watch {
+		if err := sleep(ctx, min(500*time.Millisecond, b.opts.watch-time.Since(began))); err != nil {
+			w.stop()
+			return nil, target.Stat{}, hs, err
+		}
+		st, err := p.stat(ctx)
+		if err != nil {
+			w.stop()
+			return nil, target.Stat{}, hs, err
+		}
+		hs.add(st, time.Since(began) >= b.opts.watch/2)
 	}
 	st, err := p.stat(ctx)
 	if err != nil {
 		w.stop()
-		return nil, target.Stat{}, err
+		return nil, target.Stat{}, hs, err
 	}
 	failed := w.failure()
 	updates := w.stop()
 	if failed != nil {
-		return nil, target.Stat{}, fmt.Errorf("the watch stream ended: %w", failed)
+		return nil, target.Stat{}, hs, fmt.Errorf("the watch stream ended: %w", failed)
 	}
 	if len(updates) == 0 {
-		return nil, target.Stat{}, fmt.Errorf("no watch update in %v", b.opts.watch)
+		return nil, target.Stat{}, hs, fmt.Errorf("no watch update in %v", b.opts.watch)
 	}
-	return updates, st, nil
+	return updates, st, hs, nil
+}
+
+// heapSamples are the target's heap figures read over a watch.
+type heapSamples struct {
+	maxLive, maxGoal uint64
+	// Over the second half of the watch, the steady state.
+	sumLive, sumGoal uint64
+	n                uint64
+}
+
+func (h *heapSamples) add(st target.Stat, steady bool) {
+	h.maxLive, h.maxGoal = max(h.maxLive, st.HeapLiveBytes), max(h.maxGoal, st.HeapGoalBytes)
+	if steady {
+		h.sumLive += st.HeapLiveBytes
+		h.sumGoal += st.HeapGoalBytes
+		h.n++
+	}
+}
+
+// String says the heap's figures against at rest.
+func (h heapSamples) String(rest target.Stat) string {
+	if h.n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("heap live (the last GC's) over the second half of the watch %s on average, goal %s; at most %s and %s over the watch; at rest %s and %s",
+		byteSize(float64(h.sumLive/h.n)), byteSize(float64(h.sumGoal/h.n)), byteSize(float64(h.maxLive)), byteSize(float64(h.maxGoal)),
+		byteSize(float64(rest.HeapLiveBytes)), byteSize(float64(rest.HeapGoalBytes)))
 }

@@ -153,6 +153,21 @@ func (p *targetProc) stat(ctx context.Context) (target.Stat, error) {
 	return st, nil
 }
 
+// heapProfile has the target write its heap profile to path, and returns
+// its numbers after.
+func (p *targetProc) heapProfile(ctx context.Context, path string) (target.Stat, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var st target.Stat
+	if _, err := io.WriteString(p.stdin, "heap "+path+"\n"); err != nil {
+		return st, fmt.Errorf("the %s target: asking for its heap profile: %w", p.name, errors.Join(err, p.exitError()))
+	}
+	if err := p.read(ctx, time.Minute, &st); err != nil {
+		return st, fmt.Errorf("the %s target: writing its heap profile: %w", p.name, err)
+	}
+	return st, nil
+}
+
 // stop asks the target to quit (it closes its agent), and kills it if it
 // has not within 5s.
 func (p *targetProc) stop() {

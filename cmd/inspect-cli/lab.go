@@ -504,7 +504,7 @@ func (r *labRun) numbers(ctx context.Context, w api.Workload, f *api.Finding) (*
 	}
 	// The snapshot's tasks carry the rules of the findings that name them,
 	// as top's Warn column shows them.
-	named := func(t *api.Task) bool { return len(t.Warnings) > 0 || slices.Contains(f.Evidence.Tasks, t.ID) }
+	named := func(t *api.Task) bool { return len(t.Warnings()) > 0 || slices.Contains(f.Evidence.Tasks, t.ID) }
 	var rows []api.Task
 	for _, t := range s.Tasks {
 		if t.Labels["workload"] == w.Name {
@@ -525,8 +525,8 @@ func (r *labRun) numbers(ctx context.Context, w api.Workload, f *api.Finding) (*
 	})
 	n.Rows = rows[:min(len(rows), r.o.rows)]
 	for i := range n.Rows {
-		if t := &n.Rows[i]; named(t) && len(t.Warnings) == 0 {
-			t.Warnings = []string{f.Rule}
+		if t := &n.Rows[i]; named(t) && len(t.Warnings()) == 0 {
+			t.SetDetail(func(d *api.TaskDetail) { d.Warnings = []string{f.Rule} })
 		}
 	}
 	return n, nil
@@ -542,7 +542,7 @@ func (r *labRun) writeNumbers(w api.Workload, n, before *labNumbers, now string)
 	for i := range n.Rows {
 		t := &n.Rows[i]
 		mark := ""
-		if len(t.Warnings) > 0 {
+		if len(t.Warnings()) > 0 {
 			mark = "!"
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", mark, t.ID, t.State, clip(t.Name, 30),

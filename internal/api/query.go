@@ -66,8 +66,8 @@ func rankOf(state string) int64 {
 // SortKeys are the columns tasks sort by, by name.
 var SortKeys = map[string]SortKey{
 	"id": {Cmp: func(a, b *Task) int { return 0 }, Key: func(t *Task) int64 { return 0 }},
-	"warn": {Numeric: true, Cmp: func(a, b *Task) int { return cmp.Compare(len(a.Warnings), len(b.Warnings)) },
-		Key: func(t *Task) int64 { return int64(len(t.Warnings)) }},
+	"warn": {Numeric: true, Cmp: func(a, b *Task) int { return cmp.Compare(len(a.Warnings()), len(b.Warnings())) },
+		Key: func(t *Task) int64 { return int64(len(t.Warnings())) }},
 	"state": {Cmp: func(a, b *Task) int { return cmp.Compare(rankOf(a.State), rankOf(b.State)) },
 		Key: func(t *Task) int64 { return rankOf(t.State) }},
 	"name": {Cmp: func(a, b *Task) int { return strings.Compare(a.Name, b.Name) }},
@@ -308,7 +308,7 @@ func group(tasks []Task, order []int32, by string) []TaskGroup {
 		s.Polls += t.Stats.Polls
 		s.LongestRunNS = max(s.LongestRunNS, t.Stats.LongestRunNS)
 		s.LongestStretchNS = max(s.LongestStretchNS, t.Stats.LongestStretchNS)
-		if len(t.Warnings) > 0 {
+		if len(t.Warnings()) > 0 {
 			g.Warnings++
 		}
 		if len(g.Tasks) < 100 {

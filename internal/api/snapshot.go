@@ -55,12 +55,72 @@ type Task struct {
 	ParentID    int64             `json:"parent_id,omitempty"`
 	Location    Frame             `json:"location"` // top frame in user code
 	Stats       TaskStats         `json:"stats"`
-	Warnings    []string          `json:"warnings,omitempty"` // ids of findings that name this task
+	// What few tasks have, behind a pointer (nil: none of it): a snapshot
+	// holds a Task per goroutine, and at 100,000 goroutines every word
+	// of it is 800 kB. Read it with the methods of the same names, which
+	// take a nil TaskDetail as empty; set it with SetDetail.
+	*TaskDetail
+}
+
+// TaskDetail is what few tasks carry: the findings that name them, and
+// what only GET /api/v1/tasks/{id} gives. Its fields are Task's in JSON,
+// in this order, after stats.
+type TaskDetail struct {
+	Warnings []string `json:"warnings,omitempty"` // ids of findings that name this task
 
 	// Only in GET /api/v1/tasks/{id}:
 	RunTimes   *Histogram `json:"run_times,omitempty"`
 	SchedDelay *Histogram `json:"sched_delays,omitempty"`
 	Stack      []Frame    `json:"stack,omitempty"`
+}
+
+// Warnings are the ids of the findings that name the task.
+func (t *Task) Warnings() []string {
+	if t.TaskDetail == nil {
+		return nil
+	}
+	return t.TaskDetail.Warnings
+}
+
+// RunTimes is the distribution of the task's runs (GET /api/v1/tasks/{id}).
+func (t *Task) RunTimes() *Histogram {
+	if t.TaskDetail == nil {
+		return nil
+	}
+	return t.TaskDetail.RunTimes
+}
+
+// SchedDelay is the distribution of the task's waits for a thread once
+// runnable (GET /api/v1/tasks/{id}).
+func (t *Task) SchedDelay() *Histogram {
+	if t.TaskDetail == nil {
+		return nil
+	}
+	return t.TaskDetail.SchedDelay
+}
+
+// Stack is the task's full stack (GET /api/v1/tasks/{id}).
+func (t *Task) Stack() []Frame {
+	if t.TaskDetail == nil {
+		return nil
+	}
+	return t.TaskDetail.Stack
+}
+
+// SetDetail changes the task's detail with set, on a copy: copies of a
+// task share their TaskDetail, which stays as it was for the others. An
+// empty detail is dropped.
+func (t *Task) SetDetail(set func(d *TaskDetail)) {
+	var d TaskDetail
+	if t.TaskDetail != nil {
+		d = *t.TaskDetail
+	}
+	set(&d)
+	if d.Warnings == nil && d.RunTimes == nil && d.SchedDelay == nil && d.Stack == nil {
+		t.TaskDetail = nil
+		return
+	}
+	t.TaskDetail = &d
 }
 
 // Site is a place where goroutines wait: a wait reason at a blocking call

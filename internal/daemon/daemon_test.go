@@ -383,7 +383,7 @@ func checkInspection(t *testing.T, base string) {
 
 	code, body := get(t, base+"/api/v1/tasks/"+strconv.FormatInt(waiters[0].ID, 10))
 	var task api.Task
-	if code != 200 || json.Unmarshal([]byte(body), &task) != nil || len(task.Stack) == 0 || task.Labels["role"] != "waiter" {
+	if code != 200 || json.Unmarshal([]byte(body), &task) != nil || len(task.Stack()) == 0 || task.Labels["role"] != "waiter" {
 		t.Errorf("task %d: %d %.300s", waiters[0].ID, code, body)
 	}
 	if code, body := get(t, base+"/api/v1/tasks/999999999"); code != 404 || !strings.Contains(body, "no goroutine 999999999") {

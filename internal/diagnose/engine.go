@@ -179,13 +179,15 @@ func (e *Engine) current() []api.Finding {
 func annotate(s *api.Snapshot, fs []api.Finding) {
 	s.Findings = fs
 	for i := range s.Tasks {
-		s.Tasks[i].Warnings = nil
+		if len(s.Tasks[i].Warnings()) > 0 {
+			s.Tasks[i].SetDetail(func(d *api.TaskDetail) { d.Warnings = nil })
+		}
 	}
 	for _, f := range fs {
 		for _, id := range f.Evidence.Tasks {
 			i, ok := slices.BinarySearchFunc(s.Tasks, id, func(t api.Task, id int64) int { return cmp.Compare(t.ID, id) })
-			if ok && !slices.Contains(s.Tasks[i].Warnings, f.Rule) {
-				s.Tasks[i].Warnings = append(s.Tasks[i].Warnings, f.Rule)
+			if ok && !slices.Contains(s.Tasks[i].Warnings(), f.Rule) {
+				s.Tasks[i].SetDetail(func(d *api.TaskDetail) { d.Warnings = append(slices.Clip(d.Warnings), f.Rule) })
 			}
 		}
 	}

@@ -58,8 +58,8 @@ func TestDeadlockLifecycle(t *testing.T) {
 	if len(f.Evidence.Missing) == 0 {
 		t.Errorf("no leak profile: the finding should say it is inferred")
 	}
-	if len(s.Findings) != 1 || len(s.Tasks[0].Warnings) != 1 || s.Tasks[0].Warnings[0] != "deadlock" {
-		t.Errorf("snapshot not annotated: findings %d, task warnings %v", len(s.Findings), s.Tasks[0].Warnings)
+	if len(s.Findings) != 1 || len(s.Tasks[0].Warnings()) != 1 || s.Tasks[0].Warnings()[0] != "deadlock" {
+		t.Errorf("snapshot not annotated: findings %d, task warnings %v", len(s.Findings), s.Tasks[0].Warnings())
 	}
 	fs = e.Observe(Input{Snapshot: snap(5*time.Second, lockWaiter(10, 5*time.Second), lockWaiter(11, 5*time.Second))})
 	if len(fs) != 1 || !fs[0].FirstSeen.Equal(f.FirstSeen) || !fs[0].LastSeen.After(f.LastSeen) {

@@ -143,38 +143,59 @@ func checkExplosion(c *check) []found {
 // function a goroutine was started in is the bottom of its stack.
 func (c *check) explosionByStart(maxN float64) []found {
 	const id = "goroutine-explosion"
-	var unknown []*api.Task
+	// Two passes over the tasks rather than a list of them: at 100,000
+	// goroutines of unknown creation the lists (grown by appending) were
+	// megabytes allocated at every observation.
+	unknown := func(t *api.Task) bool { return t.CreatedBy.Function == "" && !c.isClaimed(t.ID) && userTask(t) }
+	n := 0
 	for i := range c.snap.Tasks {
-		t := &c.snap.Tasks[i]
-		if t.CreatedBy.Function == "" && !c.isClaimed(t.ID) && userTask(t) {
-			unknown = append(unknown, t)
+		if unknown(&c.snap.Tasks[i]) {
+			n++
 		}
 	}
-	if float64(len(unknown)) < maxN {
+	if float64(n) < maxN {
 		return nil
 	}
 	type group struct {
-		start   api.Frame
-		ids     []int64
-		leaked  int
-		unknown []int64
+		start  api.Frame
+		n      int // goroutines, counted before ids are made
+		ids    []int64
+		leaked int
+		// notLeaked are ids but the leaked ones, when some are (nil
+		// when none is: ids then).
+		notLeaked []int64
 	}
 	groups := map[string]*group{}
-	for _, t := range unknown {
-		start, ok := startFrame(c.stack(t.ID))
-		if !ok {
-			continue
+	for i := range c.snap.Tasks {
+		if t := &c.snap.Tasks[i]; unknown(t) {
+			if start, ok := startFrame(c.stack(t.ID)); ok {
+				g := groups[start.Function]
+				if g == nil {
+					g = &group{start: start}
+					groups[start.Function] = g
+				}
+				g.n++
+				if t.Leaked {
+					g.leaked++
+				}
+			}
 		}
-		g := groups[start.Function]
-		if g == nil {
-			g = &group{start: start}
-			groups[start.Function] = g
+	}
+	for _, g := range groups {
+		g.ids = make([]int64, 0, g.n)
+		if g.leaked > 0 {
+			g.notLeaked = make([]int64, 0, g.n-g.leaked)
 		}
-		g.ids = append(g.ids, t.ID)
-		if t.Leaked {
-			g.leaked++
-		} else {
-			g.unknown = append(g.unknown, t.ID)
+	}
+	for i := range c.snap.Tasks {
+		if t := &c.snap.Tasks[i]; unknown(t) {
+			if start, ok := startFrame(c.stack(t.ID)); ok {
+				g := groups[start.Function]
+				g.ids = append(g.ids, t.ID)
+				if !t.Leaked && g.notLeaked != nil {
+					g.notLeaked = append(g.notLeaked, t.ID)
+				}
+			}
 		}
 	}
 	var out []found
@@ -184,7 +205,11 @@ func (c *check) explosionByStart(maxN float64) []found {
 		if float64(n) < maxN {
 			continue
 		}
-		c.claim(id, g.unknown...)
+		if g.notLeaked != nil {
+			c.claim(id, g.notLeaked...)
+		} else {
+			c.claim(id, g.ids...)
+		}
 		c.exploding = append(c.exploding, fn)
 		sites := []api.Frame{g.start}
 		missing := []string{"where the goroutines were created: a goroutine dump (the \"created by\" lines) names the go statement"}
@@ -241,7 +266,7 @@ func isStartWrapper(fn string) bool {
 func (c *check) creatorOf(fn string) (api.Frame, bool) {
 	for i := range c.snap.Tasks {
 		t := &c.snap.Tasks[i]
-		if t.CreatedBy.Function == "" || c.isClaimed(t.ID) && c.claimed[t.ID] != "goroutine-explosion" {
+		if t.CreatedBy.Function == "" || c.isClaimed(t.ID) && c.claimedBy(t.ID) != "goroutine-explosion" {
 			continue
 		}
 		if start, ok := startFrame(c.stack(t.ID)); ok && start.Function == fn {

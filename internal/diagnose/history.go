@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"maps"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,17 +14,20 @@ import (
 )
 
 // history is what the engine remembers of recent snapshots: small numbers
-// per snapshot, and per goroutine only what persistence needs.
+// per snapshot, and per goroutine only what persistence needs, kept small
+// (times in Unix nanoseconds, shared strings): at 100,000 goroutines each
+// byte a goroutine is 100 kB, which the garbage collector doubles.
 type history struct {
 	span   time.Duration
 	points []point
 	// Where each waiting goroutine waits and since when.
 	stuck map[int64]stuckMark
 	// Labelled goroutines: their scope, and when those seen before left.
-	scopes map[int64]scopeMark
+	scopes map[int64]*scopeMark
 	gone   map[int64]time.Time
-	// Every goroutine seen alive within the span, and when last.
-	seen map[int64]time.Time
+	// Every goroutine seen alive within the span, and when last (Unix
+	// nanoseconds).
+	seen map[int64]int64
 	// Parents never seen alive, with when their children were first seen
 	// without them.
 	unseenParent map[int64]time.Time
@@ -70,23 +74,23 @@ type parentMark struct {
 }
 
 type stuckMark struct {
-	key   string
-	since time.Time
+	key   string // siteKey's, shared
+	since int64  // Unix nanoseconds
 }
 
+// scopeMark is a labelled goroutine's scope and name, one per pair:
+// goroutines with the same labels and name share it.
 type scopeMark struct {
-	scope  string
-	parent int64
-	name   string
-	loc    api.Frame
+	scope string
+	name  string
 }
 
 func (h *history) init(span time.Duration) {
 	h.span = span
 	h.stuck = map[int64]stuckMark{}
-	h.scopes = map[int64]scopeMark{}
+	h.scopes = map[int64]*scopeMark{}
 	h.gone = map[int64]time.Time{}
-	h.seen = map[int64]time.Time{}
+	h.seen = map[int64]int64{}
 	h.unseenParent = map[int64]time.Time{}
 	h.profiles = map[string][]profileRead{}
 	h.holderCall = map[int64]api.Frame{}
@@ -128,7 +132,11 @@ func (h *history) observe(c *check) {
 		}
 	}
 	stuck := make(map[int64]stuckMark, len(h.stuck))
-	scopes := make(map[int64]scopeMark, len(h.scopes))
+	scopes := make(map[int64]*scopeMark, len(h.scopes))
+	// Tasks with the same labels share their map: one scope each.
+	scopeByLabels := map[uintptr]string{}
+	marks := map[scopeMark]*scopeMark{}
+	now := s.Time.UnixNano()
 	for i := range s.Tasks {
 		t := &s.Tasks[i]
 		if t.CreatedBy.Function != "" {
@@ -136,14 +144,14 @@ func (h *history) observe(c *check) {
 		}
 		if t.State == "waiting" {
 			key := siteKey(t.WaitReason, t.Location)
-			since := s.Time.Add(-time.Duration(t.Stats.InStateNS))
+			since := now - t.Stats.InStateNS
 			if t.WaitMinutes > 0 {
-				since = earlier(since, s.Time.Add(-time.Duration(t.WaitMinutes)*time.Minute))
+				since = min(since, now-int64(t.WaitMinutes)*int64(time.Minute))
 			}
 			// Waiting for the whole window at the same place as before:
 			// it has not moved since it was first seen there.
 			if prev, ok := h.stuck[t.ID]; ok && prev.key == key && t.Stats.InStateNS >= c.window*95/100 {
-				since = earlier(since, prev.since)
+				since = min(since, prev.since)
 			}
 			stuck[t.ID] = stuckMark{key: key, since: since}
 		}
@@ -156,12 +164,27 @@ func (h *history) observe(c *check) {
 				}
 			}
 		}
-		h.seen[t.ID] = s.Time
+		h.seen[t.ID] = now
 		if t.ParentID != 0 {
 			h.parents[t.ParentID] = parentMark{at: s.Time, child: t.CreatedBy}
 		}
-		if sc := scopeOf(t.Labels); sc != "" {
-			scopes[t.ID] = scopeMark{scope: sc, parent: t.ParentID, name: t.Name, loc: t.Location}
+		if len(t.Labels) == 0 {
+			continue
+		}
+		lp := reflect.ValueOf(t.Labels).Pointer()
+		sc, ok := scopeByLabels[lp]
+		if !ok {
+			sc = scopeOf(t.Labels)
+			scopeByLabels[lp] = sc
+		}
+		if sc != "" {
+			m := scopeMark{scope: sc, name: t.Name}
+			mp := marks[m]
+			if mp == nil {
+				mp = &m
+				marks[m] = mp
+			}
+			scopes[t.ID] = mp
 		}
 	}
 	for id := range h.scopes {
@@ -172,7 +195,7 @@ func (h *history) observe(c *check) {
 			scopes[id] = h.scopes[id] // remember its scope while it counts as a parent
 		}
 	}
-	maps.DeleteFunc(h.seen, func(_ int64, at time.Time) bool { return s.Time.Sub(at) > h.span })
+	maps.DeleteFunc(h.seen, func(_ int64, at int64) bool { return time.Duration(now-at) > h.span })
 	maps.DeleteFunc(h.unseenParent, func(_ int64, at time.Time) bool { return s.Time.Sub(at) > h.span })
 	maps.DeleteFunc(h.parents, func(_ int64, m parentMark) bool { return s.Time.Sub(m.at) > h.span })
 	maps.DeleteFunc(h.gone, func(id int64, at time.Time) bool {
@@ -194,7 +217,7 @@ func (h *history) stuckFor(id int64, now time.Time) time.Duration {
 	if !ok {
 		return 0
 	}
-	return now.Sub(m.since)
+	return time.Duration(now.UnixNano() - m.since)
 }
 
 // ago returns the oldest point at least d old within the history, or the

@@ -72,12 +72,13 @@ func (p *Inspector) Task(ctx context.Context, id int64, window time.Duration) (*
 	if err != nil {
 		return nil, err
 	}
-	t.Warnings = nil
+	var warnings []string
 	for _, f := range p.eng.Findings() {
-		if slices.Contains(f.Evidence.Tasks, id) && !slices.Contains(t.Warnings, f.Rule) {
-			t.Warnings = append(t.Warnings, f.Rule)
+		if slices.Contains(f.Evidence.Tasks, id) && !slices.Contains(warnings, f.Rule) {
+			warnings = append(warnings, f.Rule)
 		}
 	}
+	t.SetDetail(func(d *api.TaskDetail) { d.Warnings = warnings })
 	return t, nil
 }
 

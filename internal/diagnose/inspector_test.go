@@ -73,13 +73,13 @@ func TestInspectorWithCollector(t *testing.T) {
 		t.Fatalf("tasks %v, want the two stuck goroutines", ids)
 	}
 	for _, task := range snap.Tasks {
-		if slices.Contains(ids, task.ID) != slices.Contains(task.Warnings, "deadlock") {
-			t.Errorf("task %d warnings %v", task.ID, task.Warnings)
+		if slices.Contains(ids, task.ID) != slices.Contains(task.Warnings(), "deadlock") {
+			t.Errorf("task %d warnings %v", task.ID, task.Warnings())
 		}
 	}
 	task, err := p.Task(ctx, ids[0], time.Second)
-	if err != nil || !slices.Contains(task.Warnings, "deadlock") {
-		t.Errorf("Task(%d): %v, warnings %v", ids[0], err, task.Warnings)
+	if err != nil || !slices.Contains(task.Warnings(), "deadlock") {
+		t.Errorf("Task(%d): %v, warnings %v", ids[0], err, task.Warnings())
 	}
 
 	mu.Unlock()

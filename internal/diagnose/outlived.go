@@ -67,7 +67,10 @@ func checkOutlived(c *check) []found {
 		key := me.scope + "@" + siteKey("", t.Location)
 		g := groups[key]
 		if g == nil {
-			name := pm.name
+			var name string
+			if pm != nil {
+				name = pm.name
+			}
 			if name == "" {
 				name = "gone before any snapshot saw it"
 			}

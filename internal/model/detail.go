@@ -24,13 +24,12 @@ func (m *Model) Task(snap *api.Snapshot, win *tracewin.Window, id int64) (*api.T
 			// A goroutine that did not run (or wait to) in the window has
 			// empty histograms, not none: the window was looked at.
 			rh, dh := g.RunTimes.Histogram(), g.SchedDelays.Histogram()
-			t.RunTimes, t.SchedDelay = &rh, &dh
-			t.Stack = stack.APIFrames(g.Stack)
+			t.SetDetail(func(d *api.TaskDetail) { d.RunTimes, d.SchedDelay, d.Stack = &rh, &dh, stack.APIFrames(g.Stack) })
 		}
 	}
 	m.mu.Lock()
-	if f := m.facts[id]; f != nil && len(f.frames) > len(t.Stack) {
-		t.Stack = stack.APIFrames(f.frames)
+	if f := m.facts[id]; f != nil && len(f.frames) > len(t.Stack()) {
+		t.SetDetail(func(d *api.TaskDetail) { d.Stack = stack.APIFrames(f.frames) })
 	}
 	m.mu.Unlock()
 	return &t, nil

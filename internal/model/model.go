@@ -332,7 +332,7 @@ func DumpTask(g *dump.Goroutine, withStack bool) api.Task {
 		CreatedBy: g.CreatedBy.API(), ParentID: g.ParentID, Location: g.Location().API(),
 	}
 	if withStack {
-		t.Stack = stack.APIFrames(g.Frames)
+		t.SetDetail(func(d *api.TaskDetail) { d.Stack = stack.APIFrames(g.Frames) })
 	}
 	startFunc := ""
 	if len(g.Frames) > 0 && !g.Elided {

@@ -163,7 +163,7 @@ func TestDumpTaskAndName(t *testing.T) {
 	g := dump.Goroutine{ID: 3, State: stack.Waiting, WaitReason: "chan receive", Frames: recvAt, CreatedBy: spawnAt,
 		Labels: map[string]string{"workload": "lab"}}
 	tk := DumpTask(&g, true)
-	if tk.Name != "lab" || len(tk.Stack) != 2 || tk.Location.Line != 40 {
+	if tk.Name != "lab" || len(tk.Stack()) != 2 || tk.Location.Line != 40 {
 		t.Errorf("%+v", tk)
 	}
 	for _, c := range []struct {

@@ -116,7 +116,7 @@ func WriteTask(w io.Writer, t *api.Task, noWindow string, window time.Duration) 
 			wait += fmt.Sprintf(" for %d minute%s", t.WaitMinutes, map[bool]string{true: "s"}[t.WaitMinutes != 1])
 		}
 		fmt.Fprintf(kv, "wait\t%s\n", wait)
-		if site := WaitSite(t.Stack); site.Function != "" {
+		if site := WaitSite(t.Stack()); site.Function != "" {
 			fmt.Fprintf(kv, "wait site\t%s\n", format.Frame(site))
 		}
 	}
@@ -135,8 +135,8 @@ func WriteTask(w io.Writer, t *api.Task, noWindow string, window time.Duration) 
 		}
 		fmt.Fprintf(kv, "labels\t%s\n", l)
 	}
-	if len(t.Warnings) > 0 {
-		fmt.Fprintf(kv, "findings\t%s\n", strings.Join(t.Warnings, ", "))
+	if len(t.Warnings()) > 0 {
+		fmt.Fprintf(kv, "findings\t%s\n", strings.Join(t.Warnings(), ", "))
 	}
 	kv.Flush()
 
@@ -149,12 +149,12 @@ func WriteTask(w io.Writer, t *api.Task, noWindow string, window time.Duration) 
 			fmt.Fprintln(w, "\nover the whole trace:")
 		}
 		writeStats(w, &t.Stats)
-		WriteHistogram(w, "run times", t.RunTimes)
-		WriteHistogram(w, "sched delays", t.SchedDelay)
+		WriteHistogram(w, "run times", t.RunTimes())
+		WriteHistogram(w, "sched delays", t.SchedDelay())
 	}
-	if len(t.Stack) > 0 {
+	if len(t.Stack()) > 0 {
 		fmt.Fprintln(w, "\nstack:")
-		WriteStack(w, t.Stack, "  ")
+		WriteStack(w, t.Stack(), "  ")
 	}
 }
 

@@ -239,9 +239,11 @@ func TestDetail(t *testing.T) {
 		}
 		tk := task(3, "blocking-lock/waiter", "waiting", 3e6, map[string]string{"role": "waiter"})
 		tk.ParentID, tk.CreatedBy = 2, api.Frame{Function: "example.com/w.spawn", File: "/src/w/spawn.go", Line: 9}
-		tk.RunTimes = &api.Histogram{Count: 10, P50NS: 2000, P90NS: 4000, P99NS: 9000, MaxNS: 9500, Buckets: []int64{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 5}}
-		tk.SchedDelay = &api.Histogram{Count: 10, P50NS: 1e5, P90NS: 1e6, P99NS: 2e6, MaxNS: 2e6}
-		tk.Stack = []api.Frame{{Function: "sync.(*Mutex).Lock", File: "/go/sync/mutex.go", Line: 80}, {Function: "example.com/w.lockIt", File: "/src/w/lock.go", Line: 52}}
+		tk.TaskDetail = &api.TaskDetail{
+			RunTimes:   &api.Histogram{Count: 10, P50NS: 2000, P90NS: 4000, P99NS: 9000, MaxNS: 9500, Buckets: []int64{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 5}},
+			SchedDelay: &api.Histogram{Count: 10, P50NS: 1e5, P90NS: 1e6, P99NS: 2e6, MaxNS: 2e6},
+			Stack:      []api.Frame{{Function: "sync.(*Mutex).Lock", File: "/go/sync/mutex.go", Line: 80}, {Function: "example.com/w.lockIt", File: "/src/w/lock.go", Line: 52}},
+		}
 		return &tk, nil
 	}})
 	u := fixture()
@@ -432,7 +434,7 @@ func manyTasks(n int) []api.Task {
 			Stats:     api.TaskStats{TotalNS: 5e9, BusyNS: int64(i*7919) % 5e8, SchedNS: int64(i*104729) % 1e8, IdleNS: 4e9, Polls: int64(i % 1000)},
 		}
 		if i%1000 == 0 {
-			tasks[i].Warnings = []string{"leak"}
+			tasks[i].TaskDetail = &api.TaskDetail{Warnings: []string{"leak"}}
 		}
 	}
 	return tasks

@@ -33,10 +33,10 @@ func (c column) numeric() bool { return api.SortKeys[c.sortKey()].Numeric }
 var taskColumns = []column{
 	{title: "Warn", width: 4, right: true,
 		cell: func(t *api.Task) string {
-			if len(t.Warnings) == 0 {
+			if len(t.Warnings()) == 0 {
 				return ""
 			}
-			return "⚠ " + strconv.Itoa(len(t.Warnings))
+			return "⚠ " + strconv.Itoa(len(t.Warnings()))
 		}},
 	{title: "ID", max: 10, right: true,
 		cell: func(t *api.Task) string { return strconv.FormatInt(t.ID, 10) }},

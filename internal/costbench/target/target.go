@@ -10,8 +10,9 @@
 // JSON line to stdout once it runs, a Ready; then it answers each line
 // "stat" read on stdin with a JSON line, a Stat: operations done, its CPU
 // time (CLOCK_PROCESS_CPUTIME_ID, and getrusage's split), resident memory (VmRSS) and the runtime's
-// stop-the-world pause histograms. It exits when stdin closes, on "quit",
-// SIGINT or SIGTERM, after closing the agent.
+// stop-the-world pause histograms. A line "heap PATH" writes its heap
+// profile to PATH and answers with a Stat too. It exits when stdin closes,
+// on "quit", SIGINT or SIGTERM, after closing the agent.
 //
 // By hand:
 //
@@ -38,6 +39,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -71,6 +73,8 @@ const (
 const (
 	pausesGC    = "/sched/pauses/total/gc:seconds"
 	pausesOther = "/sched/pauses/total/other:seconds"
+	heapLive    = "/gc/heap/live:bytes"
+	heapGoal    = "/gc/heap/goal:bytes"
 )
 
 // Ready is the first line a target writes: what it serves and where.
@@ -98,13 +102,18 @@ type Stat struct {
 	// CPUNS is the CPU time of every thread of the process,
 	// clock_gettime(CLOCK_PROCESS_CPUTIME_ID): exact, where getrusage's
 	// user and system split is sampled at clock ticks and adjusted.
-	CPUNS      int64    `json:"cpu_ns"`
-	UserNS     int64    `json:"user_ns"` // getrusage(RUSAGE_SELF)
-	SysNS      int64    `json:"sys_ns"`
-	RSSBytes   int64    `json:"rss_bytes"` // VmRSS
-	Goroutines int      `json:"goroutines"`
-	PausesGC   []uint64 `json:"pauses_gc"` // counts per bucket of Ready.PauseBucketsGC
-	PauseOther []uint64 `json:"pauses_other"`
+	CPUNS    int64 `json:"cpu_ns"`
+	UserNS   int64 `json:"user_ns"` // getrusage(RUSAGE_SELF)
+	SysNS    int64 `json:"sys_ns"`
+	RSSBytes int64 `json:"rss_bytes"` // VmRSS
+	// HeapLiveBytes is the heap the last GC found live, and HeapGoalBytes
+	// the size the heap may grow to before the next: RSS follows the goal
+	// (the heap's garbage) more than what is live.
+	HeapLiveBytes uint64   `json:"heap_live_bytes"`
+	HeapGoalBytes uint64   `json:"heap_goal_bytes"`
+	Goroutines    int      `json:"goroutines"`
+	PausesGC      []uint64 `json:"pauses_gc"` // counts per bucket of Ready.PauseBucketsGC
+	PauseOther    []uint64 `json:"pauses_other"`
 }
 
 // config is a target's command line.
@@ -251,8 +260,12 @@ func run(ctx context.Context, c config, in io.Reader, out io.Writer) error {
 			if !ok || line == "quit" {
 				return nil
 			}
-			if line != "stat" {
-				return fmt.Errorf("unknown command %q: want stat or quit", line)
+			if path, ok := strings.CutPrefix(line, "heap "); ok {
+				if err := writeHeapProfile(path); err != nil {
+					return err
+				}
+			} else if line != "stat" {
+				return fmt.Errorf("unknown command %q: want stat, heap PATH or quit", line)
 			}
 			st, err := stat(start, ops, pauses[:])
 			if err != nil {
@@ -326,7 +339,33 @@ func stat(start time.Time, ops *counters, pauses []metrics.Sample) (Stat, error)
 	metrics.Read(pauses)
 	st.PausesGC = pauses[0].Value.Float64Histogram().Counts
 	st.PauseOther = pauses[1].Value.Float64Histogram().Counts
+	heap := []metrics.Sample{{Name: heapLive}, {Name: heapGoal}}
+	metrics.Read(heap)
+	if heap[0].Value.Kind() == metrics.KindUint64 {
+		st.HeapLiveBytes = heap[0].Value.Uint64()
+	}
+	if heap[1].Value.Kind() == metrics.KindUint64 {
+		st.HeapGoalBytes = heap[1].Value.Uint64()
+	}
 	return st, nil
+}
+
+// writeHeapProfile writes the heap profile (what is live at the last GC,
+// and what was allocated since the start) to path, without forcing a GC,
+// which would change what is measured.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("writing the heap profile: %w", err)
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("writing the heap profile %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing the heap profile %s: %w", path, err)
+	}
+	return nil
 }
 
 // vmRSS reads this process's resident set size from /proc/self/status.

@@ -87,7 +87,7 @@ func (d *DumpFile) Task(_ context.Context, id int64, _ time.Duration) (*api.Task
 // StackOf returns goroutine id's stack in the dump.
 func (d *DumpFile) StackOf(id int64) []api.Frame {
 	if t, err := d.Task(context.Background(), id, 0); err == nil {
-		return t.Stack
+		return t.Stack()
 	}
 	return nil
 }

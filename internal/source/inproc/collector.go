@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
@@ -144,13 +145,19 @@ type Collector struct {
 	dumpBuf        []byte
 	profAt         time.Time // when the profile the model has was read
 	lastProf       time.Time // when the last read began
-	profCost       time.Duration
-	profDone       chan struct{} // closed when the read in flight ends
-	bg             sync.WaitGroup
-	lastLeak       time.Time
-	leaked         int          // -1: not read (the profile's pause would pass MaxPause)
-	leaksRead      bool         // a read of the goroutineleak profile has completed
-	traceBuf       bytes.Buffer // the flight recorder's snapshot
+	// profIDs are the goroutines the profile the model has saw, in
+	// ascending order: those of a window that ended before it was read
+	// (the goroutines it listed may be more). Nil: not known.
+	profIDs []int64
+	// profEvery is profileEvery, shorter in tests.
+	profEvery time.Duration
+	profCost  time.Duration
+	profDone  chan struct{} // closed when the read in flight ends
+	bg        sync.WaitGroup
+	lastLeak  time.Time
+	leaked    int          // -1: not read (the profile's pause would pass MaxPause)
+	leaksRead bool         // a read of the goroutineleak profile has completed
+	traceBuf  bytes.Buffer // the flight recorder's snapshot
 }
 
 type built struct {
@@ -170,6 +177,12 @@ const budgetWait = time.Second
 // profileEvery is the least time between two reads of the goroutine
 // profile for labels.
 const profileEvery = 10 * time.Second
+
+// profileMaxAge is how long the labels of a profile are kept when no
+// goroutine was created since it was read: a goroutine can still change
+// its own labels (pprof.SetGoroutineLabels, or pprof.Do around a wait at a
+// new place), which nothing but a new read shows.
+const profileMaxAge = time.Minute
 
 // maxColdWait bounds how long a request waits for its window to be
 // recorded on a process nobody watched: clients wait for an answer's
@@ -192,7 +205,7 @@ func NewCollector(opts CollectorOptions) (*Collector, error) {
 	if !running.CompareAndSwap(false, true) {
 		return nil, errors.New("an in-process collector already runs in this process (the runtime runs one execution trace at a time)")
 	}
-	c := &Collector{opts: opts, m: model.New(), sliced: make(chan struct{}), lastDump: time.Now(), leaked: -1}
+	c := &Collector{opts: opts, m: model.New(), sliced: make(chan struct{}), lastDump: time.Now(), leaked: -1, profEvery: profileEvery}
 	if opts.FlightRecorder {
 		fr := trace.NewFlightRecorder(trace.FlightRecorderConfig{MinAge: opts.TraceMinAge, MaxBytes: opts.TraceMaxBytes})
 		if err := fr.Start(); err != nil {
@@ -478,11 +491,12 @@ func (c *Collector) buildNow(ctx context.Context, window time.Duration) (*built,
 		from += "+dump"
 	} else {
 		// Labels by stack change slowly: a read (some 3 µs a goroutine) at
-		// most every profileEvery, and within the CPU budget.
-		profDue = c.profDone == nil && now.Sub(c.lastProf) >= max(profileEvery, source.Spacing(c.profCost, c.opts.CPUBudget))
+		// most every profileEvery, within the CPU budget, and only when
+		// goroutines came since the last (see below).
+		profDue = c.profDone == nil && now.Sub(c.lastProf) >= max(c.profEvery, source.Spacing(c.profCost, c.opts.CPUBudget))
 		if profDue && !c.named {
 			// Nothing names the goroutines yet: read the profile now.
-			c.readProfile(now)
+			c.readProfile(now, nil)
 			done := c.profDone
 			c.mu.Unlock()
 			<-done
@@ -554,11 +568,22 @@ func (c *Collector) buildNow(ctx context.Context, window time.Duration) (*built,
 			c.buildCost.Round(time.Millisecond), c.opts.CPUBudget*100, gap.Round(time.Second)))
 	}
 	c.last = &built{at: now, window: window, snap: snap, win: win, slices: seq}
+	if c.profIDs == nil && !c.profAt.IsZero() && !win.WallEnd.IsZero() && win.WallEnd.Before(c.profAt) {
+		// The profile read before this window was composed (the first,
+		// read at once): its goroutines include this window's.
+		c.profIDs = taskIDs(snap.Tasks)
+	}
+	if profDue && c.named && c.profIDs != nil && now.Sub(c.profAt) < profileMaxAge && !c.newGoroutines(snap.Tasks) {
+		// Nothing new to name: a read costs some 500 bytes a goroutine
+		// for a moment (at 100,000 goroutines, 50 MB that the collector
+		// then leaves as room for the heap to grow into).
+		profDue = false
+	}
 	if profDue {
 		// For the next snapshots; read after this one rather than
 		// alongside it, where it would compete with it for the CPU and
 		// for the runtime's goroutine walks.
-		c.readProfile(time.Now())
+		c.readProfile(time.Now(), taskIDs(snap.Tasks))
 	}
 	return c.last, nil
 }
@@ -681,7 +706,7 @@ func (c *Collector) readLeaks(now time.Time) string {
 	// In the background, for the snapshots to come: the GC it forces takes
 	// seconds in a program whose goroutines keep every core busy, and a
 	// snapshot must not wait for it.
-	c.bg.Go(func() { source.Own("leaks", func() { c.readLeaksNow(p) }) })
+	c.background("leaks", func() { c.readLeaksNow(p) })
 	c.mu.Unlock()
 	return ""
 }
@@ -718,20 +743,33 @@ func (c *Collector) Dump() {
 // readProfile starts refreshing the labels by stack from the goroutine
 // profile, in the background: reading it costs about 2.5us per goroutine
 // (250 ms at 100k), as long as the rest of a snapshot, without a long
-// pause. Called with c.mu held; the read takes it when done.
-func (c *Collector) readProfile(now time.Time) {
+// pause. ids are the goroutines of a window that ended before now, in
+// ascending order, or nil. Called with c.mu held; the read takes it when
+// done.
+func (c *Collector) readProfile(now time.Time, ids []int64) {
 	if c.closed {
 		return
 	}
 	done := make(chan struct{})
 	c.profDone = done
 	c.lastProf = now
-	c.bg.Go(func() { source.Own("profile", func() { c.readProfileNow(done, now) }) })
+	c.background("profile", func() { c.readProfileNow(done, now, ids) })
+}
+
+// background runs f as the collector's own goroutine, labelled role, which
+// Close waits for. (Not c.bg.Go: the go statement here is what tells the
+// goroutine is the collector's, see ownGoroutine.)
+func (c *Collector) background(role string, f func()) {
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		source.Own(role, f)
+	}()
 }
 
 // readProfileNow reads the goroutine profile for readProfile, and closes
 // done.
-func (c *Collector) readProfileNow(done chan struct{}, now time.Time) {
+func (c *Collector) readProfileNow(done chan struct{}, now time.Time, ids []int64) {
 	{
 		defer close(done)
 		began := time.Now()
@@ -755,9 +793,56 @@ func (c *Collector) readProfileNow(done chan struct{}, now time.Time) {
 		// Dated from the request: a goroutine created since may have been
 		// caught by the read before it set its labels.
 		c.m.SetProfile(sp, now)
-		c.profAt, c.named = now, true
+		c.profAt, c.named, c.profIDs = now, true, ids
 	}
 }
+
+// taskIDs are the IDs of tasks, which are in ascending order.
+func taskIDs(tasks []api.Task) []int64 {
+	ids := make([]int64, len(tasks))
+	for i := range tasks {
+		ids[i] = tasks[i].ID
+	}
+	return ids
+}
+
+// newGoroutines says some task is not among c.profIDs (both ascending):
+// created since the profile was read, it may carry labels the profile
+// shows for no goroutine, or other ones for its stack. The collector's own
+// goroutines (the one that stops each slice, a read in flight) do not
+// count, nor the runtime's: they come and go with each slice. Called with
+// c.mu held.
+func (c *Collector) newGoroutines(tasks []api.Task) bool {
+	known := c.profIDs
+	for i := range tasks {
+		t := &tasks[i]
+		for len(known) > 0 && known[0] < t.ID {
+			known = known[1:]
+		}
+		if len(known) > 0 && known[0] == t.ID {
+			continue
+		}
+		if !ownGoroutine(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// ownGoroutine says t was started by the collector (a go statement of
+// this package) or by the runtime, which starts goroutines of its own with
+// each slice (the tracer's CPU sample reader, runtime/trace's writer):
+// neither is the program's, nor carries labels of its.
+func ownGoroutine(t *api.Task) bool {
+	return strings.HasPrefix(t.CreatedBy.Function, ownPackage) ||
+		strings.HasPrefix(t.CreatedBy.Function, "runtime.") || strings.HasPrefix(t.CreatedBy.Function, "runtime/")
+}
+
+// ownPackage prefixes the functions of this package.
+var ownPackage = func() string {
+	fn := runtime.FuncForPC(reflect.ValueOf(taskIDs).Pointer()).Name()
+	return fn[:strings.LastIndexByte(fn, '.')+1]
+}()
 
 // dump takes a full goroutine dump and records what it says of every
 // goroutine. Called with c.mu held.

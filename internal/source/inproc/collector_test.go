@@ -84,7 +84,7 @@ func TestCollectorKnownGoroutines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if task.RunTimes == nil || task.RunTimes.Count == 0 || task.SchedDelay == nil || len(task.Stack) == 0 {
+	if task.RunTimes() == nil || task.RunTimes().Count == 0 || task.SchedDelay() == nil || len(task.Stack()) == 0 {
 		t.Errorf("task detail lacks histograms or stack: %+v", task)
 	}
 	// The locker waited all the window: no run, but histograms all the same.
@@ -92,8 +92,8 @@ func TestCollectorKnownGoroutines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if locker.RunTimes == nil || locker.RunTimes.Count != 0 || locker.SchedDelay == nil || len(locker.Stack) == 0 {
-		t.Errorf("the locker's detail: run times %+v, sched delays %+v, %d frames; want empty histograms and a stack", locker.RunTimes, locker.SchedDelay, len(locker.Stack))
+	if locker.RunTimes() == nil || locker.RunTimes().Count != 0 || locker.SchedDelay() == nil || len(locker.Stack()) == 0 {
+		t.Errorf("the locker's detail: run times %+v, sched delays %+v, %d frames; want empty histograms and a stack", locker.RunTimes(), locker.SchedDelay(), len(locker.Stack()))
 	}
 	if _, err := c.Task(ctx, 1<<40, 2*time.Second); !errors.Is(err, api.ErrNoTask) {
 		t.Errorf("unknown task: %v", err)
@@ -137,10 +137,10 @@ func TestCollectorPlacesALeafHogFromTheDump(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.ContainsFunc(detail.Stack, func(f api.Frame) bool {
+	if !slices.ContainsFunc(detail.Stack(), func(f api.Frame) bool {
 		return f.Function == "github.com/inspectd/inspectd/internal/source/inproc.leafHog"
 	}) {
-		t.Errorf("hog's stack %+v, want leafHog in it", detail.Stack)
+		t.Errorf("hog's stack %+v, want leafHog in it", detail.Stack())
 	}
 }
 
@@ -482,5 +482,93 @@ func pingPong(stop <-chan struct{}, a chan<- int, b <-chan int) {
 		case <-stop:
 			return
 		}
+	}
+}
+
+// newParked parks a goroutine labelled workload/role until stop closes: a
+// stack of its own, which TestCollectorProfileLabels' goroutines do not
+// share.
+func newParked(ctx context.Context, workload string, stop <-chan struct{}) {
+	pprof.Do(ctx, pprof.Labels("workload", workload, "role", "parked"), func(context.Context) { <-stop })
+}
+
+// The goroutine profile is read again for goroutines created after the
+// last read: they get their labels, though the profile is read only when
+// goroutines came since. (They are started with wg.Go: a go statement of
+// this package starts the collector's own goroutines, which do not count.)
+func TestCollectorProfileNamesNewGoroutines(t *testing.T) {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	defer func() { close(stop); wg.Wait() }()
+	ctx := context.Background()
+	for range 3 {
+		wg.Go(func() {
+			pprof.Do(ctx, pprof.Labels("workload", "old", "role", "parked"), func(context.Context) { <-stop })
+		})
+	}
+	c, err := NewCollector(CollectorOptions{DumpBudget: 1e-9, CPUBudget: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.profEvery = 50 * time.Millisecond
+	time.Sleep(1500 * time.Millisecond)
+	snap, err := c.Snapshot(ctx, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(findTasks(snap, "old/parked")); n != 3 {
+		t.Fatalf("%d of 3 goroutines named old/parked from the first profile", n)
+	}
+	for range 4 {
+		wg.Go(func() { newParked(ctx, "new", stop) })
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		time.Sleep(300 * time.Millisecond)
+		snap, err := c.Snapshot(ctx, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(findTasks(snap, "new/parked")) == 4 && len(findTasks(snap, "old/parked")) == 3 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines created after the first profile read are not named by a later one: %d new/parked, %d old/parked (source %s)",
+				len(findTasks(snap, "new/parked")), len(findTasks(snap, "old/parked")), snap.Source)
+		}
+	}
+}
+
+// A goroutine is new to the profile when the window's tasks have it and
+// the profile's goroutines do not, unless the collector started it.
+func TestNewGoroutines(t *testing.T) {
+	task := func(id int64, createdBy string) api.Task {
+		return api.Task{ID: id, CreatedBy: api.Frame{Function: createdBy}, Location: api.Frame{Function: "main.wait"}}
+	}
+	own := ownPackage + "(*stopper).stop.func1"
+	for _, tc := range []struct {
+		name  string
+		known []int64
+		tasks []api.Task
+		want  bool
+	}{
+		{"the same", []int64{1, 5, 9}, []api.Task{task(1, "main.main"), task(5, "main.main"), task(9, "main.main")}, false},
+		{"some gone", []int64{1, 5, 9}, []api.Task{task(5, "main.main")}, false},
+		{"one new in between", []int64{1, 9}, []api.Task{task(1, "main.main"), task(5, "main.main"), task(9, "main.main")}, true},
+		{"one new after", []int64{1, 5}, []api.Task{task(1, "main.main"), task(5, "main.main"), task(9, "main.main")}, true},
+		{"one new before", []int64{5, 9}, []api.Task{task(1, "main.main"), task(5, "main.main")}, true},
+		{"the collector's own", []int64{1, 9}, []api.Task{task(1, "main.main"), task(5, own), task(9, "main.main")}, false},
+		{"the runtime's", []int64{1}, []api.Task{task(1, "main.main"), task(5, "runtime.traceStartReadCPU")}, false},
+		{"by a WaitGroup", []int64{1}, []api.Task{task(1, "main.main"), task(5, "sync.(*WaitGroup).Go")}, true},
+		{"none known", []int64{}, []api.Task{task(1, "main.main")}, true},
+	} {
+		c := &Collector{profIDs: tc.known}
+		if got := c.newGoroutines(tc.tasks); got != tc.want {
+			t.Errorf("%s: newGoroutines = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if !strings.HasSuffix(ownPackage, "/internal/source/inproc.") {
+		t.Errorf("ownPackage %q: want this package's path and a dot", ownPackage)
 	}
 }

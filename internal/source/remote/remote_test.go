@@ -191,7 +191,7 @@ func TestRemotePprof(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := requests.Load() - asked; task.RunTimes == nil || task.RunTimes.Count == 0 || task.SchedDelay == nil || len(task.Stack) == 0 || n > 0 {
+	if n := requests.Load() - asked; task.RunTimes() == nil || task.RunTimes().Count == 0 || task.SchedDelay() == nil || len(task.Stack()) == 0 || n > 0 {
 		t.Errorf("task detail lacks histograms or stack, or asked the target %d times: %+v", n, task)
 	}
 	if _, err := r.Task(ctx, 1<<40, time.Second); !errors.Is(err, api.ErrNoTask) {
