@@ -108,10 +108,11 @@ func (c *check) waitsOn(t *api.Task, stretch []api.Frame) (*api.Site, int64, boo
 		if s.WaitNS < minStretch || (best != nil && s.WaitNS <= best.WaitNS) {
 			continue
 		}
-		if s.Location.Function != "" && isRuntimeFunc(s.Location.Function) {
+		if s.Location.Function != "" && (isRuntimeFunc(s.Location.Function) || isInspectorFunc(s.Location.Function)) || s.Reason == "sleep" {
 			// The runtime's own goroutines (the scavenger, the GC's
-			// workers), woken by whatever ran at the time: nobody's
-			// victims.
+			// workers) and the inspector's are nobody's victims; nor is a
+			// sleep, which only its timer ends: a timer that fires is
+			// counted as woken by whatever goroutine ran at the time.
 			continue
 		}
 		for _, w := range s.Wakers {
