@@ -108,11 +108,7 @@ func (c *check) waitsOn(t *api.Task, stretch []api.Frame) (*api.Site, int64, boo
 		if s.WaitNS < minStretch || (best != nil && s.WaitNS <= best.WaitNS) {
 			continue
 		}
-		if s.Location.Function != "" && (isRuntimeFunc(s.Location.Function) || isInspectorFunc(s.Location.Function)) || s.Reason == "sleep" {
-			// The runtime's own goroutines (the scavenger, the GC's
-			// workers) and the inspector's are nobody's victims; nor is a
-			// sleep, which only its timer ends: a timer that fires is
-			// counted as woken by whatever goroutine ran at the time.
+		if !servable(s) {
 			continue
 		}
 		for _, w := range s.Wakers {
@@ -136,6 +132,16 @@ func (c *check) waitsOn(t *api.Task, stretch []api.Frame) (*api.Site, int64, boo
 		return nil, 0, false
 	}
 	return best, best.WaitNS, now
+}
+
+// servable reports whether the goroutines waiting at s can be kept waiting
+// by a goroutine of the program. The runtime's own (the scavenger, the
+// GC's workers) and the inspector's cannot, nor a sleep, which only its
+// timer ends: a timer that fires is counted as woken by whatever goroutine
+// ran at the time.
+func servable(s *api.Site) bool {
+	fn := s.Location.Function
+	return s.Reason != "sleep" && (fn == "" || !isRuntimeFunc(fn) && !isInspectorFunc(fn))
 }
 
 // inspectorStack reports whether a stack runs the inspector's own code.

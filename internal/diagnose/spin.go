@@ -40,7 +40,11 @@ func checkSpin(c *check) []found {
 	minOnCPU, maxIdle := c.ratio(spinMinOnCPU), c.ratio(spinMaxIdle)
 	// The wait of the goroutines each function woke, in the window.
 	wokeWait := map[string]int64{}
-	for _, s := range c.snap.Sites {
+	for i := range c.snap.Sites {
+		s := &c.snap.Sites[i]
+		if !servable(s) {
+			continue
+		}
 		for _, w := range s.Wakers {
 			wokeWait[w.Location.Function] += s.WaitNS
 		}

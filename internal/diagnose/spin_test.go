@@ -53,6 +53,17 @@ func TestSelectSpin(t *testing.T) {
 	if f := fs[0]; !strings.Contains(f.Title, "merge.go:22") || f.Evidence.Sites[0] != spinSelect || f.Evidence.Tasks[0] != 7 {
 		t.Errorf("finding %q %+v: want the select's line and the goroutine", f.Title, f.Evidence)
 	}
+	// Sleepers whose timers fired while it ran seem woken by it: they do
+	// not wait for it.
+	e = newEngine(t, Config{})
+	asleep := []api.Site{{Reason: "sleep", Location: api.Frame{Function: "example.com/svc.tick"},
+		WaitNS: window, Wakers: []api.WakerSite{{Location: spinSelect, Count: 100}}}}
+	for i := range 2 {
+		fs = e.Observe(Input{Snapshot: spinSnap(time.Duration(i)*time.Second, asleep, spinner(7)), Stack: stackOf(inSelect)})
+	}
+	if len(fs) != 1 || fs[0].Rule != "select-spin" {
+		t.Errorf("beside sleepers its timers woke: %+v, want select-spin", fs)
+	}
 
 	for name, in := range map[string]Input{
 		"no channel operation in its stacks": {Snapshot: spinSnap(0, nil, spinner(7)), Stack: stackOf(inBody)},
