@@ -502,9 +502,7 @@ func TestCollectorProfileNamesNewGoroutines(t *testing.T) {
 	defer func() { close(stop); wg.Wait() }()
 	ctx := context.Background()
 	for range 3 {
-		wg.Go(func() {
-			pprof.Do(ctx, pprof.Labels("workload", "old", "role", "parked"), func(context.Context) { <-stop })
-		})
+		wg.Go(func() { newParked(ctx, "old", stop) })
 	}
 	c, err := NewCollector(CollectorOptions{DumpBudget: 1e-9, CPUBudget: 1})
 	if err != nil {
