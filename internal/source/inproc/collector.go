@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
@@ -839,10 +838,7 @@ func ownGoroutine(t *api.Task) bool {
 }
 
 // ownPackage prefixes the functions of this package.
-var ownPackage = func() string {
-	fn := runtime.FuncForPC(reflect.ValueOf(taskIDs).Pointer()).Name()
-	return fn[:strings.LastIndexByte(fn, '.')+1]
-}()
+const ownPackage = "github.com/inspectd/inspectd/internal/source/inproc."
 
 // dump takes a full goroutine dump and records what it says of every
 // goroutine. Called with c.mu held.
