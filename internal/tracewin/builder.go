@@ -49,6 +49,11 @@ type WindowBuilder struct {
 	all     []*goState   // in order of first appearance
 	slab    []goState    // goroutines to hand out
 	actSlab []goActivity // goActivity to hand out
+	// freeHists are the histograms of goroutines that exited, for others
+	// to take: a server that starts a goroutine a request (net/http's
+	// background reads) would otherwise allocate two for each and keep
+	// them in every slice, where nothing reads an exited goroutine's.
+	freeHists []*Hist
 
 	reasons   []string         // normalized wait reasons, by index
 	reasonIdx map[string]int32 // and their indexes
@@ -198,6 +203,17 @@ func (b *WindowBuilder) act(g *goState) *goActivity {
 	g.act = &b.actSlab[0]
 	b.actSlab = b.actSlab[1:]
 	return g.act
+}
+
+// newHist returns an empty histogram, one an exited goroutine left if any.
+func (b *WindowBuilder) newHist() *Hist {
+	if n := len(b.freeHists); n > 0 {
+		h := b.freeHists[n-1]
+		b.freeHists = b.freeHists[:n-1]
+		*h = Hist{}
+		return h
+	}
+	return new(Hist)
 }
 
 // blockCache remembers the last two places a goroutine blocked at, with the
@@ -425,6 +441,14 @@ func (b *WindowBuilder) transition(ev *trace.Event, st *trace.StateTransition, t
 	case trace.GoNotExist:
 		g.exited = true
 		g.ended = t
+		if a := g.act; a != nil {
+			for _, h := range []**Hist{&a.runs, &a.delays} {
+				if *h != nil {
+					b.freeHists = append(b.freeHists, *h)
+					*h = nil
+				}
+			}
+		}
 	}
 	if from == trace.GoWaiting || from == trace.GoNotExist {
 		// A wake-up or a creation: the goroutine that made it was running
@@ -546,14 +570,14 @@ func (b *WindowBuilder) close(g *goState, t trace.Time, to trace.GoState) {
 		g.stretch += d
 		a.longestStretch = max(a.longestStretch, g.stretch)
 		if a.runs == nil {
-			a.runs = new(Hist)
+			a.runs = b.newHist()
 		}
 		a.runs.Add(d)
 	case trace.GoRunnable:
 		a.sched += d
 		if to == trace.GoRunning || to == trace.GoUndetermined {
 			if a.delays == nil {
-				a.delays = new(Hist)
+				a.delays = b.newHist()
 			}
 			a.delays.Add(d)
 		}

@@ -97,10 +97,15 @@ func checkWindow(t testing.TB, w *Window) {
 		if (g.State == stack.Waiting) != (g.WaitReason != "") {
 			t.Errorf("g%d: state %v with wait reason %q", id, g.State, g.WaitReason)
 		}
-		if g.RunTimes.Sum() != g.Busy {
+		switch {
+		case g.Exited:
+			// Nothing shows an exited goroutine's histograms: it has none.
+			if g.RunTimes != nil || g.SchedDelays != nil {
+				t.Errorf("g%d: exited with histograms of %d runs and %d delays", id, g.RunTimes.Count(), g.SchedDelays.Count())
+			}
+		case g.RunTimes.Sum() != g.Busy:
 			t.Errorf("g%d: run times sum to %d, busy %d", id, g.RunTimes.Sum(), g.Busy)
-		}
-		if g.LongestRun != g.RunTimes.Max() {
+		case g.LongestRun != g.RunTimes.Max():
 			t.Errorf("g%d: longest run %d, run times max %d", id, g.LongestRun, g.RunTimes.Max())
 		}
 	}

@@ -204,7 +204,9 @@ type GoStats struct {
 	StretchStack []stack.Frame
 	// RunTimes are the durations of its runs and SchedDelays those of its
 	// runnable stretches (the time from ready to running); an interval cut
-	// by the window's start or end counts clipped. Nil when there were none.
+	// by the window's start or end counts clipped. Nil when there were none,
+	// and for a goroutine that exited: nothing shows its, and a server that
+	// starts a goroutine a request would keep two for each.
 	RunTimes, SchedDelays *Hist
 }
 
