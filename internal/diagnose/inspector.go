@@ -54,15 +54,24 @@ func (p *Inspector) Snapshot(ctx context.Context, window time.Duration) (*api.Sn
 	// A source may hand the same snapshot to several requests (the
 	// Collector does within its CPU budget): diagnose it only once.
 	if s != p.last.Value() {
-		prev := p.eng.Findings()
-		fs := p.eng.Observe(Input{Snapshot: s, Stack: p.src.StackOf, StretchStack: p.src.StretchStackOf, Profile: p.profile})
-		p.last = weak.Make(s)
-		if p.Observed != nil {
-			p.Observed(prev, fs)
-		}
+		// The diagnosis is CPU the program spends on inspection when
+		// the source is in it: charged to it, with the collection of
+		// its garbage (some half as much again).
+		cpu := source.OnThread(func() {
+			prev := p.eng.Findings()
+			fs := p.eng.Observe(Input{Snapshot: s, Stack: p.src.StackOf, StretchStack: p.src.StretchStackOf, Profile: p.profile})
+			p.last = weak.Make(s)
+			if p.Observed != nil {
+				p.Observed(prev, fs)
+			}
+		})
+		source.Charge(p.src, cpu*3/2)
 	}
 	return s, nil
 }
+
+// Charge implements source.Charger for the source it diagnoses.
+func (p *Inspector) Charge(cpu time.Duration) { source.Charge(p.src, cpu) }
 
 // Task returns one task with the rules that name it.
 func (p *Inspector) Task(ctx context.Context, id int64, window time.Duration) (*api.Task, error) {

@@ -24,7 +24,10 @@ type fixedInspector struct {
 	snap     *api.Snapshot
 	delay    time.Duration
 	inflight atomic.Int32
+	charged  atomic.Int64 // nanoseconds charged (source.Charger)
 }
+
+func (f *fixedInspector) Charge(cpu time.Duration) { f.charged.Add(int64(cpu)) }
 
 func newFixed(n int, delay time.Duration) *fixedInspector {
 	s := &api.Snapshot{Time: time.Now(), WindowNS: 5e9, Source: "test"}

@@ -124,7 +124,7 @@ func (s *server) snapshot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if snap, ok := s.snapshotFor(w, r); ok {
-		writeSnapshot(r.Context(), w, q.Select(snap))
+		writeSnapshot(r.Context(), w, q.Select(snap), s.charge)
 	}
 }
 
@@ -217,25 +217,34 @@ func (s *server) watch(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		var event string
-		var payload any
-		var nr *source.NotRecorded
-		switch {
-		case errors.As(err, &nr):
-			// Nothing recorded yet: an update that says so, and the
-			// next one is whole.
-			u := api.Diff(nil, q.Select(nr.Snapshot))
-			seq++
-			u.Seq, u.Missed, u.MissedBuilding = seq, missed, building
-			event, payload, snap = "update", u, nil
-			prev = nil
-		case err != nil:
-			event, payload = "error", api.Error{Error: "building the snapshot: " + err.Error()}
-		default:
-			snap = q.Select(snap)
-			u := api.Diff(prev, snap)
-			seq++
-			u.Seq, u.Missed, u.MissedBuilding = seq, missed, building
-			event, payload = "update", u
+		var payload []byte
+		// Selecting, comparing and encoding the rows is CPU the program
+		// spends on inspection: charged.
+		s.charge(source.OnThread(func() {
+			var v any
+			var nr *source.NotRecorded
+			switch {
+			case errors.As(err, &nr):
+				// Nothing recorded yet: an update that says so, and the
+				// next one is whole.
+				u := api.Diff(nil, q.Select(nr.Snapshot))
+				seq++
+				u.Seq, u.Missed, u.MissedBuilding = seq, missed, building
+				event, v, snap = "update", u, nil
+				prev = nil
+			case err != nil:
+				event, v = "error", api.Error{Error: "building the snapshot: " + err.Error()}
+			default:
+				snap = q.Select(snap)
+				u := api.Diff(prev, snap)
+				seq++
+				u.Seq, u.Missed, u.MissedBuilding = seq, missed, building
+				event, v = "update", u
+			}
+			payload, err = json.Marshal(v)
+		}) * 3 / 2)
+		if err != nil {
+			return
 		}
 		_ = rc.SetWriteDeadline(time.Now().Add(stall))
 		if err := writeEvent(w, event, payload); err != nil {
@@ -272,11 +281,11 @@ func (s *server) watch(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func writeEvent(w http.ResponseWriter, event string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b)
+func writeEvent(w http.ResponseWriter, event string, data []byte) error {
+	_, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, data)
 	return err
 }
+
+// charge charges cpu, what serving a snapshot took of the program's CPU,
+// to the source of the snapshots (source.Charge).
+func (s *server) charge(cpu time.Duration) { source.Charge(s.probe, cpu) }

@@ -157,6 +157,24 @@ func watchSlowly(t *testing.T, srv *httptest.Server, query string) sseReader {
 
 // Every task of a program that waits is sent once: updates after the first
 // carry what changed, not the tasks whose numbers only follow the window.
+// Encoding a snapshot, whole or as updates, is CPU the program spends on
+// inspection: it is charged to the source, whose budget covers it.
+func TestEncodingIsChargedToTheSource(t *testing.T) {
+	f := newFixed(2000, 0)
+	srv := startServer(t, New(Options{Inspector: f}))
+	if code, body, _ := get(t, srv.URL+"/api/v1/snapshot"); code != http.StatusOK || len(body) < 100_000 {
+		t.Fatalf("snapshot: %d, %d bytes", code, len(body))
+	}
+	whole := f.charged.Load()
+	if whole <= 0 {
+		t.Fatalf("a snapshot of 2000 tasks was encoded and %v was charged", time.Duration(whole))
+	}
+	readUpdates(t, srv.URL+"/api/v1/watch?interval=100ms&window=1s", 3)
+	if watch := f.charged.Load() - whole; watch <= 0 {
+		t.Errorf("3 updates of 2000 tasks were sent and %v was charged", time.Duration(watch))
+	}
+}
+
 func TestWatchSendsWhatChanged(t *testing.T) {
 	release := make(chan struct{})
 	var started, wg sync.WaitGroup

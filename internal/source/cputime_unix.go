@@ -1,6 +1,6 @@
 //go:build unix
 
-package inproc
+package source
 
 import (
 	"syscall"
@@ -9,8 +9,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// processCPU is the CPU time this process used so far, user and system.
-func processCPU() time.Duration {
+// ProcessCPU is the CPU time this process used so far, user and system.
+func ProcessCPU() time.Duration {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
 		return 0
@@ -18,9 +18,9 @@ func processCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// threadCPU is the CPU time of the calling thread so far (the caller locks
+// ThreadCPU is the CPU time of the calling thread so far (the caller locks
 // itself to its thread).
-func threadCPU() time.Duration {
+func ThreadCPU() time.Duration {
 	var ts unix.Timespec
 	if unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts) != nil {
 		return 0

@@ -120,15 +120,22 @@ type Collector struct {
 	paused    int
 	plan      plan
 	cost      costs
-	recErr    string
-	slices    []*tracewin.Slice
-	in        *tracewin.Interner
-	sliced    chan struct{} // closed when a slice is kept
-	sliceSeq  uint64        // slices kept since the start
-	tracing   time.Time     // when the slice in flight began; zero between slices
-	analysing bool          // a slice has ended and is being analysed
-	stopper   *stopper      // ends the slice in flight
-	closed    bool
+	// What inspection spends besides the recorder (builds, profile reads,
+	// and what is charged: the diagnosis, the encoding): spent since
+	// spentSince, and its smoothed rate, in CPU-seconds a second, for the
+	// recorder's plan.
+	spent      time.Duration
+	spentSince time.Time
+	otherRate  float64
+	recErr     string
+	slices     []*tracewin.Slice
+	in         *tracewin.Interner
+	sliced     chan struct{} // closed when a slice is kept
+	sliceSeq   uint64        // slices kept since the start
+	tracing    time.Time     // when the slice in flight began; zero between slices
+	analysing  bool          // a slice has ended and is being analysed
+	stopper    *stopper      // ends the slice in flight
+	closed     bool
 	// Builds: one at a time; building is closed when the one in flight
 	// ends, and last is the last one.
 	building  chan struct{}
@@ -214,6 +221,14 @@ func NewCollector(opts CollectorOptions) (*Collector, error) {
 		c.fr = fr
 	}
 	return c, nil
+}
+
+// Charge implements source.Charger: cpu, spent on inspection outside the
+// collector, comes out of the recorder's overhead budget.
+func (c *Collector) Charge(cpu time.Duration) {
+	c.mu.Lock()
+	c.spent += cpu
+	c.mu.Unlock()
 }
 
 // Close stops the recorder and the flight recorder. It is safe to call
@@ -475,7 +490,7 @@ func (c *Collector) buildNow(ctx context.Context, window time.Duration) (*built,
 	// in a busy program its wall time is mostly waiting for a turn.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	cpu0 := threadCPU()
+	cpu0 := source.ThreadCPU()
 	now := time.Now()
 	leakNote := c.readLeaks(now)
 	c.mu.Lock()
@@ -559,7 +574,8 @@ func (c *Collector) buildNow(ctx context.Context, window time.Duration) (*built,
 	}
 	snap.Notes = append(snap.Notes, notes...)
 	// The garbage it leaves costs the collector about half as much again.
-	c.buildCost = (threadCPU() - cpu0) * 3 / 2
+	c.buildCost = (source.ThreadCPU() - cpu0) * 3 / 2
+	c.spent += c.buildCost
 	if gap := source.Spacing(c.buildCost, c.opts.CPUBudget); gap >= slowBuilds {
 		// Requests until then share this snapshot: say why it stays.
 		snap.Notes = append(snap.Notes, fmt.Sprintf("building this snapshot cost %s and the CPU budget allows snapshots %.3g%% of a core, "+
@@ -774,11 +790,12 @@ func (c *Collector) readProfileNow(done chan struct{}, now time.Time, ids []int6
 		began := time.Now()
 		var sp *model.StackProfile
 		var err error
-		cost := onThread(func() { sp, err = readProfile() })
+		cost := source.OnThread(func() { sp, err = readProfile() })
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		c.profDone = nil
 		c.profCost = cost
+		c.spent += cost * 3 / 2
 		if c.last != nil && c.last.at.Before(began) {
 			c.buildCost += cost // read for the snapshots to come: charged to the last one
 		}

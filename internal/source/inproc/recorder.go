@@ -18,6 +18,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"runtime"
 	"runtime/trace"
 	"sync"
@@ -30,8 +31,11 @@ import (
 const (
 	// tracerNSPerEvent is what the runtime's tracer costs the program per
 	// event it writes: in channel ping-pong (some 6 events an operation)
-	// tracing raises the CPU time of an operation by about 0.7 µs.
-	tracerNSPerEvent = 120
+	// tracing raises the CPU time of an operation by about 0.7 µs (120 ns
+	// an event); in an HTTP server on loopback, whose events are mostly
+	// system calls with their stacks (some 40 a request, client and
+	// server), by 8-11 µs (200-270 ns an event). The higher is taken.
+	tracerNSPerEvent = 250
 	// sliceOverhead is what starting and stopping a slice costs besides
 	// its events (stopping the world twice, the tracer's buffers).
 	sliceOverhead = 2 * time.Millisecond
@@ -88,6 +92,10 @@ type costs struct {
 	bytes      int64         // the trace's size
 	goroutines int           // the goroutines it saw: each is at least one event, whatever its length
 	progCPU    time.Duration // the process' CPU time over the cycle, analysis included
+	// other is what inspection spends besides the recorder, whatever the
+	// plan (building, diagnosing and encoding snapshots), in CPU-seconds
+	// a second.
+	other float64
 }
 
 // nextPlan sets the length of the slices and the pause between them so
@@ -111,10 +119,13 @@ func nextPlan(c costs, budget float64) plan {
 	fixedEvents := min(int64(c.goroutines), c.events)
 	fixed := perEvent*float64(fixedEvents) + sliceOverhead.Seconds()
 	perSec := perEvent * float64(c.events-fixedEvents) / c.on.Seconds() // per second traced
-	prog := max(c.progCPU-c.analysis, 0)
+	prog := max(c.progCPU-c.analysis-time.Duration(c.other*float64(c.cycle)), 0)
 	rate := max(prog.Seconds()/c.cycle.Seconds(), 1)
-	// Inspection may take budget of what the program and it use together.
+	// Inspection may take budget of what the program and it use together;
+	// the recorder what the snapshots leave of it, and a tenth at least:
+	// without slices, a watcher would see nothing new.
 	allowed := budget / (1 - budget) * rate // CPU-seconds per second
+	allowed = max(allowed-c.other, allowed/10)
 	on := maxSlice
 	if perSec > 0 {
 		on = min(max(time.Duration(fixed/perSec*float64(time.Second)), minSlice), maxSlice)
@@ -161,6 +172,7 @@ func (c *Collector) startRecorder(now time.Time) {
 		c.coldAt = now
 		c.plan = plan{on: firstSlice, share: 1}
 		c.in = tracewin.NewInterner()
+		c.spent, c.spentSince, c.otherRate = 0, now, 0
 	}
 	go source.Own("recorder", func() { c.record(r) })
 }
@@ -188,11 +200,15 @@ func (c *Collector) record(r *recorder) {
 		p := c.plan
 		c.mu.Unlock()
 		started := time.Now()
-		cpu0 := processCPU()
+		cpu0 := source.ProcessCPU()
 		buf.Reset()
 		st := &stopper{running: make(chan struct{}), done: make(chan struct{})}
 		w := &capWriter{buf: &buf, max: maxSliceBytes, full: st.stop, running: st.running}
-		if err := trace.Start(w); err != nil {
+		var err error
+		// Starting costs some milliseconds of CPU (the tracer's CPU
+		// sample buffer is cleared each time): counted as the stopping.
+		startCPU := source.OnThread(func() { err = trace.Start(w) })
+		if err != nil {
 			// Another trace runs (the program's own, or a gops agent's).
 			c.failed("starting the execution trace", err)
 			if !sleep(r.stop, time.Second) {
@@ -217,7 +233,7 @@ func (c *Collector) record(r *recorder) {
 			stopped = false
 		}
 		timer.Stop()
-		stopCPU := st.cpu
+		stopCPU := startCPU + st.cpu
 		c.mu.Lock()
 		c.tracing, c.stopper, c.analysing = time.Time{}, nil, stopped
 		c.mu.Unlock()
@@ -246,7 +262,7 @@ func (c *Collector) record(r *recorder) {
 			buf = bytes.Buffer{} // a burst of events: do not keep its room
 		}
 		cost := costs{on: s.Duration(), cycle: time.Since(started), analysis: stopCPU + analysis, events: s.Events, bytes: int64(w.n),
-			goroutines: s.Goroutines(), progCPU: processCPU() - cpu0}
+			goroutines: s.Goroutines(), progCPU: source.ProcessCPU() - cpu0}
 		if d := s.Duration(); d > 0 && (w.dropped || s.Events >= maxSliceEvents) && traced > d {
 			// The tracer ran on past what was kept or analysed, at the
 			// program's cost: the plan counts all of it.
@@ -254,6 +270,7 @@ func (c *Collector) record(r *recorder) {
 		}
 		c.mu.Lock()
 		c.analysing = false
+		cost.other = c.otherSpent(time.Now())
 		if c.rec == r && c.in == in {
 			c.addSlice(s)
 			if in.Len() > maxInterned {
@@ -273,6 +290,23 @@ func (c *Collector) record(r *recorder) {
 			return
 		}
 	}
+}
+
+// otherMemory is how long what inspection spent besides the recorder
+// counts in its plan: builds follow the clients' intervals (a second or
+// more), slices and their pauses are shorter or longer.
+const otherMemory = 5 * time.Second
+
+// otherSpent is the rate of what inspection spent besides the recorder, in
+// CPU-seconds a second, smoothed over otherMemory, counting what was spent
+// since it was last asked. Called with c.mu held.
+func (c *Collector) otherSpent(now time.Time) float64 {
+	if d := now.Sub(c.spentSince); d > 0 && !c.spentSince.IsZero() {
+		keep := math.Exp(-d.Seconds() / otherMemory.Seconds())
+		c.otherRate = keep*c.otherRate + (1-keep)*c.spent.Seconds()/d.Seconds()
+	}
+	c.spent, c.spentSince = 0, now
+	return c.otherRate
 }
 
 // capWriter keeps a slice's trace, and ends the slice once it holds max
@@ -336,7 +370,7 @@ func (s *stopper) stop() {
 	s.once.Do(func() {
 		go source.Own("recorder", func() {
 			close(s.running)
-			s.cpu = onThread(trace.Stop)
+			s.cpu = source.OnThread(trace.Stop)
 			close(s.done)
 		})
 	})
@@ -349,26 +383,17 @@ func (s *stopper) stop() {
 // CPU; sleeping a moment every millisecond of it, 5 to 10%).
 func pace() { time.Sleep(time.Microsecond) }
 
-// onThread runs f on a thread of its own and says how much CPU time it took.
-func onThread(f func()) time.Duration {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	t0 := threadCPU()
-	f()
-	return threadCPU() - t0
-}
-
 // analyse analyses one slice on a thread of its own, and says how much CPU
 // time that took. Only the recorder uses in while it runs.
 func analyse(buf *bytes.Buffer, in *tracewin.Interner, prev *tracewin.Slice) (*tracewin.Slice, time.Duration, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	t0 := threadCPU()
+	t0 := source.ThreadCPU()
 	// A slice whose analysis stopped at maxSliceEvents stays Truncated:
 	// its quiet goroutines, told at the end of the generation, are not in
 	// it, and a window must not take them for gone.
 	s, err := tracewin.AnalyzeSlice(buf, in, prev, pace, maxSliceEvents)
-	return s, threadCPU() - t0, err
+	return s, source.ThreadCPU() - t0, err
 }
 
 // addSlice keeps s, and drops what no window needs. Called with c.mu held.

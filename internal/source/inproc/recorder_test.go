@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"math"
 	"runtime/trace"
 	"slices"
 	"strings"
@@ -170,6 +171,32 @@ func TestNextPlan(t *testing.T) {
 		if p.on < minCapped || p.on > maxSlice || p.on+p.off > maxCycle {
 			t.Errorf("%s: %+v: slices of %v to %v, cycles of at most %v", c.name, p, minCapped, maxSlice, maxCycle)
 		}
+	}
+}
+
+// What the snapshots cost (building, diagnosing, encoding them) comes out of
+// the same budget: the recorder traces less the more they take, and a
+// little still when they take all of it.
+func TestNextPlanChargesTheSnapshots(t *testing.T) {
+	// A server on one core whose tracing costs some 8% of it.
+	server := costs{on: 500 * time.Millisecond, cycle: 520 * time.Millisecond, analysis: 15 * time.Millisecond,
+		events: 200_000, goroutines: 40, progCPU: 530 * time.Millisecond}
+	free := nextPlan(server, 0.05)
+	if free.share <= 0.3 || free.share >= 1 {
+		t.Fatalf("with nothing charged: %+v; want a share from 0.3 to 1", free)
+	}
+	allowed := 0.05 / 0.95
+	for _, other := range []float64{0.01, 0.03} {
+		server.other = other
+		p := nextPlan(server, 0.05)
+		want := free.share * (allowed - other) / allowed
+		if math.Abs(p.share-want) > want/10 {
+			t.Errorf("with %.0f%% of a core charged: %+v; want a share of %.3g (%.3g with nothing charged)", other*100, p, want, free.share)
+		}
+	}
+	server.other = 0.2
+	if p := nextPlan(server, 0.05); p.share <= 0 || p.share > free.share/8 {
+		t.Errorf("with the snapshots taking all the budget: %+v; want a share above 0 and at most %.3g", p, free.share/8)
 	}
 }
 
