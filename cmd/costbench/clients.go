@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -196,10 +197,29 @@ type watchUpdate struct {
 	// window: it has a window of trace (window_ns above 0); without one,
 	// it says that the target records and has none yet.
 	window bool
+	// traced is the share of the window asked for (watchWindow) the target
+	// traced (the overhead budget's doing); 0 without a window.
+	traced float64
 }
 
-// updateWindow reads an update's window_ns off its start.
-var updateWindow = regexp.MustCompile(`"window_ns":\s*([0-9]+)`)
+// updateWindow reads an update's window_ns off its start; updateObserved
+// its observed_ns off its end.
+var (
+	updateWindow   = regexp.MustCompile(`"window_ns":\s*([0-9]+)`)
+	updateObserved = regexp.MustCompile(`"observed_ns":\s*([0-9]+)`)
+)
+
+// tracedShare is the share of the window the watch asks for (watchWindow)
+// that an update's target traced, from the start and the end of its JSON:
+// its observed_ns, or its window_ns when the whole of that was traced.
+func tracedShare(head, tail []byte) float64 {
+	traced, err := strconv.ParseFloat(headField(updateObserved, tail), 64)
+	if err != nil {
+		// observed_ns is left out when the whole window was traced
+		traced, _ = strconv.ParseFloat(headField(updateWindow, head), 64)
+	}
+	return min(traced/float64(watchWindow), 1)
+}
 
 // startWatch connects to url and follows it until stop.
 func startWatch(ctx context.Context, url string) (*watcher, error) {
@@ -243,6 +263,7 @@ func (w *watcher) follow(body io.Reader) error {
 		event   string
 		data    int
 		head    []byte
+		tail    []byte // the last bytes of the data
 		inData  bool
 		atStart = true
 	)
@@ -259,8 +280,9 @@ func (w *watcher) follow(body io.Reader) error {
 				inData = true
 				chunk = chunk[len("data: "):]
 				head = append(head[:0], chunk[:min(len(chunk), 256)]...)
+				tail = tail[:0]
 			case len(bytes.TrimSpace(chunk)) == 0 && err == nil:
-				w.event(event, data, head)
+				w.event(event, data, head, tail)
 				event, data, inData = "", 0, false
 			default:
 				inData = false
@@ -268,6 +290,9 @@ func (w *watcher) follow(body io.Reader) error {
 		}
 		if inData {
 			data += len(bytes.TrimRight(chunk, "\n"))
+			const keep = 512
+			tail = append(tail, chunk[max(0, len(chunk)-keep):]...)
+			tail = tail[max(0, len(tail)-keep):]
 		}
 		atStart = err == nil // a line longer than the buffer continues
 		switch {
@@ -280,13 +305,13 @@ func (w *watcher) follow(body io.Reader) error {
 	}
 }
 
-func (w *watcher) event(name string, size int, head []byte) {
+func (w *watcher) event(name string, size int, head, tail []byte) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	switch name {
 	case "update":
 		w.updates = append(w.updates, watchUpdate{at: time.Now(), bytes: size, full: bytes.Contains(head, []byte(`"full":true`)), source: headField(snapshotSource, head), time: headField(snapshotTime, head),
-			window: strings.TrimLeft(headField(updateWindow, head), "0") != ""})
+			window: strings.TrimLeft(headField(updateWindow, head), "0") != "", traced: tracedShare(head, tail)})
 	case "error":
 		w.lastErr = clip(string(head), 200)
 	}
@@ -297,6 +322,23 @@ func (w *watcher) counts() (updates int, n int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.updates), w.bytes
+}
+
+// traced is the median share of their windows the target traced, over the
+// updates from the from-th on that have a window; 0 if none has.
+func (w *watcher) traced(from int) float64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var shares []float64
+	for _, u := range w.updates[min(from, len(w.updates)):] {
+		if u.window {
+			shares = append(shares, u.traced)
+		}
+	}
+	if len(shares) == 0 {
+		return 0
+	}
+	return median(shares)
 }
 
 // first is how long after connecting the first update came, 0 if none has.

@@ -34,7 +34,10 @@ var (
 // The watch a watched target gets, as inspect-cli top asks it by default:
 // top pages, asking for three screens of rows around the visible ones (40
 // rows a screen here).
-const watchQuery = "interval=1s&window=5s&limit=120"
+const (
+	watchWindow = 5 * time.Second
+	watchQuery  = "interval=1s&window=5s&limit=120"
+)
 
 // The snapshot the parked workload asks for.
 const snapshotQuery = "window=5s"

@@ -37,9 +37,9 @@ func readAllInto(w *countWriter, r interface{ Read([]byte) (int, error) }) (int6
 
 func TestWatcherFollowsEvents(t *testing.T) {
 	big := strings.Repeat("x", 3<<20) // longer than the reader's buffer
-	stream := "event: update\ndata: {\"seq\":1,\"time\":\"t\",\"full\":true,\"source\":\"trace+dump\",\"tasks\":[\"" + big + "\"]}\n\n" +
+	stream := "event: update\ndata: {\"seq\":1,\"time\":\"t\",\"full\":true,\"window_ns\":4000000000,\"source\":\"trace+dump\",\"tasks\":[\"" + big + "\"],\"observed_ns\":1250000000}\n\n" +
 		"event: error\ndata: {\"error\":\"building the snapshot: slow\"}\n\n" +
-		"event: update\ndata: {\"seq\":2,\"time\":\"t\",\"tasks\":[]}\n\n"
+		"event: update\ndata: {\"seq\":2,\"time\":\"t\",\"window_ns\":4000000000,\"tasks\":[]}\n\n"
 	w := &watcher{}
 	err := w.follow(strings.NewReader(stream))
 	if err == nil || !strings.Contains(err.Error(), "closed the stream") {
@@ -48,11 +48,13 @@ func TestWatcherFollowsEvents(t *testing.T) {
 	if len(w.updates) != 2 {
 		t.Fatalf("%d updates, want 2", len(w.updates))
 	}
-	if first := w.updates[0]; !first.full || first.source != "trace+dump" || first.time != "t" || first.bytes != len(`{"seq":1,"time":"t","full":true,"source":"trace+dump","tasks":["`)+len(big)+len(`"]}`) {
-		t.Errorf("first update: full %v, source %q, %d bytes", first.full, first.source, first.bytes)
+	if first := w.updates[0]; !first.full || first.source != "trace+dump" || first.time != "t" || first.traced != 0.25 ||
+		first.bytes != len(`{"seq":1,"time":"t","full":true,"window_ns":4000000000,"source":"trace+dump","tasks":["`)+len(big)+len(`"],"observed_ns":1250000000}`) {
+		t.Errorf("first update: full %v, source %q, traced %.3g, %d bytes", first.full, first.source, first.traced, first.bytes)
 	}
-	if second := w.updates[1]; second.full || second.bytes != len(`{"seq":2,"time":"t","tasks":[]}`) {
-		t.Errorf("second update: full %v, %d bytes", second.full, second.bytes)
+	// Without observed_ns, the whole window was traced: 4 s of the 5 s asked.
+	if second := w.updates[1]; second.full || second.traced != 0.8 || second.bytes != len(`{"seq":2,"time":"t","window_ns":4000000000,"tasks":[]}`) {
+		t.Errorf("second update: full %v, traced %.3g, %d bytes", second.full, second.traced, second.bytes)
 	}
 	if w.bytes != int64(len(stream)) || !strings.Contains(w.lastErr, "slow") {
 		t.Errorf("stream bytes %d (want %d), last error %q", w.bytes, len(stream), w.lastErr)

@@ -231,7 +231,8 @@ func (b *bench) printThroughput(t *throughput, loadBefore string) {
 		if cfg == cfgWatched {
 			rate := get(func(r runResult) float64 { return r.watchRate })
 			updates := get(func(r runResult) float64 { return float64(r.watchUpdates) })
-			watch = fmt.Sprintf("%s/s, %.0f updates", byteSize(median(rate)), median(updates))
+			traced := get(func(r runResult) float64 { return r.watchTraced })
+			watch = fmt.Sprintf("%s/s, %.0f updates, %.0f%% of each %s window traced", byteSize(median(rate)), median(updates), median(traced)*100, duration(watchWindow))
 			after := func(d time.Duration) string {
 				if d == 0 {
 					return "never"

@@ -25,6 +25,7 @@ type runResult struct {
 	// a window of trace (0: none came), and the longest time without one
 	// from connecting to the end of the measurement.
 	watchUpdates int
+	watchTraced  float64 // the median share of its window an update's target traced
 	watchRate    float64 // bytes a second
 	watchFirst   time.Duration
 	watchWindow  time.Duration
@@ -141,6 +142,7 @@ func (b *bench) throughputRun(ctx context.Context, workload, cfg string) (runRes
 		}
 		u1, n1 := w.counts()
 		r.watchUpdates, r.watchRate = u1-u0, float64(n1-n0)/wall
+		r.watchTraced = w.traced(u0)
 		r.watchFirst, r.watchWindow, r.watchGap = w.first(), w.firstWindow(), w.longestGap()
 	}
 	if load != nil {
