@@ -22,9 +22,9 @@
 //
 // Inspection costs the program almost nothing: while nobody asks, no
 // tracer runs; while clients ask (inspect-cli top, diagnose), the execution
-// tracer runs for a part of each interval, so that it and the analysis of
-// what it writes take at most Options.OverheadBudget of the CPU the program
-// uses (default 5%); and no stop-the-world pause lasts longer than
+// tracer runs for a part of each interval, so that it, the analysis of
+// what it writes and the snapshots clients ask for take at most
+// Options.OverheadBudget of the CPU the program uses (default 5%); and no stop-the-world pause lasts longer than
 // Options.MaxPause (default 1ms): a full goroutine dump is taken only in a
 // program small enough for it. The program's own runtime/trace.Start fails
 // while the agent traces (one execution trace runs at a time), and the
@@ -63,7 +63,8 @@ type Options struct {
 	Token string
 	// OverheadBudget is the share of the program's CPU time that
 	// inspection may take while clients ask (default 0.05): the runtime's
-	// execution tracer and the agent's analysis of it. A program whose
+	// execution tracer, the agent's analysis of it, and building,
+	// diagnosing and encoding the snapshots clients ask for. A program whose
 	// goroutines switch often is traced a part of each interval, and the
 	// numbers are scaled up from it (the snapshot says so).
 	OverheadBudget float64

@@ -68,7 +68,7 @@ var options = []option{
 		help: "sample one blocking event per this much `time` blocked (0 turns the block profile off)",
 		v:    duration(func(s *state) *time.Duration { return &s.BlockProfileRate }, 100*time.Microsecond, atLeast[time.Duration](0))},
 	{name: "overhead-budget", key: "overhead_budget",
-		help: "the share of the program's CPU (a `fraction`) inspection may take while clients ask: the execution tracer and its analysis; a program whose goroutines switch often is traced a part of each interval",
+		help: "the share of the program's CPU (a `fraction`) inspection may take while clients ask: the execution tracer and its analysis, and building, diagnosing and encoding snapshots; a program whose goroutines switch often is traced a part of each interval",
 		v:    float(func(s *state) *float64 { return &s.OverheadBudget }, 0.05, between(0.001, 1))},
 	{name: "max-pause", key: "max_pause",
 		help: "the longest stop-the-world `duration` inspection may cause: a full goroutine dump (about 6µs per goroutine) only where it fits",
