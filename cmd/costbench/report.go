@@ -232,7 +232,7 @@ func (b *bench) printThroughput(t *throughput, loadBefore string) {
 			rate := get(func(r runResult) float64 { return r.watchRate })
 			updates := get(func(r runResult) float64 { return float64(r.watchUpdates) })
 			traced := get(func(r runResult) float64 { return r.watchTraced })
-			watch = fmt.Sprintf("%s/s, %.0f updates, %.0f%% of each %s window traced", byteSize(median(rate)), median(updates), median(traced)*100, duration(watchWindow))
+			watch = fmt.Sprintf("%s/s, %.0f updates, %.2g%% of each %s window traced", byteSize(median(rate)), median(updates), median(traced)*100, duration(watchWindow))
 			after := func(d time.Duration) string {
 				if d == 0 {
 					return "never"
