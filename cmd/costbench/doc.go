@@ -28,6 +28,10 @@
 //   - pprof: the workload with net/http/pprof served on a loopback port,
 //     nobody asking.
 //
+// -overhead-budget runs the agent targets with another
+// agent.Options.OverheadBudget than the default (5% of the program's CPU),
+// to see what inspection costs against what it is allowed.
+//
 // Workloads (-workloads):
 //   - pingpong: 50 pairs of goroutines bouncing a value over unbuffered
 //     channels; an operation is a round trip (two goroutine switches);

@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"strconv"
 	"strings"
@@ -102,12 +103,35 @@ func TestQuickPoolNoneAgainstAgent(t *testing.T) {
 	}
 }
 
+// -overhead-budget reaches the agent targets, and the tables say so.
+func TestQuickWatchedWithABudget(t *testing.T) {
+	out := runQuick(t, 2*time.Minute, "-quick", "-workloads", "pool", "-configs", "agent-idle,agent-watched", "-overhead-budget", "0.01", "-warmup", "200ms", "-measure", "1s")
+	for _, want := range []string{"agent.Listen(agent.Options{OverheadBudget: 0.01})", "default options but OverheadBudget 0.01"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the output does not say %q:\n%s", want, out)
+		}
+	}
+	if watched := row(t, out, "agent-watched"); len(watched) < 11 {
+		t.Errorf("agent-watched row %q", watched)
+	}
+}
+
 // A target that cannot start is named, with why.
 func TestTargetThatFailsToStart(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), []string{"-quick", "-workloads", "pool", "-configs", "none"}, "/bin/false", &stdout, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "the pool/none target did not start: it exited: exit status 1") {
 		t.Errorf("run with /bin/false as the target: %v", err)
+	}
+}
+
+// A budget outside 0 to 1 is refused before anything runs, saying why.
+func TestBadOverheadBudget(t *testing.T) {
+	for _, v := range []string{"-0.1", "1.5"} {
+		var stderr bytes.Buffer
+		if _, err := parseOptions([]string{"-overhead-budget", v}, &stderr); !errors.Is(err, errUsage) || !strings.Contains(stderr.String(), "-overhead-budget "+v) {
+			t.Errorf("-overhead-budget %s: %v, stderr %q", v, err, stderr.String())
+		}
 	}
 }
 

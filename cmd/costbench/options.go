@@ -60,6 +60,7 @@ type options struct {
 	watch      time.Duration
 
 	heapProfiles string // parked: where the agent targets' heap profiles go; "": none
+	budget       float64 // the agent's OverheadBudget; 0: its default
 
 	quick    bool
 	markdown bool
@@ -108,6 +109,7 @@ Flags:
 	steady := fs.Duration("steady", defaults.steady, "parked: how long to ask for a snapshot each second after the first")
 	watch := fs.Duration("watch", defaults.watch, "parked: how long to follow the watch stream")
 	fs.StringVar(&o.heapProfiles, "heap-profiles", "", "parked: write the agent targets' heap profiles (live at the last GC, and allocated since the start) to this directory at the end of each watch")
+	fs.Float64Var(&o.budget, "overhead-budget", 0, "the agent targets' overhead budget (agent.Options.OverheadBudget, a share of the program's CPU from 0 to 1; 0: the agent's default, 0.05)")
 	fs.BoolVar(&o.quick, "quick", false, "a fast smoke run: -warmup 500ms -measure 1s -repeats 1 -parked 10k -parked-reps 1 -steady 2s -watch 2s (flags given override)")
 	fs.BoolVar(&o.markdown, "markdown", false, "print Markdown tables for BENCHMARKS.md")
 	if err := fs.Parse(args); err != nil {
@@ -118,6 +120,10 @@ Flags:
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "costbench: unexpected arguments %q\n", fs.Args())
+		return o, errUsage
+	}
+	if o.budget < 0 || o.budget > 1 {
+		fmt.Fprintf(stderr, "costbench: -overhead-budget %v: want a share of the program's CPU from 0 to 1 (0: the agent's default)\n", o.budget)
 		return o, errUsage
 	}
 	set := map[string]bool{}

@@ -140,7 +140,7 @@ func headField(re *regexp.Regexp, head []byte) string {
 // parkedAgent: the first snapshot, one a second for -steady, then the watch
 // stream for -watch, in one target with the agent.
 func (b *bench) parkedAgent(ctx context.Context, res *parked) error {
-	p, sRest, r, err := b.startParked(ctx, res.n, "agent", "-inspect", target.InspectAgent)
+	p, sRest, r, err := b.startParked(ctx, res.n, "agent", append([]string{"-inspect", target.InspectAgent}, b.agentArgs(target.InspectAgent)...)...)
 	if err != nil {
 		return err
 	}
@@ -285,7 +285,7 @@ func (b *bench) parkedAgent(ctx context.Context, res *parked) error {
 // with the agent, asked nothing before: what a program pays while
 // inspect-cli top watches it, without the full snapshots before.
 func (b *bench) parkedWatchOnly(ctx context.Context, res *parked) error {
-	p, sRest, _, err := b.startParked(ctx, res.n, "agent, watch only", "-inspect", target.InspectAgent)
+	p, sRest, _, err := b.startParked(ctx, res.n, "agent, watch only", append([]string{"-inspect", target.InspectAgent}, b.agentArgs(target.InspectAgent)...)...)
 	if err != nil {
 		return err
 	}

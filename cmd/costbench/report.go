@@ -104,8 +104,8 @@ func (b *bench) command() string {
 func (b *bench) configurations() string {
 	what := map[string]string{
 		cfgNone:    "`none`, the workload alone",
-		cfgIdle:    "`agent-idle`, with `agent.Listen(agent.Options{})` (the agent with its default options, nothing switched off), nobody asking",
-		cfgWatched: "`agent-watched`, with the agent (default options) and a client following `GET /api/v1/watch?" + watchQuery + "` as `inspect-cli top` does",
+		cfgIdle:    "`agent-idle`, with `" + b.agentCall() + "` (the agent with its " + b.agentOptions() + ", nothing switched off), nobody asking",
+		cfgWatched: "`agent-watched`, with the agent (" + b.agentOptions() + ") and a client following `GET /api/v1/watch?" + watchQuery + "` as `inspect-cli top` does",
 		cfgPprof:   "`pprof`, with net/http/pprof on a loopback port, nobody asking",
 	}
 	var parts []string
@@ -194,8 +194,8 @@ func workloadTitle(b *bench, w string) string {
 func (b *bench) printThroughput(t *throughput, loadBefore string) {
 	tab := table{title: workloadTitle(b, t.workload), notes: []string{
 		"Command: `" + b.command() + "`",
-		fmt.Sprintf("Each configuration %s, alternating; %v warm-up, %v measured; agent with default options; load average %s before, %s after.",
-			times(b.opts.repeats), b.opts.warmup, b.opts.measure, loadBefore, loadAverage()),
+		fmt.Sprintf("Each configuration %s, alternating; %v warm-up, %v measured; agent with %s; load average %s before, %s after.",
+			times(b.opts.repeats), b.opts.warmup, b.opts.measure, b.agentOptions(), loadBefore, loadAverage()),
 	}}
 	tab.head = []string{"configuration", "ops per CPU-second", "ratio", "ops per second", "ratio", "target CPU (cores)", "RSS at the end (growth)"}
 	isHTTP := t.workload == target.HTTP
@@ -257,8 +257,8 @@ func (b *bench) printThroughput(t *throughput, loadBefore string) {
 func (b *bench) printParked(p *parked, loadBefore string) {
 	tab := table{title: fmt.Sprintf("parked %d: goroutines waiting on channels, half of them labelled with pprof.Do", p.n), notes: []string{
 		"Command: `" + b.command() + "`",
-		fmt.Sprintf("Each target waits %v after its goroutines park (at rest), then is asked. Agent (default options, one target): the first `GET /api/v1/snapshot?%s`, then one a second for %v, then `GET /api/v1/watch?%s` followed for %v; watch only: another fresh target with the agent, asked nothing but that watch, for %v. pprof: net/http/pprof, /debug/fgprof and a gops agent served, a fresh target for each kind of request, asked %s a second apart. Pauses: stop-the-world pauses the target suffered over the requests (runtime/metrics /sched/pauses/total/{gc,other}:seconds; the longest is the upper bound of the highest bucket that gained counts). RSS added: VmRSS after the requests against at rest. Load average %s before, %s after.",
-			b.opts.warmup, snapshotQuery, b.opts.steady, watchQuery, b.opts.watch, b.opts.watch, times(b.opts.parkedReps), loadBefore, loadAverage()),
+		fmt.Sprintf("Each target waits %v after its goroutines park (at rest), then is asked. Agent (%s, one target): the first `GET /api/v1/snapshot?%s`, then one a second for %v, then `GET /api/v1/watch?%s` followed for %v; watch only: another fresh target with the agent, asked nothing but that watch, for %v. pprof: net/http/pprof, /debug/fgprof and a gops agent served, a fresh target for each kind of request, asked %s a second apart. Pauses: stop-the-world pauses the target suffered over the requests (runtime/metrics /sched/pauses/total/{gc,other}:seconds; the longest is the upper bound of the highest bucket that gained counts). RSS added: VmRSS after the requests against at rest. Load average %s before, %s after.",
+			b.opts.warmup, b.agentOptions(), snapshotQuery, b.opts.steady, watchQuery, b.opts.watch, b.opts.watch, times(b.opts.parkedReps), loadBefore, loadAverage()),
 	}}
 	if r := p.agentRest; r != nil {
 		tab.notes = append(tab.notes, fmt.Sprintf("At rest with the agent: %d goroutines, RSS %s, %.3f cores.", r.goroutines, byteSize(float64(r.rss)), r.cores))

@@ -77,12 +77,38 @@ func latencyNote(r runResult) string {
 
 // targetArgs are the target flags for workload under cfg.
 func (b *bench) targetArgs(workload, cfg string) []string {
-	return []string{
+	args := []string{
 		"-workload", workload, "-inspect", inspection(cfg),
 		"-pairs", strconv.Itoa(b.opts.pairs),
 		"-task-iters", strconv.Itoa(b.taskIters),
 		"-handler-iters", strconv.Itoa(b.handlerIters),
 	}
+	return append(args, b.agentArgs(inspection(cfg))...)
+}
+
+// agentOptions says how the agent targets run the agent, for the tables.
+func (b *bench) agentOptions() string {
+	if b.opts.budget == 0 {
+		return "default options"
+	}
+	return fmt.Sprintf("default options but OverheadBudget %g", b.opts.budget)
+}
+
+// agentCall is how the agent targets start the agent, for the tables.
+func (b *bench) agentCall() string {
+	if b.opts.budget == 0 {
+		return "agent.Listen(agent.Options{})"
+	}
+	return fmt.Sprintf("agent.Listen(agent.Options{OverheadBudget: %g})", b.opts.budget)
+}
+
+// agentArgs are the target's flags for -overhead-budget, when it runs the
+// agent (inspect) and the budget is not the agent's default.
+func (b *bench) agentArgs(inspect string) []string {
+	if inspect != target.InspectAgent || b.opts.budget == 0 {
+		return nil
+	}
+	return []string{"-overhead-budget", strconv.FormatFloat(b.opts.budget, 'g', -1, 64)}
 }
 
 // throughputRun starts a target, warms it up and measures it once.

@@ -125,6 +125,7 @@ type config struct {
 	handlerIters int
 	parked       int
 	gopsDir      string
+	budget       float64 // the agent's OverheadBudget; 0: its default
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -137,6 +138,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.taskIters, "task-iters", 1500, "pool: Spin iterations per task")
 	fs.IntVar(&c.handlerIters, "handler-iters", 50000, "http: Spin iterations per request")
 	fs.IntVar(&c.parked, "parked", 10000, "parked: goroutines")
+	fs.Float64Var(&c.budget, "overhead-budget", 0, "with -inspect agent: the agent's OverheadBudget (0: its default)")
 	fs.StringVar(&c.gopsDir, "gops-dir", "", "with -inspect pprof: also serve /debug/fgprof and run a gops agent that writes its port file here")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -156,6 +158,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if c.pairs < 1 || c.taskIters < 0 || c.handlerIters < 0 || c.parked < 0 {
 		return c, errors.New("-pairs must be positive, -task-iters, -handler-iters and -parked not negative")
+	}
+	if c.budget < 0 || c.budget > 1 || c.budget != 0 && c.inspect != InspectAgent {
+		return c, errors.New("-overhead-budget goes with -inspect agent, from 0 to 1")
 	}
 	if c.gopsDir != "" && c.inspect != InspectPprof {
 		return c, errors.New("-gops-dir goes with -inspect pprof")
@@ -200,7 +205,7 @@ func run(ctx context.Context, c config, in io.Reader, out io.Writer) error {
 	// The inspection first, as a program would start it early in main.
 	switch c.inspect {
 	case InspectAgent:
-		a, err := agent.Listen(agent.Options{})
+		a, err := agent.Listen(agent.Options{OverheadBudget: c.budget})
 		if err != nil {
 			return fmt.Errorf("starting the agent: %w", err)
 		}
