@@ -59,7 +59,7 @@ type options struct {
 	steady     time.Duration
 	watch      time.Duration
 
-	heapProfiles string // parked: where the agent targets' heap profiles go; "": none
+	heapProfiles string  // parked: where the agent targets' heap profiles go; "": none
 	budget       float64 // the agent's OverheadBudget; 0: its default
 
 	quick    bool
