@@ -218,6 +218,7 @@ func (s *server) watch(w http.ResponseWriter, r *http.Request) {
 		}
 		var event string
 		var payload []byte
+		var encErr error
 		// Selecting, comparing and encoding the rows is CPU the program
 		// spends on inspection: charged.
 		s.charge(source.OnThread(func() {
@@ -241,9 +242,9 @@ func (s *server) watch(w http.ResponseWriter, r *http.Request) {
 				u.Seq, u.Missed, u.MissedBuilding = seq, missed, building
 				event, v = "update", u
 			}
-			payload, err = json.Marshal(v)
+			payload, encErr = json.Marshal(v)
 		}) * 3 / 2)
-		if err != nil {
+		if encErr != nil {
 			return
 		}
 		_ = rc.SetWriteDeadline(time.Now().Add(stall))
