@@ -169,7 +169,9 @@ func sleepUntil(stop <-chan struct{}) {
 // task, but the snapshot's spawn sites show it: how many were created and
 // how many were alive at once.
 func TestCollectorSpawnsShowABurstThatEnded(t *testing.T) {
-	c, err := NewCollector(CollectorOptions{CPUBudget: 1e9, DumpBudget: 1e-9})
+	// The whole budget: slices a second long, whatever this test process
+	// costs to trace, with time left to see the whole burst.
+	c, err := NewCollector(CollectorOptions{CPUBudget: 1e9, DumpBudget: 1e-9, OverheadBudget: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
