@@ -34,7 +34,7 @@ const (
 	// tracing raises the CPU time of an operation by about 0.7 µs (120 ns
 	// an event); in an HTTP server on loopback, whose events are mostly
 	// system calls with their stacks (some 40 a request, client and
-	// server), by 8-11 µs (200-270 ns an event). The higher is taken.
+	// server), by 6-10 µs (150-250 ns an event). The higher is taken.
 	tracerNSPerEvent = 250
 	// sliceOverhead is what starting and stopping a slice costs besides
 	// its events (stopping the world twice, the tracer's buffers).
