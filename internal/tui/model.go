@@ -157,6 +157,16 @@ func (m *Model) refresh() {
 	m.findings.Set(m.state.Findings, m.state.Notes)
 }
 
+// detailRefresh reads the task whose details are open again when a new
+// snapshot came: its numbers, and the findings that name it, stay live (a
+// finding may come after the details were opened, or go).
+func (m Model) detailRefresh(fresh bool) tea.Cmd {
+	if !fresh || m.paused || m.view != viewDetail || m.cfg.Fetch == nil || m.replay.on || m.detail.loading {
+		return nil
+	}
+	return fetchTask(m.cfg.Context, m.cfg.Fetch, m.detail.ID, m.cfg.Window)
+}
+
 func (m Model) listen() tea.Cmd {
 	if m.cfg.Updates == nil {
 		return nil
@@ -193,7 +203,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.ticking = true
 			return m, tea.Batch(m.listen(), staleTick())
 		}
-		return m, m.listen()
+		return m, tea.Batch(m.listen(), m.detailRefresh(fresh))
 	case staleTickMsg:
 		m.ticking = time.Since(m.freshAt) >= time.Second
 		if m.ticking {

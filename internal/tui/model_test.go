@@ -286,6 +286,63 @@ func TestDetail(t *testing.T) {
 	}
 }
 
+// The details stay live: each new snapshot reads the task again, so a
+// finding that names it after the details were opened shows, and one that
+// no longer names it goes.
+func TestDetailStaysLive(t *testing.T) {
+	fetches := 0
+	m := New(Config{Target: "x:1", Window: 5 * time.Second, Fetch: func(ctx context.Context, id int64, w time.Duration) (*api.Task, error) {
+		fetches++
+		tk := task(3, "blocking-lock/waiter", "waiting", int64(fetches)*1e6, nil)
+		return &tk, nil
+	}})
+	m, _ = send(t, m, tea.WindowSizeMsg{Width: 150, Height: 60}, UpdateMsg{Update: fixture()})
+	m = typeKeys(t, m, "down", "down")
+	m, cmd := send(t, m, press("enter"))
+	m, _ = send(t, m, cmd())
+	if s := screen(m); !strings.Contains(s, "task 3  blocking-lock/waiter") || strings.Contains(s, "lock-held-blocking") {
+		t.Fatalf("details before the finding:\n%s", s)
+	}
+	run := func(cmd tea.Cmd) {
+		t.Helper()
+		if cmd == nil {
+			t.Fatal("a new snapshot with the details open gave no command")
+		}
+		msg := cmd()
+		if b, ok := msg.(tea.BatchMsg); ok {
+			for _, c := range b {
+				if c != nil {
+					m, _ = send(t, m, c())
+				}
+			}
+			return
+		}
+		m, _ = send(t, m, msg)
+	}
+	next := api.Update{Seq: 2, Time: time.Unix(100, 0), WindowNS: 5e9, Source: "trace",
+		Findings: []api.Finding{{Rule: "lock-held-blocking", Severity: "warning", Title: "lock held across a blocking call", Evidence: api.Evidence{Tasks: []int64{3}}}}}
+	m, cmd = send(t, m, UpdateMsg{Update: next})
+	run(cmd)
+	if s := screen(m); !strings.Contains(s, "WARNING  lock-held-blocking") || fetches != 2 {
+		t.Errorf("after a snapshot with a finding naming the task (%d fetches):\n%s", fetches, s)
+	}
+	gone := api.Update{Seq: 3, Time: time.Unix(101, 0), WindowNS: 5e9, Source: "trace", Findings: []api.Finding{}}
+	m, cmd = send(t, m, UpdateMsg{Update: gone})
+	run(cmd)
+	if s := screen(m); strings.Contains(s, "lock-held-blocking") || fetches != 3 {
+		t.Errorf("after a snapshot without it (%d fetches):\n%s", fetches, s)
+	}
+	// The same snapshot again reads nothing.
+	m, cmd = send(t, m, UpdateMsg{Update: api.Update{Seq: 4, Time: time.Unix(101, 0), WindowNS: 5e9, Source: "trace", Findings: []api.Finding{}}})
+	if cmd != nil {
+		if msg := cmd(); msg != nil {
+			if _, ok := msg.(TaskMsg); ok {
+				t.Error("the same snapshot again read the task again")
+			}
+		}
+	}
+}
+
 func TestSitesAndFindings(t *testing.T) {
 	m := newTest(t)
 	m = typeKeys(t, m, "r")
